@@ -1,0 +1,1 @@
+"""One module per subcommand (Typer's one-file-per-command layout)."""

@@ -1,0 +1,166 @@
+"""Options every subcommand shares, the one error exit point, and the one output step."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, RenderableType
+
+from bncli.errors import BncliError, SpecError
+
+SpecArg = Annotated[
+    Path, typer.Argument(help="YAML spec of the model, data, arms and training.", show_default=False)
+]
+StepsOpt = Annotated[int | None, typer.Option("--steps", help="Training steps (overrides train.steps).")]
+LrOpt = Annotated[
+    list[float] | None,
+    typer.Option("--lr", help="Learning rate; repeat for a sweep (overrides train.lr)."),
+]
+SeedsOpt = Annotated[
+    int | None, typer.Option("--seeds", help="Number of seeds: seed, seed+1, ... (overrides seeds).")
+]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="First seed (overrides seed).")]
+DeviceOpt = Annotated[
+    str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N (overrides device).")
+]
+ArmsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--arms",
+        help="Comma-separated arm presets: plain, batchnorm, noisy_batchnorm, batchnorm_noaffine, "
+        "batchnorm_post, noisy_plain (overrides arms).",
+    ),
+]
+BatchSizeOpt = Annotated[
+    int | None, typer.Option("--batch-size", help="Mini-batch size m (overrides train.batch_size).")
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", help="Write summary.json, history.csv, spec.yaml and plots/*.png here."),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes on stderr.")]
+
+
+@dataclass
+class CommonOptions:
+    steps: int | None = None
+    lr: list[float] | None = None
+    seeds: int | None = None
+    seed: int | None = None
+    device: str | None = None
+    arms: str | None = None
+    batch_size: int | None = None
+    json: bool = False
+    out: Path | None = None
+    quiet: bool = False
+
+    def overrides(self) -> dict[str, Any]:
+        return {
+            "train.steps": self.steps,
+            "train.lr": list(self.lr) if self.lr else None,
+            "seeds": self.seeds,
+            "seed": self.seed,
+            "device": self.device,
+            "arms": self.arms,
+            "train.batch_size": self.batch_size,
+        }
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def stdout_console() -> Console:
+    return Console(highlight=False)
+
+
+@contextmanager
+def guarded() -> Iterator[None]:
+    """The one exit point: BncliError -> one red line on stderr and its exit code, no traceback."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except BncliError as exc:
+        stderr_console().print(f"[bold red]error:[/bold red] {exc}", soft_wrap=True, markup=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        stderr_console().print("[yellow]interrupted[/yellow]")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # a bug, or torch failing mid-run: still one line
+        if os.environ.get("BNCLI_DEBUG"):
+            raise
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        stderr_console().print(
+            f"[bold red]error:[/bold red] run failed: {type(exc).__name__}: {msg} "
+            "(set BNCLI_DEBUG=1 for the traceback)",
+            soft_wrap=True,
+            markup=False,
+        )
+        raise typer.Exit(1) from None
+
+
+def load(spec_path: Path, opts: CommonOptions, extra: dict[str, Any] | None = None):
+    """Load the spec and apply command-line overrides (validated like the file)."""
+    from bncli.spec import apply_overrides, load_spec
+
+    spec = load_spec(spec_path)
+    overrides = {**opts.overrides(), **(extra or {})}
+    if any(v is not None for v in overrides.values()):
+        spec = apply_overrides(spec, overrides, source=f"{spec_path} (with command-line options)")
+    return spec
+
+
+def reporter(opts: CommonOptions):
+    """A progress bar on stderr, shown only on a terminal and without --quiet/--json piping."""
+    from bncli.render.progress import RichReporter
+
+    console = Console(stderr=True)
+    enabled = not opts.quiet and console.is_terminal
+    return RichReporter(console, enabled)
+
+
+def finish(
+    result: Any,
+    renderables: Sequence[RenderableType | str],
+    opts: CommonOptions,
+    write_extra: Callable[[Path], Sequence[Path]] | None = None,
+) -> None:
+    """The one output step: tables or JSON on stdout, files under --out, exit 130 if interrupted."""
+    from bncli.render.common import atomic_write_json, atomic_write_text
+    from bncli.spec import Spec, spec_to_yaml
+
+    doc = result.to_json()
+    if opts.json:
+        sys.stdout.write(json.dumps(doc, allow_nan=False) + "\n")
+        sys.stdout.flush()
+    else:
+        out = stdout_console()
+        for r in renderables:
+            out.print(r)
+    if opts.out is not None:
+        try:
+            opts.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SpecError(f"--out: cannot create {opts.out}: {exc}") from None
+        atomic_write_json(opts.out / "summary.json", doc)
+        atomic_write_text(opts.out / "spec.yaml", spec_to_yaml(Spec.model_validate(result.spec)))
+        written = [opts.out / "summary.json", opts.out / "spec.yaml"]
+        if write_extra is not None:
+            written += list(write_extra(opts.out))
+        if not opts.quiet:
+            stderr_console().print(f"wrote {len(written)} files to {opts.out}/")
+    if result.interrupted:
+        stderr_console().print("[yellow]interrupted: results above cover the finished runs only[/yellow]")
+        raise typer.Exit(130)

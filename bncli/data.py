@@ -1,0 +1,186 @@
+"""Dataset sources -> in-memory tensors on the run's device, and the seeded batch iterator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bncli.errors import DataError
+from bncli.runtime import make_generator
+from bncli.spec import DataSpec
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and held-out tensors, already standardized and on the device."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    task: str  # "classification" | "regression"
+    n_out: int  # classes, or regression outputs
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def n_train(self) -> int:
+        return int(self.x_train.shape[0])
+
+    def to(self, device: torch.device) -> Dataset:
+        return Dataset(
+            self.x_train.to(device),
+            self.y_train.to(device),
+            self.x_test.to(device),
+            self.y_test.to(device),
+            self.task,
+            self.n_out,
+        )
+
+    def probe_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fixed batch for probes: the first `size` training examples (the split is shuffled)."""
+        n = min(size, self.n_train)
+        return self.x_train[:n], self.y_train[:n]
+
+
+def _synthetic(spec: DataSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
+    n, d = spec.n_samples, spec.n_features
+    if spec.task == "classification":
+        centers = rng.normal(size=(spec.n_classes, d))
+        centers *= spec.class_sep / np.sqrt(d) * np.sqrt(2.0)
+        y = rng.integers(0, spec.n_classes, size=n)
+        x = centers[y] + rng.normal(size=(n, d))
+        return x, y, "classification"
+    teacher = rng.normal(size=(d, spec.n_outputs)) / np.sqrt(d)
+    x = rng.normal(size=(n, d))
+    y = x @ teacher + spec.noise * rng.normal(size=(n, spec.n_outputs))
+    return x, y, "regression"
+
+
+def _digits(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, str]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return bunch.data.astype(np.float64), bunch.target.astype(np.int64), "classification"
+
+
+def _npz(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    path = spec.path
+    assert path is not None
+    if not path.exists():
+        raise DataError(f"{path}: data.path: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as exc:  # numpy raises several types for a bad file
+        raise DataError(f"{path}: data.path: not a readable .npz file ({exc})") from None
+    for key in ("X", "y"):
+        if key not in arrays:
+            raise DataError(f"{path}: data.path: array {key!r} missing (found: {sorted(arrays)})")
+    if ("X_test" in arrays) != ("y_test" in arrays):
+        raise DataError(f"{path}: data.path: give both X_test and y_test, or neither")
+    return arrays["X"], arrays["y"], arrays.get("X_test"), arrays.get("y_test")
+
+
+def _check_pair(x: np.ndarray, y: np.ndarray, name: str, where: str) -> None:
+    if x.ndim < 2:
+        raise DataError(f"{where}: {name}: X must be 2-D (N, features) or 4-D (N, C, H, W)")
+    if y.shape[0] != x.shape[0]:
+        raise DataError(
+            f"{where}: {name}: X has {x.shape[0]} examples but y has {y.shape[0]}"
+        )
+    if x.shape[0] == 0:
+        raise DataError(f"{where}: {name}: no examples")
+    if not np.isfinite(x).all():
+        raise DataError(f"{where}: {name}: X contains NaN or infinite values")
+
+
+def _infer_task(y: np.ndarray) -> str:
+    if y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
+        return "classification"
+    if y.ndim == 1 and np.all(np.equal(np.mod(y, 1), 0)) and y.min() >= 0:
+        return "classification"
+    return "regression"
+
+
+def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
+    """Build the dataset the spec names: deterministic split (data.seed) and standardization."""
+    rng = np.random.default_rng(spec.seed)
+    x_test = y_test = None
+    where = str(spec.path) if spec.source == "npz" else "data"
+    if spec.source == "synthetic":
+        x, y, task = _synthetic(spec, rng)
+    elif spec.source == "digits":
+        x, y, task = _digits(spec)
+    else:
+        x, y, x_test, y_test = _npz(spec)
+        _check_pair(x, y, "X/y", where)
+        task = _infer_task(y)
+        if x_test is not None:
+            _check_pair(x_test, y_test, "X_test/y_test", where)
+            if x_test.shape[1:] != x.shape[1:]:
+                raise DataError(
+                    f"{where}: X_test has shape {x_test.shape[1:]} per example, X has {x.shape[1:]}"
+                )
+
+    if x_test is None:
+        perm = rng.permutation(len(x))
+        n_test = max(1, int(round(spec.test_fraction * len(x))))
+        if len(x) - n_test < 2:
+            raise DataError(f"{where}: too few examples ({len(x)}) to split off a held-out set")
+        x, y, x_test, y_test = x[perm[n_test:]], y[perm[n_test:]], x[perm[:n_test]], y[perm[:n_test]]
+
+    x = x.astype(np.float32)
+    x_test = x_test.astype(np.float32)
+    if spec.standardize:
+        # per-feature statistics of the training split only
+        mean = x.mean(axis=0, keepdims=True)
+        std = x.std(axis=0, keepdims=True)
+        std = np.where(std > 1e-8, std, 1.0)
+        x = (x - mean) / std
+        x_test = (x_test - mean) / std
+
+    if spec.source == "digits" and spec.shape == "image":
+        x = x.reshape(-1, 1, 8, 8)
+        x_test = x_test.reshape(-1, 1, 8, 8)
+
+    if task == "classification":
+        y_all = np.concatenate([np.asarray(y).ravel(), np.asarray(y_test).ravel()])
+        if y_all.min() < 0:
+            raise DataError(f"{where}: class labels must be 0..C-1 (found {int(y_all.min())})")
+        n_out = int(y_all.max()) + 1
+        if n_out < 2:
+            raise DataError(f"{where}: classification needs at least 2 classes")
+        yt = torch.as_tensor(np.asarray(y).astype(np.int64))
+        yte = torch.as_tensor(np.asarray(y_test).astype(np.int64))
+    else:
+        y2 = np.asarray(y, dtype=np.float32)
+        y2t = np.asarray(y_test, dtype=np.float32)
+        y2 = y2[:, None] if y2.ndim == 1 else y2
+        y2t = y2t[:, None] if y2t.ndim == 1 else y2t
+        n_out = int(y2.shape[1])
+        yt, yte = torch.as_tensor(y2), torch.as_tensor(y2t)
+
+    ds = Dataset(torch.as_tensor(x), yt, torch.as_tensor(x_test), yte, task, n_out)
+    return ds.to(torch.device(device))
+
+
+def batch_indices(
+    n: int, batch_size: int, seed: int, device: torch.device | str = "cpu"
+) -> Iterator[torch.Tensor]:
+    """Endless index batches from a seeded permutation per epoch (drop-last: BN sees equal m).
+
+    The same (n, batch_size, seed) gives the same sequence on every run and for every arm.
+    """
+    gen = make_generator(seed)
+    bs = min(batch_size, n)
+    per_epoch = n // bs
+    while True:
+        perm = torch.randperm(n, generator=gen).to(device)
+        for i in range(per_epoch):
+            yield perm[i * bs : (i + 1) * bs]

@@ -1,0 +1,189 @@
+"""Run every arm of a spec at every learning rate and seed, with the same init and data order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from bncli.data import Dataset, load_data
+from bncli.errors import DataError, SpecError
+from bncli.models import Net, build_model, copy_shared_state
+from bncli.results import RunRecord
+from bncli.runtime import resolve_device, seed_everything
+from bncli.spec import ArmSpec, Spec
+from bncli.train import TrainOutcome, train_run
+
+ProbeFactory = Callable[[Spec, ArmSpec, float, int, Dataset], Sequence[Any]]
+
+
+class Reporter(Protocol):
+    """Progress sink (the CLI gives a Rich progress bar on stderr; tests give nothing)."""
+
+    def start_run(self, label: str, total: int) -> None: ...
+    def advance(self, n: int) -> None: ...
+    def end_run(self) -> None: ...
+
+
+@dataclass
+class Experiment:
+    records: list[RunRecord]
+    interrupted: bool
+    data: Dataset
+    device: torch.device
+
+
+def _reference_arm() -> ArmSpec:
+    return ArmSpec(name="_init", kind="plain")
+
+
+def initial_model(spec: Spec, data: Dataset, seed: int) -> Net:
+    """The shared initial values for one seed: every arm copies these (not just the seed)."""
+    seed_everything(seed)
+    return build_model(spec.model, _reference_arm(), data.input_shape, data.n_out)
+
+
+def build_arm_model(spec: Spec, arm: ArmSpec, init: Net, data: Dataset, seed: int) -> Net:
+    """Build an arm's network and copy every shared parameter from `init`."""
+    seed_everything(seed)
+    model = build_model(spec.model, arm, data.input_shape, data.n_out)
+    copy_shared_state(init, model)
+    return model.to(data.x_train.device)
+
+
+def check_compatible(spec: Spec, data: Dataset) -> None:
+    """Fail before training when the model cannot take this data (shapes, tasks, layer names)."""
+    try:
+        model = build_model(spec.model, spec.arms[0], data.input_shape, data.n_out)
+        with torch.no_grad():
+            model.eval()
+            model(data.x_train[:2].cpu())
+    except DataError:
+        raise
+    except RuntimeError as exc:
+        raise DataError(
+            f"model: does not fit data of shape {data.input_shape}: {str(exc).splitlines()[0]}"
+        ) from None
+    layers = spec.analysis.ics.layers
+    if layers:
+        missing = [n for n in layers if n not in model.point_names]
+        if missing:
+            raise SpecError(
+                f"analysis.ics.layers: no normalization point named {', '.join(missing)} "
+                f"(this model has {', '.join(model.point_names)})"
+            )
+    if data.n_train < 2:
+        raise DataError("data: need at least 2 training examples")
+    if min(spec.train.batch_size, data.n_train) < 2 and any(a.has_bn for a in spec.arms):
+        raise SpecError("train.batch_size: BN needs at least 2 examples per batch")
+
+
+def prepare(spec: Spec) -> tuple[Dataset, torch.device]:
+    """Resolve the device, load the data and check the model fits it: everything before training."""
+    device = resolve_device(spec.device)
+    data = load_data(spec.data, "cpu")
+    check_compatible(spec, data)
+    return data.to(device), device
+
+
+def steps_to_target(spec: Spec, outcome: TrainOutcome, task: str) -> int | None:
+    h = outcome.history
+    if task == "classification" and spec.train.target_accuracy is not None:
+        for s, acc in zip(h.step, h.test_acc):
+            if acc is not None and acc >= spec.train.target_accuracy:
+                return s
+    if task == "regression" and spec.train.target_loss is not None:
+        for s, loss in zip(h.step, h.test_loss):
+            if loss <= spec.train.target_loss:
+                return s
+    return None
+
+
+def run_experiment(
+    spec: Spec,
+    probe_factory: ProbeFactory | None = None,
+    reporter: Reporter | None = None,
+    prepared: tuple[Dataset, torch.device] | None = None,
+) -> Experiment:
+    """Every seed x learning rate x arm. Ctrl-C stops cleanly and keeps the finished runs."""
+    data, device = prepared if prepared is not None else prepare(spec)
+    records: list[RunRecord] = []
+    interrupted = False
+    try:
+        for seed in spec.seed_list:
+            init = initial_model(spec, data, seed)
+            for lr in spec.train.lr:
+                for arm in spec.arms:
+                    model = build_arm_model(spec, arm, init, data, seed)
+                    probes = list(probe_factory(spec, arm, lr, seed, data)) if probe_factory else []
+                    if reporter is not None:
+                        reporter.start_run(f"{arm.name} lr={lr:g} seed={seed}", spec.train.steps)
+                    try:
+                        outcome = train_run(
+                            model, data, arm, spec.train, lr, seed, probes,
+                            reporter.advance if reporter is not None else None,
+                        )
+                    finally:
+                        if reporter is not None:
+                            reporter.end_run()
+                    records.append(
+                        RunRecord(
+                            arm=arm.name,
+                            lr=lr,
+                            seed=seed,
+                            steps=outcome.history.step,
+                            train_loss=outcome.history.train_loss,
+                            train_eval_loss=outcome.history.train_eval_loss,
+                            train_acc=outcome.history.train_acc,
+                            test_loss=outcome.history.test_loss,
+                            test_acc=outcome.history.test_acc,
+                            diverged_at=outcome.diverged_at,
+                            divergence_reason=outcome.divergence_reason,
+                            steps_done=outcome.steps_done,
+                            steps_to_target=steps_to_target(spec, outcome, data.task),
+                            wall_s=outcome.wall_s,
+                            interrupted=outcome.interrupted,
+                            probes={p.name: p.result() for p in probes},
+                        )
+                    )
+                    if outcome.interrupted:
+                        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        interrupted = True
+    return Experiment(records, interrupted, data, device)
+
+
+def describe(spec: Spec, data: Dataset) -> str:
+    """One line a user can check: arms x lrs x seeds, the model's shape, the data split."""
+    import math as _math
+
+    if spec.model.kind == "mlp":
+        widths = [_math.prod(data.input_shape), *spec.model.hidden, data.n_out]
+        shape = f"mlp {'→'.join(str(w) for w in widths)} ({spec.model.activation})"
+    else:
+        shape = f"cnn channels {spec.model.channels} ({spec.model.activation}) on {data.input_shape}"
+    return (
+        f"{len(spec.arms)} arms ({', '.join(a.name for a in spec.arms)}) × {len(spec.train.lr)} "
+        f"learning rate(s) × {spec.seeds} seed(s); {shape}; {spec.data.source} {data.task}, "
+        f"{data.n_train} train / {data.x_test.shape[0]} held-out; {spec.train.steps} steps of "
+        f"{spec.train.optimizer}, batch {min(spec.train.batch_size, data.n_train)}"
+    )
+
+
+def run_train(spec: Spec, reporter: Reporter | None = None):
+    """`bncli train`'s core: the experiment, its summary and the C1 claims."""
+    from bncli.results import CommandResult, summarize
+    from bncli.verdicts import c1_claims
+
+    exp = run_experiment(spec, None, reporter)
+    return CommandResult(
+        command="train",
+        spec=spec.model_dump(mode="json"),
+        runs=exp.records,
+        summary=summarize(exp.records),
+        claims=c1_claims(spec, exp.records),
+        interrupted=exp.interrupted,
+        extra={"task": exp.data.task, "device": str(exp.device)},
+    )

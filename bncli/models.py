@@ -1,0 +1,232 @@
+"""build_model(model_spec, arm, ...) -> Net with named normalization points layer1..layerK."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bncli.errors import DataError
+from bncli.spec import ArmSpec, ModelSpec, NoiseSpec
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "linear": nn.Identity,
+}
+
+
+class NoiseInjection(nn.Module):
+    """Santurkar et al. 2018 (App. A.2.1) time-varying noise: a <- s * a + m, training mode only.
+
+    The draw is a pure function of `seed` (set by the training loop once per step) and the input's
+    shape, so every forward pass of one step - the real one and any measurement pass - sees the
+    same noise, and drawing never touches the global RNG. The last draw is cached, which also
+    lets torch.func transforms reuse it without random ops inside them.
+    """
+
+    def __init__(self, params: NoiseSpec, layer_index: int) -> None:
+        super().__init__()
+        self.p = params
+        self.layer_index = layer_index
+        self.seed: int | None = None
+        self._cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
+
+    def draw(self, shape: torch.Size, device: torch.device, dtype: torch.dtype):
+        key = (self.seed, tuple(shape), str(device), dtype)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1], self._cache[2]
+        gen = torch.Generator(device="cpu").manual_seed(
+            (int(self.seed) * 1_000_003 + self.layer_index) % (1 << 63)
+        )
+        c = shape[1]
+        # conv maps: height x width count as batch (one draw per example *and* position)
+        rows = shape[0] if len(shape) == 2 else shape[0] * math.prod(shape[2:])
+        p = self.p
+        mu = (torch.rand(c, generator=gen) * 2 - 1) * p.n_mu
+        sigma = 1 + torch.rand(c, generator=gen) * (p.n_sigma - 1)
+        m = mu + (torch.rand(rows, c, generator=gen) * 2 - 1) * p.r_mu
+        s = sigma + torch.randn(rows, c, generator=gen) * p.r_sigma
+        if len(shape) > 2:
+            spatial = tuple(shape[2:])
+            m = m.reshape(shape[0], *spatial, c).movedim(-1, 1)
+            s = s.reshape(shape[0], *spatial, c).movedim(-1, 1)
+        s = s.to(device=device, dtype=dtype).contiguous()
+        m = m.to(device=device, dtype=dtype).contiguous()
+        self._cache = (key, s, m)
+        return s, m
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.seed is None:
+            return a
+        s, m = self.draw(a.shape, a.device, a.dtype)
+        return s * a + m
+
+
+class Block(nn.Module):
+    """One normalization point: weight layer -> [BN] -> [noise] -> preact tap -> activation.
+
+    Taps (identity modules that hooks can attach to): `bn_in` is the input of the normalization
+    (also present on plain arms), `preact` is the input of the nonlinearity.
+    With position 'post' the order is weight -> activation -> BN -> noise.
+    """
+
+    def __init__(
+        self,
+        weight_module: nn.Module,
+        width: int,
+        conv: bool,
+        activation: str,
+        arm: ArmSpec,
+        layer_index: int,
+        pool: bool = False,
+    ) -> None:
+        super().__init__()
+        self.is_conv = conv
+        if conv:
+            self.conv = weight_module
+        else:
+            self.fc = weight_module
+        self.position = arm.position
+        self.bn_in = nn.Identity()
+        if arm.has_bn:
+            bn_cls = nn.BatchNorm2d if conv else nn.BatchNorm1d
+            self.norm: nn.Module = bn_cls(
+                width, eps=arm.eps, momentum=arm.momentum, affine=arm.affine
+            )
+        else:
+            self.norm = nn.Identity()
+        self.noise: nn.Module = (
+            NoiseInjection(arm.noise_params, layer_index) if arm.noisy else nn.Identity()
+        )
+        self.preact = nn.Identity()
+        self.act = _ACTIVATIONS[activation]()
+        self.pool: nn.Module = nn.MaxPool2d(2) if pool else nn.Identity()
+
+    @property
+    def weight_module(self) -> nn.Module:
+        return self.conv if self.is_conv else self.fc
+
+    @property
+    def weight(self) -> nn.Parameter:
+        return self.weight_module.weight
+
+    @property
+    def has_bn(self) -> bool:
+        return not isinstance(self.norm, nn.Identity)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.weight_module(x)
+        if self.position == "pre":
+            z = self.noise(self.norm(self.bn_in(z)))
+            a = self.act(self.preact(z))
+        else:
+            a = self.act(self.preact(z))
+            a = self.noise(self.norm(self.bn_in(a)))
+        return self.pool(a)
+
+
+class Net(nn.Module):
+    """The network of one arm. `layers` maps layer1..layerK to Blocks; `head` is the output layer."""
+
+    def __init__(self, blocks: list[Block], head: nn.Module, flatten_input: bool) -> None:
+        super().__init__()
+        self.layers = nn.ModuleDict({f"layer{i + 1}": b for i, b in enumerate(blocks)})
+        self.head = head
+        self.flatten_input = flatten_input
+
+    @property
+    def point_names(self) -> list[str]:
+        return list(self.layers.keys())
+
+    def block(self, name: str) -> Block:
+        return self.layers[name]  # type: ignore[return-value]
+
+    def weight_param_names(self) -> dict[str, str]:
+        """layerK -> the qualified name of the weight W_K that feeds its normalization point."""
+        out = {}
+        for name, blk in self.layers.items():
+            sub = "conv" if blk.is_conv else "fc"
+            out[name] = f"layers.{name}.{sub}.weight"
+        return out
+
+    def noise_modules(self) -> list[NoiseInjection]:
+        return [m for m in self.modules() if isinstance(m, NoiseInjection)]
+
+    def set_noise_seed(self, seed: int | None) -> None:
+        for m in self.noise_modules():
+            m.seed = seed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.flatten_input:
+            x = x.flatten(1)
+        for blk in self.layers.values():
+            x = blk(x)
+        return self.head(x.flatten(1))
+
+
+def _init_weights(module: nn.Module, spec: ModelSpec) -> None:
+    if spec.init == "default" or not isinstance(module, (nn.Linear, nn.Conv2d)):
+        return
+    w = module.weight
+    if spec.init == "xavier":
+        nn.init.xavier_normal_(w)
+    elif spec.init == "kaiming":
+        nn.init.kaiming_normal_(w, nonlinearity="relu")
+    else:
+        nn.init.normal_(w, 0.0, spec.init_std)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+def build_model(
+    spec: ModelSpec, arm: ArmSpec, input_shape: tuple[int, ...], n_out: int
+) -> Net:
+    """Build the arm's network. Initial values come from the global RNG: seed before calling."""
+    blocks: list[Block] = []
+    if spec.kind == "mlp":
+        fan_in = math.prod(input_shape)
+        for i, width in enumerate(spec.hidden):
+            lin = nn.Linear(fan_in, width, bias=spec.bias)
+            blocks.append(Block(lin, width, False, spec.activation, arm, i))
+            fan_in = width
+        head = nn.Linear(fan_in, n_out, bias=spec.bias)
+        net = Net(blocks, head, flatten_input=True)
+    else:
+        if len(input_shape) != 3:
+            raise DataError(
+                f"model.kind: cnn needs image inputs (C, H, W) but the data has shape "
+                f"{input_shape}; for digits set data.shape: image"
+            )
+        c, h, w = input_shape
+        for i, ch in enumerate(spec.channels):
+            pool = spec.pool and h >= 2 and w >= 2
+            conv = nn.Conv2d(c, ch, 3, padding=1, bias=spec.bias)
+            blocks.append(Block(conv, ch, True, spec.activation, arm, i, pool=pool))
+            c = ch
+            if pool:
+                h, w = h // 2, w // 2
+        head = nn.Linear(c * h * w, n_out, bias=spec.bias)
+        net = Net(blocks, head, flatten_input=False)
+    for m in net.modules():
+        _init_weights(m, spec)
+    return net
+
+
+def loss_fn_for(task: str):
+    """Cross-entropy for classes, mean squared error for regression."""
+    return F.cross_entropy if task == "classification" else F.mse_loss
+
+
+def copy_shared_state(src: nn.Module, dst: nn.Module) -> list[str]:
+    """Copy every parameter/buffer both modules share (same name and shape); return the names."""
+    src_state = src.state_dict()
+    dst_state = dst.state_dict()
+    shared = [k for k in dst_state if k in src_state and src_state[k].shape == dst_state[k].shape]
+    with torch.no_grad():
+        for k in shared:
+            dst_state[k].copy_(src_state[k])
+    return shared

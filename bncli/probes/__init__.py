@@ -1,0 +1,1 @@
+"""Analyses that attach to the one training loop: one module per analysis."""

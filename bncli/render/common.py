@@ -1,0 +1,117 @@
+"""Shared rendering: number formatting, the claims table, atomic file writes, matplotlib setup."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from bncli.results import Claim
+
+VERDICT_STYLE = {"supported": "bold green", "refuted": "bold red", "inconclusive": "yellow"}
+
+
+def fmt(value: float | None, digits: int = 4) -> str:
+    """Compact number: '-' for missing, scientific for very small/large magnitudes."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    v = float(value)
+    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+        return f"{v:.{max(1, digits - 2)}e}"
+    return f"{v:.{digits}g}"
+
+
+def fmt_pm(pair: Sequence[float], digits: int = 4) -> str:
+    m, s = pair
+    if m is None or (isinstance(m, float) and math.isnan(m)):
+        return "-"
+    if not s:
+        return fmt(m, digits)
+    return f"{fmt(m, digits)} ± {fmt(s, 2)}"
+
+
+def verdict_text(verdict: str) -> Text:
+    return Text(verdict, style=VERDICT_STYLE.get(verdict, ""))
+
+
+def claims_table(claims: Sequence[Claim], title: str = "Claims") -> Table:
+    """One row per (claim, learning rate, BN arm): the verdict and every number behind it."""
+    table = Table(title=title, title_justify="left", show_lines=True)
+    table.add_column("claim")
+    table.add_column("lr", justify="right")
+    table.add_column("arm vs baseline")
+    table.add_column("verdict")
+    table.add_column("metric: arm | baseline (rel. diff, p) -> points", overflow="fold")
+    for c in claims:
+        lines = []
+        for m in c.metrics:
+            p = f", p={m.p_value:.3g}" if m.p_value is not None else ""
+            rel = f"{m.rel_diff:+.1%}" if m.rel_diff is not None and math.isfinite(m.rel_diff) else "n/a"
+            lines.append(
+                f"{m.name} ({m.better} is claimed): {fmt(m.arm_mean)} | {fmt(m.baseline_mean)} "
+                f"({rel}{p}) -> {m.points}"
+            )
+        if c.note:
+            lines.append(f"note: {c.note}")
+        table.add_row(c.claim, fmt(c.lr), f"{c.arm} vs {c.baseline}", verdict_text(c.verdict),
+                      "\n".join(lines))
+    return table
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder and rename: no half-written files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, doc: Any) -> None:
+    atomic_write_text(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
+
+
+def pyplot():
+    """matplotlib.pyplot with the headless Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Save a figure atomically as PNG and close it."""
+    plt = pyplot()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return path
+
+
+def arm_colors(arms: Sequence[str]) -> dict[str, Any]:
+    plt = pyplot()
+    cmap = plt.get_cmap("tab10")
+    return {a: cmap(i % 10) for i, a in enumerate(arms)}

@@ -1,0 +1,161 @@
+"""Rendering for `bncli train` (C1): the summary table, BN-minus-plain lines, history CSV, curves."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.table import Table
+
+from bncli.render.common import arm_colors, atomic_write_text, fmt, fmt_pm, pyplot, save_figure
+from bncli.results import ArmSummary, RunRecord
+from bncli.spec import Spec
+
+
+def train_table(spec: Spec, summary: Sequence[ArmSummary], classification: bool) -> Table:
+    """Rows = learning rate x arm; mean ± std over seeds."""
+    n_seeds = spec.seeds
+    title = f"{spec.name}: training (mean ± std over {n_seeds} seed{'s' if n_seeds > 1 else ''})"
+    t = Table(title=title, title_justify="left")
+    t.add_column("lr", justify="right")
+    t.add_column("arm")
+    t.add_column("final train loss", justify="right")
+    if classification:
+        t.add_column("final held-out acc", justify="right")
+        t.add_column("best held-out acc", justify="right")
+        target = spec.train.target_accuracy
+        t.add_column(f"steps to acc≥{target:g}" if target else "steps to target", justify="right")
+    else:
+        t.add_column("final held-out MSE", justify="right")
+        target = spec.train.target_loss
+        t.add_column(f"steps to MSE≤{target:g}" if target else "steps to target", justify="right")
+    t.add_column("diverged")
+    for s in summary:
+        if s.n_reached_target:
+            reach = fmt_pm(s.steps_to_target, 4)
+            if s.n_reached_target < s.n_seeds:
+                reach += f" ({s.n_reached_target}/{s.n_seeds} reached)"
+        else:
+            reach = "not reached" if target else "-"
+        div = "no"
+        if s.n_diverged:
+            at = ", ".join(str(d) for d in s.diverged_at if d is not None)
+            div = f"[red]at step {at}[/red]" if s.n_seeds == 1 else f"[red]{s.n_diverged}/{s.n_seeds} (steps {at})[/red]"
+        row = [fmt(s.lr), s.arm, fmt_pm(s.final_train_loss)]
+        if classification:
+            row += [fmt_pm(s.final_test_acc), fmt_pm(s.best_test_acc)]
+        else:
+            row += [fmt_pm(s.final_test_loss)]
+        t.add_row(*row, reach, div)
+    return t
+
+
+def comparison_lines(spec: Spec, summary: Sequence[ArmSummary], classification: bool) -> list[str]:
+    """One line per learning rate and BN arm: BN minus the baseline arm."""
+    from bncli.verdicts import comparison_pairs
+
+    by = {(s.arm, s.lr): s for s in summary}
+    lines = []
+    for lr in spec.train.lr:
+        for arm, base in comparison_pairs(spec):
+            a, b = by.get((arm, lr)), by.get((base, lr))
+            if a is None or b is None:
+                continue
+            if a.n_diverged == a.n_seeds or b.n_diverged == b.n_seeds:
+                who = [x.arm for x in (a, b) if x.n_diverged == x.n_seeds]
+                lines.append(f"lr={fmt(lr)}: {arm} - {base}: {' and '.join(who)} diverged")
+                continue
+            dl = a.final_train_loss[0] - b.final_train_loss[0]
+            if classification:
+                da = a.best_test_acc[0] - b.best_test_acc[0]
+                lines.append(
+                    f"lr={fmt(lr)}: {arm} - {base}: final train loss {dl:+.4f}, "
+                    f"best held-out acc {da * 100:+.2f} points"
+                )
+            else:
+                dm = a.final_test_loss[0] - b.final_test_loss[0]
+                lines.append(
+                    f"lr={fmt(lr)}: {arm} - {base}: final train loss {dl:+.4g}, "
+                    f"final held-out MSE {dm:+.4g}"
+                )
+    return lines
+
+
+def history_csv(records: Sequence[RunRecord]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["arm", "lr", "seed", "step", "train_loss", "train_eval_loss", "train_acc",
+                "test_loss", "test_acc", "diverged_at"])
+    for r in records:
+        for i, step in enumerate(r.steps):
+            w.writerow([r.arm, r.lr, r.seed, step, r.train_loss[i], r.train_eval_loss[i],
+                        "" if r.train_acc[i] is None else r.train_acc[i], r.test_loss[i],
+                        "" if r.test_acc[i] is None else r.test_acc[i],
+                        "" if r.diverged_at is None else r.diverged_at])
+    return buf.getvalue()
+
+
+def write_history_csv(records: Sequence[RunRecord], path: Path) -> Path:
+    atomic_write_text(path, history_csv(records))
+    return path
+
+
+def plot_training(spec: Spec, records: Sequence[RunRecord], path: Path) -> Path:
+    """Loss (log) and held-out accuracy/MSE vs step: one panel column per learning rate, line per arm."""
+    plt = pyplot()
+    lrs = spec.train.lr
+    arms = [a.name for a in spec.arms]
+    colors = arm_colors(arms)
+    classification = any(r.test_acc and r.test_acc[0] is not None for r in records)
+    fig, axes = plt.subplots(2, len(lrs), figsize=(4.2 * len(lrs), 6.5), squeeze=False)
+    for j, lr in enumerate(lrs):
+        ax_l, ax_a = axes[0][j], axes[1][j]
+        for arm in arms:
+            rs = [r for r in records if r.arm == arm and r.lr == lr]
+            for k, r in enumerate(rs):
+                label = arm if k == 0 else None
+                loss = [v if v is not None and math.isfinite(v) and v > 0 else math.nan
+                        for v in r.train_loss]
+                ax_l.plot(r.steps, loss, color=colors[arm], alpha=0.9, label=label)
+                if classification:
+                    ax_a.plot(r.steps, r.test_acc, color=colors[arm], alpha=0.9, label=label)
+                else:
+                    ax_a.plot(r.steps, r.test_loss, color=colors[arm], alpha=0.9, label=label)
+                if r.diverged_at is not None:
+                    ax_l.axvline(r.diverged_at, color=colors[arm], ls=":", lw=1)
+        ax_l.set_yscale("log")
+        ax_l.set_title(f"lr = {lr:g}")
+        ax_l.set_ylabel("train loss")
+        ax_a.set_ylabel("held-out accuracy" if classification else "held-out MSE")
+        if not classification:
+            ax_a.set_yscale("log")
+        ax_a.set_xlabel("step")
+        ax_l.legend(fontsize=8)
+    fig.suptitle(f"{spec.name}: training curves (dotted: divergence)")
+    return save_figure(fig, path)
+
+
+def render_train(spec: Spec, result) -> list:
+    """Everything `bncli train` prints: summary table, BN-minus-plain lines, claims table."""
+    from bncli.render.common import claims_table
+
+    classification = result.extra.get("task") == "classification"
+    out: list = [train_table(spec, result.summary, classification)]
+    lines = comparison_lines(spec, result.summary, classification)
+    if lines:
+        out.append("\n".join(lines))
+    if result.claims:
+        out.append(claims_table(result.claims, title="C1: does BN train faster / tolerate larger lr?"))
+    else:
+        out.append("no verdict: the spec needs a plain arm and a BN arm to compare")
+    return out
+
+
+def write_train_files(spec: Spec, result, out_dir: Path) -> list[Path]:
+    return [
+        write_history_csv(result.runs, out_dir / "history.csv"),
+        plot_training(spec, result.runs, out_dir / "plots" / "training.png"),
+    ]

@@ -1,0 +1,199 @@
+"""Plain, frozen result records (floats and lists, never tensors); to/from JSON with a schema version."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def clean(value: Any) -> Any:
+    """Make a value strict-JSON safe: NaN/inf -> None, tuples -> lists, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return clean(value.item())
+    return value
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std of the finite values (NaN when none; std 0 for one value)."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return math.nan, math.nan
+    if len(vals) == 1:
+        return vals[0], 0.0
+    return statistics.fmean(vals), statistics.stdev(vals)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One arm x learning rate x seed: curves at eval points, outcome, and probe results."""
+
+    arm: str
+    lr: float
+    seed: int
+    steps: list[int]
+    train_loss: list[float]
+    train_eval_loss: list[float]
+    train_acc: list[float | None]
+    test_loss: list[float]
+    test_acc: list[float | None]
+    diverged_at: int | None
+    divergence_reason: str | None
+    steps_done: int
+    steps_to_target: int | None
+    wall_s: float
+    interrupted: bool = False
+    probes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_at is not None
+
+    @property
+    def final_train_loss(self) -> float:
+        return self.train_loss[-1] if self.train_loss and not self.diverged else math.nan
+
+    @property
+    def final_test_loss(self) -> float:
+        return self.test_loss[-1] if self.test_loss and not self.diverged else math.nan
+
+    @property
+    def final_test_acc(self) -> float:
+        v = self.test_acc[-1] if self.test_acc else None
+        return math.nan if v is None or self.diverged else v
+
+    @property
+    def best_test_acc(self) -> float:
+        vals = [v for v in self.test_acc if v is not None]
+        return max(vals) if vals and not self.diverged else math.nan
+
+    @property
+    def best_test_loss(self) -> float:
+        vals = [v for v in self.test_loss if v is not None and math.isfinite(v)]
+        return min(vals) if vals and not self.diverged else math.nan
+
+    def to_json(self) -> dict[str, Any]:
+        return clean(asdict(self))
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RunRecord:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class ArmSummary:
+    """Mean and std over seeds of one arm at one learning rate."""
+
+    arm: str
+    lr: float
+    n_seeds: int
+    n_diverged: int
+    diverged_at: list[int | None]
+    final_train_loss: tuple[float, float]
+    final_test_loss: tuple[float, float]
+    final_test_acc: tuple[float, float]
+    best_test_acc: tuple[float, float]
+    steps_to_target: tuple[float, float]
+    n_reached_target: int
+
+    def to_json(self) -> dict[str, Any]:
+        return clean(asdict(self))
+
+
+def summarize(records: list[RunRecord]) -> list[ArmSummary]:
+    """Group records by (lr, arm) in first-seen order and aggregate over seeds."""
+    groups: dict[tuple[float, str], list[RunRecord]] = {}
+    for r in records:
+        groups.setdefault((r.lr, r.arm), []).append(r)
+    out = []
+    for (lr, arm), rs in sorted(groups.items(), key=lambda kv: kv[0][0]):
+        reached = [r.steps_to_target for r in rs if r.steps_to_target is not None]
+        out.append(
+            ArmSummary(
+                arm=arm,
+                lr=lr,
+                n_seeds=len(rs),
+                n_diverged=sum(r.diverged for r in rs),
+                diverged_at=[r.diverged_at for r in rs],
+                final_train_loss=mean_std([r.final_train_loss for r in rs]),
+                final_test_loss=mean_std([r.final_test_loss for r in rs]),
+                final_test_acc=mean_std([r.final_test_acc for r in rs]),
+                best_test_acc=mean_std([r.best_test_acc for r in rs]),
+                steps_to_target=mean_std([float(s) for s in reached]),
+                n_reached_target=len(reached),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """One metric of a claim: BN arm against the baseline arm, and which way it points."""
+
+    name: str
+    better: str  # "lower" | "higher": the direction the claim predicts for the BN arm
+    arm_mean: float
+    baseline_mean: float
+    arm_values: list[float]
+    baseline_values: list[float]
+    rel_diff: float  # (arm - baseline) / |baseline|
+    p_value: float | None
+    points: str  # "claimed" | "against" | "neither"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A verdict on one claim at one learning rate, with the numbers it was made from."""
+
+    claim: str
+    statement: str
+    verdict: str  # "supported" | "refuted" | "inconclusive"
+    lr: float
+    arm: str
+    baseline: str
+    metrics: list[MetricComparison]
+    rule: str
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return clean(asdict(self))
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """Everything one subcommand produced: the JSON document and what the renderers draw."""
+
+    command: str
+    spec: dict[str, Any]
+    runs: list[RunRecord]
+    summary: list[ArmSummary]
+    claims: list[Claim]
+    interrupted: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        from bncli import __version__
+
+        return clean(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "command": self.command,
+                "bncli_version": __version__,
+                "interrupted": self.interrupted,
+                "spec": self.spec,
+                "summary": [s.to_json() for s in self.summary],
+                "claims": [c.to_json() for c in self.claims],
+                "runs": [r.to_json() for r in self.runs],
+                **self.extra,
+            }
+        )

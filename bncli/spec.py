@@ -1,0 +1,372 @@
+"""Pydantic models of the YAML spec (strict: unknown keys are errors) and load_spec(path)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bncli.errors import SpecError
+
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors, values are validated on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+class DataSpec(Strict):
+    """Where the examples come from. Everything is loaded into memory on the run's device."""
+
+    source: Literal["synthetic", "digits", "npz"] = "digits"
+    # synthetic: a Gaussian mixture (classification) or a linear teacher y = A x (regression)
+    task: Literal["classification", "regression"] = "classification"
+    n_samples: PositiveInt = 2000
+    n_features: PositiveInt = 20
+    n_classes: Annotated[int, Field(ge=2)] = 10
+    n_outputs: PositiveInt = 10
+    class_sep: NonNegFloat = 2.0
+    noise: NonNegFloat = 0.0
+    # digits: flat 64 features, or 1x8x8 images for the CNN
+    shape: Literal["flat", "image"] = "flat"
+    # npz: a file with X and y (optional X_test, y_test); relative paths resolve from the spec
+    path: Path | None = None
+    test_fraction: Fraction = 0.2
+    standardize: bool = True
+    seed: int = 0  # data generation and split; fixed across training seeds
+
+    @model_validator(mode="after")
+    def _npz_needs_path(self) -> DataSpec:
+        if self.source == "npz" and self.path is None:
+            raise ValueError("source 'npz' needs a 'path' to an .npz file")
+        return self
+
+
+# --------------------------------------------------------------------------- model
+
+
+class ModelSpec(Strict):
+    """The network shared by every arm. Each hidden layer is a normalization point layer1..layerK."""
+
+    kind: Literal["mlp", "cnn"] = "mlp"
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [100, 100, 100])
+    channels: list[PositiveInt] = Field(default_factory=lambda: [16, 32])
+    pool: bool = True  # cnn: 2x2 max-pool after each conv block while the map is >= 2x2
+    activation: Literal["relu", "sigmoid", "tanh", "linear"] = "relu"
+    bias: bool = True
+    init: Literal["default", "xavier", "kaiming", "normal"] = "default"
+    init_std: PositiveFloat = 0.1  # std of init: normal
+
+    @model_validator(mode="after")
+    def _has_layers(self) -> ModelSpec:
+        layers = self.hidden if self.kind == "mlp" else self.channels
+        if not layers:
+            field = "hidden" if self.kind == "mlp" else "channels"
+            raise ValueError(f"{field}: a {self.kind} needs at least one hidden layer")
+        return self
+
+
+# --------------------------------------------------------------------------- arms
+
+
+class NoiseSpec(Strict):
+    """Santurkar et al. 2018 App. A.2.1 time-varying noise after the normalization."""
+
+    n_mu: NonNegFloat = 0.5
+    n_sigma: Annotated[float, Field(ge=1.0)] = 1.25
+    r_mu: NonNegFloat = 0.1
+    r_sigma: NonNegFloat = 0.1
+
+
+class ArmSpec(Strict):
+    """One arm: identical to the others except for normalization."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    kind: Literal["plain", "batchnorm", "noisy_batchnorm"] = "plain"
+    affine: bool = True
+    position: Literal["pre", "post"] = "pre"
+    eps: PositiveFloat = 1e-5
+    momentum: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    # None: noise iff kind == noisy_batchnorm; true on a plain arm puts the same noise on it
+    noise: bool | None = None
+    noise_params: NoiseSpec = Field(default_factory=NoiseSpec)
+
+    @property
+    def has_bn(self) -> bool:
+        return self.kind in ("batchnorm", "noisy_batchnorm")
+
+    @property
+    def noisy(self) -> bool:
+        return self.noise if self.noise is not None else self.kind == "noisy_batchnorm"
+
+    @property
+    def is_baseline(self) -> bool:
+        """The control arm every BN arm is compared with: no normalization and no noise."""
+        return not self.has_bn and not self.noisy
+
+
+ARM_PRESETS: dict[str, dict[str, Any]] = {
+    "plain": {"kind": "plain"},
+    "batchnorm": {"kind": "batchnorm"},
+    "noisy_batchnorm": {"kind": "noisy_batchnorm"},
+    "batchnorm_noaffine": {"kind": "batchnorm", "affine": False},
+    "batchnorm_post": {"kind": "batchnorm", "position": "post"},
+    "noisy_plain": {"kind": "plain", "noise": True},
+}
+
+
+def _arm_from_item(item: Any) -> Any:
+    if isinstance(item, str):
+        if item not in ARM_PRESETS:
+            raise ValueError(
+                f"unknown arm {item!r}; presets are {', '.join(ARM_PRESETS)} "
+                "(or give a mapping with name and kind)"
+            )
+        return {"name": item, **ARM_PRESETS[item]}
+    if isinstance(item, dict) and "name" in item and "kind" not in item:
+        preset = ARM_PRESETS.get(str(item["name"]), {})
+        return {**preset, **item}
+    return item
+
+
+# --------------------------------------------------------------------------- training
+
+
+class TrainSpec(Strict):
+    """The one training loop's settings."""
+
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: list[PositiveFloat] = Field(default_factory=lambda: [0.1])
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    weight_decay: NonNegFloat = 0.0
+    batch_size: PositiveInt = 60
+    steps: PositiveInt = 1000
+    eval_every: PositiveInt = 100
+    target_accuracy: Annotated[float, Field(gt=0.0, le=1.0)] | None = 0.9
+    target_loss: PositiveFloat | None = None  # regression: steps until held-out MSE <= this
+    divergence_factor: Annotated[float, Field(gt=1.0)] = 100.0
+    eval_train_examples: PositiveInt = 2000  # train accuracy/loss are measured on this many
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _lr_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+    @field_validator("lr")
+    @classmethod
+    def _lr_nonempty(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("give at least one learning rate")
+        return v
+
+
+# --------------------------------------------------------------------------- analyses
+
+
+class IcsSpec(Strict):
+    """measure-ics (C2, C3)."""
+
+    every: PositiveInt = 50
+    layers: list[str] | None = None  # None: every normalization point
+    tracked_units: PositiveInt = 3
+    probe_size: PositiveInt = 256
+    gradient_ics: bool = True
+
+
+class LipschitzSpec(Strict):
+    """lipschitz (C4, C5)."""
+
+    every: PositiveInt = 100
+    eta_range: tuple[PositiveFloat, PositiveFloat] = (0.5, 4.0)
+    eta_points: Annotated[int, Field(ge=2)] = 8
+    hessian: bool = False
+    hessian_iters: PositiveInt = 20
+    hessian_tol: PositiveFloat = 1e-3
+    bn_mode: Literal["train", "eval"] = "train"
+
+    @field_validator("eta_range")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if v[0] >= v[1]:
+            raise ValueError("eta_range must be (low, high) with low < high")
+        return v
+
+
+class ScaleSpec(Strict):
+    """scale-check (C6)."""
+
+    every: PositiveInt = 50
+    alphas: list[PositiveFloat] = Field(
+        default_factory=lambda: [1e-3, 1e-2, 1e-1, 1e1, 1e2, 1e3]
+    )
+    probe_size: PositiveInt = 256
+
+
+class SaturationSpec(Strict):
+    """saturation (C7, C8)."""
+
+    every: PositiveInt = 50
+    threshold: Fraction = 0.05
+    probe_size: PositiveInt = 256
+
+
+class AnalysisSpec(Strict):
+    ics: IcsSpec = Field(default_factory=IcsSpec)
+    lipschitz: LipschitzSpec = Field(default_factory=LipschitzSpec)
+    scale: ScaleSpec = Field(default_factory=ScaleSpec)
+    saturation: SaturationSpec = Field(default_factory=SaturationSpec)
+
+
+class VerdictSpec(Strict):
+    """How per-arm summaries become supported / refuted / inconclusive."""
+
+    margin: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.10
+    alpha: Fraction = 0.05
+    min_seeds_for_test: Annotated[int, Field(ge=2)] = 3
+
+
+# --------------------------------------------------------------------------- the spec
+
+
+class Spec(Strict):
+    """A whole experiment: one model, several arms, a learning-rate x seed grid."""
+
+    name: str = "experiment"
+    seed: int = 0
+    seeds: PositiveInt = 1  # runs seeds seed, seed+1, ..., seed+seeds-1
+    device: str = "auto"
+    data: DataSpec = Field(default_factory=DataSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    arms: list[ArmSpec] = Field(
+        default_factory=lambda: [ArmSpec(name="plain"), ArmSpec(name="batchnorm", kind="batchnorm")]
+    )
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    verdict: VerdictSpec = Field(default_factory=VerdictSpec)
+
+    @field_validator("arms", mode="before")
+    @classmethod
+    def _expand_presets(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [s.strip() for s in v.split(",") if s.strip()]
+        if isinstance(v, list):
+            return [_arm_from_item(item) for item in v]
+        return v
+
+    @field_validator("arms")
+    @classmethod
+    def _unique_arms(cls, v: list[ArmSpec]) -> list[ArmSpec]:
+        if not v:
+            raise ValueError("give at least one arm")
+        names = [a.name for a in v]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"arm names must be unique; repeated: {', '.join(sorted(dup))}")
+        return v
+
+    @property
+    def seed_list(self) -> list[int]:
+        return [self.seed + i for i in range(self.seeds)]
+
+    def arm(self, name: str) -> ArmSpec:
+        for a in self.arms:
+            if a.name == name:
+                return a
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) if loc else "(top level)"
+
+
+def _format_validation_error(source: str, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = list(err.get("loc", ()))
+    msg = err.get("msg", "invalid value")
+    # pydantic tags union/validator branches into the location; keep the user's field path
+    loc = [p for p in loc if not (isinstance(p, str) and (p.startswith("function-") or "[" in p))]
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown key (check the spelling; see `bncli validate --help`)"
+    msg = msg.removeprefix("Value error, ")
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{source}: {_format_loc(tuple(loc))}: {msg}{suffix}"
+
+
+def parse_spec(raw: Any, source: str = "spec") -> Spec:
+    """Validate a mapping (already parsed YAML) into a Spec, or raise SpecError naming the field."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: the top level must be a mapping of keys, not {type(raw).__name__}")
+    try:
+        return Spec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(_format_validation_error(source, exc)) from None
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a YAML spec file. Relative data paths resolve from the spec's folder."""
+    p = Path(path)
+    if not p.exists():
+        raise SpecError(f"{p}: no such file")
+    if p.is_dir():
+        raise SpecError(f"{p}: is a directory, not a YAML spec")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{p}: cannot read: {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{p}: {where}YAML syntax error: {problem}") from None
+    spec = parse_spec(raw, str(p))
+    if spec.data.path is not None and not spec.data.path.is_absolute():
+        spec.data.path = (p.parent / spec.data.path).resolve()
+    return spec
+
+
+def apply_overrides(spec: Spec, overrides: dict[str, Any], source: str = "command line") -> Spec:
+    """Return a new Spec with dotted-path overrides (e.g. {'train.steps': 200}) validated."""
+    raw = spec.model_dump(mode="python")
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = raw
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node[part]
+        node[parts[-1]] = copy.deepcopy(value)
+    try:
+        return Spec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(_format_validation_error(source, exc)) from None
+
+
+def spec_to_yaml(spec: Spec) -> str:
+    """The resolved spec as YAML (what a run actually used)."""
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

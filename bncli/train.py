@@ -1,0 +1,258 @@
+"""The ONE training loop, with the probe contract every analysis subcommand attaches through.
+
+Probe contract
+--------------
+A probe has `every` (its schedule) and may implement any of these hooks:
+
+- ``on_start(run)``: once, before the first step (step 0 state, the initial weights).
+- ``before_update(ctx)``: on a due step, after forward/backward on the step's batch, before
+  ``optimizer.step()``. Gradients hold ∇L(θ_t); ``ctx.buffers_before`` holds the BN buffers
+  as they were before this step's forward pass.
+- ``after_update(ctx)``: on a due step, right after ``optimizer.step()`` (θ_{t+1}).
+- ``on_end(run)``: once after the last step (or after divergence / interruption).
+- ``result()``: plain data (floats, lists, dicts) for the results.
+
+Probes must leave parameters, optimizer state, BN buffers and the RNG exactly as they found
+them (see ``bncli.probes.base.measuring``); the loop's own work never depends on a probe.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from bncli.data import Dataset, batch_indices
+from bncli.models import Net, loss_fn_for
+from bncli.runtime import derive_seed
+from bncli.spec import ArmSpec, TrainSpec
+
+
+@dataclass
+class RunContext:
+    """What a probe may look at during a run (read-only by contract)."""
+
+    model: Net
+    optimizer: torch.optim.Optimizer
+    loss_fn: Callable[..., torch.Tensor]
+    data: Dataset
+    arm: ArmSpec
+    lr: float
+    seed: int
+    train: TrainSpec
+    device: torch.device
+    steps: int
+
+
+@dataclass
+class StepContext:
+    """One due step: its batch, its loss, and the BN buffers from before its forward pass."""
+
+    run: RunContext
+    step: int  # number of updates done before this one (0 for the first)
+    x: torch.Tensor
+    y: torch.Tensor
+    loss: torch.Tensor
+    noise_seed: int | None
+    buffers_before: dict[str, torch.Tensor]
+
+
+class Probe(Protocol):
+    name: str
+    every: int
+
+    def result(self) -> Any: ...
+
+
+@dataclass
+class History:
+    """Per-eval-point curves; step = number of updates done."""
+
+    step: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)  # mean batch loss since last point
+    train_eval_loss: list[float] = field(default_factory=list)  # eval mode, on train examples
+    train_acc: list[float | None] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_acc: list[float | None] = field(default_factory=list)
+
+
+@dataclass
+class TrainOutcome:
+    history: History
+    diverged_at: int | None
+    divergence_reason: str | None
+    steps_done: int
+    wall_s: float
+    interrupted: bool = False
+    step_losses: list[float] = field(default_factory=list)
+
+
+def make_optimizer(model: nn.Module, spec: TrainSpec, lr: float) -> torch.optim.Optimizer:
+    if spec.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=spec.momentum, weight_decay=spec.weight_decay
+        )
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=spec.weight_decay)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, chunk: int = 4096
+) -> tuple[float, float | None]:
+    """Mean loss and accuracy (classification) in eval mode; restores the previous mode."""
+    was_training = model.training
+    model.eval()
+    loss_fn = loss_fn_for(task)
+    total, correct = 0.0, 0
+    n = x.shape[0]
+    for i in range(0, n, chunk):
+        out = model(x[i : i + chunk])
+        yb = y[i : i + chunk]
+        per_example = 1 if task == "classification" else yb[0].numel()
+        total += float(loss_fn(out, yb, reduction="sum")) / per_example
+        if task == "classification":
+            correct += int((out.argmax(1) == yb).sum())
+    model.train(was_training)
+    mean = total / n
+    return mean, (correct / n if task == "classification" else None)
+
+
+def buffer_snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.named_buffers()}
+
+
+def _first_bad(losses: Sequence[float], start: int, ref: float, factor: float) -> tuple[int, str] | None:
+    for i, v in enumerate(losses):
+        if not math.isfinite(v):
+            return start + i, "non-finite loss"
+        if v > factor * ref:
+            return start + i, f"loss {v:.3g} > {factor:g} x first loss {ref:.3g}"
+    return None
+
+
+def train_run(
+    model: Net,
+    data: Dataset,
+    arm: ArmSpec,
+    spec: TrainSpec,
+    lr: float,
+    seed: int,
+    probes: Sequence[Any] = (),
+    on_progress: Callable[[int], None] | None = None,
+) -> TrainOutcome:
+    """Train one arm at one learning rate and seed; probes attach by the contract above.
+
+    Batch order depends only on `seed` (every arm sees the same batches); the noise draw of step t
+    depends only on (seed, t). Divergence (non-finite loss, or loss above divergence_factor x the
+    first loss) stops this run and is reported, not raised.
+    """
+    device = data.x_train.device
+    model.train()
+    optimizer = make_optimizer(model, spec, lr)
+    loss_fn = loss_fn_for(data.task)
+    run = RunContext(model, optimizer, loss_fn, data, arm, lr, seed, spec, device, spec.steps)
+    noisy = bool(model.noise_modules())
+    noise_base = derive_seed(seed, 7919)
+    batches = batch_indices(data.n_train, spec.batch_size, seed, device)
+    x_all, y_all = data.x_train, data.y_train
+    n_eval_train = min(spec.eval_train_examples, data.n_train)
+    x_tr_eval, y_tr_eval = x_all[:n_eval_train], y_all[:n_eval_train]
+
+    hist = History()
+    all_losses: list[float] = []
+    pending: list[torch.Tensor] = []
+    diverged: tuple[int, str] | None = None
+    interrupted = False
+    first_loss: float | None = None
+
+    def record_eval(step: int) -> None:
+        te_loss, te_acc = evaluate(model, data.x_test, data.y_test, data.task)
+        tr_loss, tr_acc = evaluate(model, x_tr_eval, y_tr_eval, data.task)
+        hist.step.append(step)
+        window = pending_losses_at_eval
+        hist.train_loss.append(sum(window) / len(window) if window else tr_loss)
+        hist.train_eval_loss.append(tr_loss)
+        hist.train_acc.append(tr_acc)
+        hist.test_loss.append(te_loss)
+        hist.test_acc.append(te_acc)
+
+    for p in probes:
+        if hasattr(p, "on_start"):
+            p.on_start(run)
+
+    t0 = time.perf_counter()
+    pending_losses_at_eval: list[float] = []
+    record_eval(0)
+    step = 0
+    try:
+        for step in range(spec.steps):
+            idx = next(batches)
+            xb, yb = x_all[idx], y_all[idx]
+            noise_seed = None
+            if noisy:
+                noise_seed = (noise_base + step) % (1 << 62)
+                model.set_noise_seed(noise_seed)
+            due = [p for p in probes if step % p.every == 0 or step == spec.steps - 1]
+            buffers_before = buffer_snapshot(model) if due else {}
+            out = model(xb)
+            loss = loss_fn(out, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if due:
+                lv = float(loss)
+                limit = spec.divergence_factor * first_loss if first_loss is not None else math.inf
+                if not math.isfinite(lv) or lv > limit:
+                    due = []  # the divergence check below marks this step
+            ctx = None
+            if due:
+                ctx = StepContext(run, step, xb, yb, loss.detach(), noise_seed, buffers_before)
+                for p in due:
+                    if hasattr(p, "before_update"):
+                        p.before_update(ctx)
+            optimizer.step()
+            if due and ctx is not None:
+                for p in due:
+                    if hasattr(p, "after_update"):
+                        p.after_update(ctx)
+            pending.append(loss.detach())
+            done = step + 1
+            if done % spec.eval_every == 0 or done == spec.steps or step == 0 or len(pending) >= 25:
+                chunk_start = done - len(pending)
+                values = torch.stack(pending).tolist()
+                pending.clear()
+                if first_loss is None:
+                    first_loss = values[0]
+                    if not math.isfinite(first_loss) or first_loss <= 0:
+                        first_loss = max(abs(first_loss), 1e-12) if math.isfinite(first_loss) else 1.0
+                all_losses.extend(values)
+                pending_losses_at_eval.extend(values)
+                bad = _first_bad(values, chunk_start, first_loss, spec.divergence_factor)
+                if bad is not None:
+                    diverged = bad
+                    break
+                if done % spec.eval_every == 0 or done == spec.steps:
+                    record_eval(done)
+                    pending_losses_at_eval = []
+                if on_progress is not None:
+                    on_progress(len(values))
+    except KeyboardInterrupt:
+        interrupted = True
+    wall = time.perf_counter() - t0
+    for p in probes:
+        if hasattr(p, "on_end"):
+            p.on_end(run)
+    steps_done = diverged[0] if diverged else (step + 1 if not interrupted else step)
+    return TrainOutcome(
+        history=hist,
+        diverged_at=diverged[0] if diverged else None,
+        divergence_reason=diverged[1] if diverged else None,
+        steps_done=steps_done,
+        wall_s=wall,
+        interrupted=interrupted,
+        step_losses=all_losses,
+    )
