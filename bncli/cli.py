@@ -38,3 +38,13 @@ def main(
 
 app.command("train")(train)
 app.command("validate")(validate)
+
+from bncli.commands.lipschitz import lipschitz  # noqa: E402
+from bncli.commands.measure_ics import measure_ics  # noqa: E402
+from bncli.commands.saturation import saturation  # noqa: E402
+from bncli.commands.scale_check import scale_check  # noqa: E402
+
+app.command("measure-ics")(measure_ics)
+app.command("lipschitz")(lipschitz)
+app.command("scale-check")(scale_check)
+app.command("saturation")(saturation)

@@ -1,0 +1,12 @@
+"""`bncli lipschitz`: under construction in this session (see the issue tracker)."""
+
+from __future__ import annotations
+
+from bncli.commands._common import SpecArg, guarded
+from bncli.errors import BncliError
+
+
+def lipschitz(spec_path: SpecArg) -> None:
+    """Not available yet."""
+    with guarded():
+        raise BncliError("bncli lipschitz is not available in this build yet")
