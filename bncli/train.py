@@ -204,7 +204,7 @@ def train_run(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if due:
-                lv = float(loss)
+                lv = float(loss.detach())
                 limit = spec.divergence_factor * first_loss if first_loss is not None else math.inf
                 if not math.isfinite(lv) or lv > limit:
                     due = []  # the divergence check below marks this step

@@ -30,4 +30,6 @@ def validate(
         if json:
             sys.stdout.write(jsonlib.dumps(spec.model_dump(mode="json")) + "\n")
         else:
-            stdout_console().print(f"[green]ok[/green]: {spec_path}: {description}".rstrip(": "))
+            stdout_console().print(
+                f"[green]ok[/green]: {spec_path}: {description}".rstrip(": "), soft_wrap=True
+            )
