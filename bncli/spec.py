@@ -224,8 +224,9 @@ class SaturationSpec(Strict):
     """saturation (C7, C8)."""
 
     every: PositiveInt = 50
-    threshold: Fraction = 0.05
+    threshold: Fraction = 0.05  # saturated: derivative < threshold x its maximum (sigmoid/tanh)
     probe_size: PositiveInt = 256
+    linear_bound: PositiveFloat = 2.0  # the notes' "~95% of pre-activations within |x| <= 2"
 
 
 class AnalysisSpec(Strict):

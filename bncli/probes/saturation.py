@@ -1,0 +1,247 @@
+"""Saturation, dead units, per-layer gradient norms (C7) and what BN's γ/β do (C8)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from bncli.data import Dataset
+from bncli.probes.base import ProbeBase, forward_hooks, params_and_buffers
+from bncli.runtime import preserved_rng
+from bncli.spec import ArmSpec, Spec
+from bncli.train import RunContext, StepContext
+
+MODE_NOTE = (
+    "measured on a fixed probe batch (the first {n} training examples) in training mode: BN "
+    "normalizes with the probe batch's own statistics, running statistics are left untouched; "
+    "gradient norms are of each layer's weight on the step's own mini-batch (no extra backward)"
+)
+
+# max of the activation's derivative: σ'(0) = 1/4, tanh'(0) = 1
+_DERIV_MAX = {"sigmoid": 0.25, "tanh": 1.0}
+
+
+def unit_dim_values(z: torch.Tensor) -> torch.Tensor:
+    """(examples × positions, units): conv maps count height × width as examples, like BN does."""
+    if z.dim() == 2:
+        return z
+    return z.movedim(1, -1).reshape(-1, z.shape[1])
+
+
+def activation_derivative(z: torch.Tensor, activation: str) -> torch.Tensor:
+    """σ'(z) = σ(z)(1 − σ(z)) or tanh'(z) = 1 − tanh(z)²."""
+    if activation == "sigmoid":
+        s = torch.sigmoid(z)
+        return s * (1 - s)
+    if activation == "tanh":
+        return 1 - torch.tanh(z) ** 2
+    raise ValueError(f"no saturation for activation {activation!r}")
+
+
+def preact_stats(
+    z: torch.Tensor, activation: str, threshold: float, bound: float = 2.0
+) -> dict[str, torch.Tensor]:
+    """Scalar tensors for one layer's pre-activations z (batch first, units on dim 1).
+
+    linear: fraction of values with |z| <= bound. saturated (sigmoid/tanh): fraction of values
+    (example, unit) whose derivative is below threshold × its maximum. active (relu): fraction of
+    values > 0. dead (relu): fraction of units that are <= 0 on every example of the batch.
+    """
+    v = unit_dim_values(z.detach())
+    out = {"linear": (v.abs() <= bound).float().mean()}
+    if activation in _DERIV_MAX:
+        d = activation_derivative(v, activation)
+        out["saturated"] = (d < threshold * _DERIV_MAX[activation]).float().mean()
+    elif activation == "relu":
+        pos = v > 0
+        out["active"] = pos.float().mean()
+        out["dead"] = (~pos.any(dim=0)).float().mean()
+    return out
+
+
+def identity_recovery(
+    bn_input: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float
+) -> dict[str, torch.Tensor]:
+    """How far (γ, β) are from the point (σ, μ) of BN's input where BN computes the identity.
+
+    σ_j = sqrt(biased batch variance + eps) and μ_j = batch mean, per unit, as BN itself uses;
+    distance = ‖(γ − σ, β − μ)‖₂ / ‖(σ, μ)‖₂ (relative, so layers of any scale compare).
+    """
+    v = unit_dim_values(bn_input.detach())
+    mu = v.mean(0)
+    sigma = torch.sqrt(v.var(0, unbiased=False) + eps)
+    g, b = gamma.detach(), beta.detach()
+    num = torch.sqrt(((g - sigma) ** 2).sum() + ((b - mu) ** 2).sum())
+    den = torch.sqrt((sigma**2).sum() + (mu**2).sum())
+    return {
+        "id_dist": num / den,
+        "beta_mean": b.mean(),
+        "beta_std": b.std(unbiased=False),
+        "beta_pos": (b > 0).float().mean(),
+        "gamma_mean": g.mean(),
+        "gamma_std": g.std(unbiased=False),
+    }
+
+
+class SaturationProbe(ProbeBase):
+    """Per due step: pre-activation statistics on the probe batch, ‖∇W_i‖, and γ/β of BN layers."""
+
+    name = "saturation"
+
+    def __init__(
+        self, every: int, probe_x: torch.Tensor, activation: str, threshold: float, bound: float
+    ) -> None:
+        super().__init__(every)
+        self.probe_x = probe_x
+        self.activation = activation
+        self.threshold = threshold
+        self.bound = bound
+        self.model: nn.Module | None = None
+        self.layers: list[str] = []
+        self.affine = False
+        self.has_bn = False
+        self.steps: list[int] = []
+        # per layer, per metric: one scalar tensor per measurement (converted to floats at the end)
+        self._rows: list[dict[str, dict[str, torch.Tensor]]] = []
+
+    def on_start(self, run: RunContext) -> None:
+        model = run.model
+        self.model = model
+        self.layers = list(model.point_names)
+        self._weights = {n: model.get_parameter(q) for n, q in model.weight_param_names().items()}
+        blocks = [model.block(n) for n in self.layers]
+        self.has_bn = any(b.has_bn for b in blocks)
+        self.affine = self.has_bn and all(
+            getattr(b.norm, "weight", None) is not None for b in blocks if b.has_bn
+        )
+
+    def before_update(self, ctx: StepContext) -> None:
+        model = ctx.run.model
+        captured: dict[str, dict[str, torch.Tensor]] = {n: {} for n in self.layers}
+        bn_inputs: dict[str, torch.Tensor] = {}
+
+        def on_preact(name: str, _m: nn.Module, _i: Any, out: torch.Tensor) -> None:
+            captured[name].update(preact_stats(out, self.activation, self.threshold, self.bound))
+
+        def on_bn_in(name: str, _m: nn.Module, _i: Any, out: torch.Tensor) -> None:
+            bn_inputs[name] = out.detach()
+
+        taps = [(n, model.block(n).preact) for n in self.layers]
+        bn_taps = [(n, model.block(n).bn_in) for n in self.layers if model.block(n).has_bn]
+        params, buffers = params_and_buffers(model)  # buffer copies: running stats stay put
+        with torch.no_grad(), preserved_rng(ctx.run.device):
+            with forward_hooks(taps, on_preact), forward_hooks(bn_taps, on_bn_in):
+                functional_call(model, {**params, **buffers}, (self.probe_x,))
+            for n in self.layers:
+                g = self._weights[n].grad  # ∇W_i L on this step's batch, read only
+                captured[n]["grad_norm"] = (
+                    torch.linalg.vector_norm(g) if g is not None else torch.tensor(math.nan)
+                )
+                norm = model.block(n).norm
+                if n in bn_inputs and getattr(norm, "weight", None) is not None:
+                    captured[n].update(
+                        identity_recovery(bn_inputs[n], norm.weight, norm.bias, norm.eps)
+                    )
+        self.steps.append(ctx.step)
+        self._rows.append(captured)
+
+    def on_end(self, run: RunContext) -> None:
+        self.model = None  # drop the reference: results hold plain data only
+
+    def result(self) -> dict[str, Any]:
+        metrics = sorted({k for row in self._rows for d in row.values() for k in d})
+        per_layer: dict[str, dict[str, list[float]]] = {}
+        for n in self.layers:
+            per_layer[n] = {}
+            for k in metrics:
+                vals = [row[n].get(k) for row in self._rows]
+                if all(v is None for v in vals):
+                    continue
+                flat = torch.stack(
+                    [v.float().cpu() if v is not None else torch.tensor(math.nan) for v in vals]
+                )
+                per_layer[n][k] = flat.tolist()
+        grads = [per_layer[n].get("grad_norm", []) for n in self.layers]
+        ratio = (
+            [_ratio(first, last) for first, last in zip(grads[0], grads[-1], strict=True)]
+            if grads
+            else []
+        )
+        return {
+            "activation": self.activation,
+            "threshold": self.threshold,
+            "bound": self.bound,
+            "probe_size": int(self.probe_x.shape[0]),
+            "has_bn": self.has_bn,
+            "affine": self.affine,
+            "steps": list(self.steps),
+            "layers": list(self.layers),
+            "per_layer": per_layer,
+            "grad_ratio": ratio,
+        }
+
+
+def _ratio(a: float, b: float) -> float:
+    if not (math.isfinite(a) and math.isfinite(b)) or b == 0:
+        return math.nan
+    return a / b
+
+
+def probe_factory(spec: Spec):
+    """Build the per-run probe list for run_experiment."""
+    cfg = spec.analysis.saturation
+
+    def make(_spec: Spec, _arm: ArmSpec, _lr: float, _seed: int, data: Dataset) -> list[Any]:
+        x, _y = data.probe_batch(cfg.probe_size)
+        return [
+            SaturationProbe(cfg.every, x, spec.model.activation, cfg.threshold, cfg.linear_bound)
+        ]
+
+    return make
+
+
+def run_saturation(
+    spec: Spec,
+    reporter: Any = None,
+    every: int | None = None,
+    threshold: float | None = None,
+) -> Any:
+    """`bncli saturation`'s core: train every arm with the probe; summaries and C7/C8 claims."""
+    from bncli.experiment import run_experiment
+    from bncli.probes.saturation_summary import (
+        ablation_pairs,
+        init_gradients,
+        phase_rows,
+        saturation_claims,
+    )
+    from bncli.results import CommandResult, summarize
+    from bncli.spec import apply_overrides
+
+    overrides = {"analysis.saturation.every": every, "analysis.saturation.threshold": threshold}
+    if any(v is not None for v in overrides.values()):
+        spec = apply_overrides(spec, overrides)
+    exp = run_experiment(spec, probe_factory(spec), reporter)
+    classification = exp.data.task == "classification"
+    cfg = spec.analysis.saturation
+    n_probe = min(cfg.probe_size, exp.data.n_train)
+    return CommandResult(
+        command="saturation",
+        spec=spec.model_dump(mode="json"),
+        runs=exp.records,
+        summary=summarize(exp.records),
+        claims=saturation_claims(spec, exp.records, classification),
+        interrupted=exp.interrupted,
+        extra={
+            "task": exp.data.task,
+            "device": str(exp.device),
+            "activation": spec.model.activation,
+            "mode": MODE_NOTE.format(n=n_probe),
+            "phases": phase_rows(spec, exp.records),
+            "init_gradients": init_gradients(exp.records),
+            "ablation_pairs": [list(p) for p in ablation_pairs(spec)],
+        },
+    )

@@ -1,0 +1,272 @@
+"""Rendering for `bncli saturation` (C7, C8): layer × arm tables, the init-gradient view, plots."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from bncli.render.common import arm_colors, claims_table, fmt, pyplot, save_figure
+from bncli.results import CommandResult, RunRecord
+from bncli.spec import Spec
+
+_LABELS = {
+    "linear": "% pre-act |x|≤{b:g}",
+    "saturated": "% saturated (f'<{t:g}·max)",
+    "active": "% active (x>0)",
+    "dead": "% dead units",
+    "grad_norm": "‖∇W_i‖₂",
+    "beta_mean": "β mean",
+    "beta_std": "β std",
+    "beta_pos": "% units β>0",
+    "gamma_mean": "γ mean",
+    "gamma_std": "γ std",
+    "id_dist": "‖(γ,β)−(σ,μ)‖ rel.",
+}
+_PERCENT = {"linear", "saturated", "active", "dead", "beta_pos"}
+C7_COLUMNS = ("linear", "saturated", "active", "dead", "grad_norm")
+C8_COLUMNS = ("beta_mean", "beta_std", "beta_pos", "gamma_mean", "gamma_std", "id_dist")
+
+
+def _label(metric: str, spec: Spec) -> str:
+    cfg = spec.analysis.saturation
+    return _LABELS[metric].format(b=cfg.linear_bound, t=cfg.threshold)
+
+
+def _cell(metric: str, value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{100 * value:.1f}" if metric in _PERCENT else fmt(value, 3)
+
+
+def _index(result: CommandResult) -> dict[tuple[float, str, str, str], dict[str, Any]]:
+    return {(r["lr"], r["arm"], r["layer"], r["metric"]): r for r in result.extra.get("phases", [])}
+
+
+def layer_table(
+    spec: Spec,
+    result: CommandResult,
+    lr: float,
+    metrics: Sequence[str],
+    arms: Sequence[str],
+    title: str,
+) -> Table | None:
+    """Rows = arm × layer × (start, middle, end of training); one column per metric."""
+    idx = _index(result)
+    here = {k: v for k, v in idx.items() if k[0] == lr and k[1] in arms}
+    cols = [m for m in metrics if any(k[3] == m for k in here)]
+    if not here or not cols:
+        return None
+    n_seeds = spec.seeds
+    t = Table(
+        title=f"{title}, lr = {fmt(lr)} (mean over {n_seeds} seed{'s' if n_seeds > 1 else ''})",
+        title_justify="left",
+    )
+    t.add_column("arm")
+    t.add_column("layer")
+    t.add_column("step", justify="right")
+    for m in cols:
+        t.add_column(_label(m, spec), justify="right")
+    layers = [n for n in dict.fromkeys(k[2] for k in here) if n != "first/last"]
+    for arm in arms:
+        rows = []
+        for n in layers:
+            found = [idx.get((lr, arm, n, m)) for m in cols]
+            ref = next((f for f in found if f is not None), None)
+            if ref is None:
+                continue
+            seen: set[int] = set()
+            for i, step in enumerate(ref["steps"]):
+                if step in seen:
+                    continue
+                seen.add(step)
+                rows.append(
+                    [
+                        arm,
+                        n,
+                        str(step),
+                        *[
+                            _cell(m, f["values"][i]) if f else "-"
+                            for m, f in zip(cols, found, strict=True)
+                        ],
+                    ]
+                )
+        for j, row in enumerate(rows):
+            t.add_row(*row, end_section=j == len(rows) - 1)
+    return t
+
+
+def gradient_table(result: CommandResult, lr: float) -> Table:
+    """First/last gradient-norm ratio over training and the step-0 growth per layer, per arm."""
+    idx = _index(result)
+    init = {r["arm"]: r for r in result.extra.get("init_gradients", []) if r["lr"] == lr}
+    t = Table(title=f"gradients by depth, lr = {fmt(lr)}", title_justify="left")
+    t.add_column("arm")
+    steps = next((r["steps"] for k, r in idx.items() if k[0] == lr and k[3] == "grad_ratio"), [])
+    t.add_column(f"‖∇W₁‖/‖∇W_k‖ at steps {' → '.join(str(s) for s in steps)}", justify="right")
+    t.add_column("step 0: ‖∇W_i‖₂ for layer 1..k", overflow="fold")
+    t.add_column("step 0: growth per layer toward input (geo. mean)", justify="right")
+    for (lr_, arm, _layer, metric), row in idx.items():
+        if lr_ != lr or metric != "grad_ratio":
+            continue
+        ini = init.get(arm)
+        norms = ", ".join(fmt(v, 3) for v in ini["norms"]) if ini else "-"
+        growth = (
+            f"×{ini['growth_per_layer']:.3f}"
+            if ini and math.isfinite(ini["growth_per_layer"])
+            else "-"
+        )
+        t.add_row(arm, " → ".join(_cell("grad_ratio", v) for v in row["values"]), norms, growth)
+    return t
+
+
+def render_saturation(spec: Spec, result: CommandResult) -> list:
+    """Everything `bncli saturation` prints: mode line, C7 and C8 tables, gradients, claims."""
+    arms = [a.name for a in spec.arms]
+    bn_affine = [a.name for a in spec.arms if a.has_bn and a.affine]
+    out: list = [f"[dim]{result.extra.get('mode', '')}[/dim]"]
+    for lr in spec.train.lr:
+        t = layer_table(spec, result, lr, C7_COLUMNS, arms, "C7: pre-activations per layer")
+        if t is not None:
+            out.append(t)
+        out.append(gradient_table(result, lr))
+        if bn_affine:
+            t = layer_table(spec, result, lr, C8_COLUMNS, bn_affine, "C8: γ and β per BN layer")
+            if t is not None:
+                out.append(t)
+    no_affine = [a.name for a in spec.arms if a.has_bn and not a.affine]
+    if no_affine:
+        out.append(f"{', '.join(no_affine)}: affine: false — no γ/β to report (ablation arm)")
+    if result.claims:
+        out.append(claims_table(result.claims, title="C7 / C8: saturation, gradients, γ and β"))
+    if not any(c.claim == "C7" for c in result.claims):
+        out.append("no C7 verdict: the spec needs a plain arm and a BN arm to compare")
+    if not any(c.claim == "C8" for c in result.claims):
+        out.append(
+            "no C8 verdict: add the ablation arm (e.g. --arms plain,batchnorm,batchnorm_noaffine)"
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _series(r: RunRecord, layer: str, metric: str) -> list[float] | None:
+    p = r.probes.get("saturation", {})
+    return p.get("per_layer", {}).get(layer, {}).get(metric)
+
+
+def plot_units(spec: Spec, records: Sequence[RunRecord], lr: float, path: Path) -> Path:
+    """Saturated fraction (sigmoid/tanh) or dead-unit and active fraction (ReLU) over steps."""
+    plt = pyplot()
+    act = spec.model.activation
+    metrics = {
+        "sigmoid": ["saturated", "linear"],
+        "tanh": ["saturated", "linear"],
+        "relu": ["dead", "active"],
+    }.get(act, ["linear"])
+    layers = records[0].probes["saturation"]["layers"] if records else []
+    arms = [a.name for a in spec.arms]
+    colors = arm_colors(arms)
+    fig, axes = plt.subplots(
+        len(metrics),
+        max(1, len(layers)),
+        figsize=(3.2 * max(1, len(layers)), 2.8 * len(metrics)),
+        squeeze=False,
+    )
+    for i, m in enumerate(metrics):
+        for j, layer in enumerate(layers):
+            ax = axes[i][j]
+            for r in records:
+                if r.lr != lr:
+                    continue
+                s = _series(r, layer, m)
+                if s is not None:
+                    ax.plot(
+                        r.probes["saturation"]["steps"],
+                        [100 * v if v is not None else math.nan for v in s],
+                        color=colors[r.arm],
+                        label=r.arm if r.seed == spec.seed else None,
+                    )
+            ax.set_title(f"{layer}", fontsize=9)
+            ax.set_xlabel("step")
+            ax.set_ylabel(_label(m, spec), fontsize=7)
+            if i == 0 and j == 0:
+                ax.legend(fontsize=7)
+    fig.suptitle(f"{spec.name}: pre-activations per layer, lr = {lr:g}")
+    return save_figure(fig, path)
+
+
+def plot_grad_depth(spec: Spec, records: Sequence[RunRecord], lr: float, path: Path) -> Path:
+    """‖∇W_i‖ by layer index per arm: at the first measurement (solid) and the last (dashed)."""
+    plt = pyplot()
+    arms = [a.name for a in spec.arms]
+    colors = arm_colors(arms)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for r in records:
+        if r.lr != lr or "saturation" not in r.probes:
+            continue
+        p = r.probes["saturation"]
+        if not p["steps"]:
+            continue
+        depth = list(range(1, len(p["layers"]) + 1))
+        for k, ls in ((0, "-"), (-1, "--")):
+            ys = [p["per_layer"][n]["grad_norm"][k] for n in p["layers"]]
+            label = f"{r.arm} step {p['steps'][k]}" if r.seed == spec.seed else None
+            ax.plot(depth, ys, ls, marker="o", color=colors[r.arm], label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("layer (1 = next to the input)")
+    ax.set_ylabel("‖∇W_i L‖₂ on the step's batch")
+    ax.legend(fontsize=7)
+    ax.set_title(f"{spec.name}: gradient norm by depth, lr = {lr:g}")
+    return save_figure(fig, path)
+
+
+def plot_beta(spec: Spec, records: Sequence[RunRecord], lr: float, path: Path) -> Path | None:
+    """Mean β per BN layer over steps (C8), one line per layer, one panel per affine BN arm."""
+    rs = [
+        r
+        for r in records
+        if r.lr == lr and r.seed == spec.seed and r.probes.get("saturation", {}).get("affine")
+    ]
+    if not rs:
+        return None
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(rs), figsize=(4.5 * len(rs), 3.5), squeeze=False)
+    for ax, r in zip(axes[0], rs, strict=True):
+        p = r.probes["saturation"]
+        for n in p["layers"]:
+            if "beta_mean" in p["per_layer"][n]:
+                ax.plot(p["steps"], p["per_layer"][n]["beta_mean"], label=n)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_title(f"{r.arm} (seed {r.seed})", fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylabel("β mean over units")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{spec.name}: β over training, lr = {lr:g}")
+    return save_figure(fig, path)
+
+
+def write_saturation_files(spec: Spec, result: CommandResult, out_dir: Path) -> list[Path]:
+    """plots/saturation_units_lr*.png, plots/grad_depth_lr*.png, plots/beta_lr*.png."""
+    from bncli.render.train import write_history_csv
+
+    written = [write_history_csv(result.runs, out_dir / "history.csv")]
+    runs = [r for r in result.runs if r.probes.get("saturation", {}).get("steps")]
+    for lr in spec.train.lr:
+        tag = f"{lr:g}"
+        if not any(r.lr == lr for r in runs):
+            continue
+        written.append(
+            plot_units(spec, runs, lr, out_dir / "plots" / f"saturation_units_lr{tag}.png")
+        )
+        written.append(
+            plot_grad_depth(spec, runs, lr, out_dir / "plots" / f"grad_depth_lr{tag}.png")
+        )
+        beta = plot_beta(spec, runs, lr, out_dir / "plots" / f"beta_lr{tag}.png")
+        if beta is not None:
+            written.append(beta)
+    return written
