@@ -201,6 +201,15 @@ class LipschitzSpec(Strict):
     hessian_iters: PositiveInt = 20
     hessian_tol: PositiveFloat = 1e-3
     bn_mode: Literal["train", "eval"] = "train"
+    # linear spacing reproduces Santurkar's grid; log suits wide ranges like the deep linear net's
+    eta_spacing: Literal["linear", "log"] = "linear"
+    # the eta' grid as one vmap'ed computation; false evaluates it point by point (same numbers)
+    batched: bool = True
+    # C5: closed forms of BN's Jacobian / backward pass against autograd on the run's BN layers
+    jacobian: bool = True
+    jacobian_units: PositiveInt = 8  # units (channels) per layer whose full Jacobian is formed
+    jacobian_rows: PositiveInt = 256  # rows of each unit's m x m Jacobian (all when m is smaller)
+    jacobian_tol: PositiveFloat = 1e-4  # max relative error for C5 to be supported
 
     @field_validator("eta_range")
     @classmethod

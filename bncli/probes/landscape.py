@@ -1,0 +1,204 @@
+"""C4: the loss landscape along the gradient (Santurkar §3.2) and the top Hessian eigenvalue."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad_and_value, vmap
+
+from bncli.probes.base import ProbeBase, measuring
+from bncli.runtime import derive_seed
+from bncli.spec import LipschitzSpec
+
+Tensors = dict[str, torch.Tensor]
+LossFn = Callable[..., torch.Tensor]
+
+
+def eta_grid(lr: float, spec: LipschitzSpec) -> list[float]:
+    """The step lengths eta' (absolute): eta_points values over [low, high] x the learning rate."""
+    lo, hi = spec.eta_range
+    n = spec.eta_points
+    if spec.eta_spacing == "log":
+        pts = [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)]
+    else:
+        pts = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
+    return [p * lr for p in pts]
+
+
+def _loss_of(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor):
+    # buffers are an argument (not captured) so BN's in-place running-stat update hits a copy
+    # that torch.func is allowed to mutate
+    def loss(params: Tensors, buffers: Tensors) -> torch.Tensor:
+        return loss_fn(functional_call(model, (params, buffers), (x,)), y)
+
+    return loss
+
+
+def _sq_dist(a: Tensors, b: Tensors) -> torch.Tensor:
+    return sum(((a[k] - b[k]) ** 2).sum() for k in a)  # type: ignore[return-value]
+
+
+def line_search(
+    model: nn.Module,
+    loss_fn: LossFn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    theta: Tensors,
+    g: Tensors,
+    etas: list[float],
+    buffers: Tensors,
+    batched: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """L(theta - eta' g) and ||g - grad L(theta - eta' g)|| for every eta' (two K-vectors).
+
+    Batched: one vmap over the grid, each point with its own copy of the BN buffers (BN in
+    training mode writes its running statistics in place; a shared buffer would clash).
+    """
+    loss = _loss_of(model, loss_fn, x, y)
+    ref = next(iter(theta.values()))
+    eta_t = torch.tensor(etas, dtype=ref.dtype, device=ref.device)
+
+    def point(eta: torch.Tensor, bufs: Tensors) -> tuple[torch.Tensor, torch.Tensor]:
+        params = {k: theta[k] - eta * g[k] for k in theta}
+        grads, value = grad_and_value(loss)(params, bufs)
+        return value, _sq_dist(g, grads).sqrt()
+
+    if batched:
+        k = len(etas)
+        bufs = {n: b.unsqueeze(0).repeat(k, *([1] * b.dim())) for n, b in buffers.items()}
+        values, dists = vmap(point)(eta_t, bufs)
+        return values.detach(), dists.detach()
+    out = [point(eta_t[i], {n: b.clone() for n, b in buffers.items()}) for i in range(len(etas))]
+    return (torch.stack([v for v, _ in out]).detach(), torch.stack([d for _, d in out]).detach())
+
+
+def full_gradient(
+    model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor,
+    theta: Tensors, buffers: Tensors,
+) -> tuple[Tensors, float]:
+    """grad L(theta) and L(theta) without touching .grad (used for --bn-mode eval)."""
+    grads, value = grad_and_value(_loss_of(model, loss_fn, x, y))(theta, dict(buffers))
+    return {k: v.detach() for k, v in grads.items()}, float(value)
+
+
+def hessian_top_eig(
+    model: nn.Module,
+    loss_fn: LossFn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    theta: Tensors,
+    buffers: Tensors,
+    iters: int,
+    tol: float,
+    generator: torch.Generator,
+) -> tuple[float, int, bool]:
+    """Largest-magnitude Hessian eigenvalue of L at theta by power iteration on HVPs.
+
+    HVPs by double backward on one graph. The start vector comes from `generator` (CPU, never
+    the global RNG). Stops when the Rayleigh quotient changes by less than tol x its size.
+    Returns (eigenvalue, iterations used, converged).
+    """
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in theta.items()}
+    loss = _loss_of(model, loss_fn, x, y)(params, {n: b.clone() for n, b in buffers.items()})
+    keys = list(params)
+    grads = torch.autograd.grad(loss, [params[k] for k in keys], create_graph=True,
+                                allow_unused=True)
+    pairs = [(params[k], gr) for k, gr in zip(keys, grads, strict=True) if gr is not None]
+    if not pairs:
+        return 0.0, 0, True
+    ps, gs = [p for p, _ in pairs], [gr for _, gr in pairs]
+    v = [torch.randn(p.shape, generator=generator, dtype=torch.float64).to(p) for p in ps]
+    norm = torch.sqrt(sum((t * t).sum() for t in v))
+    v = [t / norm for t in v]
+    eig, prev = 0.0, math.nan
+    for i in range(1, iters + 1):
+        hv = torch.autograd.grad(gs, ps, grad_outputs=v, retain_graph=True, allow_unused=True)
+        hv = [torch.zeros_like(p) if h is None else h for p, h in zip(ps, hv, strict=True)]
+        eig = float(sum((a * b).sum() for a, b in zip(v, hv, strict=True)))
+        hnorm = torch.sqrt(sum((h * h).sum() for h in hv))
+        if not math.isfinite(eig) or float(hnorm) == 0.0:
+            return eig, i, False
+        if math.isfinite(prev) and abs(eig - prev) <= tol * max(abs(eig), 1e-12):
+            return eig, i, True
+        prev = eig
+        v = [h / hnorm for h in hv]
+    return eig, iters, False
+
+
+def landscape_point(
+    model: nn.Module,
+    loss_fn: LossFn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    theta: Tensors,
+    g: Tensors,
+    etas: list[float],
+    buffers: Tensors,
+    batched: bool = True,
+) -> dict[str, Any]:
+    """One measurement: the per-eta' series and the step's summary numbers (plain floats)."""
+    losses, dists = line_search(model, loss_fn, x, y, theta, g, etas, buffers, batched)
+    gnorm = float(torch.sqrt(sum((t * t).sum() for t in g.values())))
+    loss_list = [float(v) for v in losses]
+    dist_list = [float(v) for v in dists]
+    finite = all(math.isfinite(v) for v in loss_list + dist_list)
+    betas = [d / (e * gnorm) if gnorm > 0 else 0.0 for d, e in zip(dist_list, etas, strict=True)]
+    return {
+        "loss": loss_list,
+        "grad_pred": dist_list,
+        "loss_min": min(loss_list) if finite else math.inf,
+        "loss_max": max(loss_list) if finite else math.inf,
+        "loss_variation": max(loss_list) - min(loss_list) if finite else math.inf,
+        "grad_pred_min": min(dist_list) if finite else math.inf,
+        "grad_pred_max": max(dist_list) if finite else math.inf,
+        "beta": max(betas) if finite else math.inf,
+        "grad_norm": gnorm,
+    }
+
+
+class LandscapeProbe(ProbeBase):
+    """Every `every` steps, before the update: line search along -g, ||g||, optional lambda_max."""
+
+    name = "landscape"
+
+    def __init__(self, spec: LipschitzSpec, lr: float, seed: int) -> None:
+        super().__init__(spec.every)
+        self.spec = spec
+        self.lr = lr
+        self.seed = seed
+        self.etas = eta_grid(lr, spec)
+        self.series: list[dict[str, Any]] = []
+
+    def before_update(self, ctx: Any) -> None:
+        model = ctx.run.model
+        spec = self.spec
+        # g is the gradient SGD is about to use; copy it before anything else runs
+        g = {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
+             for n, p in model.named_parameters() if p.requires_grad}
+        theta = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+        buffers = {n: b.clone() for n, b in ctx.buffers_before.items()}
+        with measuring(model, ctx.run.device):
+            model.train(spec.bn_mode == "train")
+            loss0 = float(ctx.loss)
+            if spec.bn_mode == "eval":
+                # the inference network's own gradient: eval-mode BN, no noise
+                g, loss0 = full_gradient(model, ctx.run.loss_fn, ctx.x, ctx.y, theta, buffers)
+            rec = landscape_point(model, ctx.run.loss_fn, ctx.x, ctx.y, theta, g, self.etas,
+                                  buffers, spec.batched)
+            rec = {"step": ctx.step, "loss_at_theta": loss0, **rec}
+            if spec.hessian:
+                seed = derive_seed(self.seed, ctx.step, 4241)
+                gen = torch.Generator(device="cpu").manual_seed(seed)
+                eig, n_it, conv = hessian_top_eig(
+                    model, ctx.run.loss_fn, ctx.x, ctx.y, theta, buffers,
+                    spec.hessian_iters, spec.hessian_tol, gen,
+                )
+                rec.update(top_eig=eig, hessian_iters=n_it, hessian_converged=conv)
+        self.series.append(rec)
+
+    def result(self) -> dict[str, Any]:
+        return {"eta": self.etas, "bn_mode": self.spec.bn_mode, "series": self.series}

@@ -1,0 +1,192 @@
+"""`bncli lipschitz`'s core: training with the landscape and BN-Jacobian probes; C4/C5 claims."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from bncli.experiment import Reporter, run_experiment
+from bncli.results import Claim, CommandResult, RunRecord, summarize
+from bncli.spec import Spec
+from bncli.verdicts import MetricInput, by_arm_lr, comparison_pairs, make_claim
+
+C4_STATEMENT = (
+    "BN smooths the loss landscape: smaller loss variation, gradient predictiveness and "
+    "effective beta-smoothness along the gradient (Santurkar et al. 2018 §3.2, Fig 4)"
+)
+C5_STATEMENT = (
+    "BN's Jacobian is (1/sigma)(I - 11^T/m - y^y^T/m): its backward pass rescales by gamma/sigma "
+    "and projects out 1 and y^ (Santurkar et al. 2018 Thm 4.1)"
+)
+# landscape metrics that decide C4 (key in a probe record, label); lower is claimed for BN
+C4_METRICS = [
+    ("loss_variation", "loss variation (max-min of L over the eta' grid)"),
+    ("grad_pred_max", "gradient predictiveness (max over eta' of ||g - g'||)"),
+    ("beta", "effective beta-smoothness (max over eta' of ||g - g'|| / ||eta' g||)"),
+]
+STEP_KEYS = ["loss_variation", "grad_pred_max", "beta", "grad_norm", "top_eig"]
+LAYER_KEYS_MAX = ["jacobian_err_f32", "jacobian_err_f64", "grad_err", "cos_ones_max",
+                  "cos_yhat_max", "thm41_gap_max"]
+LAYER_KEYS_MEAN = ["thm41_lhs", "thm41_rhs", "grad_ratio", "gamma_over_sigma"]
+
+
+def _fmean(vals: Sequence[float]) -> float:
+    v = [x for x in vals if x is not None and math.isfinite(x)]
+    return statistics.fmean(v) if v else math.nan
+
+
+def _fmax(vals: Sequence[float]) -> float:
+    v = [x for x in vals if x is not None and math.isfinite(x)]
+    return max(v) if v else math.nan
+
+
+def run_landscape_stats(record: RunRecord) -> dict[str, float]:
+    """Mean (and max) over this run's measurement steps of each landscape metric."""
+    series = record.probes.get("landscape", {}).get("series", [])
+    out: dict[str, float] = {"n_steps": float(len(series))}
+    for key in STEP_KEYS:
+        vals = [s[key] for s in series if key in s]
+        out[f"{key}_mean"] = _fmean(vals)
+        out[f"{key}_max"] = _fmax(vals)
+    out["n_nonfinite"] = float(sum(not math.isfinite(s["loss_variation"]) for s in series))
+    return out
+
+
+def run_jacobian_stats(record: RunRecord) -> dict[str, dict[str, float]]:
+    """Per BN layer over this run's measurement steps: worst errors, mean ratios."""
+    series = record.probes.get("bn_jacobian", {}).get("series", [])
+    per: dict[str, list[dict[str, float]]] = {}
+    for s in series:
+        for layer, rec in s["layers"].items():
+            per.setdefault(layer, []).append(rec)
+    out: dict[str, dict[str, float]] = {}
+    for layer, recs in per.items():
+        row = {k: _fmax([r[k] for r in recs]) for k in LAYER_KEYS_MAX}
+        row.update({k: _fmean([r[k] for r in recs]) for k in LAYER_KEYS_MEAN})
+        row["m"] = float(recs[0]["m"])
+        row["rows_checked"] = float(recs[0]["rows_checked"])
+        row["units_checked"] = float(recs[0]["units_checked"])
+        out[layer] = row
+    return out
+
+
+def arm_tables(spec: Spec, records: Sequence[RunRecord]) -> tuple[list[dict], list[dict]]:
+    """Per (lr, arm): landscape metrics averaged over seeds; per (lr, arm, layer): C5 figures."""
+    groups = by_arm_lr(records)
+    land, jac = [], []
+    for lr in spec.train.lr:
+        for arm in spec.arms:
+            rs = groups.get((arm.name, lr), [])
+            if not rs:
+                continue
+            stats = [run_landscape_stats(r) for r in rs]
+            row: dict[str, Any] = {"lr": lr, "arm": arm.name, "n_seeds": len(rs),
+                                   "n_diverged": sum(r.diverged for r in rs)}
+            for key in stats[0]:
+                vals = [s[key] for s in stats]
+                row[key] = max(vals) if key.endswith("_max") else _fmean(vals)
+            land.append(row)
+            layer_stats = [run_jacobian_stats(r) for r in rs]
+            for layer in layer_stats[0] if layer_stats else {}:
+                per = [ls[layer] for ls in layer_stats if layer in ls]
+                jrow: dict[str, Any] = {"lr": lr, "arm": arm.name, "layer": layer}
+                for key in per[0]:
+                    vals = [p[key] for p in per]
+                    jrow[key] = _fmax(vals) if key in LAYER_KEYS_MAX else _fmean(vals)
+                jac.append(jrow)
+    return land, jac
+
+
+def c4_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
+    """C4 per learning rate and BN arm: the three landscape metrics, lower claimed for BN."""
+    groups = by_arm_lr(records)
+    out = []
+    for lr in spec.train.lr:
+        for arm, base in comparison_pairs(spec):
+            a, b = groups.get((arm, lr), []), groups.get((base, lr), [])
+            if not a or not b:
+                continue
+            sa = [run_landscape_stats(r) for r in a]
+            sb = [run_landscape_stats(r) for r in b]
+            metrics = [MetricInput(label, "lower", [s[f"{k}_mean"] for s in sa],
+                                   [s[f"{k}_mean"] for s in sb]) for k, label in C4_METRICS]
+            notes = [f"per seed: mean over measurement steps; eta' in "
+                     f"[{spec.analysis.lipschitz.eta_range[0]:g}, "
+                     f"{spec.analysis.lipschitz.eta_range[1]:g}] x lr; "
+                     f"BN in {spec.analysis.lipschitz.bn_mode} mode"]
+            bad = [(n, int(sum(s["n_nonfinite"] for s in ss))) for n, ss in ((arm, sa), (base, sb))]
+            for name, k in bad:
+                if k:
+                    notes.append(f"{name}: {k} measurement(s) hit a non-finite loss on the grid "
+                                 "(left out of the means)")
+            div = [n for n, rs in ((arm, a), (base, b)) if any(r.diverged for r in rs)]
+            if div:
+                notes.append(f"diverged: {', '.join(div)} (measured until divergence)")
+            out.append(make_claim("C4", C4_STATEMENT, lr, arm, base, metrics, spec.verdict,
+                                  "; ".join(notes)))
+    return out
+
+
+def c5_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
+    """C5 per learning rate and BN arm: a maths check over every BN layer."""
+    groups = by_arm_lr(records)
+    tol = spec.analysis.lipschitz.jacobian_tol
+    out = []
+    for lr in spec.train.lr:
+        for arm in (a for a in spec.arms if a.has_bn):
+            rs = groups.get((arm.name, lr), [])
+            per_seed = [run_jacobian_stats(r) for r in rs]
+            per_seed = [p for p in per_seed if p]
+            if not per_seed:
+                continue
+            jac = [max(v["jacobian_err_f32"] for v in p.values()) for p in per_seed]
+            grad = [max(v["grad_err"] for v in p.values()) for p in per_seed]
+            metrics = [
+                MetricInput("max rel. error, autograd Jacobian (float32) vs closed form",
+                            "lower", jac, [tol]),
+                MetricInput("max rel. error, autograd dL/dx (float32) vs (gamma/sigma)P g",
+                            "lower", grad, [tol]),
+            ]
+            worst = max(jac + grad)
+            verdict = "supported" if worst < tol else "refuted"
+            n_layers = len(per_seed[0])
+            note = (f"maths check, not a BN-vs-plain comparison: the baseline column is the "
+                    f"tolerance {tol:g}; supported when every one of {n_layers} BN layer(s) is "
+                    f"below it at every measured step and seed (closed forms in float64)")
+            out.append(make_claim("C5", C5_STATEMENT, lr, arm.name, f"tolerance {tol:g}",
+                                  metrics, spec.verdict, note, verdict))
+    return out
+
+
+def run_lipschitz(spec: Spec, reporter: Reporter | None = None) -> CommandResult:
+    """Train every arm with the landscape probe (and the BN-Jacobian probe on BN arms)."""
+    from bncli.probes.jacobian import BnJacobianProbe
+    from bncli.probes.landscape import LandscapeProbe, eta_grid
+
+    cfg = spec.analysis.lipschitz
+
+    def factory(spec_: Spec, arm: Any, lr: float, seed: int, data: Any) -> list[Any]:
+        probes: list[Any] = [LandscapeProbe(cfg, lr, seed)]
+        if cfg.jacobian and arm.has_bn:
+            probes.append(BnJacobianProbe(cfg, seed))
+        return probes
+
+    exp = run_experiment(spec, factory, reporter)
+    land, jac = arm_tables(spec, exp.records)
+    return CommandResult(
+        command="lipschitz",
+        spec=spec.model_dump(mode="json"),
+        runs=exp.records,
+        summary=summarize(exp.records),
+        claims=c4_claims(spec, exp.records) + c5_claims(spec, exp.records),
+        interrupted=exp.interrupted,
+        extra={
+            "task": exp.data.task,
+            "device": str(exp.device),
+            "eta_multiples": [e / spec.train.lr[0] for e in eta_grid(spec.train.lr[0], cfg)],
+            "landscape": land,
+            "jacobian": jac,
+        },
+    )

@@ -1,0 +1,279 @@
+"""`bncli lipschitz`: landscape metrics, Hessian power iteration, BN Jacobian checks, CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from typer.testing import CliRunner
+
+from bncli.cli import app
+from bncli.experiment import run_experiment
+from bncli.models import build_model
+from bncli.probes.jacobian import (
+    autograd_jacobian,
+    backward_checks,
+    check_layers,
+    closed_form_jacobian,
+    units_view,
+)
+from bncli.probes.landscape import (
+    LandscapeProbe,
+    eta_grid,
+    hessian_top_eig,
+    landscape_point,
+    line_search,
+)
+from bncli.probes.landscape_run import run_lipschitz
+from bncli.spec import ArmSpec, LipschitzSpec, ModelSpec, parse_spec
+
+
+def _net(kind: str, arm: str, noisy: bool = False):
+    torch.manual_seed(0)
+    ms = ModelSpec(kind=kind, hidden=[12, 10], channels=[3, 4], activation="tanh")
+    a = ArmSpec(name="a", kind="noisy_batchnorm" if noisy else arm)
+    shape = (6,) if kind == "mlp" else (1, 6, 6)
+    model = build_model(ms, a, shape, 3)
+    model.train()
+    if noisy:
+        model.set_noise_seed(11)
+    x = torch.randn(16, *shape)
+    y = torch.randint(0, 3, (16,))
+    F.cross_entropy(model(x), y).backward()
+    theta = {n: p.detach() for n, p in model.named_parameters()}
+    g = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+    bufs = {n: b.detach().clone() for n, b in model.named_buffers()}
+    return model, x, y, theta, g, bufs
+
+
+def _deepcopy_reference(model, x, y, g, eta):
+    """Slow and obvious: a deep copy stepped by -eta g, a fresh backward, grads read off .grad."""
+    m = copy.deepcopy(model)
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            p.sub_(eta * g[n])
+    m.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(m(x), y)
+    loss.backward()
+    dist = torch.sqrt(sum(((g[n] - p.grad) ** 2).sum() for n, p in m.named_parameters()))
+    return float(loss.detach()), float(dist)
+
+
+@pytest.mark.parametrize("kind,arm,noisy", [
+    ("mlp", "plain", False), ("mlp", "batchnorm", False),
+    ("cnn", "batchnorm", False), ("mlp", "batchnorm", True),
+])
+def test_line_search_batched_equals_loop_equals_deepcopy(kind, arm, noisy):
+    model, x, y, theta, g, bufs = _net(kind, arm, noisy)
+    before = {n: b.clone() for n, b in model.named_buffers()}
+    etas = [0.05, 0.2, 0.7]
+    lb, db = line_search(model, F.cross_entropy, x, y, theta, g, etas, bufs, batched=True)
+    ll, dl = line_search(model, F.cross_entropy, x, y, theta, g, etas, bufs, batched=False)
+    torch.testing.assert_close(lb, ll, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(db, dl, rtol=1e-5, atol=1e-6)
+    for i, eta in enumerate(etas):
+        ref_loss, ref_dist = _deepcopy_reference(model, x, y, g, eta)
+        assert lb[i].item() == pytest.approx(ref_loss, rel=1e-5, abs=1e-6)
+        assert db[i].item() == pytest.approx(ref_dist, rel=1e-4, abs=1e-6)
+    # the buffers passed in are copies: neither the model's nor the caller's move
+    for n, b in model.named_buffers():
+        assert torch.equal(b, before[n]) and torch.equal(bufs[n], before[n])
+    assert db[0] < db[-1]  # gradient changes more the further we step
+
+
+def test_summary_numbers_follow_their_definitions():
+    model, x, y, theta, g, bufs = _net("mlp", "batchnorm")
+    etas = [0.1, 0.3, 0.9]
+    rec = landscape_point(model, F.cross_entropy, x, y, theta, g, etas, bufs)
+    gnorm = torch.sqrt(sum((t * t).sum() for t in g.values())).item()
+    refs = [_deepcopy_reference(model, x, y, g, e) for e in etas]
+    assert rec["grad_norm"] == pytest.approx(gnorm, rel=1e-6)
+    assert rec["loss_variation"] == pytest.approx(max(r[0] for r in refs) - min(r[0] for r in refs),
+                                                  rel=1e-4, abs=1e-6)
+    betas = [r[1] / (e * gnorm) for r, e in zip(refs, etas, strict=True)]
+    assert rec["beta"] == pytest.approx(max(betas), rel=1e-4)
+
+
+def test_eta_grid_is_multiples_of_lr():
+    s = LipschitzSpec(eta_range=(0.5, 4.0), eta_points=8)
+    assert eta_grid(0.1, s) == pytest.approx([0.05 * k for k in range(1, 9)])
+    logs = eta_grid(1.0, LipschitzSpec(eta_range=(0.01, 100), eta_points=5, eta_spacing="log"))
+    assert logs == pytest.approx([0.01, 0.1, 1, 10, 100])
+
+
+def test_power_iteration_matches_exact_hessian():
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    x, y = torch.randn(20, 3), torch.randint(0, 2, (20,))
+    theta = {n: p.detach() for n, p in model.named_parameters()}
+    names, shapes = list(theta), [p.shape for p in theta.values()]
+
+    def flat_loss(v):
+        parts, i = {}, 0
+        for n, s in zip(names, shapes, strict=True):
+            k = s.numel()
+            parts[n] = v[i : i + k].reshape(s)
+            i += k
+        return F.cross_entropy(torch.func.functional_call(model, parts, (x,)), y)
+
+    flat = torch.cat([p.reshape(-1) for p in theta.values()])
+    eigs = torch.linalg.eigvalsh(torch.autograd.functional.hessian(flat_loss, flat))
+    exact = float(eigs[eigs.abs().argmax()])
+    gen = torch.Generator().manual_seed(0)
+    eig, iters, conv = hessian_top_eig(model, F.cross_entropy, x, y, theta, {}, 500, 1e-7, gen)
+    assert conv and iters < 500
+    assert eig == pytest.approx(exact, rel=1e-3)
+    # seeded start vector, own generator: same answer, global RNG untouched
+    state = torch.get_rng_state()
+    again = hessian_top_eig(model, F.cross_entropy, x, y, theta, {}, 500, 1e-7,
+                            torch.Generator().manual_seed(0))
+    assert again[0] == eig and torch.equal(state, torch.get_rng_state())
+
+
+def test_closed_form_jacobian_matches_autograd():
+    torch.manual_seed(2)
+    x = torch.randn(40, dtype=torch.float64) * 3 + 1
+    ref = closed_form_jacobian(x, 1e-5)
+    torch.testing.assert_close(autograd_jacobian(x, 1e-5), ref, rtol=1e-10, atol=1e-12)
+    rows = torch.tensor([3, 17, 29])
+    torch.testing.assert_close(autograd_jacobian(x, 1e-5, rows), ref[rows], rtol=1e-10, atol=1e-12)
+    # and it is not a tautology: leave the y^y^T term out and the match is gone
+    m, sigma = 40, torch.sqrt(x.var(unbiased=False) + 1e-5)
+    wrong = (torch.eye(m, dtype=torch.float64) - 1.0 / m) / sigma
+    assert (autograd_jacobian(x, 1e-5) - wrong).abs().max() > 1e-3
+
+
+def test_backward_checks_on_a_batchnorm_layer():
+    torch.manual_seed(3)
+    bn = torch.nn.BatchNorm1d(5).double()
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 2.0)
+    x = (torch.randn(30, 5, dtype=torch.float64) * 4).requires_grad_(True)
+    w = torch.randn(30, 5, dtype=torch.float64)
+    out = bn(x)
+    loss = (out * w).sum() + (out**2).sum()
+    gx, gy = torch.autograd.grad(loss, [x, out])
+    rec = backward_checks(units_view(x.detach()), units_view(gx), units_view(gy),
+                          bn.weight.detach(), bn.eps)
+    assert rec["grad_err"] < 1e-12
+    assert rec["cos_ones_max"] < 1e-10 and rec["cos_yhat_max"] < 1e-4
+    assert rec["thm41_lhs"] == pytest.approx(rec["thm41_rhs"], rel=1e-4)
+    assert rec["grad_ratio"] == pytest.approx((gx.norm() / gy.norm()).item())
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_check_layers_on_real_model_float32(kind):
+    model, x, y, *_ , bufs = _net(kind, "batchnorm")
+    before = {n: b.clone() for n, b in model.named_buffers()}
+    spec = LipschitzSpec(jacobian_units=2, jacobian_rows=20)
+    out = check_layers(model, F.cross_entropy, x, y, bufs, spec, torch.Generator().manual_seed(0))
+    assert set(out) == {"layer1", "layer2"}
+    for rec in out.values():
+        assert rec["jacobian_err_f32"] < 1e-4 and rec["grad_err"] < 1e-4
+        assert rec["jacobian_err_f64"] < 1e-12
+    if kind == "cnn":
+        assert out["layer1"]["m"] == 16 * 6 * 6 and out["layer1"]["rows_checked"] == 20
+    for n, b in model.named_buffers():
+        assert torch.equal(b, before[n])
+
+
+def _final_weights(spec, factory):
+    seen = {}
+
+    def wrap(spec_, arm, lr, seed, data):
+        probes = list(factory(spec_, arm, lr, seed, data)) if factory else []
+
+        class Grab:
+            name, every = "grab", 10**9
+
+            def on_end(self, run):
+                seen[arm.name] = {k: v.clone() for k, v in run.model.state_dict().items()}
+
+            def result(self):
+                return {}
+
+        return [*probes, Grab()]
+
+    run_experiment(spec, wrap)
+    return seen
+
+
+def test_measuring_leaves_training_bitwise_unchanged(tiny_spec_dict_factory):
+    from bncli.probes.jacobian import BnJacobianProbe
+
+    spec = parse_spec(tiny_spec_dict_factory(
+        arms=["plain", "batchnorm", "noisy_batchnorm"], train={"steps": 12, "momentum": 0.9},
+        analysis={"lipschitz": {"every": 3, "hessian": True, "hessian_iters": 3}}))
+    cfg = spec.analysis.lipschitz
+
+    def probes(spec_, arm, lr, seed, data):
+        return [LandscapeProbe(cfg, lr, seed), BnJacobianProbe(cfg, seed)]
+
+    cfg_eval = cfg.model_copy(update={"bn_mode": "eval"})
+    with_probes = _final_weights(spec, probes)
+    with_eval = _final_weights(spec, lambda *a: [LandscapeProbe(cfg_eval, a[2], a[3])])
+    without = _final_weights(spec, None)
+    for arm, state in without.items():
+        for k, v in state.items():
+            assert torch.equal(v, with_probes[arm][k]), (arm, k)
+            assert torch.equal(v, with_eval[arm][k]), (arm, k)
+
+
+def test_run_lipschitz_records_and_claims(tiny_spec_dict_factory):
+    spec = parse_spec(tiny_spec_dict_factory(analysis={"lipschitz": {"every": 10}}))
+    res = run_lipschitz(spec)
+    land = {r["arm"]: r for r in res.extra["landscape"]}
+    assert land["plain"]["n_steps"] == 4  # steps 0, 10, 20 and the last (29)
+    series = res.runs[0].probes["landscape"]["series"]
+    assert len(series[0]["loss"]) == 8 and [s["step"] for s in series] == [0, 10, 20, 29]
+    c4 = [c for c in res.claims if c.claim == "C4"]
+    c5 = [c for c in res.claims if c.claim == "C5"]
+    assert len(c4) == 1 and c4[0].lr == 0.1 and len(c4[0].metrics) == 3
+    m = c4[0].metrics[0]
+    assert m.arm_mean == pytest.approx(land["batchnorm"]["loss_variation_mean"])
+    assert len(c5) == 1 and c5[0].verdict == "supported"
+    assert {r["layer"] for r in res.extra["jacobian"]} == {"layer1", "layer2"}
+
+
+def test_cli_json_and_out(tiny_spec_dict_factory, write_spec, tmp_path):
+    path = write_spec(tiny_spec_dict_factory())
+    out = tmp_path / "o"
+    result = CliRunner().invoke(app, ["lipschitz", str(path), "--steps", "8", "--every", "4",
+                                      "--eta-range", "0.5", "2", "--eta-points", "3",
+                                      "--hessian", "--hessian-iters", "4", "--json",
+                                      "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["command"] == "lipschitz"
+    assert {c["claim"] for c in doc["claims"]} == {"C4", "C5"}
+    for c in doc["claims"]:
+        assert c["lr"] == 0.1 and c["verdict"] in ("supported", "refuted", "inconclusive")
+    run = doc["runs"][0]["probes"]["landscape"]
+    assert run["eta"] == pytest.approx([0.05, 0.125, 0.2])
+    assert all("top_eig" in s for s in run["series"])
+    assert (out / "plots" / "landscape.png").stat().st_size > 0
+
+
+def test_cli_tables(tiny_spec_dict_factory, write_spec):
+    path = write_spec(tiny_spec_dict_factory(arms=["plain", "batchnorm", "noisy_batchnorm"]))
+    result = CliRunner().invoke(app, ["lipschitz", str(path), "--steps", "6", "--every", "3",
+                                      "--bn-mode", "eval"])
+    assert result.exit_code == 0, result.output
+    assert "effective beta" in result.output and "noisy_batchnorm" in result.output
+    assert "Jacobian" in result.output and "C5" in result.output
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--eta-range", "4", "1"], "eta_range"),
+    (["--eta-points", "1"], "eta_points"),
+    (["--bn-mode", "sideways"], "bn-mode"),
+    (["--every", "0"], "every"),
+])
+def test_cli_bad_input(tiny_spec_dict_factory, write_spec, args, needle):
+    path = write_spec(tiny_spec_dict_factory())
+    result = CliRunner().invoke(app, ["lipschitz", str(path), *args])
+    assert result.exit_code == 2
+    assert needle in result.output
