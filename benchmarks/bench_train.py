@@ -1,0 +1,87 @@
+"""Benchmark: bncli's training loop against a plain hand-written PyTorch loop.
+
+Same model (both arms of the sample config), same in-memory data, same batches, same steps,
+same held-out evaluation cadence; whole run, median of several repeats. Prints the ratio
+bncli / plain (goal <= 1.10).
+
+    python benchmarks/bench_train.py [SPEC] [--repeats N] [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from bncli.data import batch_indices, load_data
+from bncli.experiment import build_arm_model, initial_model
+from bncli.spec import apply_overrides, load_spec
+from bncli.train import train_run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def plain_loop(model, data, steps, lr, batch_size, eval_every, seed):
+    """What a user would write by hand: index batches, forward, backward, step, eval now and then."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    batches = batch_indices(data.n_train, batch_size, seed)
+    x, y = data.x_train, data.y_train
+    n_eval = min(2000, data.n_train)
+    model.train()
+    for step in range(steps):
+        idx = next(batches)
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if (step + 1) % eval_every == 0 or step + 1 == steps:
+            model.eval()
+            with torch.no_grad():
+                for xs, ys in ((data.x_test, data.y_test), (x[:n_eval], y[:n_eval])):
+                    out = model(xs)
+                    float(F.cross_entropy(out, ys))
+                    int((out.argmax(1) == ys).sum())
+            model.train()
+            float(loss.detach())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("spec", nargs="?", default=str(ROOT / "sample_configs/mlp_sigmoid_digits.yaml"))
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=None)
+    args = ap.parse_args()
+    spec = load_spec(args.spec)
+    if args.steps:
+        spec = apply_overrides(spec, {"train.steps": args.steps})
+    spec = apply_overrides(spec, {"device": "cpu"})
+    data = load_data(spec.data)
+    lr = spec.train.lr[0]
+    seed = spec.seed
+    init = initial_model(spec, data, seed)
+    results = {}
+    for arm in spec.arms:
+        t_bn, t_plain = [], []
+        for _ in range(args.repeats):
+            m = build_arm_model(spec, arm, init, data, seed)
+            t0 = time.perf_counter()
+            train_run(m, data, arm, spec.train, lr, seed)
+            t_bn.append(time.perf_counter() - t0)
+            m = build_arm_model(spec, arm, init, data, seed)
+            t0 = time.perf_counter()
+            plain_loop(m, data, spec.train.steps, lr, spec.train.batch_size, spec.train.eval_every, seed)
+            t_plain.append(time.perf_counter() - t0)
+        a, b = statistics.median(t_bn), statistics.median(t_plain)
+        results[arm.name] = (a, b)
+        print(f"{arm.name:>12}: bncli {a:.3f} s, plain loop {b:.3f} s, ratio {a / b:.3f} "
+              f"({spec.train.steps} steps, median of {args.repeats}, {torch.get_num_threads()} threads)")
+    total = sum(v[0] for v in results.values()) / sum(v[1] for v in results.values())
+    print(f"overall ratio bncli / plain loop: {total:.3f} (goal <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()
