@@ -227,6 +227,28 @@ class ScaleSpec(Strict):
         default_factory=lambda: [1e-3, 1e-2, 1e-1, 1e1, 1e2, 1e3]
     )
     probe_size: PositiveInt = 256
+    layers: list[str] | None = None  # None: every layer whose weight feeds a normalization point
+    # a relative output change below this counts as invariant (float32 roundoff is ~1e-7)
+    tolerance: PositiveFloat = 1e-5
+    grad_tolerance: PositiveFloat = 0.01  # allowed |alpha * ratio - 1| for the 1/alpha law
+    # the verdict uses the alphas inside this range (SCIENCE.md C6: 0.01...100); outside it BN's
+    # eps dominates and the numbers are shown, not judged
+    verdict_alpha_range: tuple[PositiveFloat, PositiveFloat] = (0.01, 100.0)
+    explode_factor: Annotated[float, Field(gt=1.0)] = 10.0  # ||W_end|| / ||W_0|| above this: exploded
+
+    @field_validator("alphas")
+    @classmethod
+    def _alphas_nonempty(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("give at least one alpha")
+        return v
+
+    @field_validator("verdict_alpha_range")
+    @classmethod
+    def _range_ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if v[0] > v[1]:
+            raise ValueError("verdict_alpha_range must be (low, high) with low <= high")
+        return v
 
 
 class SaturationSpec(Strict):

@@ -1,0 +1,229 @@
+"""Rendering for `bncli scale-check` (C6): α-grid and layer tables, notes, weight-norm plots."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from bncli.render.common import arm_colors, claims_table, fmt, pyplot, save_figure
+from bncli.results import CommandResult, RunRecord
+from bncli.spec import Spec
+
+WHEN_TITLE = {"init": "at initialization", "end": "at the end of training"}
+STATUS_STYLE = {"invariant": "green", "ε-limited": "yellow", "not invariant": "red"}
+
+
+def _e(v: float | None) -> str:
+    """Scientific for the small relative changes this command is about."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-" if v is None or math.isnan(v) else fmt(v)
+    return f"{v:.2e}"
+
+
+def static_table(spec: Spec, rows: Sequence[dict[str, Any]], when: str) -> Table:
+    """Rows = lr × arm × α; each number is the worst over the checked layers, mean over seeds."""
+    n = spec.seeds
+    t = Table(
+        title=f"C6 static check {WHEN_TITLE[when]}: W_i ← α·W_i one layer at a time "
+        "(bias not scaled); "
+        f"BN in training mode; worst over layers, mean over {n} seed{'s' if n > 1 else ''}",
+        title_justify="left",
+    )
+    for col, just in [
+        ("lr", "right"),
+        ("arm", "left"),
+        ("α", "right"),
+        ("max |Δoutput| (relative)", "right"),
+        ("max |Δloss|", "right"),
+        ("α·‖∇_{αW}L‖/‖∇_W L‖ (min–max; 1 = law)", "right"),
+        ("‖α∇_{αW}L − ∇_W L‖/‖∇_W L‖", "right"),
+        ("rel. Δoutput, ε→0", "right"),
+        ("ε pred. (BN out)", "right"),
+        ("rel. Δoutput, eval mode", "right"),
+        ("status", "left"),
+    ]:
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    last = None
+    for r in rows:
+        if r["when"] != when:
+            continue
+        key = (r["lr"], r["arm"])
+        if last is not None and key != last:
+            t.add_section()
+        last = key
+        st = r["status"]
+        t.add_row(
+            fmt(r["lr"]),
+            r["arm"],
+            f"{r['alpha']:g}",
+            f"{_e(r['out_abs'])} ({_e(r['out_rel'])}, {r['worst_layer']})",
+            _e(r["loss_abs"]),
+            f"{r['ratio_min']:.4f}–{r['ratio_max']:.4f}",
+            _e(r["grad_err"]),
+            _e(r["eps0_out_rel"]),
+            _e(r["eps_pred"]),
+            _e(r["eval_out_rel"]),
+            f"[{STATUS_STYLE.get(st, '')}]{st}[/]",
+        )
+    return t
+
+
+def _alpha_span(alphas: Sequence[float], grid: Sequence[float]) -> str:
+    if not alphas:
+        return "none"
+    if len(alphas) == len(grid):
+        return "all"
+    return f"{min(alphas):g}…{max(alphas):g} ({len(alphas)}/{len(grid)})"
+
+
+def layer_table(spec: Spec, rows: Sequence[dict[str, Any]], grid: Sequence[float]) -> Table:
+    """Rows = lr × arm × layer: ⟨∇L, W⟩, where ε bites, ‖W‖ over training and the norm identity."""
+    t = Table(
+        title="C6 per layer: gradient ⟂ W, ε limit, weight norm over training", title_justify="left"
+    )
+    for col in [
+        "lr",
+        "arm",
+        "layer",
+        "theory",
+        "|cos(∇_W L, W)| init / end",
+        "α passing init / end",
+        "α below which ε bites (init / end)",
+        "‖W‖ init → end (×growth)",
+        "η/‖W‖² init → end",
+        "Δ‖W‖² vs η²‖∇L‖²: mean rel. err",
+        "steps ‖W‖ grew",
+    ]:
+        t.add_column(col, justify="left" if col in ("arm", "layer", "theory") else "right")
+    last = None
+    for r in rows:
+        key = (r["lr"], r["arm"])
+        if last is not None and key != last:
+            t.add_section()
+        last = key
+        inv = r["invariant_alphas"]
+        ident = _e(r["identity_rel_err"]) if r["identity_applies"] else "n/a (not plain SGD)"
+        if r["identity_applies"] and not r["expected_invariant"]:
+            ident += " (not invariant)"
+        grew = "-" if r["grew_frac"] is None else f"{r['grew_frac']:.0%}"
+        t.add_row(
+            fmt(r["lr"]),
+            r["arm"],
+            r["layer"],
+            ("invariant: " if r["expected_invariant"] else "not invariant: ") + r["why"],
+            f"{_e(r['cos_init'])} / {_e(r['cos_end'])}",
+            f"{_alpha_span(inv.get('init', []), grid)} / {_alpha_span(inv.get('end', []), grid)}",
+            f"{fmt(r['alpha_eps_low_init'], 3)} / {fmt(r['alpha_eps_low_end'], 3)}"
+            if r["eps"]
+            else "- (no BN)",
+            f"{fmt(r['norm0'])} → {fmt(r['norm_end'])} (×{fmt(r['growth'], 3)})",
+            f"{_e(r['eff0'])} → {_e(r['eff_end'])}",
+            ident,
+            grew,
+        )
+    return t
+
+
+def render_scale(spec: Spec, result: CommandResult) -> list[Any]:
+    """Everything `bncli scale-check` prints: α tables (init, end), layers, notes, C6 claims."""
+    sc = result.extra.get("scale", {})
+    out: list[Any] = []
+    for when in ("init", "end"):
+        if any(r["when"] == when for r in sc.get("static", [])):
+            out.append(static_table(spec, sc["static"], when))
+    if sc.get("layers"):
+        out.append(layer_table(spec, sc["layers"], sc["alphas"]))
+    w = sc.get("static_wall_s", {})
+    lines = [f"• {n}" for n in sc.get("notes", [])]
+    if w.get("median") is not None:
+        lines.append(
+            f"• one static check (all α and layers, 3 passes) took {w['median']:.2f} s "
+            f"(median of {w['n']}, max {w['max']:.2f} s)"
+        )
+    if lines:
+        out.append("\n".join(lines))
+    if result.claims:
+        out.append(
+            claims_table(result.claims, title="C6: is the BN network invariant to the scale of W?")
+        )
+    else:
+        out.append("no verdict: the spec needs a plain arm and a BN arm to compare")
+    return out
+
+
+def plot_norms(spec: Spec, records: Sequence[RunRecord], path: Path, lr: float) -> Path:
+    """‖W_i‖ and η/‖W_i‖² over steps: one line per arm × layer (colour = arm), first seed."""
+    plt = pyplot()
+    arms = [a.name for a in spec.arms]
+    colors = arm_colors(arms)
+    fig, (ax_n, ax_e) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for arm in arms:
+        r = next((r for r in records if r.arm == arm and r.lr == lr and "scale" in r.probes), None)
+        if r is None:
+            continue
+        pr = r.probes["scale"]
+        layers = pr["layers"]
+        for j, n in enumerate(layers):
+            s = pr["series"][n]
+            steps = list(pr["steps"])
+            norm = list(s["norm"])
+            if n in pr["final_norm"]:
+                steps.append(r.steps_done)
+                norm.append(pr["final_norm"][n])
+            eff = [lr / v**2 if v and math.isfinite(v) and v > 0 else math.nan for v in norm]
+            shade = 0.35 + 0.65 * (j + 1) / len(layers)
+            label = f"{arm} {n}" if len(layers) <= 4 or j in (0, len(layers) - 1) else None
+            ax_n.plot(steps, norm, color=colors[arm], alpha=shade, label=label)
+            ax_e.plot(steps, eff, color=colors[arm], alpha=shade, label=label)
+    ax_n.set_ylabel("‖W_i‖ (Frobenius)")
+    ax_e.set_ylabel("effective step η/‖W_i‖²")
+    ax_e.set_yscale("log")
+    for ax in (ax_n, ax_e):
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{spec.name}: weight norms over training, lr = {lr:g} (darker = deeper layer)")
+    return save_figure(fig, path)
+
+
+def plot_static(spec: Spec, rows: Sequence[dict[str, Any]], path: Path, lr: float) -> Path:
+    """Relative output change vs α (log-log), per arm, at init (dashed) and end (solid)."""
+    plt = pyplot()
+    arms = [a.name for a in spec.arms]
+    colors = arm_colors(arms)
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    floor = 1e-9  # an exact zero cannot go on a log axis
+    for arm in arms:
+        for when, ls in (("init", "--"), ("end", "-")):
+            rs = [r for r in rows if r["arm"] == arm and r["lr"] == lr and r["when"] == when]
+            if rs:
+                ax.plot(
+                    [r["alpha"] for r in rs],
+                    [max(r["out_rel"], floor) for r in rs],
+                    ls,
+                    marker="o",
+                    color=colors[arm],
+                    label=f"{arm} ({when})",
+                )
+    ax.axhline(spec.analysis.scale.tolerance, color="grey", lw=1, ls=":", label="tolerance")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("α (W_i ← α·W_i)")
+    ax.set_ylabel("max |Δoutput| / max |output| (worst layer)")
+    ax.legend(fontsize=7)
+    ax.set_title(f"{spec.name}: scale check, lr = {lr:g}, BN in training mode")
+    return save_figure(fig, path)
+
+
+def write_scale_files(spec: Spec, result: CommandResult, out_dir: Path) -> list[Path]:
+    rows = result.extra.get("scale", {}).get("static", [])
+    paths = []
+    for lr in spec.train.lr:
+        paths.append(
+            plot_norms(spec, result.runs, out_dir / "plots" / f"scale_norms_lr{lr:g}.png", lr)
+        )
+        paths.append(plot_static(spec, rows, out_dir / "plots" / f"scale_static_lr{lr:g}.png", lr))
+    return paths
