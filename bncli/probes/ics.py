@@ -1,0 +1,163 @@
+"""measure-ics (C2, C3): the layer-input distribution probe, and run_ics, the command's core."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch.func import functional_call
+
+from bncli.data import Dataset
+from bncli.experiment import Reporter, run_experiment
+from bncli.models import Net
+from bncli.probes.base import ProbeBase, forward_hooks, measuring, params_and_buffers
+from bncli.probes.ics_grad import GradientIcsProbe, noise_seed
+from bncli.probes.ics_stats import (
+    PERCENTILES,
+    as_units,
+    shift_stats,
+    tracked_unit_indices,
+    unit_moments,
+    unit_percentiles,
+)
+from bncli.results import CommandResult, summarize
+from bncli.spec import ArmSpec, Spec
+from bncli.train import RunContext, StepContext
+
+# `preact` is the input of the nonlinearity (BN's output after γ, β on BN arms): what C2 is about.
+# `bn_in` is the input of the normalization (on a plain arm the same tensor as `preact`).
+SITES = ("preact", "bn_in")
+
+
+def next_noise_seed(seed: int | None) -> int | None:
+    """The noise seed the training loop sets at the next step (it uses base + step mod 2^62)."""
+    return None if seed is None else (seed + 1) % (1 << 62)
+
+
+def _width(model: Net, layer: str) -> int:
+    blk = model.block(layer)
+    return int(blk.weight.shape[0])
+
+
+class DistributionProbe(ProbeBase):
+    """Per due step t: the distribution at θ_t and at θ_{t+1} on a fixed probe batch (train mode).
+
+    The state at θ_t gives mean, variance and tracked-unit percentiles; the pair (θ_t, θ_{t+1})
+    gives the one-step shift |Δμ|, |Δσ²| and W1. Each distribution is taken with the noise of its
+    own step (θ_{t+1} with step t+1's draw), as the network would see it in training. BN uses the
+    probe batch's statistics on buffer copies, so running statistics never move.
+    """
+
+    name = "ics_dist"
+
+    def __init__(self, every: int, probe: tuple[torch.Tensor, torch.Tensor],
+                 layers: Sequence[str] | None, tracked_units: int) -> None:
+        super().__init__(every)
+        self.x_probe = probe[0]
+        self.requested = list(layers) if layers else None
+        self.n_tracked = tracked_units
+        self.layers: list[str] = []
+        self.units: dict[str, list[int]] = {}
+        self.steps: list[int] = []
+        self.series: dict[str, dict[str, dict[str, Any]]] = {}
+        self._before: dict[tuple[str, str], torch.Tensor] | None = None
+
+    def on_start(self, run: RunContext) -> None:
+        model = run.model
+        wanted = self.requested
+        self.layers = [n for n in model.point_names if wanted is None or n in wanted]
+        self.units = {n: tracked_unit_indices(_width(model, n), self.n_tracked)
+                      for n in self.layers}
+        self.series = {
+            layer: {
+                site: {
+                    "mean": [], "var": [], "d_mean": [], "d_var": [], "w1": [],
+                    "percentiles": {f"p{round(q * 100)}": [[] for _ in self.units[layer]]
+                                    for q in PERCENTILES},
+                }
+                for site in SITES
+            }
+            for layer in self.layers
+        }
+
+    def _capture(self, model: Net, seed: int | None) -> dict[tuple[str, str], torch.Tensor]:
+        taps = []
+        for layer in self.layers:
+            blk = model.block(layer)
+            taps += [((layer, "preact"), blk.preact), ((layer, "bn_in"), blk.bn_in)]
+        seen: dict[tuple[str, str], torch.Tensor] = {}
+
+        def keep(key: Any, _m: Any, _i: Any, out: torch.Tensor) -> None:
+            seen[key] = as_units(out.detach())
+
+        with measuring(model, self.x_probe.device), noise_seed(model, seed), torch.no_grad():
+            params, buffers = params_and_buffers(model)
+            with forward_hooks([(k, m) for k, m in taps], keep):  # type: ignore[misc]
+                functional_call(model, (params, buffers), (self.x_probe,))
+        return seen
+
+    def before_update(self, ctx: StepContext) -> None:
+        acts = self._capture(ctx.run.model, ctx.noise_seed)
+        self.steps.append(ctx.step)
+        for (layer, site), a in acts.items():
+            s = self.series[layer][site]
+            mu, var = unit_moments(a)
+            s["mean"].append(float(mu.mean()))
+            s["var"].append(float(var.mean()))
+            pct = unit_percentiles(a, self.units[layer])
+            for qi, q in enumerate(PERCENTILES):
+                for ui in range(len(self.units[layer])):
+                    s["percentiles"][f"p{round(q * 100)}"][ui].append(float(pct[qi, ui]))
+        self._before = acts
+
+    def after_update(self, ctx: StepContext) -> None:
+        if self._before is None:
+            return
+        acts = self._capture(ctx.run.model, next_noise_seed(ctx.noise_seed))
+        for key, a in acts.items():
+            s = self.series[key[0]][key[1]]
+            for m, v in shift_stats(self._before[key], a).items():
+                s[m].append(v)
+        self._before = None
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "steps": list(self.steps),
+            "layers": list(self.layers),
+            "tracked_units": self.units,
+            "percentiles": [round(q * 100) for q in PERCENTILES],
+            "per_layer": self.series,
+        }
+
+
+def ics_probes(spec: Spec, arm: ArmSpec, lr: float, seed: int, data: Dataset) -> list[ProbeBase]:
+    """The probe factory run_experiment calls for every arm x learning rate x seed."""
+    cfg = spec.analysis.ics
+    probes: list[ProbeBase] = [
+        DistributionProbe(cfg.every, data.probe_batch(cfg.probe_size), cfg.layers,
+                          cfg.tracked_units)
+    ]
+    if cfg.gradient_ics:
+        probes.append(GradientIcsProbe(cfg.every, cfg.layers))
+    return probes
+
+
+def run_ics(spec: Spec, reporter: Reporter | None = None) -> CommandResult:
+    """`bncli measure-ics`'s core: train every arm with the ICS probes; table data, C2/C3 claims."""
+    from bncli.probes.ics_summary import c2_claims, c3_claims, layer_rows
+
+    exp = run_experiment(spec, ics_probes, reporter)
+    return CommandResult(
+        command="measure-ics",
+        spec=spec.model_dump(mode="json"),
+        runs=exp.records,
+        summary=summarize(exp.records),
+        claims=c2_claims(spec, exp.records) + c3_claims(spec, exp.records),
+        interrupted=exp.interrupted,
+        extra={
+            "task": exp.data.task,
+            "device": str(exp.device),
+            "ics_rows": layer_rows(spec, exp.records),
+        },
+    )

@@ -1,0 +1,61 @@
+"""Per-unit distribution statistics for measure-ics (C2): moments, percentiles, 1-Wasserstein."""
+
+from __future__ import annotations
+
+import torch
+
+PERCENTILES = (0.15, 0.50, 0.85)  # Ioffe & Szegedy 2015 Fig 1b-c
+
+
+def as_units(a: torch.Tensor) -> torch.Tensor:
+    """(B, C) or (B, C, H, W) -> (N, C): conv maps count height x width as samples of a unit."""
+    if a.dim() == 2:
+        return a
+    return a.movedim(1, -1).reshape(-1, a.shape[1])
+
+
+def unit_moments(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-unit mean and (biased, like BN's batch statistics) variance of (N, C) samples."""
+    a = a.double()
+    return a.mean(0), a.var(0, unbiased=False)
+
+
+def unit_percentiles(a: torch.Tensor, units: list[int]) -> torch.Tensor:
+    """(len(PERCENTILES), len(units)): linear-interpolated percentiles of the tracked units."""
+    q = torch.tensor(PERCENTILES, dtype=torch.float64, device=a.device)
+    return torch.quantile(a[:, units].double(), q, dim=0)
+
+
+def wasserstein1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-unit 1-Wasserstein distance between two equal-size samples (N, C) -> (C,).
+
+    For two empirical distributions with the same number of equally weighted points the optimal
+    coupling matches order statistics, so W1 = mean_k |a_(k) - b_(k)| (what scipy computes).
+    """
+    if a.shape != b.shape:
+        raise ValueError(
+            f"wasserstein1 needs equal-size samples, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    a_sorted = torch.sort(a.double(), dim=0).values
+    b_sorted = torch.sort(b.double(), dim=0).values
+    return (a_sorted - b_sorted).abs().mean(0)
+
+
+def tracked_unit_indices(width: int, n: int) -> list[int]:
+    """n units spread evenly over a layer of `width` units (all of them when n >= width)."""
+    if n >= width:
+        return list(range(width))
+    if n == 1:
+        return [0]
+    return sorted({round(j * (width - 1) / (n - 1)) for j in range(n)})
+
+
+def shift_stats(before: torch.Tensor, after: torch.Tensor) -> dict[str, float]:
+    """Step-to-step shift of one site, averaged over units: |Δμ|, |Δσ²| and W1 (Santurkar Fig 8)."""
+    mu0, var0 = unit_moments(before)
+    mu1, var1 = unit_moments(after)
+    return {
+        "d_mean": float((mu1 - mu0).abs().mean()),
+        "d_var": float((var1 - var0).abs().mean()),
+        "w1": float(wasserstein1(before, after).mean()),
+    }

@@ -1,0 +1,246 @@
+"""Rendering for `bncli measure-ics` (C2, C3): per layer x arm tables and PNG plots."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.table import Table
+
+from bncli.render.common import arm_colors, claims_table, fmt, fmt_pm, pyplot, save_figure
+from bncli.results import CommandResult, RunRecord
+from bncli.spec import Spec
+
+MAX_TABLE_LAYERS = 8  # more layers than this: the tables show an evenly spaced subset
+MAX_PLOT_LAYERS = 4
+SITE_LABEL = {"preact": "act in", "bn_in": "BN in"}
+DIST_HEAD = {"d_mean": "|Δμ|/step", "d_var": "|Δσ²|/step", "w1": "W1/step",
+             "pct_drift": "pctl drift"}
+GRAD_HEAD = {"g_norm": "‖G‖", "diff_norm": "‖G − G′‖", "rel_diff": "‖G − G′‖/‖G‖",
+             "cos": "cos(G, G′)"}
+
+
+def pick_layers(layers: Sequence[str], limit: int) -> list[str]:
+    """All layers, or `limit` evenly spaced ones (first and last included) when there are more."""
+    if len(layers) <= limit:
+        return list(layers)
+    idx = sorted({round(j * (len(layers) - 1) / (limit - 1)) for j in range(limit)})
+    return [layers[i] for i in idx]
+
+
+def _shown(spec: Spec, rows: Sequence[dict[str, Any]], limit: int) -> tuple[list[str], int]:
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    if spec.analysis.ics.layers:  # the user chose: show what they asked for
+        return layers, len(layers)
+    return pick_layers(layers, limit), len(layers)
+
+
+def _mean_of(rows: Sequence[dict[str, Any]], key: str) -> float:
+    vals = [r[key][0] for r in rows if r[key][0] is not None and math.isfinite(r[key][0])]
+    return sum(vals) / len(vals) if vals else math.nan
+
+
+def _by_arm(rows: Sequence[dict[str, Any]], lr: float) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["lr"] == lr:
+            out.setdefault(r["arm"], []).append(r)
+    return out
+
+
+def dist_table(spec: Spec, rows: Sequence[dict[str, Any]], lr: float) -> Table:
+    """C2 at one learning rate: per arm x layer x site, each shift metric's mean over steps."""
+    cfg = spec.analysis.ics
+    shown, _ = _shown(spec, rows, MAX_TABLE_LAYERS)
+    t = Table(title=f"C2 at lr = {fmt(lr)}: layer-input distribution shift, fixed probe batch of "
+                    f"{cfg.probe_size}, every {cfg.every} steps; mean over steps "
+                    "(± std over seeds)",
+              title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("arm", "layer", "site", *DIST_HEAD.values(), "final loss"):
+        t.add_column(name, justify="left" if name in ("arm", "layer", "site") else "right",
+                     no_wrap=name == "arm")
+    for arm, rs in _by_arm(rows, lr).items():
+        loss = fmt_pm(rs[0]["final_train_loss"])
+        for site in dict.fromkeys(r["site"] for r in rs):
+            site_rows = [r for r in rs if r["site"] == site]
+            for r in site_rows:
+                if r["layer"] in shown:
+                    t.add_row(arm, r["layer"], SITE_LABEL[site],
+                              *(fmt_pm(r[m], 3) for m in DIST_HEAD), loss)
+            t.add_row(arm, f"all {len(site_rows)}", SITE_LABEL[site],
+                      *(fmt(_mean_of(site_rows, m), 3) for m in DIST_HEAD), loss,
+                      style="bold", end_section=True)
+    return t
+
+
+def grad_table(spec: Spec, rows: Sequence[dict[str, Any]], lr: float) -> Table:
+    """C3 at one learning rate: per arm x layer, ‖G‖, ‖G − G′‖, ‖G − G′‖/‖G‖ and cos(G, G′)."""
+    shown, _ = _shown(spec, rows, MAX_TABLE_LAYERS)
+    t = Table(title=f"C3 at lr = {fmt(lr)}: gradient ICS of each layer's weight W_i (Santurkar "
+                    f"Def. 2.1), every {spec.analysis.ics.every} steps; mean over steps "
+                    "(± std over seeds)", title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("arm", "layer", *GRAD_HEAD.values(), "final loss"):
+        t.add_column(name, justify="left" if name in ("arm", "layer") else "right",
+                     no_wrap=name == "arm")
+    for arm, rs in _by_arm(rows, lr).items():
+        loss = fmt_pm(rs[0]["final_train_loss"])
+        for r in rs:
+            if r["layer"] in shown:
+                t.add_row(arm, r["layer"], *(fmt_pm(r[m], 3) for m in GRAD_HEAD), loss)
+        t.add_row(arm, f"all {len(rs)}", *(fmt(_mean_of(rs, m), 3) for m in GRAD_HEAD), loss,
+                  style="bold", end_section=True)
+    return t
+
+
+def legend(spec: Spec, rows: dict[str, list[dict[str, Any]]]) -> str:
+    """What the columns mean, and which layers the tables leave out."""
+    lines = [
+        "site: 'act in' = input to the nonlinearity (BN's output after γ, β on BN arms); "
+        "'BN in' = input to BN. |Δμ|, |Δσ²|: per-unit change of mean and variance from θ_t to "
+        "θ_{t+1}, mean over units; W1: 1-Wasserstein distance between the two per-unit "
+        "distributions; pctl drift: |last − first| of tracked units' 15/50/85th percentiles. "
+        "G = ∇_{W_i}L at θ_t; G′ = the same after every earlier layer took this step's update. "
+        "'all N' rows: mean over the N measured layers (what the verdicts use). final loss: "
+        "training loss at the end."
+    ]
+    layers = list(dict.fromkeys(r["layer"] for r in rows.get("distribution", [])))
+    shown, total = _shown(spec, rows.get("distribution", []), MAX_TABLE_LAYERS)
+    if len(shown) < total:
+        lines.append(f"tables show {len(shown)} of {len(layers)} layers ({', '.join(shown)}); "
+                     "--layers picks layers, --json has every series")
+    return "\n".join(lines)
+
+
+def render_ics(spec: Spec, result: CommandResult) -> list:
+    """Everything `bncli measure-ics` prints: training speed, C2 and C3 tables, the claims block."""
+    from bncli.render.train import train_table
+
+    classification = result.extra.get("task") == "classification"
+    rows = result.extra.get("ics_rows", {})
+    out: list = [train_table(spec, result.summary, classification)]
+    for lr in spec.train.lr:
+        if rows.get("distribution"):
+            out.append(dist_table(spec, rows["distribution"], lr))
+        if rows.get("gradient"):
+            out.append(grad_table(spec, rows["gradient"], lr))
+    if rows.get("distribution"):
+        out.append(legend(spec, rows))
+    if result.claims:
+        out.append(claims_table(result.claims, title="C2 (distributions stable with BN?) and "
+                                                     "C3 (BN does not reduce gradient ICS?)"))
+    else:
+        out.append("no verdict: the spec needs a plain arm and a BN arm to compare")
+    return out
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _first_seed(records: Sequence[RunRecord], arm: str, lr: float) -> RunRecord | None:
+    rs = [r for r in records if r.arm == arm and r.lr == lr]
+    return min(rs, key=lambda r: r.seed) if rs else None
+
+
+def _finite(vals: Sequence[float | None]) -> list[float]:
+    return [v if v is not None and math.isfinite(v) else math.nan for v in vals]
+
+
+def plot_percentiles(
+    spec: Spec, records: Sequence[RunRecord], lr: float, path: Path
+) -> Path | None:
+    """Ioffe Fig 1b-c: 15/50/85th percentiles of tracked units' nonlinearity input over steps."""
+    arms = [a.name for a in spec.arms]
+    runs = {a: _first_seed(records, a, lr) for a in arms}
+    first = next((r for r in runs.values() if r and r.probes.get("ics_dist", {}).get("steps")),
+                 None)
+    if first is None:
+        return None
+    layers = pick_layers(first.probes["ics_dist"]["layers"], MAX_PLOT_LAYERS)
+    plt = pyplot()
+    fig, axes = plt.subplots(len(arms), len(layers), figsize=(3.6 * len(layers), 2.6 * len(arms)),
+                             squeeze=False, sharex=True)
+    cmap = plt.get_cmap("tab10")
+    for i, arm in enumerate(arms):
+        r = runs[arm]
+        for j, layer in enumerate(layers):
+            ax = axes[i][j]
+            if r is None or not r.probes.get("ics_dist", {}).get("steps"):
+                ax.set_axis_off()
+                continue
+            p = r.probes["ics_dist"]
+            site = p["per_layer"][layer]["preact"]
+            steps = p["steps"]
+            for u, unit in enumerate(p["tracked_units"][layer]):
+                lo, mid, hi = (_finite(site["percentiles"][k][u]) for k in ("p15", "p50", "p85"))
+                ax.fill_between(steps, lo, hi, color=cmap(u % 10), alpha=0.25)
+                ax.plot(steps, mid, color=cmap(u % 10), lw=1.2, label=f"unit {unit}")
+            ax.set_title(f"{arm} · {layer}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel("nonlinearity input")
+            if i == len(arms) - 1:
+                ax.set_xlabel("step")
+            if i == 0 and j == 0:
+                ax.legend(fontsize=7)
+    fig.suptitle(f"{spec.name}: 15/50/85th percentiles of the nonlinearity input (lr = {lr:g}, "
+                 f"seed {first.seed})")
+    return save_figure(fig, path)
+
+
+def _plot_rows(spec: Spec, records: Sequence[RunRecord], lr: float, path: Path, probe: str,
+               metrics: Sequence[tuple[str, str, bool]], title: str) -> Path | None:
+    arms = [a.name for a in spec.arms]
+    colors = arm_colors(arms)
+    runs = {a: _first_seed(records, a, lr) for a in arms}
+    first = next((r for r in runs.values() if r and r.probes.get(probe, {}).get("steps")), None)
+    if first is None:
+        return None
+    layers = pick_layers(first.probes[probe]["layers"], MAX_PLOT_LAYERS)
+    plt = pyplot()
+    size = (3.6 * len(layers), 2.6 * len(metrics))
+    fig, axes = plt.subplots(len(metrics), len(layers), figsize=size,
+                             squeeze=False, sharex=True)
+    for i, (key, label, log) in enumerate(metrics):
+        for j, layer in enumerate(layers):
+            ax = axes[i][j]
+            for arm, r in runs.items():
+                if r is None or not r.probes.get(probe, {}).get("steps"):
+                    continue
+                d = r.probes[probe]["per_layer"][layer]
+                series = d["preact"][key] if probe == "ics_dist" else d[key]
+                ax.plot(r.probes[probe]["steps"], _finite(series), color=colors[arm], label=arm,
+                        marker=".", ms=3)
+            if log:
+                ax.set_yscale("log")
+            if i == 0:
+                ax.set_title(layer, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(label)
+            if i == len(metrics) - 1:
+                ax.set_xlabel("step")
+            if i == 0 and j == 0:
+                ax.legend(fontsize=7)
+    fig.suptitle(f"{spec.name}: {title} (lr = {lr:g}, seed {first.seed})")
+    return save_figure(fig, path)
+
+
+def write_ics_files(spec: Spec, result: CommandResult, out_dir: Path) -> list[Path]:
+    """--out: per learning rate, percentile bands, one-step shifts and gradient ICS over steps."""
+    written: list[Path | None] = []
+    plots = out_dir / "plots"
+    for lr in spec.train.lr:
+        tag = f"lr{lr:g}"
+        written.append(plot_percentiles(spec, result.runs, lr, plots / f"percentiles_{tag}.png"))
+        written.append(_plot_rows(
+            spec, result.runs, lr, plots / f"shifts_{tag}.png", "ics_dist",
+            [("d_mean", "|Δμ| per step", True), ("d_var", "|Δσ²| per step", True),
+             ("w1", "W1 per step", True)],
+            "one-step shift of the nonlinearity input (Santurkar Fig 8)"))
+        written.append(_plot_rows(
+            spec, result.runs, lr, plots / f"gradient_ics_{tag}.png", "ics_grad",
+            [("diff_norm", "‖G − G′‖", True), ("rel_diff", "‖G − G′‖/‖G‖", True),
+             ("cos", "cos(G, G′)", False)],
+            "gradient ICS (Santurkar Fig 3)"))
+    return [p for p in written if p is not None]
