@@ -140,6 +140,7 @@ def test_closed_form_jacobian_matches_autograd():
     torch.testing.assert_close(autograd_jacobian(x, 1e-5), ref, rtol=1e-10, atol=1e-12)
     rows = torch.tensor([3, 17, 29])
     torch.testing.assert_close(autograd_jacobian(x, 1e-5, rows), ref[rows], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(closed_form_jacobian(x, 1e-5, rows), ref[rows])
     # and it is not a tautology: leave the y^y^T term out and the match is gone
     m, sigma = 40, torch.sqrt(x.var(unbiased=False) + 1e-5)
     wrong = (torch.eye(m, dtype=torch.float64) - 1.0 / m) / sigma

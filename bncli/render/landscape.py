@@ -52,10 +52,9 @@ def jacobian_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
         f"max |closed form| (worst over steps, seeds; tolerance {tol:g}); closed forms in float64",
         title_justify="left",
     )
-    for col in ("lr", "arm", "layer", "m (values per unit)", "Jacobian err float32",
-                "Jacobian err float64", "dL/dx err float32", "max |cos(dL/dx, 1)|",
-                "max |cos(dL/dx, y^)|", "Thm 4.1 ||dL/dx||^2 | RHS", "Thm 4.1 max unit gap",
-                "||dL/dx|| / ||g|| (BN / plain)", "mean gamma/sigma"):
+    for col in ("lr", "arm", "layer", "m (values per unit)", "Jacobian err float32 | float64",
+                "dL/dx err float32", "max |cos(dL/dx, .)| with 1 | y^",
+                "Thm 4.1 ||dL/dx||^2 | RHS (max unit gap)", "||dL/dx|| / ||g|| (mean gamma/sigma)"):
         t.add_column(col, justify="left" if col in ("arm", "layer") else "right")
     for r in rows:
         bad = max(r["jacobian_err_f32"], r["grad_err"]) >= tol
@@ -64,10 +63,11 @@ def jacobian_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
         if r["rows_checked"] < r["m"]:
             m += f" ({int(r['rows_checked'])} rows)"
         t.add_row(
-            fmt(r["lr"]), r["arm"], r["layer"], m, err(r["jacobian_err_f32"]),
-            fmt(r["jacobian_err_f64"]), err(r["grad_err"]), fmt(r["cos_ones_max"]),
-            fmt(r["cos_yhat_max"]), f"{fmt(r['thm41_lhs'])} | {fmt(r['thm41_rhs'])}",
-            fmt(r["thm41_gap_max"]), fmt(r["grad_ratio"]), fmt(r["gamma_over_sigma"]),
+            fmt(r["lr"]), r["arm"], r["layer"], m,
+            f"{err(r['jacobian_err_f32'])} | {fmt(r['jacobian_err_f64'])}", err(r["grad_err"]),
+            f"{fmt(r['cos_ones_max'])} | {fmt(r['cos_yhat_max'])}",
+            f"{fmt(r['thm41_lhs'])} | {fmt(r['thm41_rhs'])} ({fmt(r['thm41_gap_max'])})",
+            f"{fmt(r['grad_ratio'])} ({fmt(r['gamma_over_sigma'])})",
         )
     return t
 
