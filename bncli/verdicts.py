@@ -146,17 +146,18 @@ def c1_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     groups = by_arm_lr(records)
     cfg = spec.verdict
     classification = any(r.test_acc and r.test_acc[0] is not None for r in records)
+    horizon = spec.train.steps
+
+    def to_target(rs: list[RunRecord]) -> list[float]:
+        return [float(r.steps_to_target if r.steps_to_target is not None else horizon)
+                for r in rs if not r.diverged]
+
     out = []
     for lr in spec.train.lr:
         for arm, base in comparison_pairs(spec):
             a, b = groups.get((arm, lr), []), groups.get((base, lr), [])
             if not a or not b:
                 continue
-            horizon = spec.train.steps
-
-            def to_target(rs: list[RunRecord]) -> list[float]:
-                return [float(r.steps_to_target if r.steps_to_target is not None else horizon)
-                        for r in rs if not r.diverged]
 
             metrics = [
                 MetricInput("final train loss", "lower",

@@ -26,7 +26,8 @@ def test_train_table_and_verdict(write_spec, tiny_spec_dict_factory):
 
 def test_train_json_is_the_only_stdout(write_spec, tiny_spec_dict_factory):
     p = write_spec(tiny_spec_dict_factory())
-    result = runner.invoke(app, ["train", str(p), "--json", "--lr", "0.05", "--lr", "0.2", "--seeds", "2", "--steps", "12"])
+    args = ["train", str(p), "--json", "--lr", "0.05", "--lr", "0.2", "--seeds", "2", "--steps", "12"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["schema_version"] == 1 and doc["command"] == "train"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from bncli.commands._common import (
     ArmsOpt,
     BatchSizeOpt,

@@ -43,7 +43,8 @@ def train_table(spec: Spec, summary: Sequence[ArmSummary], classification: bool)
         div = "no"
         if s.n_diverged:
             at = ", ".join(str(d) for d in s.diverged_at if d is not None)
-            div = f"[red]at step {at}[/red]" if s.n_seeds == 1 else f"[red]{s.n_diverged}/{s.n_seeds} (steps {at})[/red]"
+            div = (f"[red]at step {at}[/red]" if s.n_seeds == 1
+                   else f"[red]{s.n_diverged}/{s.n_seeds} (steps {at})[/red]")
         row = [fmt(s.lr), s.arm, fmt_pm(s.final_train_loss)]
         if classification:
             row += [fmt_pm(s.final_test_acc), fmt_pm(s.best_test_acc)]
