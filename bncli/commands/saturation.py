@@ -58,10 +58,10 @@ def saturation(
 
     Every N steps, on a fixed probe batch (the first analysis.saturation.probe_size training
     examples) in training mode (BN uses the probe batch's statistics; running statistics are not
-    touched), per layer and arm: the fraction of pre-activations with |x| <= 2; for sigmoid/tanh
-    the saturated fraction (values whose derivative is below --threshold x its maximum); for ReLU
-    the active fraction and dead units (inactive on every probe example); ‖∇W_i‖ on the step's
-    batch and the first/last ratio; for BN layers β mean/spread, share of β > 0, γ spread and the
+    touched), per layer and arm: the fraction of pre-activations with |x| <= 2 (the bound is
+    analysis.saturation.linear_bound); for sigmoid/tanh the saturated fraction (values whose
+    derivative is below --threshold x its maximum); for ReLU the active fraction and dead units
+    (inactive on every probe example); ‖∇W_i‖ on the step's batch and the first/last ratio; for BN layers β mean/spread, share of β > 0, γ spread and the
     relative distance of (γ, β) from the identity-recovery point (σ, μ) of BN's input. Step 0
     gives the deep-net initialization view: gradient growth per layer toward the input.
 
