@@ -61,9 +61,10 @@ def saturation(
     touched), per layer and arm: the fraction of pre-activations with |x| <= 2 (the bound is
     analysis.saturation.linear_bound); for sigmoid/tanh the saturated fraction (values whose
     derivative is below --threshold x its maximum); for ReLU the active fraction and dead units
-    (inactive on every probe example); ‖∇W_i‖ on the step's batch and the first/last ratio; for BN layers β mean/spread, share of β > 0, γ spread and the
-    relative distance of (γ, β) from the identity-recovery point (σ, μ) of BN's input. Step 0
-    gives the deep-net initialization view: gradient growth per layer toward the input.
+    (inactive on every probe example); ‖∇W_i‖ on the step's batch and the first/last ratio; for
+    BN layers β mean/spread, share of β > 0, γ spread and the relative distance of (γ, β) from the
+    identity-recovery point (σ, μ) of BN's input. Step 0 gives the deep-net initialization view:
+    gradient growth per layer toward the input.
 
     Verdict rule (per learning rate, BN arm vs plain for C7; affine BN vs batchnorm_noaffine for
     C8; each metric is the mean over measurement steps and layers, then over seeds):
