@@ -331,3 +331,12 @@ def test_help_states_rule():
 
 def test_arm_spec_noaffine_preset():
     assert ArmSpec(name="x", kind="batchnorm", affine=False).has_bn
+
+
+def test_diverged_baseline_is_noted(tiny_spec_dict_factory):
+    import dataclasses
+
+    spec = parse_spec(tiny_spec_dict_factory(model={"activation": "relu"}))
+    plain = dataclasses.replace(_record("plain", 0.0, 1.0, 0.1, 1.0, 0.5), diverged_at=3)
+    (claim,) = saturation_claims(spec, [_record("batchnorm", 0.0, 1.0, 1.0, 0.1, 0.9), plain], True)
+    assert "plain at step 3" in claim.note

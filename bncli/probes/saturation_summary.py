@@ -52,9 +52,7 @@ def run_mean(r: RunRecord, metric: str) -> float:
 def grad_log_ratio(r: RunRecord) -> float:
     """Mean over measurement steps of |log10(‖∇W_1‖ / ‖∇W_k‖)|: 0 when first and last match."""
     vals = [
-        abs(math.log10(v))
-        for v in probe_of(r).get("grad_ratio", [])
-        if v is not None and math.isfinite(v) and v > 0
+        abs(math.log10(v)) for v in probe_of(r).get("grad_ratio", []) if v is not None and math.isfinite(v) and v > 0
     ]
     return _fmean(vals)
 
@@ -109,9 +107,7 @@ def init_gradients(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     the input, the geometric mean of ‖∇W_i‖ / ‖∇W_{i+1}‖ = (‖∇W_1‖ / ‖∇W_k‖)^(1/(k−1))."""
     out = []
     for (arm, lr), rs in by_arm_lr(records).items():
-        probes = [
-            probe_of(r) for r in rs if probe_of(r).get("steps") and probe_of(r)["steps"][0] == 0
-        ]
+        probes = [probe_of(r) for r in rs if probe_of(r).get("steps") and probe_of(r)["steps"][0] == 0]
         if not probes:
             continue
         layers = probes[0]["layers"]
@@ -133,17 +129,13 @@ def init_gradients(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     return out
 
 
-def _c7_metrics(
-    activation: str, a: list[RunRecord], b: list[RunRecord], n_layers: int
-) -> list[MetricInput]:
+def _c7_metrics(activation: str, a: list[RunRecord], b: list[RunRecord], n_layers: int) -> list[MetricInput]:
     def m(name: str, better: str, fn) -> MetricInput:
         return MetricInput(name, better, [fn(r) for r in a], [fn(r) for r in b])
 
     out = []
     if activation in ("sigmoid", "tanh"):
-        out.append(
-            m("saturated fraction of pre-activations", "lower", lambda r: run_mean(r, "saturated"))
-        )
+        out.append(m("saturated fraction of pre-activations", "lower", lambda r: run_mean(r, "saturated")))
         out.append(
             m(
                 "fraction of pre-activations with |x| <= bound",
@@ -158,9 +150,7 @@ def _c7_metrics(
     return out
 
 
-def _loss_metrics(
-    a: list[RunRecord], b: list[RunRecord], classification: bool
-) -> list[MetricInput]:
+def _loss_metrics(a: list[RunRecord], b: list[RunRecord], classification: bool) -> list[MetricInput]:
     out = [
         MetricInput(
             "final train loss",
@@ -229,9 +219,13 @@ def _first_last(r: RunRecord, metric: str) -> tuple[float, float]:
     return _fmean([s[0] for s in series]), _fmean([s[-1] for s in series])
 
 
-def saturation_claims(
-    spec: Spec, records: Sequence[RunRecord], classification: bool
-) -> list[Claim]:
+def _diverged_note(rs: Sequence[RunRecord]) -> str:
+    """Diverged runs are measured only up to divergence: say so beside the verdict."""
+    div = sorted({f"{r.arm} at step {r.diverged_at}" for r in rs if r.diverged_at is not None})
+    return f"; diverged ({', '.join(div)}): measured only before that" if div else ""
+
+
+def saturation_claims(spec: Spec, records: Sequence[RunRecord], classification: bool) -> list[Claim]:
     """C7 per (lr, BN arm vs plain); C8 per (lr, affine BN arm vs the same arm without γ/β)."""
     groups = by_arm_lr(records)
     act = spec.model.activation
@@ -247,6 +241,7 @@ def saturation_claims(
             note = "mean over measurement steps and layers, then over seeds"
             if act == "relu" and all(run_mean(r, "dead") == 0 for r in a + b):
                 note += "; no dead units in either arm"
+            note += _diverged_note(a + b)
             if metrics:
                 claims.append(make_claim("C7", C7_STATEMENT, lr, arm, base, metrics, cfg, note))
         for arm, base in ablation_pairs(spec):
@@ -272,7 +267,6 @@ def saturation_claims(
                         [run_mean(r, "linear") for r in b],
                     )
                 )
-            claims.append(
-                make_claim("C8", C8_STATEMENT, lr, arm, base, metrics, cfg, c8_note(act, a, b))
-            )
+            note = c8_note(act, a, b) + _diverged_note(a + b)
+            claims.append(make_claim("C8", C8_STATEMENT, lr, arm, base, metrics, cfg, note))
     return claims
