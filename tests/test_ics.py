@@ -16,7 +16,13 @@ from bncli.cli import app
 from bncli.experiment import build_arm_model, initial_model, prepare
 from bncli.probes.base import ProbeBase
 from bncli.probes.ics import DistributionProbe, ics_probes, next_noise_seed
-from bncli.probes.ics_grad import GradientIcsProbe, compare_grads, gprime_batched, gprime_loop
+from bncli.probes.ics_grad import (
+    GradientIcsProbe,
+    compare_grads,
+    gprime_batched,
+    gprime_loop,
+    gprime_shared,
+)
 from bncli.probes.ics_stats import (
     as_units,
     shift_stats,
@@ -126,8 +132,10 @@ class ReferenceCheck(ProbeBase):
             m.seed = ctx.noise_seed
         fast = gprime_batched(*args)
         loop = gprime_loop(*args)
+        shared = gprime_shared(*args)
+        part = gprime_shared(*args[:-1], names[1::2])  # a subset of layers, as --layers gives
         for n in names:
-            for got in (fast[n], loop[n]):
+            for got in (fast[n], loop[n], shared[n], *([part[n]] if n in part else [])):
                 self.max_err = max(self.max_err, float((got - gp_ref[n]).abs().max()))
             self.max_err = max(self.max_err, float((self.g_real[n] - g_ref[n]).abs().max()))
             self.nontrivial = max(self.nontrivial, float((g_ref[n] - gp_ref[n]).abs().max()))

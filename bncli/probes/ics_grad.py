@@ -107,6 +107,85 @@ def gprime_batched(
     return {layer: grads[wnames[layer]][i].detach() for i, layer in enumerate(sel)}
 
 
+def _sub(src: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {k[len(prefix):]: v for k, v in src.items() if k.startswith(prefix)}
+
+
+def gprime_shared(
+    model: Net,
+    loss_fn: LossFn,
+    x: Tensor,
+    y: Tensor,
+    old: dict[str, Tensor],
+    new: dict[str, Tensor],
+    buffers: dict[str, Tensor],
+    layers: Sequence[str],
+) -> dict[str, Tensor]:
+    """The same G' as gprime_batched, batched over mixes with the shared prefix computed once.
+
+    Mix i runs layers < i at θ_{t+1} and layers >= i at θ_t, so its input to layer i is the
+    updated network's activation there (computed once for all mixes), and from layer i on every
+    live mix uses the same θ_t: one stacked call per layer (vmap over mixes only for BN's
+    per-mix batch statistics and buffer copies). Only the mix that starts at layer i gets a
+    differentiable W_i, so each backward step and weight gradient is done once. About half the
+    work of one full forward/backward per mix. Follows Net.forward (flatten, blocks, head);
+    the deep-copy reference test guards that.
+    """
+    order = model.point_names
+    wnames = model.weight_param_names()
+    wanted = set(layers)
+    last = max(order.index(layer) for layer in layers)
+    leaves: dict[str, Tensor] = {}
+    h_new = x.flatten(1) if model.flatten_input else x
+    stacked: Tensor | None = None
+    with measuring(model, x.device):
+        for name in order[: last + 1]:
+            blk = model.layers[name]
+            prefix = f"layers.{name}."
+            p_old = _sub(old, prefix)
+            b = _sub(buffers, prefix)
+            with torch.no_grad():  # the updated network's next input; also fills the noise cache
+                h_next = functional_call(blk, (_sub(new, prefix), _buffer_copies(b)), (h_new,))
+            outs = []
+            if stacked is not None:
+                n = stacked.shape[0]
+                bb = {k: v.detach().unsqueeze(0).expand(n, *v.shape).clone() for k, v in b.items()}
+
+                def run(h: Tensor, bufs: dict[str, Tensor], _blk=blk, _p=p_old) -> Tensor:
+                    return functional_call(_blk, (_p, bufs), (h,))
+
+                outs.append(vmap(run, randomness="error")(stacked, bb))
+            if name in wanted:
+                w = p_old[wnames[name][len(prefix):]].detach().clone().requires_grad_(True)
+                leaves[name] = w
+                p = {**p_old, wnames[name][len(prefix):]: w}
+                outs.append(functional_call(blk, (p, _buffer_copies(b)), (h_new,)).unsqueeze(0))
+            stacked = torch.cat(outs) if len(outs) > 1 else (outs[0] if outs else None)
+            h_new = h_next
+        assert stacked is not None
+        rest = order[last + 1:]
+        head_p = _sub(old, "head.")
+
+        def tail(h: Tensor, bufs: dict[str, Tensor]) -> Tensor:
+            for name in rest:
+                h = functional_call(model.layers[name], (_sub(old, f"layers.{name}."),
+                                                         _sub(bufs, f"layers.{name}.")), (h,))
+            return loss_fn(functional_call(model.head, head_p, (h.flatten(1),)), y)
+
+        n = stacked.shape[0]
+        tail_b = {k: v.detach().unsqueeze(0).expand(n, *v.shape).clone()
+                  for k, v in buffers.items() if any(k.startswith(f"layers.{r}.") for r in rest)}
+        if rest:  # prime the noise cache of the remaining layers outside vmap
+            with torch.no_grad():
+                h = h_new
+                for name in rest:
+                    h = functional_call(model.layers[name], (_sub(old, f"layers.{name}."),
+                                        _buffer_copies(_sub(buffers, f"layers.{name}."))), (h,))
+        loss = vmap(tail, randomness="error")(stacked, tail_b).sum()
+        grads = torch.autograd.grad(loss, [leaves[layer] for layer in layers])
+    return {layer: g.detach() for layer, g in zip(layers, grads, strict=True)}
+
+
 def gprime_loop(
     model: Net,
     loss_fn: LossFn,
@@ -187,10 +266,15 @@ class GradientIcsProbe(ProbeBase):
             return
         model = ctx.run.model
         new = {n: p.detach() for n, p in model.named_parameters()}
-        compute = gprime_batched if self.batched else gprime_loop
-        with noise_seed(model, ctx.noise_seed):
-            gp = compute(model, ctx.run.loss_fn, ctx.x, ctx.y, self._old, new,
-                         ctx.buffers_before, self.layers)
+        compute = gprime_shared if self.batched else gprime_loop
+        # the first layer has no earlier parameters, so by definition G' = G there: skip its pass
+        first = model.point_names[0]
+        todo = [layer for layer in self.layers if layer != first]
+        gp = {first: self._g[first]} if first in self._g else {}
+        if todo:
+            with noise_seed(model, ctx.noise_seed):
+                gp.update(compute(model, ctx.run.loss_fn, ctx.x, ctx.y, self._old, new,
+                                  ctx.buffers_before, todo))
         self.steps.append(ctx.step)
         for layer in self.layers:
             for m, v in compare_grads(self._g[layer], gp[layer]).items():
