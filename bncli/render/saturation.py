@@ -197,6 +197,7 @@ def plot_units(spec: Spec, records: Sequence[RunRecord], lr: float, path: Path) 
             if i == 0 and j == 0:
                 ax.legend(fontsize=7)
     fig.suptitle(f"{spec.name}: pre-activations per layer, lr = {lr:g}")
+    fig.tight_layout()  # row titles would otherwise sit on the x labels above them
     return save_figure(fig, path)
 
 
