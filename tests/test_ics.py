@@ -280,6 +280,7 @@ def test_cli_tables_and_plots(tiny_spec_dict_factory, write_spec, tmp_path) -> N
     assert "layer1 " not in result.stdout  # only the requested layer is measured
     names = {p.name for p in (out / "plots").iterdir()}
     assert {"percentiles_lr0.1.png", "gradient_ics_lr0.1.png", "shifts_lr0.1.png"} <= names
+    assert (out / "history.csv").exists() and (out / "summary.json").exists()
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -227,8 +227,10 @@ def _plot_rows(spec: Spec, records: Sequence[RunRecord], lr: float, path: Path, 
 
 
 def write_ics_files(spec: Spec, result: CommandResult, out_dir: Path) -> list[Path]:
-    """--out: per learning rate, percentile bands, one-step shifts and gradient ICS over steps."""
-    written: list[Path | None] = []
+    """--out: history.csv, and per learning rate percentile bands, shifts and gradient ICS."""
+    from bncli.render.train import write_history_csv
+
+    written: list[Path | None] = [write_history_csv(result.runs, out_dir / "history.csv")]
     plots = out_dir / "plots"
     for lr in spec.train.lr:
         tag = f"lr{lr:g}"
