@@ -234,7 +234,10 @@ class ScaleSpec(Strict):
     # the verdict uses the alphas inside this range (SCIENCE.md C6: 0.01...100); outside it BN's
     # eps dominates and the numbers are shown, not judged
     verdict_alpha_range: tuple[PositiveFloat, PositiveFloat] = (0.01, 100.0)
-    explode_factor: Annotated[float, Field(gt=1.0)] = 10.0  # ||W_end|| / ||W_0|| above this: exploded
+    explode_factor: Annotated[float, Field(gt=1.0)] = 10.0  # ||W_end||/||W_0|| above: exploded
+    # a BN arm whose output still moves by more than this with eps -> 0 is not scale-invariant:
+    # the C6 verdict for it is `refuted` (far above float32 roundoff, ~1e-6)
+    not_invariant_above: PositiveFloat = 1e-3
 
     @field_validator("alphas")
     @classmethod

@@ -27,9 +27,7 @@ from bncli.commands._common import (
 
 AlphaOpt = Annotated[
     list[float] | None,
-    typer.Option(
-        "--alpha", help="Scale factor α for W; repeat for a grid (overrides analysis.scale.alphas)."
-    ),
+    typer.Option("--alpha", help="Scale factor α for W; repeat for a grid (overrides analysis.scale.alphas)."),
 ]
 EveryOpt = Annotated[
     int | None,
@@ -65,7 +63,10 @@ def scale_check(
     worst |cos(∇_W L, W)|, each the mean of the init and end checks): supported when every metric
     is lower for the BN arm by more than the margin (default 10%, verdict.margin), refuted when
     every metric is higher by the margin, else inconclusive; with >= 3 seeds each metric must also
-    pass Welch's t-test (p < 0.05). --out writes plots of ‖W‖ and η/‖W‖² per arm.
+    pass Welch's t-test (p < 0.05). A BN arm whose output still changes by more than
+    analysis.scale.not_invariant_above (default 1e-3) with ε → 0 is not scale-invariant at all
+    (e.g. BN after a sigmoid): refuted, whatever the margins say.
+    --out writes plots of ‖W‖ and η/‖W‖² per arm and of the output change against α.
     Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted.
     """
     opts = CommonOptions(steps, lr, seeds, seed, device, arms, batch_size, json, out, quiet)
@@ -83,6 +84,4 @@ def scale_check(
         )
         with reporter(opts) as rep:
             result = run_scale_check(spec, rep)
-        finish(
-            result, render_scale(spec, result), opts, lambda d: write_scale_files(spec, result, d)
-        )
+        finish(result, render_scale(spec, result), opts, lambda d: write_scale_files(spec, result, d))

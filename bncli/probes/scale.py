@@ -30,23 +30,17 @@ class ScaleProbe(ProbeBase):
 
     name = "scale"
 
-    def __init__(
-        self, cfg: ScaleSpec, train: TrainSpec, lr: float, data: Dataset, layers: Sequence[str]
-    ) -> None:
+    def __init__(self, cfg: ScaleSpec, train: TrainSpec, lr: float, data: Dataset, layers: Sequence[str]) -> None:
         super().__init__(cfg.every)
         self.cfg = cfg
         self.lr = float(lr)
         self.layers = list(layers)
         self.x, self.y = data.probe_batch(cfg.probe_size)
         self.loss_fn = loss_fn_for(data.task)
-        self.identity_applies = (
-            train.optimizer == "sgd" and train.momentum == 0 and train.weight_decay == 0
-        )
+        self.identity_applies = train.optimizer == "sgd" and train.momentum == 0 and train.weight_decay == 0
         self.static: dict[str, Any] = {}
         self.steps: list[int] = []
-        self.series: dict[str, dict[str, list[float]]] = {
-            n: {k: [] for k in SERIES_KEYS} for n in self.layers
-        }
+        self.series: dict[str, dict[str, list[float]]] = {n: {k: [] for k in SERIES_KEYS} for n in self.layers}
         self.final_norm: dict[str, float] = {}
         self._before: tuple[int, dict[str, tuple[torch.Tensor, torch.Tensor]]] | None = None
 
@@ -74,11 +68,7 @@ class ScaleProbe(ProbeBase):
         snap = {}
         for n, p in self._weights(ctx.run.model).items():
             # read .grad, never write it: the optimizer step still needs it
-            g = (
-                torch.zeros_like(p, dtype=torch.float64)
-                if p.grad is None
-                else p.grad.detach().double()
-            )
+            g = torch.zeros_like(p, dtype=torch.float64) if p.grad is None else p.grad.detach().double()
             snap[n] = (p.detach().double().clone(), g.clone())
         self._before = (ctx.step, snap)
 
@@ -103,9 +93,7 @@ class ScaleProbe(ProbeBase):
 
     def on_end(self, run: Any) -> None:
         with torch.no_grad():
-            self.final_norm = {
-                n: float(p.detach().double().norm()) for n, p in self._weights(run.model).items()
-            }
+            self.final_norm = {n: float(p.detach().double().norm()) for n, p in self._weights(run.model).items()}
         self.static["end"] = self._check(run)
 
     def result(self) -> dict[str, Any]:

@@ -89,9 +89,7 @@ def _unit_var(z: torch.Tensor) -> torch.Tensor:
     return z.detach().double().var(dim=dims, unbiased=False)
 
 
-def _run_from(
-    net: Net, h: torch.Tensor, start: int = 0, inputs: dict[str, torch.Tensor] | None = None
-) -> torch.Tensor:
+def _run_from(net: Net, h: torch.Tensor, start: int = 0, inputs: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Net.forward from block `start` on (the same operations), recording each block's input."""
     names = net.point_names
     if start == 0 and net.flatten_input:
@@ -127,18 +125,12 @@ def _sweep(
     with torch.set_grad_enabled(grads), forward_hooks(taps, hook):
         out1 = _run_from(net, x, 0, block_in)
         loss1 = loss_fn(out1, y)
-    g1 = (
-        dict(zip(layers, torch.autograd.grad(loss1, [weights[n] for n in layers]), strict=True))
-        if grads
-        else {}
-    )
+    g1 = dict(zip(layers, torch.autograd.grad(loss1, [weights[n] for n in layers]), strict=True)) if grads else {}
     out1, loss1 = out1.detach(), float(loss1.detach())
     res: dict[str, Any] = {"loss": loss1, "out": out1, "g1": g1, "var": variances, "layers": {}}
     for n in layers:
         w, start = weights[n], net.point_names.index(n)
-        rows: dict[str, list[float]] = {
-            k: [] for k in ("out_abs", "out_rel", "loss_abs", "ratio_x_alpha", "grad_err")
-        }
+        rows: dict[str, list[float]] = {k: [] for k in ("out_abs", "out_rel", "loss_abs", "ratio_x_alpha", "grad_err")}
         n1 = _norm(g1[n]) if grads else math.nan
         try:
             for a in alphas:
@@ -154,9 +146,7 @@ def _sweep(
                 if grads:
                     (ga,) = torch.autograd.grad(loss, [w])  # ∇ at αW: W's slot now holds αW
                     rows["ratio_x_alpha"].append(a * _norm(ga) / n1 if n1 > 0 else math.nan)
-                    rows["grad_err"].append(
-                        _norm(a * ga.double() - g1[n].double()) / n1 if n1 > 0 else math.nan
-                    )
+                    rows["grad_err"].append(_norm(a * ga.double() - g1[n].double()) / n1 if n1 > 0 else math.nan)
         finally:
             with torch.no_grad():
                 w.copy_(originals[n])

@@ -58,9 +58,7 @@ def _row_at(st: dict[str, Any], k: int) -> dict[str, Any]:
         "ratio_dev": _max(dev),
         "grad_err": _max([v["grad_err"][k] for v in L]),
         "eps0_out_rel": _max([v["eps0_out_rel"][k] for v in L]) if has_bn else None,
-        "eps0_ratio_dev": _max([abs(v["eps0_ratio_x_alpha"][k] - 1) for v in L])
-        if has_bn
-        else None,
+        "eps0_ratio_dev": _max([abs(v["eps0_ratio_x_alpha"][k] - 1) for v in L]) if has_bn else None,
         "eps_pred": _max([v["eps_pred"][k] for v in L]) if has_bn else None,
         "eval_out_rel": _max([v["eval_out_rel"][k] for v in L]),
     }
@@ -68,6 +66,8 @@ def _row_at(st: dict[str, Any], k: int) -> dict[str, Any]:
 
 def status(row: dict[str, Any], tol: float, grad_tol: float) -> str:
     """invariant / ε-limited (holds once ε -> 0) / not invariant, from the numbers only."""
+    if row["out_rel"] is None or not math.isfinite(row["out_rel"]):
+        return "non-finite"
     if row["out_rel"] <= tol and row["ratio_dev"] <= grad_tol:
         return "invariant"
     e_out, e_dev = row.get("eps0_out_rel"), row.get("eps0_ratio_dev")
@@ -114,11 +114,7 @@ def _layer_invariant_alphas(
     st: dict[str, Any], n: str, alphas: Sequence[float], tol: float, grad_tol: float
 ) -> list[float]:
     v = st["layers"][n]
-    return [
-        a
-        for k, a in enumerate(alphas)
-        if v["out_rel"][k] <= tol and abs(v["ratio_x_alpha"][k] - 1) <= grad_tol
-    ]
+    return [a for k, a in enumerate(alphas) if v["out_rel"][k] <= tol and abs(v["ratio_x_alpha"][k] - 1) <= grad_tol]
 
 
 def layer_rows(spec: Spec, records: Sequence[RunRecord]) -> list[dict[str, Any]]:
@@ -158,19 +154,14 @@ def layer_rows(spec: Spec, records: Sequence[RunRecord]) -> list[dict[str, Any]]
                     put("eff0", lr / n0**2 if n0 > 0 else math.nan)
                     put("eff_end", lr / n1**2 if n1 > 0 else math.nan)
                     s = pr["series"][n]
-                    errs = [
-                        abs(d - p) / p for d, p in zip(s["dnorm2"], s["pred"], strict=True) if p > 0
-                    ]
+                    errs = [abs(d - p) / p for d, p in zip(s["dnorm2"], s["pred"], strict=True) if p > 0]
                     put("identity_rel_err", _nanmean(errs))
-                    cross = [
-                        abs(c) / p for c, p in zip(s["cross"], s["pred"], strict=True) if p > 0
-                    ]
+                    cross = [abs(c) / p for c, p in zip(s["cross"], s["pred"], strict=True) if p > 0]
                     put("cross_rel", _nanmean(cross))
                     grew = [d > 0 for d in s["dnorm2"]]
                     put("grew_frac", sum(grew) / len(grew) if grew else None)
                 row: dict[str, Any] = {
-                    k: (None if all(v is None for v in vals) else _nanmean(vals))
-                    for k, vals in per.items()
+                    k: (None if all(v is None for v in vals) else _nanmean(vals)) for k, vals in per.items()
                 }
                 row.update(
                     lr=lr,
@@ -182,9 +173,7 @@ def layer_rows(spec: Spec, records: Sequence[RunRecord]) -> list[dict[str, Any]]
                     eps=first["eps"],
                     identity_applies=rs[0].probes["scale"]["identity_applies"],
                     invariant_alphas={
-                        w: _layer_invariant_alphas(
-                            st, n, cfg.alphas, cfg.tolerance, cfg.grad_tolerance
-                        )
+                        w: _layer_invariant_alphas(st, n, cfg.alphas, cfg.tolerance, cfg.grad_tolerance)
                         for w in WHENS
                         if (st := _static(rs[0], w))
                     },
@@ -193,8 +182,12 @@ def layer_rows(spec: Spec, records: Sequence[RunRecord]) -> list[dict[str, Any]]
     return rows
 
 
-def norm_summary(spec: Spec, lrows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (lr, arm): the range of ‖W_end‖/‖W_0‖ over layers, and whether any norm exploded."""
+def norm_summary(
+    spec: Spec, lrows: Sequence[dict[str, Any]], records: Sequence[RunRecord] = ()
+) -> list[dict[str, Any]]:
+    """Per (lr, arm): the range of ‖W_end‖/‖W_0‖ over layers, whether any norm exploded, and
+    the steps at which runs diverged."""
+    groups = by_arm_lr(records)
     out = []
     for lr in spec.train.lr:
         for arm in spec.arms:
@@ -209,8 +202,8 @@ def norm_summary(spec: Spec, lrows: Sequence[dict[str, Any]]) -> list[dict[str, 
                     "arm": arm.name,
                     "growth_min": min(fin) if fin else math.nan,
                     "growth_max": max(fin) if fin else math.nan,
-                    "exploded": bool(bad)
-                    or any(x > spec.analysis.scale.explode_factor for x in fin),
+                    "exploded": bool(bad) or any(x > spec.analysis.scale.explode_factor for x in fin),
+                    "diverged_at": [r.diverged_at for r in groups.get((arm.name, lr), []) if r.diverged],
                 }
             )
     return out
@@ -223,9 +216,7 @@ def scale_tables(spec: Spec, records: Sequence[RunRecord]) -> dict[str, Any]:
     walls = [s["wall_s"] for r in records for w in WHENS if (s := _static(r, w))]
     tables = {
         "mode": "BN in training mode (batch statistics of a fixed probe batch)",
-        "probe_examples": next(
-            (s["n_examples"] for r in records if (s := _static(r, "init"))), None
-        ),
+        "probe_examples": next((s["n_examples"] for r in records if (s := _static(r, "init"))), None),
         "alphas": list(spec.analysis.scale.alphas),
         "verdict_alphas": [spec.analysis.scale.alphas[i] for i in idx],
         "verdict_alphas_in_range": in_range,
@@ -238,10 +229,15 @@ def scale_tables(spec: Spec, records: Sequence[RunRecord]) -> dict[str, Any]:
         },
         "static": static_rows(spec, records),
         "layers": lrows,
-        "norms": norm_summary(spec, lrows),
+        "norms": norm_summary(spec, lrows, records),
     }
     tables["notes"] = scale_notes(spec, tables)
     return tables
+
+
+def _finmax(vals: Sequence[float | None]) -> float:
+    v = [float(x) for x in vals if x is not None and math.isfinite(float(x))]
+    return max(v) if v else math.nan
 
 
 def _fmt(v: float | None) -> str:
@@ -262,17 +258,15 @@ def scale_notes(spec: Spec, tables: dict[str, Any]) -> list[str]:
     ]
     if spec.model.bias:
         pre = [
-            r["bias_cancel_rel"]
-            for r in lrows
-            if spec.arm(r["arm"]).has_bn and spec.arm(r["arm"]).position == "pre"
+            r["bias_cancel_rel"] for r in lrows if spec.arm(r["arm"]).has_bn and spec.arm(r["arm"]).position == "pre"
         ]
         plain = [r["bias_cancel_rel"] for r in lrows if not spec.arm(r["arm"]).has_bn]
         notes.append(
             "Only W_i is scaled, not its bias b_i. b_i is the same for every example, so BN's "
             "batch-mean subtraction removes it: BN(αW_i x + b_i) = BN(αW_i x) up to ε and "
             "roundoff. "
-            f"Check (end of training): setting b_i = 0 changes the output by ≤ {_fmt(_max(pre))} "
-            f"relative in pre-BN arms, and by up to {_fmt(_max(plain))} in arms without BN."
+            f"Check (end of training): setting b_i = 0 changes the output by ≤ {_fmt(_finmax(pre))} "
+            f"relative in pre-BN arms, and by up to {_fmt(_finmax(plain))} in arms without BN."
         )
     idx, _ = verdict_indices(spec)
     in_range = {cfg.alphas[i] for i in idx}
@@ -323,6 +317,13 @@ def scale_notes(spec: Spec, tables: dict[str, Any]) -> list[str]:
             "not apply here; the measured change of ‖W‖² is shown as it is."
         )
     for n in tables["norms"]:
+        if n["diverged_at"]:
+            notes.append(
+                f"lr={n['lr']:g} {n['arm']}: diverged at step "
+                f"{', '.join(str(d) for d in n['diverged_at'])}; its end-of-training check and "
+                "final norms are not finite."
+            )
+            continue
         notes.append(
             f"lr={n['lr']:g} {n['arm']}: ‖W_end‖/‖W_0‖ "
             f"×{n['growth_min']:.4g}–×{n['growth_max']:.4g} "
@@ -352,6 +353,25 @@ def _claim_metrics(rs: Sequence[RunRecord], idx: Sequence[int]) -> tuple[list[fl
     return out_rel, dev, cos
 
 
+def _growth(n: dict[str, Any], name: str) -> str:
+    if n["diverged_at"]:
+        return f"{name} diverged (step {', '.join(str(d) for d in n['diverged_at'])})"
+    return f"{name} ×{n['growth_min']:.3g}–×{n['growth_max']:.3g}"
+
+
+def _eps0_metric(rs: Sequence[RunRecord], idx: Sequence[int]) -> list[float]:
+    """Per seed: mean over init/end of the worst ε → 0 output change (verdict α, all layers)."""
+    out = []
+    for r in rs:
+        vals = []
+        for w in WHENS:
+            st = _static(r, w)
+            if st and all(v["eps0_out_rel"] is not None for v in st["layers"].values()):
+                vals.append(_max([v["eps0_out_rel"][k] for v in st["layers"].values() for k in idx]))
+        out.append(_nanmean(vals) if vals else math.nan)
+    return out
+
+
 def c6_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     """C6 per learning rate and BN arm vs the plain arm; all three metrics: lower is claimed."""
     groups = by_arm_lr(records)
@@ -359,7 +379,8 @@ def c6_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     alphas = [spec.analysis.scale.alphas[i] for i in idx]
     span = f"α ∈ {{{', '.join(f'{a:g}' for a in alphas)}}}"
     lrows = layer_rows(spec, records)
-    norms = {(n["arm"], n["lr"]): n for n in norm_summary(spec, lrows)}
+    norms = {(n["arm"], n["lr"]): n for n in norm_summary(spec, lrows, records)}
+    limit = spec.analysis.scale.not_invariant_above
     out = []
     for lr in spec.train.lr:
         for arm, base in comparison_pairs(spec):
@@ -373,18 +394,23 @@ def c6_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
                 MetricInput("worst |α·‖∇_{αW}L‖/‖∇_W L‖ − 1|", "lower", ad, bd),
                 MetricInput("worst |cos(∇_W L, W)|", "lower", ac, bc),
             ]
-            note = (
-                f"BN in training mode; mean of the checks at init and end of training; "
-                f"worst over layers and {span}"
-            )
+            note = f"BN in training mode; mean of the checks at init and end of training; worst over layers and {span}"
             if not in_range:
                 note += " (no grid α inside verdict_alpha_range: all used)"
+            e0 = _nanmean(_eps0_metric(a, idx))
+            override = None
+            if math.isfinite(e0) and e0 > limit:
+                # an identity that fails in exact arithmetic is decisive, however far below the
+                # plain arm's sensitivity the BN arm sits
+                override = "refuted"
+                note += (
+                    f"; REFUTED for this arm: with ε → 0 its output still changes by {e0:.3g} "
+                    f"(> {limit:g}): W is not scale-invariant here"
+                )
+            else:
+                note += f"; with ε → 0 the worst output change is {e0:.3g} (≤ {limit:g})"
             na, nb = norms.get((arm, lr)), norms.get((base, lr))
             if na and nb:
-                note += (
-                    f"; ‖W_end‖/‖W_0‖: {arm} ×{na['growth_min']:.3g}–×{na['growth_max']:.3g}, "
-                    f"{base} ×{nb['growth_min']:.3g}–×{nb['growth_max']:.3g} "
-                    "(not part of the verdict)"
-                )
-            out.append(make_claim("C6", C6_STATEMENT, lr, arm, base, metrics, spec.verdict, note))
+                note += f"; ‖W_end‖/‖W_0‖: {_growth(na, arm)}, {_growth(nb, base)} (not in the verdict)"
+            out.append(make_claim("C6", C6_STATEMENT, lr, arm, base, metrics, spec.verdict, note, override))
     return out

@@ -14,7 +14,12 @@ from bncli.results import CommandResult, RunRecord
 from bncli.spec import Spec
 
 WHEN_TITLE = {"init": "at initialization", "end": "at the end of training"}
-STATUS_STYLE = {"invariant": "green", "ε-limited": "yellow", "not invariant": "red"}
+STATUS_STYLE = {
+    "invariant": "green",
+    "ε-limited": "yellow",
+    "not invariant": "red",
+    "non-finite": "red",
+}
 
 
 def _e(v: float | None) -> str:
@@ -41,7 +46,7 @@ def static_table(spec: Spec, rows: Sequence[dict[str, Any]], when: str) -> Table
         ("max |Δloss|", "right"),
         ("α·‖∇_{αW}L‖/‖∇_W L‖ (min–max; 1 = law)", "right"),
         ("‖α∇_{αW}L − ∇_W L‖/‖∇_W L‖", "right"),
-        ("rel. Δoutput, ε→0", "right"),
+        ("ε→0: rel. Δoutput | |α·ratio − 1|", "right"),
         ("ε pred. (BN out)", "right"),
         ("rel. Δoutput, eval mode", "right"),
         ("status", "left"),
@@ -64,7 +69,7 @@ def static_table(spec: Spec, rows: Sequence[dict[str, Any]], when: str) -> Table
             _e(r["loss_abs"]),
             f"{r['ratio_min']:.4f}–{r['ratio_max']:.4f}",
             _e(r["grad_err"]),
-            _e(r["eps0_out_rel"]),
+            "-" if r["eps0_out_rel"] is None else f"{_e(r['eps0_out_rel'])} | {_e(r['eps0_ratio_dev'])}",
             _e(r["eps_pred"]),
             _e(r["eval_out_rel"]),
             f"[{STATUS_STYLE.get(st, '')}]{st}[/]",
@@ -82,9 +87,7 @@ def _alpha_span(alphas: Sequence[float], grid: Sequence[float]) -> str:
 
 def layer_table(spec: Spec, rows: Sequence[dict[str, Any]], grid: Sequence[float]) -> Table:
     """Rows = lr × arm × layer: ⟨∇L, W⟩, where ε bites, ‖W‖ over training and the norm identity."""
-    t = Table(
-        title="C6 per layer: gradient ⟂ W, ε limit, weight norm over training", title_justify="left"
-    )
+    t = Table(title="C6 per layer: gradient ⟂ W, ε limit, weight norm over training", title_justify="left")
     for col in [
         "lr",
         "arm",
@@ -117,9 +120,7 @@ def layer_table(spec: Spec, rows: Sequence[dict[str, Any]], grid: Sequence[float
             ("invariant: " if r["expected_invariant"] else "not invariant: ") + r["why"],
             f"{_e(r['cos_init'])} / {_e(r['cos_end'])}",
             f"{_alpha_span(inv.get('init', []), grid)} / {_alpha_span(inv.get('end', []), grid)}",
-            f"{fmt(r['alpha_eps_low_init'], 3)} / {fmt(r['alpha_eps_low_end'], 3)}"
-            if r["eps"]
-            else "- (no BN)",
+            f"{fmt(r['alpha_eps_low_init'], 3)} / {fmt(r['alpha_eps_low_end'], 3)}" if r["eps"] else "- (no BN)",
             f"{fmt(r['norm0'])} → {fmt(r['norm_end'])} (×{fmt(r['growth'], 3)})",
             f"{_e(r['eff0'])} → {_e(r['eff_end'])}",
             ident,
@@ -147,9 +148,7 @@ def render_scale(spec: Spec, result: CommandResult) -> list[Any]:
     if lines:
         out.append("\n".join(lines))
     if result.claims:
-        out.append(
-            claims_table(result.claims, title="C6: is the BN network invariant to the scale of W?")
-        )
+        out.append(claims_table(result.claims, title="C6: is the BN network invariant to the scale of W?"))
     else:
         out.append("no verdict: the spec needs a plain arm and a BN arm to compare")
     return out
@@ -222,8 +221,6 @@ def write_scale_files(spec: Spec, result: CommandResult, out_dir: Path) -> list[
     rows = result.extra.get("scale", {}).get("static", [])
     paths = []
     for lr in spec.train.lr:
-        paths.append(
-            plot_norms(spec, result.runs, out_dir / "plots" / f"scale_norms_lr{lr:g}.png", lr)
-        )
+        paths.append(plot_norms(spec, result.runs, out_dir / "plots" / f"scale_norms_lr{lr:g}.png", lr))
         paths.append(plot_static(spec, rows, out_dir / "plots" / f"scale_static_lr{lr:g}.png", lr))
     return paths
