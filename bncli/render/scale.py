@@ -176,8 +176,8 @@ def plot_norms(spec: Spec, records: Sequence[RunRecord], path: Path, lr: float) 
             eff = [lr / v**2 if v and math.isfinite(v) and v > 0 else math.nan for v in norm]
             shade = 0.35 + 0.65 * (j + 1) / len(layers)
             label = f"{arm} {n}" if len(layers) <= 4 or j in (0, len(layers) - 1) else None
-            ax_n.plot(steps, norm, color=colors[arm], alpha=shade, label=label)
-            ax_e.plot(steps, eff, color=colors[arm], alpha=shade, label=label)
+            ax_n.plot(steps, norm, ".-", color=colors[arm], alpha=shade, label=label, ms=3)
+            ax_e.plot(steps, eff, ".-", color=colors[arm], alpha=shade, label=label, ms=3)
     ax_n.set_ylabel("‖W_i‖ (Frobenius)")
     ax_e.set_ylabel("effective step η/‖W_i‖²")
     ax_e.set_yscale("log")
@@ -218,8 +218,10 @@ def plot_static(spec: Spec, rows: Sequence[dict[str, Any]], path: Path, lr: floa
 
 
 def write_scale_files(spec: Spec, result: CommandResult, out_dir: Path) -> list[Path]:
+    from bncli.render.train import write_history_csv
+
     rows = result.extra.get("scale", {}).get("static", [])
-    paths = []
+    paths = [write_history_csv(result.runs, out_dir / "history.csv")]
     for lr in spec.train.lr:
         paths.append(plot_norms(spec, result.runs, out_dir / "plots" / f"scale_norms_lr{lr:g}.png", lr))
         paths.append(plot_static(spec, rows, out_dir / "plots" / f"scale_static_lr{lr:g}.png", lr))
