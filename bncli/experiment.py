@@ -12,7 +12,7 @@ from bncli.data import Dataset, load_data
 from bncli.errors import DataError, SpecError
 from bncli.models import Net, build_model, copy_shared_state
 from bncli.results import RunRecord
-from bncli.runtime import resolve_device, seed_everything
+from bncli.runtime import configure_threads, resolve_device, seed_everything
 from bncli.spec import ArmSpec, Spec
 from bncli.train import TrainOutcome, train_run
 
@@ -83,6 +83,7 @@ def check_compatible(spec: Spec, data: Dataset) -> None:
 def prepare(spec: Spec) -> tuple[Dataset, torch.device]:
     """Resolve the device, load the data and check the model fits it: everything before training."""
     device = resolve_device(spec.device)
+    configure_threads(spec.threads)
     data = load_data(spec.data, "cpu")
     check_compatible(spec, data)
     return data.to(device), device

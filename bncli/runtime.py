@@ -37,6 +37,12 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def configure_threads(threads: int | None) -> None:
+    """Set torch's intra-op CPU threads when the spec asks for a number (None: torch's default)."""
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) from one integer."""
     random.seed(seed)

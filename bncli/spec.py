@@ -288,6 +288,9 @@ class Spec(Strict):
     seed: int = 0
     seeds: PositiveInt = 1  # runs seeds seed, seed+1, ..., seed+seeds-1
     device: str = "auto"
+    # torch intra-op CPU threads; None keeps torch's default. Small models often run faster
+    # with 1, and much faster with 1 when other processes share the cores.
+    threads: PositiveInt | None = None
     data: DataSpec = Field(default_factory=DataSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     arms: list[ArmSpec] = Field(

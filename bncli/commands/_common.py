@@ -42,6 +42,10 @@ ArmsOpt = Annotated[
 BatchSizeOpt = Annotated[
     int | None, typer.Option("--batch-size", help="Mini-batch size m (overrides train.batch_size).")
 ]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option("--threads", help="CPU threads for torch (overrides threads; small models: try 1)."),
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")
 ]
@@ -64,6 +68,7 @@ class CommonOptions:
     json: bool = False
     out: Path | None = None
     quiet: bool = False
+    threads: int | None = None
 
     def overrides(self) -> dict[str, Any]:
         return {
@@ -74,6 +79,7 @@ class CommonOptions:
             "device": self.device,
             "arms": self.arms,
             "train.batch_size": self.batch_size,
+            "threads": self.threads,
         }
 
 

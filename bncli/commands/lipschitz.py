@@ -19,6 +19,7 @@ from bncli.commands._common import (
     SeedsOpt,
     SpecArg,
     StepsOpt,
+    ThreadsOpt,
     finish,
     guarded,
     load,
@@ -75,6 +76,7 @@ def lipschitz(
     json: JsonOpt = False,
     out: OutOpt = None,
     quiet: QuietOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Measure the loss landscape along the gradient (C4) and check BN's Jacobian (C5).
 
@@ -97,7 +99,7 @@ def lipschitz(
     measured step, refuted otherwise.
     Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted.
     """
-    opts = CommonOptions(steps, lr, seeds, seed, device, arms, batch_size, json, out, quiet)
+    opts = CommonOptions(steps, lr, seeds, seed, device, arms, batch_size, json, out, quiet, threads)
     with guarded():
         from bncli.probes.landscape_run import run_lipschitz
         from bncli.render.landscape import render_lipschitz, write_lipschitz_files

@@ -19,6 +19,7 @@ from bncli.commands._common import (
     SeedsOpt,
     SpecArg,
     StepsOpt,
+    ThreadsOpt,
     finish,
     guarded,
     load,
@@ -63,6 +64,7 @@ def measure_ics(
     json: JsonOpt = False,
     out: OutOpt = None,
     quiet: QuietOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Train every arm and measure internal covariate shift both ways; test claims C2 and C3.
 
@@ -83,7 +85,7 @@ def measure_ics(
     with >= 3 seeds each metric must also pass Welch's t-test (p < 0.05). Diverged runs are left
     out of the verdict. Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted.
     """
-    opts = CommonOptions(steps, lr, seeds, seed, device, arms, batch_size, json, out, quiet)
+    opts = CommonOptions(steps, lr, seeds, seed, device, arms, batch_size, json, out, quiet, threads)
     with guarded():
         from bncli.probes.ics import run_ics
         from bncli.render.ics import render_ics, write_ics_files

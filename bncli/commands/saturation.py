@@ -19,6 +19,7 @@ from bncli.commands._common import (
     SeedsOpt,
     SpecArg,
     StepsOpt,
+    ThreadsOpt,
     finish,
     guarded,
     load,
@@ -53,6 +54,7 @@ def saturation(
     json: JsonOpt = False,
     out: OutOpt = None,
     quiet: QuietOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Track saturation, dead units, per-layer gradients (C7) and BN's γ/β (C8) while training.
 
@@ -77,7 +79,7 @@ def saturation(
     sign of β and the identity-recovery distance are reported in the C8 note, not voted on.
     Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted.
     """
-    opts = CommonOptions(steps, lr, seeds, seed, device, arms, batch_size, json, out, quiet)
+    opts = CommonOptions(steps, lr, seeds, seed, device, arms, batch_size, json, out, quiet, threads)
     with guarded():
         from bncli.probes.saturation import run_saturation
         from bncli.render.saturation import render_saturation, write_saturation_files

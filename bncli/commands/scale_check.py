@@ -19,6 +19,7 @@ from bncli.commands._common import (
     SeedsOpt,
     SpecArg,
     StepsOpt,
+    ThreadsOpt,
     finish,
     guarded,
     load,
@@ -49,6 +50,7 @@ def scale_check(
     json: JsonOpt = False,
     out: OutOpt = None,
     quiet: QuietOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Test claim C6: a BN network ignores the scale of each weight W feeding a BN.
 
@@ -69,7 +71,7 @@ def scale_check(
     --out writes plots of ‖W‖ and η/‖W‖² per arm and of the output change against α.
     Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted.
     """
-    opts = CommonOptions(steps, lr, seeds, seed, device, arms, batch_size, json, out, quiet)
+    opts = CommonOptions(steps, lr, seeds, seed, device, arms, batch_size, json, out, quiet, threads)
     with guarded():
         from bncli.probes.scale import run_scale_check
         from bncli.render.scale import render_scale, write_scale_files

@@ -15,6 +15,7 @@ from bncli.commands._common import (
     SeedsOpt,
     SpecArg,
     StepsOpt,
+    ThreadsOpt,
     finish,
     guarded,
     load,
@@ -34,6 +35,7 @@ def train(
     json: JsonOpt = False,
     out: OutOpt = None,
     quiet: QuietOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Train every arm (same init, same batches) at every learning rate and seed; test claim C1.
 
@@ -45,7 +47,7 @@ def train(
     Exit codes: 0 done (diverged arms are reported), 1 run failed, 2 bad spec or usage,
     130 interrupted (finished runs are still reported).
     """
-    opts = CommonOptions(steps, lr, seeds, seed, device, arms, batch_size, json, out, quiet)
+    opts = CommonOptions(steps, lr, seeds, seed, device, arms, batch_size, json, out, quiet, threads)
     with guarded():
         from bncli.experiment import run_train
         from bncli.render.train import render_train, write_train_files
