@@ -173,18 +173,26 @@ def describe(spec: Spec, data: Dataset) -> str:
     )
 
 
-def run_train(spec: Spec, reporter: Reporter | None = None):
-    """`bncli train`'s core: the experiment, its summary and the C1 claims."""
+def command_result(
+    command: str, spec: Spec, exp: Experiment, claims: list, extra: dict[str, Any] | None = None
+):
+    """The CommandResult every subcommand returns: spec, runs, summary, claims, and its own extra."""
     from bncli.results import CommandResult, summarize
-    from bncli.verdicts import c1_claims
 
-    exp = run_experiment(spec, None, reporter)
     return CommandResult(
-        command="train",
+        command=command,
         spec=spec.model_dump(mode="json"),
         runs=exp.records,
         summary=summarize(exp.records),
-        claims=c1_claims(spec, exp.records),
+        claims=claims,
         interrupted=exp.interrupted,
-        extra={"task": exp.data.task, "device": str(exp.device)},
+        extra={"task": exp.data.task, "device": str(exp.device), **(extra or {})},
     )
+
+
+def run_train(spec: Spec, reporter: Reporter | None = None):
+    """`bncli train`'s core: the experiment, its summary and the C1 claims."""
+    from bncli.verdicts import c1_claims
+
+    exp = run_experiment(spec, None, reporter)
+    return command_result("train", spec, exp, c1_claims(spec, exp.records))

@@ -17,7 +17,10 @@ from rich.console import Console, RenderableType
 from bncli.errors import BncliError, SpecError
 
 SpecArg = Annotated[
-    Path, typer.Argument(help="YAML spec of the model, data, arms and training.", show_default=False)
+    Path,
+    typer.Argument(
+        help="YAML spec of the model, data, arms and training.", show_default=False, metavar="SPEC.yaml"
+    ),
 ]
 StepsOpt = Annotated[int | None, typer.Option("--steps", help="Training steps (overrides train.steps).")]
 LrOpt = Annotated[

@@ -9,7 +9,7 @@ import torch
 from torch.func import functional_call
 
 from bncli.data import Dataset
-from bncli.experiment import Reporter, run_experiment
+from bncli.experiment import Reporter, command_result, run_experiment
 from bncli.models import Net
 from bncli.probes.base import ProbeBase, forward_hooks, measuring, params_and_buffers
 from bncli.probes.ics_grad import GradientIcsProbe, noise_seed
@@ -21,7 +21,7 @@ from bncli.probes.ics_stats import (
     unit_moments,
     unit_percentiles,
 )
-from bncli.results import CommandResult, summarize
+from bncli.results import CommandResult
 from bncli.spec import ArmSpec, Spec
 from bncli.train import RunContext, StepContext
 
@@ -148,16 +148,5 @@ def run_ics(spec: Spec, reporter: Reporter | None = None) -> CommandResult:
     from bncli.probes.ics_summary import c2_claims, c3_claims, layer_rows
 
     exp = run_experiment(spec, ics_probes, reporter)
-    return CommandResult(
-        command="measure-ics",
-        spec=spec.model_dump(mode="json"),
-        runs=exp.records,
-        summary=summarize(exp.records),
-        claims=c2_claims(spec, exp.records) + c3_claims(spec, exp.records),
-        interrupted=exp.interrupted,
-        extra={
-            "task": exp.data.task,
-            "device": str(exp.device),
-            "ics_rows": layer_rows(spec, exp.records),
-        },
-    )
+    claims = c2_claims(spec, exp.records) + c3_claims(spec, exp.records)
+    return command_result("measure-ics", spec, exp, claims, {"ics_rows": layer_rows(spec, exp.records)})

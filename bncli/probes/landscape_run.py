@@ -7,8 +7,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from bncli.experiment import Reporter, run_experiment
-from bncli.results import Claim, CommandResult, RunRecord, summarize
+from bncli.experiment import Reporter, command_result, run_experiment
+from bncli.results import Claim, CommandResult, RunRecord
 from bncli.spec import Spec
 from bncli.verdicts import MetricInput, by_arm_lr, comparison_pairs, make_claim
 
@@ -175,16 +175,10 @@ def run_lipschitz(spec: Spec, reporter: Reporter | None = None) -> CommandResult
 
     exp = run_experiment(spec, factory, reporter)
     land, jac = arm_tables(spec, exp.records)
-    return CommandResult(
-        command="lipschitz",
-        spec=spec.model_dump(mode="json"),
-        runs=exp.records,
-        summary=summarize(exp.records),
-        claims=c4_claims(spec, exp.records) + c5_claims(spec, exp.records),
-        interrupted=exp.interrupted,
-        extra={
-            "task": exp.data.task,
-            "device": str(exp.device),
+    claims = c4_claims(spec, exp.records) + c5_claims(spec, exp.records)
+    return command_result(
+        "lipschitz", spec, exp, claims,
+        {
             "eta_multiples": [e / spec.train.lr[0] for e in eta_grid(spec.train.lr[0], cfg)],
             "landscape": land,
             "jacobian": jac,

@@ -211,14 +211,13 @@ def run_saturation(
     threshold: float | None = None,
 ) -> Any:
     """`bncli saturation`'s core: train every arm with the probe; summaries and C7/C8 claims."""
-    from bncli.experiment import run_experiment
+    from bncli.experiment import command_result, run_experiment
     from bncli.probes.saturation_summary import (
         ablation_pairs,
         init_gradients,
         phase_rows,
         saturation_claims,
     )
-    from bncli.results import CommandResult, summarize
     from bncli.spec import apply_overrides
 
     overrides = {"analysis.saturation.every": every, "analysis.saturation.threshold": threshold}
@@ -228,16 +227,10 @@ def run_saturation(
     classification = exp.data.task == "classification"
     cfg = spec.analysis.saturation
     n_probe = min(cfg.probe_size, exp.data.n_train)
-    return CommandResult(
-        command="saturation",
-        spec=spec.model_dump(mode="json"),
-        runs=exp.records,
-        summary=summarize(exp.records),
-        claims=saturation_claims(spec, exp.records, classification),
-        interrupted=exp.interrupted,
-        extra={
-            "task": exp.data.task,
-            "device": str(exp.device),
+    claims = saturation_claims(spec, exp.records, classification)
+    return command_result(
+        "saturation", spec, exp, claims,
+        {
             "activation": spec.model.activation,
             "mode": MODE_NOTE.format(n=n_probe),
             "phases": phase_rows(spec, exp.records),

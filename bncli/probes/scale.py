@@ -10,11 +10,11 @@ import torch
 
 from bncli.data import Dataset
 from bncli.errors import SpecError
-from bncli.experiment import Reporter, prepare, run_experiment
+from bncli.experiment import Reporter, command_result, prepare, run_experiment
 from bncli.models import loss_fn_for
 from bncli.probes.base import ProbeBase
 from bncli.probes.scale_static import static_check
-from bncli.results import CommandResult, summarize
+from bncli.results import CommandResult
 from bncli.spec import ArmSpec, ScaleSpec, Spec, TrainSpec
 
 SERIES_KEYS = ("norm", "eff_step", "grad_norm", "cos_grad_w", "dnorm2", "pred", "cross")
@@ -135,16 +135,5 @@ def run_scale_check(spec: Spec, reporter: Reporter | None = None) -> CommandResu
         return [ScaleProbe(s.analysis.scale, s.train, lr, data, layers)]
 
     exp = run_experiment(spec, factory, reporter, prepared=prepared)
-    return CommandResult(
-        command="scale-check",
-        spec=spec.model_dump(mode="json"),
-        runs=exp.records,
-        summary=summarize(exp.records),
-        claims=c6_claims(spec, exp.records),
-        interrupted=exp.interrupted,
-        extra={
-            "task": exp.data.task,
-            "device": str(exp.device),
-            "scale": scale_tables(spec, exp.records),
-        },
-    )
+    return command_result("scale-check", spec, exp, c6_claims(spec, exp.records),
+                          {"scale": scale_tables(spec, exp.records)})
