@@ -7,8 +7,6 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats
-
 from bncli.results import Claim, MetricComparison, RunRecord
 from bncli.spec import Spec, VerdictSpec
 
@@ -41,6 +39,8 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
         return math.nan
     if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:
         return 1.0 if statistics.fmean(a) == statistics.fmean(b) else 0.0
+    from scipy import stats  # imported here: scipy.stats costs ~1 s at start-up
+
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
