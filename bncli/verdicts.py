@@ -26,6 +26,9 @@ class MetricInput:
     better: str  # "lower" or "higher" for the BN arm, as the claim predicts
     arm_values: Sequence[float]
     baseline_values: Sequence[float]
+    # differences of the means smaller than this count as "neither", whatever the relative
+    # difference: near-zero baselines (e.g. 0.05% vs 0% saturated) would otherwise read as ±100%
+    abs_floor: float = 0.0
 
 
 def _finite(vals: Sequence[float]) -> list[float]:
@@ -56,7 +59,7 @@ def compare_metric(m: MetricInput, cfg: VerdictSpec) -> MetricComparison:
     p = None
     if len(a) >= cfg.min_seeds_for_test and len(b) >= cfg.min_seeds_for_test:
         p = welch_p(a, b)
-    if not math.isfinite(rel):
+    if not math.isfinite(rel) or abs(am - bm) <= m.abs_floor:
         points = "neither"
     else:
         signed = rel if m.better == "higher" else -rel
