@@ -88,6 +88,9 @@ def _npz(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.
 
 
 def _check_pair(x: np.ndarray, y: np.ndarray, name: str, where: str) -> None:
+    for arr, label in ((x, "X"), (y, "y")):
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+            raise DataError(f"{where}: {name}: {label} must be numeric, not {arr.dtype}")
     if x.ndim < 2:
         raise DataError(f"{where}: {name}: X must be 2-D (N, features) or 4-D (N, C, H, W)")
     if y.shape[0] != x.shape[0]:
@@ -98,6 +101,8 @@ def _check_pair(x: np.ndarray, y: np.ndarray, name: str, where: str) -> None:
         raise DataError(f"{where}: {name}: no examples")
     if not np.isfinite(x).all():
         raise DataError(f"{where}: {name}: X contains NaN or infinite values")
+    if not np.isfinite(y.astype(np.float64)).all():
+        raise DataError(f"{where}: {name}: y contains NaN or infinite values")
 
 
 def _infer_task(y: np.ndarray) -> str:
@@ -120,7 +125,8 @@ def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
     else:
         x, y, x_test, y_test = _npz(spec)
         _check_pair(x, y, "X/y", where)
-        task = _infer_task(y)
+        # an explicit data.task wins; otherwise integer labels mean classes
+        task = spec.task if "task" in spec.model_fields_set else _infer_task(y)
         if x_test is not None:
             _check_pair(x_test, y_test, "X_test/y_test", where)
             if x_test.shape[1:] != x.shape[1:]:
@@ -151,6 +157,8 @@ def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
 
     if task == "classification":
         y_all = np.concatenate([np.asarray(y).ravel(), np.asarray(y_test).ravel()])
+        if np.asarray(y).ndim != 1 or np.any(np.mod(y_all, 1) != 0):
+            raise DataError(f"{where}: data.task: classification needs 1-D integer class labels in y")
         if y_all.min() < 0:
             raise DataError(f"{where}: class labels must be 0..C-1 (found {int(y_all.min())})")
         n_out = int(y_all.max()) + 1
@@ -164,6 +172,10 @@ def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
         y2 = y2[:, None] if y2.ndim == 1 else y2
         y2t = y2t[:, None] if y2t.ndim == 1 else y2t
         n_out = int(y2.shape[1])
+        if y2t.shape[1:] != y2.shape[1:]:
+            raise DataError(
+                f"{where}: y_test has {y2t.shape[1]} outputs per example but y has {n_out}"
+            )
         yt, yte = torch.as_tensor(y2), torch.as_tensor(y2t)
 
     ds = Dataset(torch.as_tensor(x), yt, torch.as_tensor(x_test), yte, task, n_out)

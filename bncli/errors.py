@@ -27,6 +27,12 @@ class DeviceError(BncliError):
     exit_code = 2
 
 
+class UsageError(BncliError):
+    """A command-line option that cannot be honoured (e.g. an --out folder that can't be made)."""
+
+    exit_code = 2
+
+
 class RunError(BncliError):
     """A run failed after it started."""
 

@@ -66,14 +66,6 @@ def check_compatible(spec: Spec, data: Dataset) -> None:
         raise DataError(
             f"model: does not fit data of shape {data.input_shape}: {str(exc).splitlines()[0]}"
         ) from None
-    layers = spec.analysis.ics.layers
-    if layers:
-        missing = [n for n in layers if n not in model.point_names]
-        if missing:
-            raise SpecError(
-                f"analysis.ics.layers: no normalization point named {', '.join(missing)} "
-                f"(this model has {', '.join(model.point_names)})"
-            )
     if data.n_train < 2:
         raise DataError("data: need at least 2 training examples")
     if min(spec.train.batch_size, data.n_train) < 2 and any(a.has_bn for a in spec.arms):

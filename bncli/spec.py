@@ -320,6 +320,19 @@ class Spec(Strict):
             raise ValueError(f"arm names must be unique; repeated: {', '.join(sorted(dup))}")
         return v
 
+    @model_validator(mode="after")
+    def _layer_names_exist(self) -> Spec:
+        depth = len(self.model.hidden) if self.model.kind == "mlp" else len(self.model.channels)
+        names = [f"layer{i + 1}" for i in range(depth)]
+        for field, wanted in (("ics", self.analysis.ics.layers), ("scale", self.analysis.scale.layers)):
+            missing = [n for n in wanted or [] if n not in names]
+            if missing:
+                raise ValueError(
+                    f"analysis.{field}.layers: no normalization point named {', '.join(missing)} "
+                    f"(this model has layer1..layer{depth})"
+                )
+        return self
+
     @property
     def seed_list(self) -> list[int]:
         return [self.seed + i for i in range(self.seeds)]
@@ -349,13 +362,14 @@ def _format_validation_error(source: str, exc: ValidationError) -> str:
     msg = msg.removeprefix("Value error, ")
     more = len(exc.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{source}: {_format_loc(tuple(loc))}: {msg}{suffix}"
+    where = f"{_format_loc(tuple(loc))}: " if loc else ""
+    return f"{source}: {where}{msg}{suffix}"
 
 
 def parse_spec(raw: Any, source: str = "spec") -> Spec:
     """Validate a mapping (already parsed YAML) into a Spec, or raise SpecError naming the field."""
     if raw is None:
-        raw = {}
+        raise SpecError(f"{source}: the file is empty (a spec needs at least one key, e.g. name)")
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: the top level must be a mapping of keys, not {type(raw).__name__}")
     try:

@@ -20,7 +20,9 @@ def test_train_table_and_verdict(write_spec, tiny_spec_dict_factory):
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "final train loss" in out and "batchnorm" in out and "plain" in out
-    assert "C1" in out and any(v in out for v in ("supported", "refuted", "inconclusive"))
+    claim_rows = [line for line in out.splitlines() if "batchnorm vs plain" in line]
+    assert len(claim_rows) == 1 and "C1" in claim_rows[0]
+    assert sum(v in claim_rows[0] for v in ("supported", "refuted", "inconclusive")) == 1
     assert "lr=0.1: batchnorm - plain" in out
 
 
@@ -107,3 +109,48 @@ def test_python_m_bncli_help():
     assert proc.returncode == 0, proc.stderr
     for cmd in ("train", "validate", "measure-ics", "lipschitz", "scale-check", "saturation"):
         assert cmd in proc.stdout
+
+
+def test_errors_name_the_spec_file_and_print_literally(tmp_path, write_spec, tiny_spec_dict_factory):
+    folder = tmp_path / "exp[lr]"
+    folder.mkdir()
+    p = folder / "s.yaml"
+    p.write_text("model: {kind: cnn}\n")  # cnn on flat digits: found after loading the data
+    result = runner.invoke(app, ["train", str(p)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {p}: model.kind: cnn needs image inputs"), result.stderr
+    bad = write_spec(tiny_spec_dict_factory(analysis={"scale": {"layers": ["layer9"]}}), "l.yaml")
+    result = runner.invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}: analysis.scale.layers: no normalization point named layer9" in result.stderr
+
+
+def test_unexpected_error_is_one_literal_line(monkeypatch, write_spec, tiny_spec_dict_factory):
+    import bncli.experiment
+
+    def boom(*a, **k):
+        raise RuntimeError("[bold]shape mismatch[/bold]\nsecond line")
+
+    monkeypatch.setattr(bncli.experiment, "run_train", boom)
+    result = runner.invoke(app, ["train", str(write_spec(tiny_spec_dict_factory()))])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: run failed: RuntimeError: [bold]shape mismatch[/bold] (set BNCLI_DEBUG=1 for the traceback)"
+    )
+
+
+def test_bad_out_fails_before_training(tmp_path, write_spec, tiny_spec_dict_factory):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    result = runner.invoke(app, ["train", str(write_spec(tiny_spec_dict_factory())), "--json",
+                                 "--out", str(blocker / "sub")])
+    assert result.exit_code == 2
+    assert result.stdout == ""  # nothing trained, nothing printed
+    assert result.stderr.startswith("error: --out: cannot create folder")
+
+
+def test_empty_spec_is_an_error(tmp_path):
+    p = tmp_path / "empty.yaml"
+    p.write_text("# nothing here\n")
+    result = runner.invoke(app, ["validate", str(p)])
+    assert result.exit_code == 2 and "empty" in result.stderr

@@ -80,3 +80,30 @@ def test_batch_order_is_seeded_and_covers_epochs():
     assert not all(torch.equal(x, y) for x, y in zip(a, c))
     epoch = torch.cat(a[:3])
     assert epoch.unique().numel() == 90  # drop-last: 3 full batches of distinct examples
+
+
+def test_npz_bad_values_are_data_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    cases = [
+        ({"X": np.array([["a", "b"]] * 5), "y": np.zeros(5)}, "numeric"),
+        ({"X": rng.normal(size=(5, 2)), "y": np.array([0, 1, np.nan, 1, 0])}, "y contains NaN"),
+        ({"X": rng.normal(size=(6, 2)), "y": rng.normal(size=(6, 2)),
+          "X_test": rng.normal(size=(3, 2)), "y_test": rng.normal(size=(3, 3))}, "y_test has 3 outputs"),
+    ]
+    for i, (arrays, words) in enumerate(cases):
+        p = tmp_path / f"bad{i}.npz"
+        np.savez(p, **arrays)
+        with pytest.raises(DataError, match=words):
+            load_data(DataSpec(source="npz", path=p))
+
+
+def test_npz_explicit_task_wins(tmp_path):
+    p = tmp_path / "ints.npz"
+    np.savez(p, X=np.random.default_rng(0).normal(size=(40, 3)), y=np.arange(40) % 7)
+    assert load_data(DataSpec(source="npz", path=p)).task == "classification"
+    d = load_data(DataSpec(source="npz", path=p, task="regression"))
+    assert d.task == "regression" and d.y_train.dtype == torch.float32
+    q = tmp_path / "floats.npz"
+    np.savez(q, X=np.zeros((10, 2)), y=np.linspace(0, 1, 10))
+    with pytest.raises(DataError, match="integer class labels"):
+        load_data(DataSpec(source="npz", path=q, task="classification"))

@@ -13,8 +13,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console, RenderableType
+from rich.text import Text
 
-from bncli.errors import BncliError, SpecError
+from bncli.errors import BncliError, DataError, DeviceError, SpecError, UsageError
 
 SpecArg = Annotated[
     Path,
@@ -94,29 +95,39 @@ def stdout_console() -> Console:
     return Console(highlight=False)
 
 
+def _error_line(message: str) -> None:
+    """One red 'error:' line on stderr; the message itself is printed literally (no markup)."""
+    line = Text("error: ", style="bold red")
+    line.append(" ".join(message.split("\n")))
+    stderr_console().print(line, soft_wrap=True)
+
+
 @contextmanager
-def guarded() -> Iterator[None]:
-    """The one exit point: BncliError -> one red line on stderr and its exit code, no traceback."""
+def guarded(spec_path: Path | None = None) -> Iterator[None]:
+    """The one exit point: BncliError -> one red line on stderr and its exit code, no traceback.
+
+    Errors about the spec, its data or its device that don't already name the spec file get it
+    as a prefix, so every message says which file (and field) is wrong.
+    """
     try:
         yield
     except typer.Exit:
         raise
     except BncliError as exc:
-        stderr_console().print(f"[bold red]error:[/bold red] {exc}", soft_wrap=True, markup=True)
+        msg = str(exc)
+        if spec_path is not None and isinstance(exc, (SpecError, DataError, DeviceError)):
+            if not msg.startswith(str(spec_path)):
+                msg = f"{spec_path}: {msg}"
+        _error_line(msg)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        stderr_console().print("[yellow]interrupted[/yellow]")
+        stderr_console().print("interrupted", style="yellow")
         raise typer.Exit(130) from None
     except Exception as exc:  # a bug, or torch failing mid-run: still one line
         if os.environ.get("BNCLI_DEBUG"):
             raise
-        msg = str(exc).splitlines()[0] if str(exc) else ""
-        stderr_console().print(
-            f"[bold red]error:[/bold red] run failed: {type(exc).__name__}: {msg} "
-            "(set BNCLI_DEBUG=1 for the traceback)",
-            soft_wrap=True,
-            markup=False,
-        )
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        _error_line(f"run failed: {type(exc).__name__}: {first} (set BNCLI_DEBUG=1 for the traceback)")
         raise typer.Exit(1) from None
 
 
@@ -128,6 +139,11 @@ def load(spec_path: Path, opts: CommonOptions, extra: dict[str, Any] | None = No
     overrides = {**opts.overrides(), **(extra or {})}
     if any(v is not None for v in overrides.values()):
         spec = apply_overrides(spec, overrides, source=f"{spec_path} (with command-line options)")
+    if opts.out is not None:  # fail before training, not after
+        try:
+            opts.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--out: cannot create folder {opts.out}: {exc.strerror or exc}") from None
     return spec
 
 
@@ -159,10 +175,6 @@ def finish(
         for r in renderables:
             out.print(r)
     if opts.out is not None:
-        try:
-            opts.out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SpecError(f"--out: cannot create {opts.out}: {exc}") from None
         atomic_write_json(opts.out / "summary.json", doc)
         atomic_write_text(opts.out / "spec.yaml", spec_to_yaml(Spec.model_validate(result.spec)))
         written = [opts.out / "summary.json", opts.out / "spec.yaml"]

@@ -100,7 +100,7 @@ def lipschitz(
     Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted.
     """
     opts = CommonOptions(steps, lr, seeds, seed, device, arms, batch_size, json, out, quiet, threads)
-    with guarded():
+    with guarded(spec_path):
         from bncli.probes.landscape_run import run_lipschitz
         from bncli.render.landscape import render_lipschitz, write_lipschitz_files
 

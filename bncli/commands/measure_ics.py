@@ -86,7 +86,7 @@ def measure_ics(
     out of the verdict. Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted.
     """
     opts = CommonOptions(steps, lr, seeds, seed, device, arms, batch_size, json, out, quiet, threads)
-    with guarded():
+    with guarded(spec_path):
         from bncli.probes.ics import run_ics
         from bncli.render.ics import render_ics, write_ics_files
 

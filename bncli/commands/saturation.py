@@ -80,7 +80,7 @@ def saturation(
     Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted.
     """
     opts = CommonOptions(steps, lr, seeds, seed, device, arms, batch_size, json, out, quiet, threads)
-    with guarded():
+    with guarded(spec_path):
         from bncli.probes.saturation import run_saturation
         from bncli.render.saturation import render_saturation, write_saturation_files
 

@@ -72,7 +72,7 @@ def scale_check(
     Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted.
     """
     opts = CommonOptions(steps, lr, seeds, seed, device, arms, batch_size, json, out, quiet, threads)
-    with guarded():
+    with guarded(spec_path):
         from bncli.probes.scale import run_scale_check
         from bncli.render.scale import render_scale, write_scale_files
 

@@ -48,7 +48,7 @@ def train(
     130 interrupted (finished runs are still reported).
     """
     opts = CommonOptions(steps, lr, seeds, seed, device, arms, batch_size, json, out, quiet, threads)
-    with guarded():
+    with guarded(spec_path):
         from bncli.experiment import run_train
         from bncli.render.train import render_train, write_train_files
 

@@ -20,7 +20,7 @@ def validate(
 ) -> None:
     """Check a spec without training: keys, types and ranges, the device, the data, and that the
     model fits the data. Exit 0 if it is valid, 2 with a one-line error naming the field if not."""
-    with guarded():
+    with guarded(spec_path):
         from bncli.experiment import describe, prepare
         from bncli.spec import load_spec
 
