@@ -103,6 +103,7 @@ class ArmSummary:
     final_test_loss: tuple[float, float]
     final_test_acc: tuple[float, float]
     best_test_acc: tuple[float, float]
+    best_test_loss: tuple[float, float]
     steps_to_target: tuple[float, float]
     n_reached_target: int
 
@@ -129,6 +130,7 @@ def summarize(records: list[RunRecord]) -> list[ArmSummary]:
                 final_test_loss=mean_std([r.final_test_loss for r in rs]),
                 final_test_acc=mean_std([r.final_test_acc for r in rs]),
                 best_test_acc=mean_std([r.best_test_acc for r in rs]),
+                best_test_loss=mean_std([r.best_test_loss for r in rs]),
                 steps_to_target=mean_std([float(s) for s in reached]),
                 n_reached_target=len(reached),
             )

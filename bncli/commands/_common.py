@@ -164,6 +164,7 @@ def finish(
 ) -> None:
     """The one output step: tables or JSON on stdout, files under --out, exit 130 if interrupted."""
     from bncli.render.common import atomic_write_json, atomic_write_text
+    from bncli.render.train import write_history_csv
     from bncli.spec import Spec, spec_to_yaml
 
     doc = result.to_json()
@@ -177,7 +178,11 @@ def finish(
     if opts.out is not None:
         atomic_write_json(opts.out / "summary.json", doc)
         atomic_write_text(opts.out / "spec.yaml", spec_to_yaml(Spec.model_validate(result.spec)))
-        written = [opts.out / "summary.json", opts.out / "spec.yaml"]
+        written = [
+            opts.out / "summary.json",
+            opts.out / "spec.yaml",
+            write_history_csv(result.runs, opts.out / "history.csv"),
+        ]
         if write_extra is not None:
             written += list(write_extra(opts.out))
         if not opts.quiet:

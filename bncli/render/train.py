@@ -30,6 +30,7 @@ def train_table(spec: Spec, summary: Sequence[ArmSummary], classification: bool)
         t.add_column(f"steps to acc≥{target:g}" if target else "steps to target", justify="right")
     else:
         t.add_column("final held-out MSE", justify="right")
+        t.add_column("best held-out MSE", justify="right")
         target = spec.train.target_loss
         t.add_column(f"steps to MSE≤{target:g}" if target else "steps to target", justify="right")
     t.add_column("diverged")
@@ -49,7 +50,7 @@ def train_table(spec: Spec, summary: Sequence[ArmSummary], classification: bool)
         if classification:
             row += [fmt_pm(s.final_test_acc), fmt_pm(s.best_test_acc)]
         else:
-            row += [fmt_pm(s.final_test_loss)]
+            row += [fmt_pm(s.final_test_loss), fmt_pm(s.best_test_loss)]
         t.add_row(*row, reach, div)
     return t
 
@@ -77,10 +78,10 @@ def comparison_lines(spec: Spec, summary: Sequence[ArmSummary], classification: 
                     f"best held-out acc {da * 100:+.2f} points"
                 )
             else:
-                dm = a.final_test_loss[0] - b.final_test_loss[0]
+                dm = a.best_test_loss[0] - b.best_test_loss[0]
                 lines.append(
                     f"lr={fmt(lr)}: {arm} - {base}: final train loss {dl:+.4g}, "
-                    f"final held-out MSE {dm:+.4g}"
+                    f"best held-out MSE {dm:+.4g}"
                 )
     return lines
 
@@ -156,7 +157,4 @@ def render_train(spec: Spec, result) -> list:
 
 
 def write_train_files(spec: Spec, result, out_dir: Path) -> list[Path]:
-    return [
-        write_history_csv(result.runs, out_dir / "history.csv"),
-        plot_training(spec, result.runs, out_dir / "plots" / "training.png"),
-    ]
+    return [plot_training(spec, result.runs, out_dir / "plots" / "training.png")]
