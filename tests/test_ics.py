@@ -14,22 +14,17 @@ from typer.testing import CliRunner
 
 from bncli.cli import app
 from bncli.experiment import build_arm_model, initial_model, prepare
-from bncli.probes.base import ProbeBase
-from bncli.probes.ics import DistributionProbe, ics_probes, next_noise_seed
+from bncli.probes.base import ProbeBase, as_units, spread_indices
+from bncli.probes.ics import DistributionProbe, ics_probes, next_noise_seed, run_ics
 from bncli.probes.ics_grad import (
-    GradientIcsProbe,
     compare_grads,
     gprime_batched,
     gprime_loop,
     gprime_shared,
 )
-from bncli.probes.ics_stats import (
-    as_units,
-    shift_stats,
-    tracked_unit_indices,
-    unit_percentiles,
-    wasserstein1,
-)
+from bncli.probes.ics_stats import shift_stats, unit_percentiles, wasserstein1
+from bncli.probes.ics_summary import c3_claims, layer_rows
+from bncli.results import RunRecord
 from bncli.spec import parse_spec
 from bncli.train import train_run
 
@@ -68,8 +63,8 @@ def test_conv_maps_count_positions_as_samples() -> None:
     u = as_units(x)
     assert u.shape == (8, 3)
     assert sorted(u[:, 1].tolist()) == sorted(x[:, 1].flatten().tolist())
-    assert tracked_unit_indices(100, 3) == [0, 50, 99]  # evenly spread, ends included
-    assert tracked_unit_indices(2, 5) == [0, 1]
+    assert spread_indices(100, 3) == [0, 50, 99]  # evenly spread, ends included
+    assert spread_indices(2, 5) == [0, 1]
 
 
 # ----------------------------------------------------------------------------- G' reference
@@ -217,6 +212,8 @@ def test_measuring_leaves_training_bitwise_unchanged(tiny_spec_dict_factory, arm
     assert l0 == l1 and torch.equal(r0, r1)  # losses and the global RNG too
     dist, grad = probes_used
     assert dist.steps == [0, 3, 6, 9, 11] == grad.steps
+    for m in net.modules():  # the last model trained is the one with probes
+        assert not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks), type(m).__name__
     # the noise seed the distribution probe predicts for step t+1 is the one the loop sets
     if seeds[0] is not None:
         assert all(next_noise_seed(a) == b for a, b in zip(seeds, seeds[1:], strict=False))
@@ -260,6 +257,9 @@ def test_cli_json_claims(tiny_spec_dict_factory, write_spec) -> None:
     assert {(c["claim"], c["arm"]) for c in claims} == {
         ("C2", "batchnorm"), ("C2", "noisy_batchnorm"),
         ("C3", "batchnorm"), ("C3", "noisy_batchnorm")}
+    c2 = {c["arm"]: c["note"] for c in claims if c["claim"] == "C2"}
+    assert "exactly β" in c2["batchnorm"] and "by construction" in c2["batchnorm"]
+    assert "before the noise" in c2["noisy_batchnorm"]
     for c in claims:
         assert c["lr"] == 0.1 and c["baseline"] == "plain"
         assert c["verdict"] in ("supported", "refuted", "inconclusive")
@@ -300,4 +300,56 @@ def test_probe_sizes_do_not_need_gradient_ics(tiny_spec_dict_factory) -> None:
     data, _ = prepare(spec)
     probes = ics_probes(spec, spec.arms[0], 0.1, 0, data)
     assert [type(p) for p in probes] == [DistributionProbe]
-    assert not isinstance(probes[0], GradientIcsProbe)
+    res = run_ics(parse_spec(tiny_spec_dict_factory(train={"steps": 4},
+                                                    analysis={"ics": {"gradient_ics": False}})))
+    assert {c.claim for c in res.claims} == {"C2"}
+    assert res.extra["ics_rows"]["gradient"] == [] and res.extra["ics_rows"]["distribution"]
+    assert all("ics_grad" not in r.probes for r in res.runs)
+
+
+# ----------------------------------------------------------------------------- C3 summaries
+
+
+def _grad_record(arm: str, seed: int, cos: dict[str, float], rel: dict[str, float]) -> RunRecord:
+    per_layer = {layer: {"g_norm": [1.0] * 2, "diff_norm": [rel[layer]] * 2,
+                         "rel_diff": [rel[layer]] * 2, "cos": [cos[layer]] * 2} for layer in cos}
+    probe = {"steps": [0, 5], "layers": list(cos), "per_layer": per_layer, "first_layer": "layer1"}
+    return RunRecord(arm=arm, lr=0.1, seed=seed, steps=[0, 10], train_loss=[2.0, 1.0],
+                     train_eval_loss=[2.0, 1.0], train_acc=[0.1, 0.5], test_loss=[2.0, 1.0],
+                     test_acc=[0.1, 0.5], diverged_at=None, divergence_reason=None, steps_done=10,
+                     steps_to_target=None, wall_s=0.0, probes={"ics_grad": probe})
+
+
+def test_c3_judges_misalignment_without_layer1(tiny_spec_dict_factory) -> None:
+    spec = _spec(tiny_spec_dict_factory)
+    # layer 1 is G' = G (cos 1, no shift) in both arms; layer 2: cos 0.95 vs 0.99 is -4% on cos
+    # (within the margin) but 1 - cos is 0.05 vs 0.01 (+400%)
+    bn = _grad_record("batchnorm", 0, {"layer1": 1.0, "layer2": 0.95}, {"layer1": 0.0, "layer2": 0.3})
+    plain = _grad_record("plain", 0, {"layer1": 1.0, "layer2": 0.99}, {"layer1": 0.0, "layer2": 0.1})
+    (claim,) = c3_claims(spec, [bn, plain])
+    rel, mis = claim.metrics
+    assert "1 − cos" in mis.name and mis.better == "higher" and mis.points == "claimed"
+    # means over layer 2 only: with layer 1 they would be halved
+    assert mis.arm_mean == pytest.approx(0.05) and mis.baseline_mean == pytest.approx(0.01)
+    assert rel.arm_mean == pytest.approx(0.3) and rel.baseline_mean == pytest.approx(0.1)
+    assert claim.verdict == "supported" and "layer 1 is left out" in claim.note
+    rows = layer_rows(spec, [bn, plain])["gradient"]
+    assert {r["layer"] for r in rows} == {"layer2"}
+
+
+def test_c3_plots_and_tables_leave_out_layer1_without_warnings(tiny_spec_dict_factory, tmp_path):
+    import warnings
+
+    from bncli.render.ics import render_ics, write_ics_files
+
+    spec = _spec(tiny_spec_dict_factory, train={"steps": 6}, analysis={"ics": {"every": 3}})
+    res = run_ics(spec)
+    run = res.runs[0].probes["ics_grad"]
+    assert run["first_layer"] == "layer1" and run["per_layer"]["layer1"]["diff_norm"] == [0.0] * 3
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        files = write_ics_files(spec, res, tmp_path)
+        render_ics(spec, res)
+    assert any(p.name == "gradient_ics_lr0.1.png" for p in files)
+    assert not [w for w in caught if "log" in str(w.message)], [str(w.message) for w in caught]
+    assert {r["layer"] for r in res.extra["ics_rows"]["gradient"]} == {"layer2"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import pytest
 import torch
@@ -13,12 +14,12 @@ from typer.testing import CliRunner
 from bncli.cli import app
 from bncli.experiment import run_experiment
 from bncli.models import build_model
+from bncli.probes.base import as_units
 from bncli.probes.jacobian import (
     autograd_jacobian,
     backward_checks,
     check_layers,
     closed_form_jacobian,
-    units_view,
 )
 from bncli.probes.landscape import (
     LandscapeProbe,
@@ -28,6 +29,7 @@ from bncli.probes.landscape import (
     line_search,
 )
 from bncli.probes.landscape_run import run_lipschitz
+from bncli.results import RunRecord
 from bncli.spec import ArmSpec, LipschitzSpec, ModelSpec, parse_spec
 
 
@@ -157,7 +159,7 @@ def test_backward_checks_on_a_batchnorm_layer():
     out = bn(x)
     loss = (out * w).sum() + (out**2).sum()
     gx, gy = torch.autograd.grad(loss, [x, out])
-    rec = backward_checks(units_view(x.detach()), units_view(gx), units_view(gy),
+    rec = backward_checks(as_units(x.detach()).T, as_units(gx).T, as_units(gy).T,
                           bn.weight.detach(), bn.eps)
     assert rec["grad_err"] < 1e-12
     assert rec["cos_ones_max"] < 1e-10 and rec["cos_yhat_max"] < 1e-4
@@ -181,7 +183,7 @@ def test_check_layers_on_real_model_float32(kind):
         assert torch.equal(b, before[n])
 
 
-def _final_weights(spec, factory):
+def _final_weights(spec, factory, hooks=None):
     seen = {}
 
     def wrap(spec_, arm, lr, seed, data):
@@ -192,6 +194,10 @@ def _final_weights(spec, factory):
 
             def on_end(self, run):
                 seen[arm.name] = {k: v.clone() for k, v in run.model.state_dict().items()}
+                if hooks is not None:  # after every other probe's on_end (the list's order)
+                    hooks[arm.name] = [type(m).__name__ for m in run.model.modules()
+                                       if m._forward_hooks or m._forward_pre_hooks
+                                       or m._backward_hooks]
 
             def result(self):
                 return {}
@@ -214,7 +220,9 @@ def test_measuring_leaves_training_bitwise_unchanged(tiny_spec_dict_factory):
         return [LandscapeProbe(cfg, lr, seed), BnJacobianProbe(cfg, seed)]
 
     cfg_eval = cfg.model_copy(update={"bn_mode": "eval"})
-    with_probes = _final_weights(spec, probes)
+    hooks: dict[str, list[str]] = {}
+    with_probes = _final_weights(spec, probes, hooks)
+    assert hooks == {"plain": [], "batchnorm": [], "noisy_batchnorm": []}
     with_eval = _final_weights(spec, lambda *a: [LandscapeProbe(cfg_eval, a[2], a[3])])
     without = _final_weights(spec, None)
     for arm, state in without.items():
@@ -278,3 +286,67 @@ def test_cli_bad_input(tiny_spec_dict_factory, write_spec, args, needle):
     result = CliRunner().invoke(app, ["lipschitz", str(path), *args])
     assert result.exit_code == 2
     assert needle in result.output
+
+
+# ----------------------------------------------------------------------------- C4 / C5 summaries
+
+
+def _lip_record(arm: str, probes: dict, seed: int = 0) -> RunRecord:
+    return RunRecord(arm=arm, lr=0.1, seed=seed, steps=[0, 10], train_loss=[2.0, 1.0],
+                     train_eval_loss=[2.0, 1.0], train_acc=[0.1, 0.5], test_loss=[2.0, 1.0],
+                     test_acc=[0.1, 0.5], diverged_at=None, divergence_reason=None, steps_done=10,
+                     steps_to_target=None, wall_s=0.0, probes=probes)
+
+
+def _landscape(values: list[float]) -> dict:
+    series = [{"step": 10 * i, "loss_variation": v, "grad_pred_max": v, "beta": v,
+               "grad_norm": 1.0} for i, v in enumerate(values)]
+    return {"landscape": {"eta": [0.05], "bn_mode": "train", "series": series}}
+
+
+@pytest.mark.parametrize("blown", ["plain", "batchnorm"])
+def test_c4_a_landscape_that_blew_up_counts_against_its_arm(tiny_spec_dict_factory, blown):
+    from bncli.probes.landscape_run import arm_tables, c4_claims, run_landscape_stats
+
+    spec = parse_spec(tiny_spec_dict_factory())
+    # the arm that blew up is smoother on its finite measurements: dropping the inf would favour it
+    bad = _lip_record(blown, _landscape([0.1, math.inf, 0.1]))
+    other = "batchnorm" if blown == "plain" else "plain"
+    good = _lip_record(other, _landscape([1.0, 1.0, 1.0]))
+    assert run_landscape_stats(bad)["loss_variation_mean"] == math.inf
+    assert run_landscape_stats(bad)["beta_max"] == math.inf
+    (claim,) = c4_claims(spec, [bad, good])
+    assert claim.verdict == ("supported" if blown == "plain" else "refuted")
+    assert f"only {blown}'s landscape blew up" in claim.note
+    land, _ = arm_tables(spec, [bad, good])
+    assert {r["arm"]: r["grad_pred_max_mean"] for r in land}[blown] == math.inf
+
+
+def test_c4_both_blew_up_is_inconclusive(tiny_spec_dict_factory):
+    from bncli.probes.landscape_run import c4_claims
+
+    spec = parse_spec(tiny_spec_dict_factory())
+    recs = [_lip_record("plain", _landscape([1.0, math.inf])),
+            _lip_record("batchnorm", _landscape([0.1, math.inf]))]
+    (claim,) = c4_claims(spec, recs)
+    assert claim.verdict == "inconclusive" and "blew up: counted" not in claim.note
+
+
+def _jacobian(errs: list[float]) -> dict:
+    keys = {"jacobian_err_f64": 1e-15, "cos_ones_max": 0.0, "cos_yhat_max": 0.0,
+            "thm41_gap_max": 0.0, "thm41_lhs": 1.0, "thm41_rhs": 1.0, "grad_ratio": 1.0,
+            "gamma_over_sigma": 1.0, "m": 16.0, "rows_checked": 16.0, "units_checked": 2.0}
+    series = [{"step": i, "layers": {"layer1": {**keys, "jacobian_err_f32": e, "grad_err": 1e-7}}}
+              for i, e in enumerate(errs)]
+    return {"bn_jacobian": {"series": series}}
+
+
+@pytest.mark.parametrize("errs", [[1e-7, math.nan], [math.nan, 1e-7], [1e-7, math.inf]])
+def test_c5_a_non_finite_error_refutes_in_any_order(tiny_spec_dict_factory, errs):
+    from bncli.probes.landscape_run import c5_claims
+
+    spec = parse_spec(tiny_spec_dict_factory())
+    (claim,) = c5_claims(spec, [_lip_record("batchnorm", _jacobian(errs))])
+    assert claim.verdict == "refuted" and "non-finite" in claim.note
+    (ok,) = c5_claims(spec, [_lip_record("batchnorm", _jacobian([1e-7, 2e-7]))])
+    assert ok.verdict == "supported"

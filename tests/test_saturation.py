@@ -17,9 +17,9 @@ from bncli.data import batch_indices, load_data
 from bncli.experiment import build_arm_model, initial_model
 from bncli.models import build_model
 from bncli.probes.saturation import SaturationProbe, identity_recovery, preact_stats
-from bncli.probes.saturation_summary import init_gradients, saturation_claims
+from bncli.probes.saturation_summary import ablation_pairs, init_gradients, saturation_claims
 from bncli.results import RunRecord
-from bncli.spec import ArmSpec, parse_spec
+from bncli.spec import parse_spec
 from bncli.train import train_run
 
 runner = CliRunner()
@@ -329,8 +329,12 @@ def test_help_states_rule():
     assert "Verdict rule" in result.stdout and "--threshold" in result.stdout
 
 
-def test_arm_spec_noaffine_preset():
-    assert ArmSpec(name="x", kind="batchnorm", affine=False).has_bn
+def test_ablation_pairs_match_kind_and_position(tiny_spec_dict_factory):
+    spec = parse_spec(tiny_spec_dict_factory(
+        arms=["plain", "batchnorm", "batchnorm_post", "batchnorm_noaffine",
+              {"name": "post_noaffine", "kind": "batchnorm", "position": "post", "affine": False}]))
+    assert ablation_pairs(spec) == [("batchnorm", "batchnorm_noaffine"),
+                                    ("batchnorm_post", "post_noaffine")]
 
 
 def test_diverged_baseline_is_noted(tiny_spec_dict_factory):
@@ -340,3 +344,72 @@ def test_diverged_baseline_is_noted(tiny_spec_dict_factory):
     plain = dataclasses.replace(_record("plain", 0.0, 1.0, 0.1, 1.0, 0.5), diverged_at=3)
     (claim,) = saturation_claims(spec, [_record("batchnorm", 0.0, 1.0, 1.0, 0.1, 0.9), plain], True)
     assert "plain at step 3" in claim.note
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+def _c7(spec, bn: RunRecord, plain: RunRecord) -> dict:
+    (claim,) = saturation_claims(spec, [bn, plain], classification=True)
+    return {m.name: m for m in claim.metrics}
+
+
+def test_tiny_fraction_differences_are_neither(tiny_spec_dict_factory):
+    # 0.054% against 0% saturated is +100% relative: the absolute floor makes it "neither"
+    spec = parse_spec(tiny_spec_dict_factory(model={"activation": "sigmoid"}))
+    got = _c7(spec, _record("batchnorm", 0.00054, 0.9, 1.0, 0.1, 0.9),
+              _record("plain", 0.0, 0.9, 1.0, 1.0, 0.5))
+    sat = got["saturated fraction of pre-activations"]
+    assert sat.rel_diff == pytest.approx(1.0) and sat.points == "neither"
+    # a real difference still counts
+    got = _c7(spec, _record("batchnorm", 0.001, 0.9, 1.0, 0.1, 0.9),
+              _record("plain", 0.2, 0.9, 1.0, 1.0, 0.5))
+    assert got["saturated fraction of pre-activations"].points == "claimed"
+
+
+def test_c7_judges_the_fraction_outside_the_bound(tiny_spec_dict_factory):
+    # inside: 99.5% vs 95% (+4.7%, within the 10% margin); outside: 0.5% vs 5% (-90%)
+    spec = parse_spec(tiny_spec_dict_factory(model={"activation": "sigmoid"}))
+    got = _c7(spec, _record("batchnorm", 0.0, 0.995, 1.0, 0.1, 0.9),
+              _record("plain", 0.0, 0.95, 1.0, 1.0, 0.5))
+    out = got["fraction of pre-activations with |x| > bound"]
+    assert out.better == "lower" and out.points == "claimed"
+    assert out.arm_mean == pytest.approx(0.005) and out.baseline_mean == pytest.approx(0.05)
+
+
+def test_c8_judges_the_fraction_outside_the_bound(tiny_spec_dict_factory):
+    spec = parse_spec(tiny_spec_dict_factory(model={"activation": "tanh"},
+                                             arms=["batchnorm", "batchnorm_noaffine"]))
+    recs = [_record("batchnorm", 0.0, 0.9, 1.0, 0.1, 0.9),
+            _record("batchnorm_noaffine", 0.0, 0.99, 1.0, 0.1, 0.9)]
+    (c8,) = saturation_claims(spec, recs, classification=True)
+    m = c8.metrics[-1]
+    assert "|x| > bound" in m.name and m.better == "higher" and m.points == "claimed"
+    assert m.arm_mean == pytest.approx(0.1) and m.baseline_mean == pytest.approx(0.01)
+
+
+def test_phase_rows_use_each_seeds_own_end(tiny_spec_dict_factory):
+    import dataclasses
+
+    from bncli.probes.saturation_summary import phase_rows
+
+    spec = parse_spec(tiny_spec_dict_factory(model={"activation": "sigmoid"}, seeds=2))
+    long = _record("plain", 0.0, 0.9, 1.0, 1.0, 0.5)
+    p = long.probes["saturation"]
+    p["steps"] = [0, 10, 20, 30, 40]
+    for d in p["per_layer"].values():
+        d.update(saturated=[0.0, 0.1, 0.2, 0.3, 0.4], linear=[0.9] * 5, grad_norm=[1.0] * 5)
+    p["grad_ratio"] = [1.0, 2.0, 3.0, 4.0, 5.0]
+    short = dataclasses.replace(_record("plain", 0.0, 0.9, 1.0, 1.0, 0.5), seed=1, diverged_at=11)
+    q = short.probes["saturation"]
+    q["steps"] = [0, 10]
+    for d in q["per_layer"].values():
+        d.update(saturated=[0.0, 0.9], linear=[0.9] * 2, grad_norm=[1.0] * 2)
+    q["grad_ratio"] = [1.0, 7.0]
+    rows = {(r["layer"], r["metric"]): r for r in phase_rows(spec, [long, short])}
+    sat = rows[("layer1", "saturated")]
+    assert sat["phases"] == ["start", "middle", "end"]
+    # end: 0.4 (step 40) from the long seed, 0.9 (step 10) from the one that diverged
+    assert sat["values"] == pytest.approx([0.0, (0.2 + 0.9) / 2, (0.4 + 0.9) / 2])
+    assert sat["labels"] == ["start (0)", "middle (10–20)", "end (10–40)"]
+    assert rows[("first/last", "grad_ratio")]["values"][-1] == pytest.approx(6.0)

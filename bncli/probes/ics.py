@@ -11,16 +11,16 @@ from torch.func import functional_call
 from bncli.data import Dataset
 from bncli.experiment import Reporter, command_result, run_experiment
 from bncli.models import Net
-from bncli.probes.base import ProbeBase, forward_hooks, measuring, params_and_buffers
-from bncli.probes.ics_grad import GradientIcsProbe, noise_seed
-from bncli.probes.ics_stats import (
-    PERCENTILES,
+from bncli.probes.base import (
+    ProbeBase,
     as_units,
-    shift_stats,
-    tracked_unit_indices,
-    unit_moments,
-    unit_percentiles,
+    forward_hooks,
+    measuring,
+    params_and_buffers,
+    spread_indices,
 )
+from bncli.probes.ics_grad import GradientIcsProbe, noise_seed
+from bncli.probes.ics_stats import PERCENTILES, shift_stats, unit_moments, unit_percentiles
 from bncli.results import CommandResult
 from bncli.spec import ArmSpec, Spec
 from bncli.train import RunContext, StepContext
@@ -67,7 +67,7 @@ class DistributionProbe(ProbeBase):
         model = run.model
         wanted = self.requested
         self.layers = [n for n in model.point_names if wanted is None or n in wanted]
-        self.units = {n: tracked_unit_indices(_width(model, n), self.n_tracked)
+        self.units = {n: spread_indices(_width(model, n), self.n_tracked)
                       for n in self.layers}
         self.series = {
             layer: {

@@ -11,7 +11,7 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from bncli.models import Net
-from bncli.probes.base import ProbeBase, measuring
+from bncli.probes.base import ProbeBase, buffer_copies, cos64, measuring, norm64, stacked_buffer_copies
 from bncli.train import RunContext, StepContext
 
 Tensor = torch.Tensor
@@ -48,10 +48,6 @@ def mixed_params(
     return {n: (new[n] if layer_position(n, order) < cut else v) for n, v in old.items()}
 
 
-def _buffer_copies(buffers: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {k: v.detach().clone() for k, v in buffers.items()}
-
-
 def _prime_noise(
     model: Net, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor
 ) -> None:
@@ -59,7 +55,7 @@ def _prime_noise(
     # vmapped passes reuse this step's draw instead of calling a random op inside vmap.
     if model.noise_modules():
         with torch.no_grad():
-            functional_call(model, (params, _buffer_copies(buffers)), (x,))
+            functional_call(model, (params, buffer_copies(buffers)), (x,))
 
 
 def gprime_batched(
@@ -76,7 +72,8 @@ def gprime_batched(
 
     All mixes run as one batched forward/backward: torch.func.vmap over stacked parameter mixes,
     with per-mix copies of the BN buffers (BN in training mode updates running statistics in
-    place; a batched buffer absorbs that update instead of the model's real one).
+    place; a batched buffer absorbs that update instead of the model's real one). A reference
+    for tests and benchmarks: the probe uses gprime_shared.
     """
     order = model.point_names
     wnames = model.weight_param_names()
@@ -95,7 +92,7 @@ def gprime_batched(
     varying = {n: stacked(n) for n in old
                if n not in weights and layer_position(n, order) < max(cuts)}
     fixed = {n: v for n, v in old.items() if n not in weights and n not in varying}
-    bufs = {n: v.detach().unsqueeze(0).expand(k, *v.shape).clone() for n, v in buffers.items()}
+    bufs = stacked_buffer_copies(buffers, k)
 
     def loss_of(w: dict[str, Tensor], var: dict[str, Tensor], bb: dict[str, Tensor]) -> Tensor:
         out = functional_call(model, ({**fixed, **var, **w}, bb), (x,))
@@ -145,11 +142,11 @@ def gprime_shared(
             p_old = _sub(old, prefix)
             b = _sub(buffers, prefix)
             with torch.no_grad():  # the updated network's next input; also fills the noise cache
-                h_next = functional_call(blk, (_sub(new, prefix), _buffer_copies(b)), (h_new,))
+                h_next = functional_call(blk, (_sub(new, prefix), buffer_copies(b)), (h_new,))
             outs = []
             if stacked is not None:
                 n = stacked.shape[0]
-                bb = {k: v.detach().unsqueeze(0).expand(n, *v.shape).clone() for k, v in b.items()}
+                bb = stacked_buffer_copies(b, n)
 
                 def run(h: Tensor, bufs: dict[str, Tensor], _blk=blk, _p=p_old) -> Tensor:
                     return functional_call(_blk, (_p, bufs), (h,))
@@ -159,7 +156,7 @@ def gprime_shared(
                 w = p_old[wnames[name][len(prefix):]].detach().clone().requires_grad_(True)
                 leaves[name] = w
                 p = {**p_old, wnames[name][len(prefix):]: w}
-                outs.append(functional_call(blk, (p, _buffer_copies(b)), (h_new,)).unsqueeze(0))
+                outs.append(functional_call(blk, (p, buffer_copies(b)), (h_new,)).unsqueeze(0))
             stacked = torch.cat(outs) if len(outs) > 1 else (outs[0] if outs else None)
             h_new = h_next
         assert stacked is not None
@@ -173,14 +170,14 @@ def gprime_shared(
             return loss_fn(functional_call(model.head, head_p, (h.flatten(1),)), y)
 
         n = stacked.shape[0]
-        tail_b = {k: v.detach().unsqueeze(0).expand(n, *v.shape).clone()
-                  for k, v in buffers.items() if any(k.startswith(f"layers.{r}.") for r in rest)}
+        tail_b = stacked_buffer_copies(
+            {k: v for k, v in buffers.items() if any(k.startswith(f"layers.{r}.") for r in rest)}, n)
         if rest:  # prime the noise cache of the remaining layers outside vmap
             with torch.no_grad():
                 h = h_new
                 for name in rest:
                     h = functional_call(model.layers[name], (_sub(old, f"layers.{name}."),
-                                        _buffer_copies(_sub(buffers, f"layers.{name}."))), (h,))
+                                        buffer_copies(_sub(buffers, f"layers.{name}."))), (h,))
         loss = vmap(tail, randomness="error")(stacked, tail_b).sum()
         grads = torch.autograd.grad(loss, [leaves[layer] for layer in layers])
     return {layer: g.detach() for layer, g in zip(layers, grads, strict=True)}
@@ -196,7 +193,8 @@ def gprime_loop(
     buffers: dict[str, Tensor],
     layers: Sequence[str],
 ) -> dict[str, Tensor]:
-    """The same G' one layer at a time (one forward/backward per layer): the speed baseline."""
+    """The same G' one layer at a time (one forward/backward per layer): the slow, obvious
+    reference and the speed baseline for tests and benchmarks; the probe uses gprime_shared."""
     order = model.point_names
     wnames = model.weight_param_names()
     out: dict[str, Tensor] = {}
@@ -205,45 +203,46 @@ def gprime_loop(
             params = mixed_params(old, new, order, layer)
             w = params[wnames[layer]].detach().clone().requires_grad_(True)
             params[wnames[layer]] = w
-            loss = loss_fn(functional_call(model, (params, _buffer_copies(buffers)), (x,)), y)
+            loss = loss_fn(functional_call(model, (params, buffer_copies(buffers)), (x,)), y)
             (out[layer],) = torch.autograd.grad(loss, w)
     return out
 
 
 def compare_grads(g: Tensor, gp: Tensor) -> dict[str, float]:
     """‖G‖, ‖G − G'‖₂ (Frobenius over W_i), ‖G − G'‖/‖G‖ and cos(G, G')."""
-    g64, gp64 = g.double().flatten(), gp.double().flatten()
-    gn, gpn = float(g64.norm()), float(gp64.norm())
-    diff = float((g64 - gp64).norm())
-    cos = float(g64 @ gp64) / (gn * gpn) if gn > 0 and gpn > 0 else math.nan
+    gn = norm64(g)
+    diff = norm64(g.double() - gp.double())
     return {
         "g_norm": gn,
         "diff_norm": diff,
         "rel_diff": diff / gn if gn > 0 else math.nan,
-        "cos": cos,
+        "cos": cos64(g, gp),
     }
 
 
 class GradientIcsProbe(ProbeBase):
-    """Per due step and layer: G from the real backward, G' from the real optimizer update."""
+    """Per due step and layer: G from the real backward, G' from the real optimizer update.
+
+    G' comes from gprime_shared, the fastest path; gprime_batched and gprime_loop compute the same
+    numbers and stay as references for the tests and benchmarks/bench_ics.py.
+    """
 
     name = "ics_grad"
     METRICS = ("g_norm", "diff_norm", "rel_diff", "cos")
 
-    def __init__(
-        self, every: int, layers: Sequence[str] | None = None, batched: bool = True
-    ) -> None:
+    def __init__(self, every: int, layers: Sequence[str] | None = None) -> None:
         super().__init__(every)
         self.requested = list(layers) if layers else None
-        self.batched = batched
         self.layers: list[str] = []
         self.steps: list[int] = []
         self.series: dict[str, dict[str, list[float]]] = {}
         self._old: dict[str, Tensor] | None = None
         self._g: dict[str, Tensor] = {}
+        self._first = ""
 
     def on_start(self, run: RunContext) -> None:
         names = run.model.point_names
+        self._first = names[0]
         self.layers = [n for n in names if self.requested is None or n in self.requested]
         self.series = {layer: {m: [] for m in self.METRICS} for layer in self.layers}
 
@@ -266,14 +265,13 @@ class GradientIcsProbe(ProbeBase):
             return
         model = ctx.run.model
         new = {n: p.detach() for n, p in model.named_parameters()}
-        compute = gprime_shared if self.batched else gprime_loop
         # the first layer has no earlier parameters, so by definition G' = G there: skip its pass
         first = model.point_names[0]
         todo = [layer for layer in self.layers if layer != first]
         gp = {first: self._g[first]} if first in self._g else {}
         if todo:
             with noise_seed(model, ctx.noise_seed):
-                gp.update(compute(model, ctx.run.loss_fn, ctx.x, ctx.y, self._old, new,
+                gp.update(gprime_shared(model, ctx.run.loss_fn, ctx.x, ctx.y, self._old, new,
                                   ctx.buffers_before, todo))
         self.steps.append(ctx.step)
         for layer in self.layers:
@@ -282,4 +280,6 @@ class GradientIcsProbe(ProbeBase):
         self._old, self._g = None, {}
 
     def result(self) -> dict[str, Any]:
-        return {"steps": list(self.steps), "layers": list(self.layers), "per_layer": self.series}
+        # first_layer: G' = G there by definition, so summaries leave it out of C3
+        return {"steps": list(self.steps), "layers": list(self.layers), "per_layer": self.series,
+                "first_layer": self._first}

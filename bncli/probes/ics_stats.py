@@ -7,13 +7,6 @@ import torch
 PERCENTILES = (0.15, 0.50, 0.85)  # Ioffe & Szegedy 2015 Fig 1b-c
 
 
-def as_units(a: torch.Tensor) -> torch.Tensor:
-    """(B, C) or (B, C, H, W) -> (N, C): conv maps count height x width as samples of a unit."""
-    if a.dim() == 2:
-        return a
-    return a.movedim(1, -1).reshape(-1, a.shape[1])
-
-
 def unit_moments(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-unit mean and (biased, like BN's batch statistics) variance of (N, C) samples."""
     a = a.double()
@@ -39,15 +32,6 @@ def wasserstein1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a_sorted = torch.sort(a.double(), dim=0).values
     b_sorted = torch.sort(b.double(), dim=0).values
     return (a_sorted - b_sorted).abs().mean(0)
-
-
-def tracked_unit_indices(width: int, n: int) -> list[int]:
-    """n units spread evenly over a layer of `width` units (all of them when n >= width)."""
-    if n >= width:
-        return list(range(width))
-    if n == 1:
-        return [0]
-    return sorted({round(j * (width - 1) / (n - 1)) for j in range(n)})
 
 
 def shift_stats(before: torch.Tensor, after: torch.Tensor) -> dict[str, float]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
-import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from bncli.probes.base import claim_pairs, finite_mean
 from bncli.results import Claim, RunRecord, mean_std
 from bncli.spec import Spec
-from bncli.verdicts import MetricInput, by_arm_lr, comparison_pairs, make_claim
+from bncli.verdicts import MetricInput, by_arm_lr, make_claim
 
 C2_STATEMENT = (
     "BN keeps each layer's input distribution stable (Ioffe & Szegedy 2015): the input to the "
@@ -19,40 +18,47 @@ C3_STATEMENT = (
     "BN does not reduce internal covariate shift (Santurkar et al. 2018, Def. 2.1): with BN, "
     "‖G − G′‖/‖G‖ is not smaller and cos(G, G′) not larger than without"
 )
+FIRST_LAYER_NOTE = "layer 1 is left out: with no earlier layers G′ = G there by definition"
 C2_METRICS = (("d_mean", "|Δμ| per step"), ("d_var", "|Δσ²| per step"), ("w1", "W1 shift per step"))
 # the C3 verdict uses the relative difference: ‖G − G′‖ alone scales with the gradient, which BN
-# rescales (scale invariance), so it would compare gradient sizes rather than shifts
-C3_METRICS = (("rel_diff", "‖G − G′‖/‖G‖", "higher"), ("cos", "cos(G, G′)", "lower"))
+# rescales (scale invariance), so it would compare gradient sizes rather than shifts. Alignment is
+# judged as the misalignment 1 − cos(G, G′): cos sits near 1, where a 10% relative margin on cos
+# itself could never be met, while the misalignment's ratio between arms is what differs.
+C3_METRICS = (("rel_diff", "‖G − G′‖/‖G‖", "higher"), ("misalign", "1 − cos(G, G′) (misalignment)", "higher"))
 DIST_COLUMNS = ("mean", "var", "d_mean", "d_var", "w1", "pct_drift")
 GRAD_COLUMNS = ("g_norm", "diff_norm", "rel_diff", "cos")
-
-
-def _fmean(vals: Sequence[float | None]) -> float:
-    f = [float(v) for v in vals if v is not None and math.isfinite(float(v))]
-    return statistics.fmean(f) if f else math.nan
 
 
 def percentile_drift(site: dict[str, Any]) -> float:
     """Mean over tracked units and 15/50/85th percentiles of |last − first| over the run."""
     drifts = [abs(s[-1] - s[0]) for series in site["percentiles"].values() for s in series if s]
-    return _fmean(drifts)
+    return finite_mean(drifts)
 
 
 def site_metric(site: dict[str, Any], metric: str) -> float:
     """Mean over measurement steps of one distribution metric (or the run's percentile drift)."""
-    return percentile_drift(site) if metric == "pct_drift" else _fmean(site[metric])
+    return percentile_drift(site) if metric == "pct_drift" else finite_mean(site[metric])
 
 
 def run_dist_mean(r: RunRecord, metric: str, site: str = "preact") -> float:
     """Mean over measured layers (each a mean over steps) of one C2 metric at one site."""
     per_layer = r.probes.get("ics_dist", {}).get("per_layer", {})
-    return _fmean([site_metric(d[site], metric) for d in per_layer.values()])
+    return finite_mean([site_metric(d[site], metric) for d in per_layer.values()])
+
+
+def c3_layers(probe: dict[str, Any]) -> list[str]:
+    """The measured layers that C3 uses: all but the network's first (G′ ≡ G there)."""
+    first = probe.get("first_layer", "layer1")
+    return [layer for layer in probe.get("layers", []) if layer != first]
 
 
 def run_grad_mean(r: RunRecord, metric: str) -> float:
-    """Mean over measured layers (each a mean over steps) of one C3 metric."""
-    per_layer = r.probes.get("ics_grad", {}).get("per_layer", {})
-    return _fmean([_fmean(d[metric]) for d in per_layer.values()])
+    """Mean over the C3 layers (each a mean over steps) of one C3 metric; `misalign` is 1 − cos."""
+    probe = r.probes.get("ics_grad", {})
+    per_layer = probe.get("per_layer", {})
+    if metric == "misalign":
+        return 1.0 - run_grad_mean(r, "cos")
+    return finite_mean([finite_mean(per_layer[layer][metric]) for layer in c3_layers(probe)])
 
 
 def _shows_bn_input(spec: Spec, arm: str) -> bool:
@@ -77,38 +83,31 @@ def layer_rows(spec: Spec, records: Sequence[RunRecord]) -> dict[str, list[dict[
                     row[m] = mean_std([site_metric(p["per_layer"][layer][site], m) for p in dist])
                 dist_rows.append(row)
         grads = [r.probes.get("ics_grad", {}) for r in rs]
-        for layer in grads[0].get("layers", []) if grads else []:
+        for layer in c3_layers(grads[0]) if grads else []:
             row = {**base, "layer": layer}
             for m in GRAD_COLUMNS:
-                row[m] = mean_std([_fmean(g["per_layer"][layer][m]) for g in grads])
+                row[m] = mean_std([finite_mean(g["per_layer"][layer][m]) for g in grads])
             grad_rows.append(row)
     return {"distribution": dist_rows, "gradient": grad_rows}
 
 
-def _pairs(spec: Spec, records: Sequence[RunRecord]):
-    """(lr, BN arm, baseline, BN runs, baseline runs, note) for every comparison with data."""
-    groups = by_arm_lr(records)
-    for lr in spec.train.lr:
-        for arm, base in comparison_pairs(spec):
-            a, b = groups.get((arm, lr), []), groups.get((base, lr), [])
-            if not a or not b:
-                continue
-            notes = []
-            for name, rs in ((arm, a), (base, b)):
-                bad = [r for r in rs if r.diverged]
-                if bad:
-                    at = ", ".join(str(r.diverged_at) for r in bad)
-                    notes.append(f"{name} diverged ({len(bad)}/{len(rs)} seeds, step {at}): "
-                                 "those runs are left out")
-            ok_a = [r for r in a if not r.diverged]
-            ok_b = [r for r in b if not r.diverged]
-            yield lr, arm, base, ok_a, ok_b, notes
+def _bn_output_note(spec: Spec, arm: str) -> list[str]:
+    """Why C2's means and variances of BN's output say little: they are fixed by construction."""
+    a = spec.arm(arm)
+    if not a.has_bn or a.position != "pre":
+        return []
+    mean, var = ("β", "≈ γ² (γ²σ²/(σ² + ε))") if a.affine else ("0", "≈ 1 (σ²/(σ² + ε))")
+    where = "BN's output before the noise" if a.noisy else "BN's output"
+    return [f"on {arm} the nonlinearity's input is {where}: in training mode its per-unit mean is "
+            f"exactly {mean} and its variance {var} on any batch, by construction, "
+            "so |Δμ| and |Δσ²| there follow γ and β only; W1 also sees changes in shape"
+            + ("; the noise then moves it far more" if a.noisy else "")]
 
 
 def c2_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     """C2 per learning rate and BN arm: one-step shifts of the nonlinearity's input, BN vs plain."""
     out = []
-    for lr, arm, base, a, b, notes in _pairs(spec, records):
+    for lr, arm, base, a, b, notes in claim_pairs(spec, records, drop_diverged=True):
         metrics = [
             MetricInput(f"mean {label}", "lower",
                         [run_dist_mean(r, m) for r in a], [run_dist_mean(r, m) for r in b])
@@ -116,6 +115,7 @@ def c2_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
         ]
         notes.append("input to the nonlinearity on a fixed probe batch; mean over layers and "
                      f"every {spec.analysis.ics.every} steps")
+        notes += _bn_output_note(spec, arm)
         out.append(make_claim("C2", C2_STATEMENT, lr, arm, base, metrics, spec.verdict,
                               "; ".join(notes)))
     return out
@@ -126,16 +126,20 @@ def c3_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     if not spec.analysis.ics.gradient_ics:
         return []
     out = []
-    for lr, arm, base, a, b, notes in _pairs(spec, records):
+    for lr, arm, base, a, b, notes in claim_pairs(spec, records, drop_diverged=True):
         metrics = [
             MetricInput(f"mean {label}", better,
                         [run_grad_mean(r, m) for r in a], [run_grad_mean(r, m) for r in b])
             for m, label, better in C3_METRICS
         ]
-        abs_a = _fmean([run_grad_mean(r, "diff_norm") for r in a])
-        abs_b = _fmean([run_grad_mean(r, "diff_norm") for r in b])
-        notes.append(f"absolute ‖G − G′‖ {abs_a:.4g} ({arm}) vs {abs_b:.4g} ({base}), not judged: "
+        abs_a = finite_mean([run_grad_mean(r, "diff_norm") for r in a])
+        abs_b = finite_mean([run_grad_mean(r, "diff_norm") for r in b])
+        cos_a = finite_mean([run_grad_mean(r, "cos") for r in a])
+        cos_b = finite_mean([run_grad_mean(r, "cos") for r in b])
+        notes.append(f"cos(G, G′) {cos_a:.4g} ({arm}) vs {cos_b:.4g} ({base}), judged as 1 − cos; "
+                     f"absolute ‖G − G′‖ {abs_a:.4g} ({arm}) vs {abs_b:.4g} ({base}), not judged: "
                      "it scales with ‖G‖; refuted would mean BN reduces gradient ICS")
+        notes.append(FIRST_LAYER_NOTE)
         out.append(make_claim("C3", C3_STATEMENT, lr, arm, base, metrics, spec.verdict,
                               "; ".join(notes)))
     return out

@@ -10,14 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, jacrev, vjp, vmap
 
-from bncli.probes.base import ProbeBase, forward_hooks, measuring
+from bncli.probes.base import ProbeBase, as_units, buffer_copies, forward_hooks, measuring
 from bncli.runtime import derive_seed
 from bncli.spec import LipschitzSpec
-
-
-def units_view(t: torch.Tensor) -> torch.Tensor:
-    """(N, C) or (N, C, H, W) -> (C, m): one row per unit; a conv channel's m is N*H*W."""
-    return t.transpose(0, 1).reshape(t.shape[1], -1)
 
 
 def closed_form_jacobian(
@@ -152,10 +147,10 @@ def check_layers(
         gx, gy = grads[2 * i], grads[2 * i + 1]
         if gx is None or gy is None:
             continue
-        xu = units_view(xin.detach())
+        xu = as_units(xin.detach()).T  # (C, m): one row per unit
         w = params.get(f"layers.{name}.norm.weight")
         gamma = w.detach() if w is not None else torch.ones(xu.shape[0], device=xu.device)
-        rec = backward_checks(xu, units_view(gx), units_view(gy), gamma, bn.eps)
+        rec = backward_checks(xu, as_units(gx).T, as_units(gy).T, gamma, bn.eps)
         rec.update(jacobian_errors(xu, bn.eps, spec.jacobian_units, spec.jacobian_rows, gen))
         out[name] = rec
     return out
@@ -174,7 +169,7 @@ class BnJacobianProbe(ProbeBase):
 
     def before_update(self, ctx: Any) -> None:
         model = ctx.run.model
-        buffers = {n: b.clone() for n, b in ctx.buffers_before.items()}
+        buffers = buffer_copies(ctx.buffers_before)
         gen = torch.Generator(device="cpu").manual_seed(derive_seed(self.seed, ctx.step, 5113))
         with measuring(model, ctx.run.device):
             model.train()  # the Jacobian in question is that of batch statistics

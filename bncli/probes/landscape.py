@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from bncli.probes.base import ProbeBase, measuring
+from bncli.probes.base import ProbeBase, buffer_copies, measuring, stacked_buffer_copies
 from bncli.runtime import derive_seed
 from bncli.spec import LipschitzSpec
 
@@ -69,10 +69,10 @@ def line_search(
 
     if batched:
         k = len(etas)
-        bufs = {n: b.unsqueeze(0).repeat(k, *([1] * b.dim())) for n, b in buffers.items()}
+        bufs = stacked_buffer_copies(buffers, k)
         values, dists = vmap(point)(eta_t, bufs)
         return values.detach(), dists.detach()
-    out = [point(eta_t[i], {n: b.clone() for n, b in buffers.items()}) for i in range(len(etas))]
+    out = [point(eta_t[i], buffer_copies(buffers)) for i in range(len(etas))]
     return (torch.stack([v for v, _ in out]).detach(), torch.stack([d for _, d in out]).detach())
 
 
@@ -81,7 +81,7 @@ def full_gradient(
     theta: Tensors, buffers: Tensors,
 ) -> tuple[Tensors, float]:
     """grad L(theta) and L(theta) without touching .grad (used for --bn-mode eval)."""
-    grads, value = grad_and_value(_loss_of(model, loss_fn, x, y))(theta, dict(buffers))
+    grads, value = grad_and_value(_loss_of(model, loss_fn, x, y))(theta, buffer_copies(buffers))
     return {k: v.detach() for k, v in grads.items()}, float(value)
 
 
@@ -103,7 +103,7 @@ def hessian_top_eig(
     Returns (eigenvalue, iterations used, converged).
     """
     params = {k: v.detach().clone().requires_grad_(True) for k, v in theta.items()}
-    loss = _loss_of(model, loss_fn, x, y)(params, {n: b.clone() for n, b in buffers.items()})
+    loss = _loss_of(model, loss_fn, x, y)(params, buffer_copies(buffers))
     keys = list(params)
     grads = torch.autograd.grad(loss, [params[k] for k in keys], create_graph=True,
                                 allow_unused=True)
@@ -180,7 +180,7 @@ class LandscapeProbe(ProbeBase):
         g = {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
              for n, p in model.named_parameters() if p.requires_grad}
         theta = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-        buffers = {n: b.clone() for n, b in ctx.buffers_before.items()}
+        buffers = buffer_copies(ctx.buffers_before)
         with measuring(model, ctx.run.device):
             model.train(spec.bn_mode == "train")
             loss0 = float(ctx.loss)

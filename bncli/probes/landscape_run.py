@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from typing import Any
 
 from bncli.experiment import Reporter, command_result, run_experiment
+from bncli.probes.base import claim_pairs, finite_max, finite_mean, worst_max
 from bncli.results import Claim, CommandResult, RunRecord
 from bncli.spec import Spec
-from bncli.verdicts import MetricInput, by_arm_lr, comparison_pairs, make_claim
+from bncli.verdicts import MetricInput, by_arm_lr, make_claim
 
 C4_STATEMENT = (
     "BN smooths the loss landscape: smaller loss variation, gradient predictiveness and "
@@ -32,24 +32,28 @@ LAYER_KEYS_MAX = ["jacobian_err_f32", "jacobian_err_f64", "grad_err", "cos_ones_
 LAYER_KEYS_MEAN = ["thm41_lhs", "thm41_rhs", "grad_ratio", "gamma_over_sigma"]
 
 
-def _fmean(vals: Sequence[float]) -> float:
-    v = [x for x in vals if x is not None and math.isfinite(x)]
-    return statistics.fmean(v) if v else math.nan
+C4_KEYS = [k for k, _ in C4_METRICS]
 
 
-def _fmax(vals: Sequence[float]) -> float:
-    v = [x for x in vals if x is not None and math.isfinite(x)]
-    return max(v) if v else math.nan
+def mean_or_inf(vals: Sequence[float | None]) -> float:
+    """Mean of the finite values, but +inf when any value is non-finite (NaN or ±inf): a landscape
+    that blew up somewhere on the grid is not smooth, and must not drop out of the mean."""
+    v = [float(x) for x in vals if x is not None]
+    return math.inf if any(not math.isfinite(x) for x in v) else finite_mean(v)
 
 
 def run_landscape_stats(record: RunRecord) -> dict[str, float]:
-    """Mean (and max) over this run's measurement steps of each landscape metric."""
+    """Mean (and max) over this run's measurement steps of each landscape metric.
+
+    The C4 metrics of a measurement with a non-finite loss or gradient on the grid are inf, and so
+    is the run's mean and max: the blow-up counts against the arm."""
     series = record.probes.get("landscape", {}).get("series", [])
     out: dict[str, float] = {"n_steps": float(len(series))}
     for key in STEP_KEYS:
         vals = [s[key] for s in series if key in s]
-        out[f"{key}_mean"] = _fmean(vals)
-        out[f"{key}_max"] = _fmax(vals)
+        c4 = key in C4_KEYS
+        out[f"{key}_mean"] = mean_or_inf(vals) if c4 else finite_mean(vals)
+        out[f"{key}_max"] = worst_max(vals) if c4 else finite_max(vals)
     out["n_nonfinite"] = float(sum(not math.isfinite(s["loss_variation"]) for s in series))
     return out
 
@@ -63,8 +67,9 @@ def run_jacobian_stats(record: RunRecord) -> dict[str, dict[str, float]]:
             per.setdefault(layer, []).append(rec)
     out: dict[str, dict[str, float]] = {}
     for layer, recs in per.items():
-        row = {k: _fmax([r[k] for r in recs]) for k in LAYER_KEYS_MAX}
-        row.update({k: _fmean([r[k] for r in recs]) for k in LAYER_KEYS_MEAN})
+        # errors: a non-finite one is the worst, never dropped
+        row = {k: worst_max([r[k] for r in recs]) for k in LAYER_KEYS_MAX}
+        row.update({k: finite_mean([r[k] for r in recs]) for k in LAYER_KEYS_MEAN})
         row["m"] = float(recs[0]["m"])
         row["rows_checked"] = float(recs[0]["rows_checked"])
         row["units_checked"] = float(recs[0]["units_checked"])
@@ -86,7 +91,10 @@ def arm_tables(spec: Spec, records: Sequence[RunRecord]) -> tuple[list[dict], li
                                    "n_diverged": sum(r.diverged for r in rs)}
             for key in stats[0]:
                 vals = [s[key] for s in stats]
-                row[key] = max(vals) if key.endswith("_max") else _fmean(vals)
+                if key.removesuffix("_max").removesuffix("_mean") in C4_KEYS:
+                    row[key] = worst_max(vals) if key.endswith("_max") else mean_or_inf(vals)
+                else:
+                    row[key] = finite_max(vals) if key.endswith("_max") else finite_mean(vals)
             land.append(row)
             layer_stats = [run_jacobian_stats(r) for r in rs]
             for layer in layer_stats[0] if layer_stats else {}:
@@ -94,38 +102,44 @@ def arm_tables(spec: Spec, records: Sequence[RunRecord]) -> tuple[list[dict], li
                 jrow: dict[str, Any] = {"lr": lr, "arm": arm.name, "layer": layer}
                 for key in per[0]:
                     vals = [p[key] for p in per]
-                    jrow[key] = _fmax(vals) if key in LAYER_KEYS_MAX else _fmean(vals)
+                    jrow[key] = worst_max(vals) if key in LAYER_KEYS_MAX else finite_mean(vals)
                 jac.append(jrow)
     return land, jac
 
 
 def c4_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
-    """C4 per learning rate and BN arm: the three landscape metrics, lower claimed for BN."""
-    groups = by_arm_lr(records)
+    """C4 per learning rate and BN arm: the three landscape metrics, lower claimed for BN.
+
+    A measurement whose loss or gradient is non-finite somewhere on the eta' grid makes that
+    seed's metrics inf (the landscape blew up: not smooth). When only one arm has such
+    measurements, that decides the verdict against it; when both do, it is inconclusive.
+    """
+    cfg = spec.analysis.lipschitz
     out = []
-    for lr in spec.train.lr:
-        for arm, base in comparison_pairs(spec):
-            a, b = groups.get((arm, lr), []), groups.get((base, lr), [])
-            if not a or not b:
-                continue
-            sa = [run_landscape_stats(r) for r in a]
-            sb = [run_landscape_stats(r) for r in b]
-            metrics = [MetricInput(label, "lower", [s[f"{k}_mean"] for s in sa],
-                                   [s[f"{k}_mean"] for s in sb]) for k, label in C4_METRICS]
-            notes = [f"per seed: mean over measurement steps; eta' in "
-                     f"[{spec.analysis.lipschitz.eta_range[0]:g}, "
-                     f"{spec.analysis.lipschitz.eta_range[1]:g}] x lr; "
-                     f"BN in {spec.analysis.lipschitz.bn_mode} mode"]
-            bad = [(n, int(sum(s["n_nonfinite"] for s in ss))) for n, ss in ((arm, sa), (base, sb))]
-            for name, k in bad:
-                if k:
-                    notes.append(f"{name}: {k} measurement(s) hit a non-finite loss on the grid "
-                                 "(left out of the means)")
-            div = [n for n, rs in ((arm, a), (base, b)) if any(r.diverged for r in rs)]
-            if div:
-                notes.append(f"diverged: {', '.join(div)} (measured until divergence)")
-            out.append(make_claim("C4", C4_STATEMENT, lr, arm, base, metrics, spec.verdict,
-                                  "; ".join(notes)))
+    for lr, arm, base, a, b, notes in claim_pairs(spec, records):
+        sa = [run_landscape_stats(r) for r in a]
+        sb = [run_landscape_stats(r) for r in b]
+        metrics = [MetricInput(label, "lower", [s[f"{k}_mean"] for s in sa],
+                               [s[f"{k}_mean"] for s in sb]) for k, label in C4_METRICS]
+        notes.append(f"per seed: mean over measurement steps; eta' in [{cfg.eta_range[0]:g}, "
+                     f"{cfg.eta_range[1]:g}] x lr; BN in {cfg.bn_mode} mode")
+        blown = {n: int(sum(s["n_nonfinite"] for s in ss)) for n, ss in ((arm, sa), (base, sb))}
+        for name, k in blown.items():
+            if k:
+                notes.append(f"{name}: {k} measurement(s) hit a non-finite loss or gradient on the "
+                             "grid: its metrics are inf (means over finite seeds shown)")
+        override = None
+        if blown[arm] and not blown[base]:
+            override = "refuted"
+            notes.append(f"only {arm}'s landscape blew up: counted against it")
+        elif blown[base] and not blown[arm]:
+            override = "supported"
+            notes.append(f"only {base}'s landscape blew up: counted against it")
+        div = [n for n, rs in ((arm, a), (base, b)) if any(r.diverged for r in rs)]
+        if div:
+            notes.append(f"diverged: {', '.join(div)} (measured until divergence)")
+        out.append(make_claim("C4", C4_STATEMENT, lr, arm, base, metrics, spec.verdict,
+                              "; ".join(notes), override))
     return out
 
 
@@ -141,20 +155,23 @@ def c5_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
             per_seed = [p for p in per_seed if p]
             if not per_seed:
                 continue
-            jac = [max(v["jacobian_err_f32"] for v in p.values()) for p in per_seed]
-            grad = [max(v["grad_err"] for v in p.values()) for p in per_seed]
+            jac = [worst_max(v["jacobian_err_f32"] for v in p.values()) for p in per_seed]
+            grad = [worst_max(v["grad_err"] for v in p.values()) for p in per_seed]
             metrics = [
                 MetricInput("max rel. error, autograd Jacobian (float32) vs closed form",
                             "lower", jac, [tol]),
                 MetricInput("max rel. error, autograd dL/dx (float32) vs (gamma/sigma)P g",
                             "lower", grad, [tol]),
             ]
-            worst = max(jac + grad)
+            # a non-finite error is a failed check, whatever order the values come in
+            worst = worst_max(jac + grad)
             verdict = "supported" if worst < tol else "refuted"
             n_layers = len(per_seed[0])
             note = (f"maths check, not a BN-vs-plain comparison: the baseline column is the "
                     f"tolerance {tol:g}; supported when every one of {n_layers} BN layer(s) is "
                     f"below it at every measured step and seed (closed forms in float64)")
+            if not math.isfinite(worst):
+                note += "; a non-finite error was measured: refuted"
             out.append(make_claim("C5", C5_STATEMENT, lr, arm.name, f"tolerance {tol:g}",
                                   metrics, spec.verdict, note, verdict))
     return out

@@ -10,8 +10,9 @@ from torch import nn
 from torch.func import functional_call
 
 from bncli.data import Dataset
-from bncli.probes.base import ProbeBase, forward_hooks, params_and_buffers
-from bncli.runtime import preserved_rng
+from bncli.experiment import Reporter, command_result, run_experiment
+from bncli.probes.base import ProbeBase, as_units, forward_hooks, measuring, params_and_buffers
+from bncli.results import CommandResult
 from bncli.spec import ArmSpec, Spec
 from bncli.train import RunContext, StepContext
 
@@ -23,13 +24,6 @@ MODE_NOTE = (
 
 # max of the activation's derivative: σ'(0) = 1/4, tanh'(0) = 1
 _DERIV_MAX = {"sigmoid": 0.25, "tanh": 1.0}
-
-
-def unit_dim_values(z: torch.Tensor) -> torch.Tensor:
-    """(examples × positions, units): conv maps count height × width as examples, like BN does."""
-    if z.dim() == 2:
-        return z
-    return z.movedim(1, -1).reshape(-1, z.shape[1])
 
 
 def activation_derivative(z: torch.Tensor, activation: str) -> torch.Tensor:
@@ -51,7 +45,7 @@ def preact_stats(
     (example, unit) whose derivative is below threshold × its maximum. active (relu): fraction of
     values > 0. dead (relu): fraction of units that are <= 0 on every example of the batch.
     """
-    v = unit_dim_values(z.detach())
+    v = as_units(z.detach())
     out = {"linear": (v.abs() <= bound).float().mean()}
     if activation in _DERIV_MAX:
         d = activation_derivative(v, activation)
@@ -71,7 +65,7 @@ def identity_recovery(
     σ_j = sqrt(biased batch variance + eps) and μ_j = batch mean, per unit, as BN itself uses;
     distance = ‖(γ − σ, β − μ)‖₂ / ‖(σ, μ)‖₂ (relative, so layers of any scale compare).
     """
-    v = unit_dim_values(bn_input.detach())
+    v = as_units(bn_input.detach())
     mu = v.mean(0)
     sigma = torch.sqrt(v.var(0, unbiased=False) + eps)
     g, b = gamma.detach(), beta.detach()
@@ -100,8 +94,8 @@ class SaturationProbe(ProbeBase):
         self.activation = activation
         self.threshold = threshold
         self.bound = bound
-        self.model: nn.Module | None = None
         self.layers: list[str] = []
+        self._weights: dict[str, nn.Parameter] = {}
         self.affine = False
         self.has_bn = False
         self.steps: list[int] = []
@@ -110,7 +104,6 @@ class SaturationProbe(ProbeBase):
 
     def on_start(self, run: RunContext) -> None:
         model = run.model
-        self.model = model
         self.layers = list(model.point_names)
         self._weights = {n: model.get_parameter(q) for n, q in model.weight_param_names().items()}
         blocks = [model.block(n) for n in self.layers]
@@ -132,8 +125,9 @@ class SaturationProbe(ProbeBase):
 
         taps = [(n, model.block(n).preact) for n in self.layers]
         bn_taps = [(n, model.block(n).bn_in) for n in self.layers if model.block(n).has_bn]
-        params, buffers = params_and_buffers(model)  # buffer copies: running stats stay put
-        with torch.no_grad(), preserved_rng(ctx.run.device):
+        # buffer copies keep running statistics put; `measuring` is the safety net for the rest
+        with measuring(model, ctx.run.device), torch.no_grad():
+            params, buffers = params_and_buffers(model)
             with forward_hooks(taps, on_preact), forward_hooks(bn_taps, on_bn_in):
                 functional_call(model, {**params, **buffers}, (self.probe_x,))
             for n in self.layers:
@@ -150,7 +144,7 @@ class SaturationProbe(ProbeBase):
         self._rows.append(captured)
 
     def on_end(self, run: RunContext) -> None:
-        self.model = None  # drop the reference: results hold plain data only
+        self._weights = {}  # drop the parameter references: results hold plain data only
 
     def result(self) -> dict[str, Any]:
         metrics = sorted({k for row in self._rows for d in row.values() for k in d})
@@ -204,25 +198,17 @@ def probe_factory(spec: Spec):
     return make
 
 
-def run_saturation(
-    spec: Spec,
-    reporter: Any = None,
-    every: int | None = None,
-    threshold: float | None = None,
-) -> Any:
-    """`bncli saturation`'s core: train every arm with the probe; summaries and C7/C8 claims."""
-    from bncli.experiment import command_result, run_experiment
+def run_saturation(spec: Spec, reporter: Reporter | None = None) -> CommandResult:
+    """`bncli saturation`'s core: train every arm with the probe; summaries and C7/C8 claims.
+
+    Option overrides (--every, --threshold) are applied to the spec by the command's load()."""
     from bncli.probes.saturation_summary import (
         ablation_pairs,
         init_gradients,
         phase_rows,
         saturation_claims,
     )
-    from bncli.spec import apply_overrides
 
-    overrides = {"analysis.saturation.every": every, "analysis.saturation.threshold": threshold}
-    if any(v is not None for v in overrides.values()):
-        spec = apply_overrides(spec, overrides)
     exp = run_experiment(spec, probe_factory(spec), reporter)
     classification = exp.data.task == "classification"
     cfg = spec.analysis.saturation

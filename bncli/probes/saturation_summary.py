@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from bncli.probes.base import claim_pairs, finite_mean
 from bncli.results import Claim, RunRecord
 from bncli.spec import Spec
-from bncli.verdicts import MetricInput, by_arm_lr, comparison_pairs, make_claim
+from bncli.verdicts import MetricInput, by_arm_lr, make_claim
 
 C7_STATEMENT = "BN keeps units out of saturation and gradients alive (no dead units, no vanishing)"
 C8_STATEMENT = "γ and β restore what normalization takes away (affine BN vs BN without γ/β)"
@@ -30,9 +30,10 @@ PHASE_METRICS = (
 )
 
 
-def _fmean(vals: Sequence[float | None]) -> float:
-    f = [float(v) for v in vals if v is not None and math.isfinite(float(v))]
-    return statistics.fmean(f) if f else math.nan
+# fractions (saturated, dead, active, outside |x| <= bound) closer than this count as equal: near 0
+# a relative margin reads 0.05% against 0% as +100%
+FRACTION_FLOOR = 0.005
+PHASES = ("start", "middle", "end")
 
 
 def probe_of(r: RunRecord) -> dict[str, Any]:
@@ -45,8 +46,8 @@ def run_mean(r: RunRecord, metric: str) -> float:
     series = [d[metric] for d in p.get("per_layer", {}).values() if metric in d]
     if not series:
         return math.nan
-    per_step = [_fmean([s[i] for s in series]) for i in range(len(series[0]))]
-    return _fmean(per_step)
+    per_step = [finite_mean([s[i] for s in series]) for i in range(len(series[0]))]
+    return finite_mean(per_step)
 
 
 def grad_log_ratio(r: RunRecord) -> float:
@@ -54,7 +55,7 @@ def grad_log_ratio(r: RunRecord) -> float:
     vals = [
         abs(math.log10(v)) for v in probe_of(r).get("grad_ratio", []) if v is not None and math.isfinite(v) and v > 0
     ]
-    return _fmean(vals)
+    return finite_mean(vals)
 
 
 def phase_indices(n: int) -> list[int]:
@@ -62,43 +63,52 @@ def phase_indices(n: int) -> list[int]:
     return [0, n // 2, n - 1] if n else []
 
 
+def _phases(probes: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[int]], list[str]]:
+    """Each seed's own start / middle / end measurement (a seed that diverged ends early).
+
+    Returns the phase names, per phase the index into each seed's series, and a label with the
+    steps behind it; phases that pick the same measurement of every seed (n < 3) appear once.
+    """
+    per_seed = [phase_indices(len(p["steps"])) for p in probes]
+    names, idx, labels = [], [], []
+    for k, name in enumerate(PHASES):
+        pick = [ix[k] for ix in per_seed]
+        if pick in idx:
+            continue
+        steps = sorted({p["steps"][i] for p, i in zip(probes, pick, strict=True)})
+        at = str(steps[0]) if len(steps) == 1 else f"{steps[0]}–{steps[-1]}"
+        names.append(name)
+        idx.append(pick)
+        labels.append(f"{name} ({at})")
+    return names, idx, labels
+
+
 def phase_rows(spec: Spec, records: Sequence[RunRecord]) -> list[dict[str, Any]]:
-    """One row per (lr, arm, layer, metric): start / middle / end values, mean over seeds."""
+    """One row per (lr, arm, layer, metric): start / middle / end values, mean over seeds.
+
+    Each seed contributes its own start, middle and end: a seed that diverged early is not read
+    at another seed's step. `labels` names each phase with the step(s) it covers."""
     rows = []
     for (arm, lr), rs in by_arm_lr(records).items():
         probes = [probe_of(r) for r in rs if probe_of(r).get("steps")]
         if not probes:
             continue
-        n = min(len(p["steps"]) for p in probes)
-        idx = phase_indices(n)
-        steps = [probes[0]["steps"][i] for i in idx]
+        names, idx, labels = _phases(probes)
+        steps = [[p["steps"][i] for p, i in zip(probes, pick, strict=True)] for pick in idx]
+        common = {"lr": lr, "arm": arm, "phases": names, "labels": labels, "steps": steps}
+
+        def at_phases(series: Sequence[Sequence[float]], idx=idx) -> list[float]:
+            return [finite_mean([s[i] for s, i in zip(series, pick, strict=True)]) for pick in idx]
+
         for layer in probes[0]["layers"]:
             for metric in PHASE_METRICS:
                 per_seed = [p["per_layer"][layer].get(metric) for p in probes]
                 if any(s is None for s in per_seed):
                     continue
-                values = [_fmean([s[i] for s in per_seed]) for i in idx]
-                rows.append(
-                    {
-                        "lr": lr,
-                        "arm": arm,
-                        "layer": layer,
-                        "metric": metric,
-                        "steps": steps,
-                        "values": values,
-                    }
-                )
-        ratios = [p["grad_ratio"] for p in probes]
-        rows.append(
-            {
-                "lr": lr,
-                "arm": arm,
-                "layer": "first/last",
-                "metric": "grad_ratio",
-                "steps": steps,
-                "values": [_fmean([s[i] for s in ratios]) for i in idx],
-            }
-        )
+                rows.append({**common, "layer": layer, "metric": metric,
+                             "values": at_phases(per_seed)})
+        rows.append({**common, "layer": "first/last", "metric": "grad_ratio",
+                     "values": at_phases([p["grad_ratio"] for p in probes])})
     return rows
 
 
@@ -111,7 +121,7 @@ def init_gradients(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
         if not probes:
             continue
         layers = probes[0]["layers"]
-        norms = [_fmean([p["per_layer"][n]["grad_norm"][0] for p in probes]) for n in layers]
+        norms = [finite_mean([p["per_layer"][n]["grad_norm"][0] for p in probes]) for n in layers]
         growths = []
         for p in probes:
             r = p["grad_ratio"][0]
@@ -123,30 +133,35 @@ def init_gradients(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
                 "arm": arm,
                 "layers": layers,
                 "norms": norms,
-                "growth_per_layer": _fmean(growths),
+                "growth_per_layer": finite_mean(growths),
             }
         )
     return out
 
 
-def _c7_metrics(activation: str, a: list[RunRecord], b: list[RunRecord], n_layers: int) -> list[MetricInput]:
-    def m(name: str, better: str, fn) -> MetricInput:
-        return MetricInput(name, better, [fn(r) for r in a], [fn(r) for r in b])
+def outside_fraction(r: RunRecord) -> float:
+    """Fraction of pre-activations with |x| > bound: 1 − the stored |x| <= bound fraction."""
+    return 1.0 - run_mean(r, "linear")
 
+
+def _fraction(name: str, better: str, fn, a: list[RunRecord], b: list[RunRecord]) -> MetricInput:
+    return MetricInput(name, better, [fn(r) for r in a], [fn(r) for r in b], FRACTION_FLOOR)
+
+
+def _c7_metrics(activation: str, a: list[RunRecord], b: list[RunRecord], n_layers: int) -> list[MetricInput]:
     out = []
     if activation in ("sigmoid", "tanh"):
-        out.append(m("saturated fraction of pre-activations", "lower", lambda r: run_mean(r, "saturated")))
-        out.append(
-            m(
-                "fraction of pre-activations with |x| <= bound",
-                "higher",
-                lambda r: run_mean(r, "linear"),
-            )
-        )
+        out.append(_fraction("saturated fraction of pre-activations", "lower",
+                             lambda r: run_mean(r, "saturated"), a, b))
+        # judged outside the bound: the inside fraction sits near 1, where a relative margin
+        # cannot be met
+        out.append(_fraction("fraction of pre-activations with |x| > bound", "lower",
+                             outside_fraction, a, b))
     elif activation == "relu":
-        out.append(m("dead-unit fraction", "lower", lambda r: run_mean(r, "dead")))
+        out.append(_fraction("dead-unit fraction", "lower", lambda r: run_mean(r, "dead"), a, b))
     if n_layers > 1:
-        out.append(m("|log10 first/last layer gradient-norm ratio|", "lower", grad_log_ratio))
+        out.append(MetricInput("|log10 first/last layer gradient-norm ratio|", "lower",
+                               [grad_log_ratio(r) for r in a], [grad_log_ratio(r) for r in b]))
     return out
 
 
@@ -195,9 +210,9 @@ def ablation_pairs(spec: Spec) -> list[tuple[str, str]]:
 def c8_note(activation: str, a: list[RunRecord], b: list[RunRecord]) -> str:
     """The descriptive half of C8 at the last measurement (means over layers and seeds): sign of β,
     share of units with β > 0, distance to the identity-recovery point, ReLU active fraction."""
-    beta = _fmean([_first_last(r, "beta_mean")[1] for r in a])
-    pos = _fmean([_first_last(r, "beta_pos")[1] for r in a])
-    dist = [_fmean([_first_last(r, "id_dist")[i] for r in a]) for i in (0, 1)]
+    beta = finite_mean([_first_last(r, "beta_mean")[1] for r in a])
+    pos = finite_mean([_first_last(r, "beta_pos")[1] for r in a])
+    dist = [finite_mean([_first_last(r, "id_dist")[i] for r in a]) for i in (0, 1)]
     sign = "positive" if beta > 0 else "negative" if beta < 0 else "zero"
     parts = [
         f"at the end: mean β {beta:+.3g} ({sign}; {pos:.0%} of units have β > 0)",
@@ -206,8 +221,8 @@ def c8_note(activation: str, a: list[RunRecord], b: list[RunRecord]) -> str:
     ]
     if activation == "relu":
         parts.append(
-            f"ReLU active fraction {_fmean([_first_last(r, 'active')[1] for r in a]):.1%} "
-            f"with γ/β, {_fmean([_first_last(r, 'active')[1] for r in b]):.1%} without"
+            f"ReLU active fraction {finite_mean([_first_last(r, 'active')[1] for r in a]):.1%} "
+            f"with γ/β, {finite_mean([_first_last(r, 'active')[1] for r in b]):.1%} without"
         )
     return "; ".join(parts)
 
@@ -216,7 +231,7 @@ def _first_last(r: RunRecord, metric: str) -> tuple[float, float]:
     series = [d[metric] for d in probe_of(r).get("per_layer", {}).values() if metric in d]
     if not series or not series[0]:
         return math.nan, math.nan
-    return _fmean([s[0] for s in series]), _fmean([s[-1] for s in series])
+    return finite_mean([s[0] for s in series]), finite_mean([s[-1] for s in series])
 
 
 def _diverged_note(rs: Sequence[RunRecord]) -> str:
@@ -227,46 +242,27 @@ def _diverged_note(rs: Sequence[RunRecord]) -> str:
 
 def saturation_claims(spec: Spec, records: Sequence[RunRecord], classification: bool) -> list[Claim]:
     """C7 per (lr, BN arm vs plain); C8 per (lr, affine BN arm vs the same arm without γ/β)."""
-    groups = by_arm_lr(records)
     act = spec.model.activation
     n_layers = len(spec.model.hidden if spec.model.kind == "mlp" else spec.model.channels)
     cfg = spec.verdict
+    floor = f"fractions within {FRACTION_FLOOR:.1%} (absolute) of each other count as equal"
     claims: list[Claim] = []
-    for lr in spec.train.lr:
-        for arm, base in comparison_pairs(spec):
-            a, b = groups.get((arm, lr), []), groups.get((base, lr), [])
-            if not a or not b:
-                continue
-            metrics = _c7_metrics(act, a, b, n_layers)
-            note = "mean over measurement steps and layers, then over seeds"
-            if act == "relu" and all(run_mean(r, "dead") == 0 for r in a + b):
-                note += "; no dead units in either arm"
-            note += _diverged_note(a + b)
-            if metrics:
-                claims.append(make_claim("C7", C7_STATEMENT, lr, arm, base, metrics, cfg, note))
-        for arm, base in ablation_pairs(spec):
-            a, b = groups.get((arm, lr), []), groups.get((base, lr), [])
-            if not a or not b:
-                continue
-            metrics = _loss_metrics(a, b, classification)
-            if act == "relu":
-                metrics.append(
-                    MetricInput(
-                        "ReLU active fraction",
-                        "higher",
-                        [run_mean(r, "active") for r in a],
-                        [run_mean(r, "active") for r in b],
-                    )
-                )
-            elif act in ("sigmoid", "tanh"):
-                metrics.append(
-                    MetricInput(
-                        "fraction of pre-activations with |x| <= bound (linear regime)",
-                        "lower",
-                        [run_mean(r, "linear") for r in a],
-                        [run_mean(r, "linear") for r in b],
-                    )
-                )
-            note = c8_note(act, a, b) + _diverged_note(a + b)
-            claims.append(make_claim("C8", C8_STATEMENT, lr, arm, base, metrics, cfg, note))
+    for lr, arm, base, a, b, _ in claim_pairs(spec, records):
+        metrics = _c7_metrics(act, a, b, n_layers)
+        note = f"mean over measurement steps and layers, then over seeds; {floor}"
+        if act == "relu" and all(run_mean(r, "dead") == 0 for r in a + b):
+            note += "; no dead units in either arm"
+        note += _diverged_note(a + b)
+        if metrics:
+            claims.append(make_claim("C7", C7_STATEMENT, lr, arm, base, metrics, cfg, note))
+    for lr, arm, base, a, b, _ in claim_pairs(spec, records, ablation_pairs(spec)):
+        metrics = _loss_metrics(a, b, classification)
+        if act == "relu":
+            metrics.append(_fraction("ReLU active fraction", "higher",
+                                     lambda r: run_mean(r, "active"), a, b))
+        elif act in ("sigmoid", "tanh"):
+            metrics.append(_fraction("fraction of pre-activations with |x| > bound (out of the linear "
+                                     "regime)", "higher", outside_fraction, a, b))
+        note = c8_note(act, a, b) + f"; {floor}" + _diverged_note(a + b)
+        claims.append(make_claim("C8", C8_STATEMENT, lr, arm, base, metrics, cfg, note))
     return claims

@@ -10,6 +10,8 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
+from bncli.probes.base import spread_indices
+from bncli.probes.ics_summary import c3_layers
 from bncli.render.common import arm_colors, claims_table, fmt, fmt_pm, pyplot, save_figure
 from bncli.results import CommandResult, RunRecord
 from bncli.spec import Spec
@@ -25,10 +27,7 @@ GRAD_HEAD = {"g_norm": "‖G‖", "diff_norm": "‖G − G′‖", "rel_diff": "
 
 def pick_layers(layers: Sequence[str], limit: int) -> list[str]:
     """All layers, or `limit` evenly spaced ones (first and last included) when there are more."""
-    if len(layers) <= limit:
-        return list(layers)
-    idx = sorted({round(j * (len(layers) - 1) / (limit - 1)) for j in range(limit)})
-    return [layers[i] for i in idx]
+    return [layers[i] for i in spread_indices(len(layers), limit)]
 
 
 def _shown(spec: Spec, rows: Sequence[dict[str, Any]], limit: int) -> tuple[list[str], int]:
@@ -103,8 +102,9 @@ def legend(spec: Spec, rows: dict[str, list[dict[str, Any]]]) -> str:
         "θ_{t+1}, mean over units; W1: 1-Wasserstein distance between the two per-unit "
         "distributions; pctl drift: |last − first| of tracked units' 15/50/85th percentiles. "
         "G = ∇_{W_i}L at θ_t; G′ = the same after every earlier layer took this step's update. "
-        "'all N' rows: mean over the N measured layers (what the verdicts use). final loss: "
-        "training loss at the end."
+        "'all N' rows: mean over the N measured layers (what the verdicts use). Layer 1 is not in "
+        "the C3 table, its means or plots: with no earlier layers G′ = G there by definition. C3 "
+        "judges the misalignment 1 − cos(G, G′). final loss: training loss at the end."
     ]
     layers = list(dict.fromkeys(r["layer"] for r in rows.get("distribution", [])))
     shown, total = _shown(spec, rows.get("distribution", []), MAX_TABLE_LAYERS)
@@ -144,8 +144,11 @@ def _first_seed(records: Sequence[RunRecord], arm: str, lr: float) -> RunRecord 
     return min(rs, key=lambda r: r.seed) if rs else None
 
 
-def _finite(vals: Sequence[float | None]) -> list[float]:
-    return [v if v is not None and math.isfinite(v) else math.nan for v in vals]
+def _finite(vals: Sequence[float | None], positive: bool = False) -> list[float]:
+    """NaN (a gap in the line) for missing or non-finite values, and for values <= 0 when the
+    axis is logarithmic."""
+    return [v if v is not None and math.isfinite(v) and (v > 0 or not positive) else math.nan
+            for v in vals]
 
 
 def plot_percentiles(
@@ -197,7 +200,11 @@ def _plot_rows(spec: Spec, records: Sequence[RunRecord], lr: float, path: Path, 
     first = next((r for r in runs.values() if r and r.probes.get(probe, {}).get("steps")), None)
     if first is None:
         return None
-    layers = pick_layers(first.probes[probe]["layers"], MAX_PLOT_LAYERS)
+    measured = first.probes[probe]["layers"]
+    layers = pick_layers(c3_layers(first.probes[probe]) if probe == "ics_grad" else measured,
+                         MAX_PLOT_LAYERS)
+    if not layers:
+        return None
     plt = pyplot()
     size = (3.6 * len(layers), 2.6 * len(metrics))
     fig, axes = plt.subplots(len(metrics), len(layers), figsize=size,
@@ -205,14 +212,16 @@ def _plot_rows(spec: Spec, records: Sequence[RunRecord], lr: float, path: Path, 
     for i, (key, label, log) in enumerate(metrics):
         for j, layer in enumerate(layers):
             ax = axes[i][j]
+            drawn = False
             for arm, r in runs.items():
                 if r is None or not r.probes.get(probe, {}).get("steps"):
                     continue
                 d = r.probes[probe]["per_layer"][layer]
-                series = d["preact"][key] if probe == "ics_dist" else d[key]
-                ax.plot(r.probes[probe]["steps"], _finite(series), color=colors[arm], label=arm,
-                        marker=".", ms=3)
-            if log:
+                ys = _finite(d["preact"][key] if probe == "ics_dist" else d[key], log)
+                drawn = drawn or any(not math.isnan(v) for v in ys)
+                ax.plot(r.probes[probe]["steps"], ys, color=colors[arm], label=arm, marker=".",
+                        ms=3)
+            if log and drawn:  # a log axis with nothing positive on it only warns
                 ax.set_yscale("log")
             if i == 0:
                 ax.set_title(layer, fontsize=9)

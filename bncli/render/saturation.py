@@ -67,7 +67,7 @@ def layer_table(
     )
     t.add_column("arm")
     t.add_column("layer")
-    t.add_column("step", justify="right")
+    t.add_column("phase (step)", justify="right")
     for m in cols:
         t.add_column(_label(m, spec), justify="right")
     layers = [n for n in dict.fromkeys(k[2] for k in here) if n != "first/last"]
@@ -78,16 +78,13 @@ def layer_table(
             ref = next((f for f in found if f is not None), None)
             if ref is None:
                 continue
-            seen: set[int] = set()
-            for i, step in enumerate(ref["steps"]):
-                if step in seen:
-                    continue
-                seen.add(step)
+            # each seed's own start / middle / end (summary.phase_rows); labels carry the steps
+            for i, label in enumerate(ref["labels"]):
                 rows.append(
                     [
                         arm,
                         n,
-                        str(step),
+                        label,
                         *[
                             _cell(m, f["values"][i]) if f else "-"
                             for m, f in zip(cols, found, strict=True)
@@ -105,8 +102,7 @@ def gradient_table(result: CommandResult, lr: float) -> Table:
     init = {r["arm"]: r for r in result.extra.get("init_gradients", []) if r["lr"] == lr}
     t = Table(title=f"gradients by depth, lr = {fmt(lr)}", title_justify="left")
     t.add_column("arm")
-    steps = next((r["steps"] for k, r in idx.items() if k[0] == lr and k[3] == "grad_ratio"), [])
-    t.add_column(f"‖∇W₁‖/‖∇W_k‖ at steps {' → '.join(str(s) for s in steps)}", justify="right")
+    t.add_column("‖∇W₁‖/‖∇W_k‖ at start → middle → end", justify="right")
     t.add_column("step 0: ‖∇W_i‖₂ for layer 1..k", overflow="fold")
     t.add_column("step 0: growth per layer toward input (geo. mean)", justify="right")
     for (lr_, arm, _layer, metric), row in idx.items():
@@ -119,7 +115,9 @@ def gradient_table(result: CommandResult, lr: float) -> Table:
             if ini and math.isfinite(ini["growth_per_layer"])
             else "-"
         )
-        t.add_row(arm, " → ".join(_cell("grad_ratio", v) for v in row["values"]), norms, growth)
+        ratios = " → ".join(f"{_cell('grad_ratio', v)} ({label})"
+                            for v, label in zip(row["values"], row["labels"], strict=True))
+        t.add_row(arm, ratios, norms, growth)
     return t
 
 
