@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 import torch
+from _timing import interleaved_medians, timed
 
 from bncli.experiment import build_arm_model, initial_model, prepare
 from bncli.probes.base import ProbeBase
@@ -53,9 +53,8 @@ class GPrimeTimer(ProbeBase):
         outs = {}
         for label, fn in (("shared", gprime_shared), ("vmap", gprime_batched), ("loop", gprime_loop)):
             for _ in range(self.repeats):
-                t0 = time.perf_counter()
-                outs[label] = fn(*args)
-                self.times[label].append(time.perf_counter() - t0)
+                dt, outs[label] = timed(lambda f=fn: f(*args))
+                self.times[label].append(dt)
         # relative to the gradient's size: float32 sums over 1,000 examples differ in the last bits
         for label in ("shared", "vmap"):
             for n in layers:
@@ -88,15 +87,14 @@ def bench_overhead(spec: Spec, repeats: int) -> None:
     lr = spec.train.lr[0]
     total = {"train": 0.0, "ics": 0.0}
     for arm in spec.arms:
-        times: dict[str, list[float]] = {"train": [], "ics": []}
-        for _ in range(repeats):
-            for label in ("train", "ics"):
-                model = build_arm_model(spec, arm, init, data, spec.seed)
-                probes = ics_probes(spec, arm, lr, spec.seed, data) if label == "ics" else []
-                t0 = time.perf_counter()
-                train_run(model, data, arm, spec.train, lr, spec.seed, probes)
-                times[label].append(time.perf_counter() - t0)
-        a, b = statistics.median(times["ics"]), statistics.median(times["train"])
+
+        def run(with_probes: bool, arm=arm):
+            model = build_arm_model(spec, arm, init, data, spec.seed)
+            probes = ics_probes(spec, arm, lr, spec.seed, data) if with_probes else []
+            return lambda: train_run(model, data, arm, spec.train, lr, spec.seed, probes)
+
+        t = interleaved_medians({"ics": lambda: run(True), "train": lambda: run(False)}, repeats)
+        a, b = t["ics"], t["train"]
         total["ics"] += a
         total["train"] += b
         print(f"  run {arm.name:>15}: with ICS probes {a:6.2f} s, train only {b:6.2f} s, "

@@ -7,13 +7,11 @@ Prints medians of several repeats (CPU timings on a shared machine are noisy).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _timing import interleaved_medians, median_time
 
 from bncli.experiment import run_experiment
 from bncli.models import build_model
@@ -22,16 +20,6 @@ from bncli.probes.landscape_run import run_lipschitz
 from bncli.spec import ArmSpec, LipschitzSpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def setup(kind: str, batch: int):
@@ -85,15 +73,9 @@ def bench_overhead(repeats: int, steps: int) -> None:
     spec = load_spec(ROOT / "sample_configs" / "mlp_sigmoid_digits.yaml")
     spec = spec.model_copy(update={"train": spec.train.model_copy(update={"steps": steps})})
     # interleaved, so load from other processes on a shared machine hits both alike
-    t_train, t_lip = [], []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run_experiment(spec)
-        t_train.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        run_lipschitz(spec)
-        t_lip.append(time.perf_counter() - t0)
-    tt, tl = statistics.median(t_train), statistics.median(t_lip)
+    t = interleaved_medians({"train": lambda: lambda: run_experiment(spec),
+                             "lipschitz": lambda: lambda: run_lipschitz(spec)}, repeats)
+    tt, tl = t["train"], t["lipschitz"]
     print(f"overhead at default cadence (every {spec.analysis.lipschitz.every}, "
           f"mlp_sigmoid_digits, {steps} steps, 2 arms): train {tt:.2f} s, lipschitz {tl:.2f} s "
           f"-> {tl / tt:.2f}x")

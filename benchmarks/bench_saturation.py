@@ -10,11 +10,10 @@ with-probe / without (goal <= 1.20).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import torch
+from _timing import interleaved_medians
 
 from bncli.data import load_data
 from bncli.experiment import build_arm_model, initial_model
@@ -45,18 +44,17 @@ def main() -> None:
     make = probe_factory(spec)
     totals = [0.0, 0.0]
     for arm in spec.arms:
-        with_probe, without = [], []
-        for _ in range(args.repeats):  # interleaved, so load on a shared machine hits both alike
+
+        def with_probe(arm=arm):
+            m, probes = build_arm_model(spec, arm, init, data, seed), make(spec, arm, lr, seed, data)
+            return lambda: train_run(m, data, arm, spec.train, lr, seed, probes)
+
+        def without(arm=arm):
             m = build_arm_model(spec, arm, init, data, seed)
-            probes = make(spec, arm, lr, seed, data)
-            t0 = time.perf_counter()
-            train_run(m, data, arm, spec.train, lr, seed, probes)
-            with_probe.append(time.perf_counter() - t0)
-            m = build_arm_model(spec, arm, init, data, seed)
-            t0 = time.perf_counter()
-            train_run(m, data, arm, spec.train, lr, seed)
-            without.append(time.perf_counter() - t0)
-        a, b = statistics.median(with_probe), statistics.median(without)
+            return lambda: train_run(m, data, arm, spec.train, lr, seed)
+
+        t = interleaved_medians({"probe": with_probe, "train": without}, args.repeats)
+        a, b = t["probe"], t["train"]
         totals[0] += a
         totals[1] += b
         print(

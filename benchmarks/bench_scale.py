@@ -11,11 +11,10 @@ repeats, median; the ratio is printed).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import torch
+from _timing import interleaved_medians, median_time
 
 from bncli.data import load_data
 from bncli.experiment import build_arm_model, initial_model
@@ -40,27 +39,22 @@ def bench_spec(path: str, repeats: int, steps: int | None) -> tuple[float, float
     worst, tot_with, tot_without = 0.0, 0.0, 0.0
     for arm in spec.arms:
         model = build_arm_model(spec, arm, init, data, seed)
-        checks = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            static_check(model, x, y, loss_fn_for(data.task), cfg.alphas, layers, cfg.tolerance)
-            checks.append(time.perf_counter() - t0)
-        with_probe, without = [], []
-        for _ in range(repeats):  # interleaved, so load on a shared machine hits both alike
+        run = (model, x, y, loss_fn_for(data.task), cfg.alphas, layers, cfg.tolerance)
+        c = median_time(lambda r=run: static_check(*r), repeats, warmup=False)
+
+        def with_probe(arm=arm):
+            m, probe = build_arm_model(spec, arm, init, data, seed), ScaleProbe(cfg, spec.train, lr, data, layers)
+            return lambda: train_run(m, data, arm, spec.train, lr, seed, [probe])
+
+        def without(arm=arm):
             m = build_arm_model(spec, arm, init, data, seed)
-            probe = ScaleProbe(cfg, spec.train, lr, data, layers)
-            t0 = time.perf_counter()
-            train_run(m, data, arm, spec.train, lr, seed, [probe])
-            with_probe.append(time.perf_counter() - t0)
-            m = build_arm_model(spec, arm, init, data, seed)
-            t0 = time.perf_counter()
-            train_run(m, data, arm, spec.train, lr, seed)
-            without.append(time.perf_counter() - t0)
-        c = statistics.median(checks)
-        a, b = statistics.median(with_probe), statistics.median(without)
+            return lambda: train_run(m, data, arm, spec.train, lr, seed)
+
+        t = interleaved_medians({"probe": with_probe, "train": without}, repeats)
+        a, b = t["probe"], t["train"]
         worst, tot_with, tot_without = max(worst, c), tot_with + a, tot_without + b
         print(
-            f"{Path(path).stem:>24} {arm.name:>16}: static check {c:.3f} s (max {max(checks):.3f}; "
+            f"{Path(path).stem:>24} {arm.name:>16}: static check {c:.3f} s ("
             f"{len(layers)} layers x {len(cfg.alphas)} α); run with probe {a:.3f} s / without "
             f"{b:.3f} s = ratio {a / b:.3f} ({spec.train.steps} steps, every {cfg.every})"
         )

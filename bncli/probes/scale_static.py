@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from bncli.models import Block, Net
-from bncli.probes.base import forward_hooks, measuring
+from bncli.probes.base import cos64, forward_hooks, measuring, norm64
 
 # torch refuses eps = 0 in training mode; 1e-30 is zero next to any float32 variance above ~1e-23,
 # so this variant shows what is left of invariance once the eps term is gone (float32 roundoff).
@@ -72,17 +72,6 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     return d, d / scale if scale > 0 else math.inf
 
 
-def _norm(t: torch.Tensor) -> float:
-    return float(t.double().norm())
-
-
-def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
-    na, nb = _norm(a), _norm(b)
-    if na == 0 or nb == 0:
-        return math.nan
-    return float((a.double() * b.double()).sum()) / (na * nb)
-
-
 def _unit_var(z: torch.Tensor) -> torch.Tensor:
     """Biased batch variance per unit (conv: per channel over batch × height × width), as BN."""
     dims = [0] + list(range(2, z.dim()))
@@ -131,7 +120,7 @@ def _sweep(
     for n in layers:
         w, start = weights[n], net.point_names.index(n)
         rows: dict[str, list[float]] = {k: [] for k in ("out_abs", "out_rel", "loss_abs", "ratio_x_alpha", "grad_err")}
-        n1 = _norm(g1[n]) if grads else math.nan
+        n1 = norm64(g1[n]) if grads else math.nan
         try:
             for a in alphas:
                 with torch.no_grad():
@@ -145,8 +134,8 @@ def _sweep(
                 rows["loss_abs"].append(abs(float(loss.detach()) - loss1))
                 if grads:
                     (ga,) = torch.autograd.grad(loss, [w])  # ∇ at αW: W's slot now holds αW
-                    rows["ratio_x_alpha"].append(a * _norm(ga) / n1 if n1 > 0 else math.nan)
-                    rows["grad_err"].append(_norm(a * ga.double() - g1[n].double()) / n1 if n1 > 0 else math.nan)
+                    rows["ratio_x_alpha"].append(a * norm64(ga) / n1 if n1 > 0 else math.nan)
+                    rows["grad_err"].append(norm64(a * ga.double() - g1[n].double()) / n1 if n1 > 0 else math.nan)
         finally:
             with torch.no_grad():
                 w.copy_(originals[n])
@@ -221,9 +210,9 @@ def static_check(
                 alpha_eps_low=low,
                 eps_floor=floor,
                 eps_pred=[eps_effect(var, eps, a) for a in alphas] if eps is not None else None,
-                weight_norm=_norm(w),
-                grad_norm=_norm(main["g1"][n]),
-                cos_grad_w=_cos(main["g1"][n], w),
+                weight_norm=norm64(w),
+                grad_norm=norm64(main["g1"][n]),
+                cos_grad_w=cos64(main["g1"][n], w),
                 eps0_out_rel=eps0["layers"][n]["out_rel"] if eps0 else None,
                 eps0_ratio_x_alpha=eps0["layers"][n]["ratio_x_alpha"] if eps0 else None,
                 eps0_grad_err=eps0["layers"][n]["grad_err"] if eps0 else None,

@@ -7,20 +7,17 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from bncli.probes.base import claim_pairs, finite_max, finite_mean
+from bncli.render.common import fmt
 from bncli.results import Claim, RunRecord
 from bncli.spec import Spec
-from bncli.verdicts import MetricInput, by_arm_lr, comparison_pairs, make_claim
+from bncli.verdicts import MetricInput, by_arm_lr, make_claim
 
 C6_STATEMENT = (
     "Scale invariance: BN(αWx) = BN(Wx), so the loss ignores ‖W‖ and ∇_{αW}L = ∇_W L / α "
     "(Arora et al. 2019; Hoffer et al. 2018)"
 )
 WHENS = ("init", "end")
-
-
-def _nanmean(vals: Sequence[float | None]) -> float:
-    v = [float(x) for x in vals if x is not None and math.isfinite(float(x))]
-    return statistics.fmean(v) if v else math.nan
 
 
 def _max(vals: Sequence[float | None]) -> float:
@@ -82,7 +79,7 @@ def _mean_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if key == "worst_layer":
             continue
         vals = [r[key] for r in rows]
-        out[key] = None if all(v is None for v in vals) else _nanmean(vals)
+        out[key] = None if all(v is None for v in vals) else finite_mean(vals)
     return out
 
 
@@ -155,13 +152,13 @@ def layer_rows(spec: Spec, records: Sequence[RunRecord]) -> list[dict[str, Any]]
                     put("eff_end", lr / n1**2 if n1 > 0 else math.nan)
                     s = pr["series"][n]
                     errs = [abs(d - p) / p for d, p in zip(s["dnorm2"], s["pred"], strict=True) if p > 0]
-                    put("identity_rel_err", _nanmean(errs))
+                    put("identity_rel_err", finite_mean(errs))
                     cross = [abs(c) / p for c, p in zip(s["cross"], s["pred"], strict=True) if p > 0]
-                    put("cross_rel", _nanmean(cross))
+                    put("cross_rel", finite_mean(cross))
                     grew = [d > 0 for d in s["dnorm2"]]
                     put("grew_frac", sum(grew) / len(grew) if grew else None)
                 row: dict[str, Any] = {
-                    k: (None if all(v is None for v in vals) else _nanmean(vals)) for k, vals in per.items()
+                    k: (None if all(v is None for v in vals) else finite_mean(vals)) for k, vals in per.items()
                 }
                 row.update(
                     lr=lr,
@@ -235,15 +232,6 @@ def scale_tables(spec: Spec, records: Sequence[RunRecord]) -> dict[str, Any]:
     return tables
 
 
-def _finmax(vals: Sequence[float | None]) -> float:
-    v = [float(x) for x in vals if x is not None and math.isfinite(float(x))]
-    return max(v) if v else math.nan
-
-
-def _fmt(v: float | None) -> str:
-    return "-" if v is None or not math.isfinite(v) else f"{v:.2g}"
-
-
 def scale_notes(spec: Spec, tables: dict[str, Any]) -> list[str]:
     """Plain-language notes with their numbers (mode, bias, ε, the norm identity, growth)."""
     cfg = spec.analysis.scale
@@ -254,7 +242,7 @@ def scale_notes(spec: Spec, tables: dict[str, Any]) -> list[str]:
         "optimizes. "
         "The 'eval' column uses running statistics, gathered for the unscaled W: they are not "
         f"invariant (largest eval-mode change, BN arms: "
-        f"{_fmt(_max([r['eval_out_rel'] for r in srows if spec.arm(r['arm']).has_bn]))})."
+        f"{fmt(_max([r['eval_out_rel'] for r in srows if spec.arm(r['arm']).has_bn]), 2)})."
     ]
     if spec.model.bias:
         pre = [
@@ -265,8 +253,8 @@ def scale_notes(spec: Spec, tables: dict[str, Any]) -> list[str]:
             "Only W_i is scaled, not its bias b_i. b_i is the same for every example, so BN's "
             "batch-mean subtraction removes it: BN(αW_i x + b_i) = BN(αW_i x) up to ε and "
             "roundoff. "
-            f"Check (end of training): setting b_i = 0 changes the output by ≤ {_fmt(_finmax(pre))} "
-            f"relative in pre-BN arms, and by up to {_fmt(_finmax(plain))} in arms without BN."
+            f"Check (end of training): setting b_i = 0 changes the output by ≤ {fmt(finite_max(pre), 2)} "
+            f"relative in pre-BN arms, and by up to {fmt(finite_max(plain), 2)} in arms without BN."
         )
     idx, _ = verdict_indices(spec)
     in_range = {cfg.alphas[i] for i in idx}
@@ -280,12 +268,12 @@ def scale_notes(spec: Spec, tables: dict[str, Any]) -> list[str]:
         e_all = _max([r["eps0_out_rel"] for r in mine])
         notes.append(
             f"{arm.name}: ε = {arm.eps:g} breaks invariance where α²σ² is comparable to ε. Below "
-            f"α ≈ {_fmt(low)} the ε term alone moves the smallest-variance unit's BN output by "
+            f"α ≈ {fmt(low, 2)} the ε term alone moves the smallest-variance unit's BN output by "
             f"more than {cfg.tolerance:g} (closed form |1 − √((σ²+ε)/(σ²+ε/α²))|, column "
             "'ε pred.'); "
             "for large α it levels off near ε/2σ², because the α = 1 reference carries ε too. "
-            f"With ε → 1e-30 the worst output change is {_fmt(e_in)} for the verdict's α and "
-            f"{_fmt(e_all)} over the whole grid: float32 rounding, which grows at small α because "
+            f"With ε → 1e-30 the worst output change is {fmt(e_in, 2)} for the verdict's α and "
+            f"{fmt(e_all, 2)} over the whole grid: float32 rounding, which grows at small α because "
             "the unscaled bias swamps αW_i x in αW_i x + b_i (about 6e-8·|b|/(α·σ)). Rows marked "
             "'ε-limited' hold once ε is gone: that is the ε effect, not a bug."
         )
@@ -302,9 +290,9 @@ def scale_notes(spec: Spec, tables: dict[str, Any]) -> list[str]:
         cross = [r["cross_rel"] for r in lrows if not r["expected_invariant"]]
         notes.append(
             "Plain SGD: for scale-invariant W, ⟨∇_W L, W⟩ = 0, so ‖W_{t+1}‖² − ‖W_t‖² = η²‖∇L‖² "
-            f"and the norm only grows. Measured: mean relative error {_fmt(_nanmean(inv))} over "
+            f"and the norm only grows. Measured: mean relative error {fmt(finite_mean(inv), 2)} over "
             f"the invariant layers' steps; where W is not invariant the term 2η⟨∇L, W⟩ is "
-            f"{_fmt(_nanmean(cross))} × η²‖∇L‖² on average."
+            f"{fmt(finite_mean(cross), 2)} × η²‖∇L‖² on average."
         )
     else:
         why = (
@@ -347,9 +335,9 @@ def _claim_metrics(rs: Sequence[RunRecord], idx: Sequence[int]) -> tuple[list[fl
             o.append(_max([v["out_rel"][k] for v in L for k in idx]))
             d.append(_max([abs(v["ratio_x_alpha"][k] - 1) for v in L for k in idx]))
             c.append(_max([abs(v["cos_grad_w"]) for v in L]))
-        out_rel.append(_nanmean(o) if o else math.nan)
-        dev.append(_nanmean(d) if d else math.nan)
-        cos.append(_nanmean(c) if c else math.nan)
+        out_rel.append(finite_mean(o) if o else math.nan)
+        dev.append(finite_mean(d) if d else math.nan)
+        cos.append(finite_mean(c) if c else math.nan)
     return out_rel, dev, cos
 
 
@@ -368,13 +356,12 @@ def _eps0_metric(rs: Sequence[RunRecord], idx: Sequence[int]) -> list[float]:
             st = _static(r, w)
             if st and all(v["eps0_out_rel"] is not None for v in st["layers"].values()):
                 vals.append(_max([v["eps0_out_rel"][k] for v in st["layers"].values() for k in idx]))
-        out.append(_nanmean(vals) if vals else math.nan)
+        out.append(finite_mean(vals) if vals else math.nan)
     return out
 
 
 def c6_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     """C6 per learning rate and BN arm vs the plain arm; all three metrics: lower is claimed."""
-    groups = by_arm_lr(records)
     idx, in_range = verdict_indices(spec)
     alphas = [spec.analysis.scale.alphas[i] for i in idx]
     span = f"α ∈ {{{', '.join(f'{a:g}' for a in alphas)}}}"
@@ -382,35 +369,31 @@ def c6_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     norms = {(n["arm"], n["lr"]): n for n in norm_summary(spec, lrows, records)}
     limit = spec.analysis.scale.not_invariant_above
     out = []
-    for lr in spec.train.lr:
-        for arm, base in comparison_pairs(spec):
-            a, b = groups.get((arm, lr), []), groups.get((base, lr), [])
-            if not a or not b:
-                continue
-            ao, ad, ac = _claim_metrics(a, idx)
-            bo, bd, bc = _claim_metrics(b, idx)
-            metrics = [
-                MetricInput(f"worst rel. output change, {span}", "lower", ao, bo),
-                MetricInput("worst |α·‖∇_{αW}L‖/‖∇_W L‖ − 1|", "lower", ad, bd),
-                MetricInput("worst |cos(∇_W L, W)|", "lower", ac, bc),
-            ]
-            note = f"BN in training mode; mean of the checks at init and end of training; worst over layers and {span}"
-            if not in_range:
-                note += " (no grid α inside verdict_alpha_range: all used)"
-            e0 = _nanmean(_eps0_metric(a, idx))
-            override = None
-            if math.isfinite(e0) and e0 > limit:
-                # an identity that fails in exact arithmetic is decisive, however far below the
-                # plain arm's sensitivity the BN arm sits
-                override = "refuted"
-                note += (
-                    f"; REFUTED for this arm: with ε → 0 its output still changes by {e0:.3g} "
-                    f"(> {limit:g}): W is not scale-invariant here"
-                )
-            else:
-                note += f"; with ε → 0 the worst output change is {e0:.3g} (≤ {limit:g})"
-            na, nb = norms.get((arm, lr)), norms.get((base, lr))
-            if na and nb:
-                note += f"; ‖W_end‖/‖W_0‖: {_growth(na, arm)}, {_growth(nb, base)} (not in the verdict)"
-            out.append(make_claim("C6", C6_STATEMENT, lr, arm, base, metrics, spec.verdict, note, override))
+    for lr, arm, base, a, b, _ in claim_pairs(spec, records):
+        ao, ad, ac = _claim_metrics(a, idx)
+        bo, bd, bc = _claim_metrics(b, idx)
+        metrics = [
+            MetricInput(f"worst rel. output change, {span}", "lower", ao, bo),
+            MetricInput("worst |α·‖∇_{αW}L‖/‖∇_W L‖ − 1|", "lower", ad, bd),
+            MetricInput("worst |cos(∇_W L, W)|", "lower", ac, bc),
+        ]
+        note = f"BN in training mode; mean of the checks at init and end of training; worst over layers and {span}"
+        if not in_range:
+            note += " (no grid α inside verdict_alpha_range: all used)"
+        e0 = finite_mean(_eps0_metric(a, idx))
+        override = None
+        if math.isfinite(e0) and e0 > limit:
+            # an identity that fails in exact arithmetic is decisive, however far below the
+            # plain arm's sensitivity the BN arm sits
+            override = "refuted"
+            note += (
+                f"; REFUTED for this arm: with ε → 0 its output still changes by {e0:.3g} "
+                f"(> {limit:g}): W is not scale-invariant here"
+            )
+        else:
+            note += f"; with ε → 0 the worst output change is {e0:.3g} (≤ {limit:g})"
+        na, nb = norms.get((arm, lr)), norms.get((base, lr))
+        if na and nb:
+            note += f"; ‖W_end‖/‖W_0‖: {_growth(na, arm)}, {_growth(nb, base)} (not in the verdict)"
+        out.append(make_claim("C6", C6_STATEMENT, lr, arm, base, metrics, spec.verdict, note, override))
     return out
