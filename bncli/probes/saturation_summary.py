@@ -66,36 +66,39 @@ def phase_indices(n: int) -> list[int]:
 def _phases(probes: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[int]], list[str]]:
     """Each seed's own start / middle / end measurement (a seed that diverged ends early).
 
-    Returns the phase names, per phase the index into each seed's series, and a label with the
-    steps behind it; phases that pick the same measurement of every seed (n < 3) appear once.
+    Returns the phase names, per phase the index into each seed's series, and the step (or
+    range of steps over seeds) behind it; phases that pick the same measurement of every seed
+    (n < 3) appear once.
     """
     per_seed = [phase_indices(len(p["steps"])) for p in probes]
-    names, idx, labels = [], [], []
+    names, idx, at = [], [], []
     for k, name in enumerate(PHASES):
         pick = [ix[k] for ix in per_seed]
         if pick in idx:
             continue
         steps = sorted({p["steps"][i] for p, i in zip(probes, pick, strict=True)})
-        at = str(steps[0]) if len(steps) == 1 else f"{steps[0]}–{steps[-1]}"
         names.append(name)
         idx.append(pick)
-        labels.append(f"{name} ({at})")
-    return names, idx, labels
+        at.append(str(steps[0]) if len(steps) == 1 else f"{steps[0]}–{steps[-1]}")
+    return names, idx, at
 
 
 def phase_rows(spec: Spec, records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     """One row per (lr, arm, layer, metric): start / middle / end values, mean over seeds.
 
     Each seed contributes its own start, middle and end: a seed that diverged early is not read
-    at another seed's step. `labels` names each phase with the step(s) it covers."""
+    at another seed's step. `steps` holds each seed's step per phase; `at_steps` the step (or
+    range over seeds) and `labels` the phase name with it, for display."""
     rows = []
     for (arm, lr), rs in by_arm_lr(records).items():
         probes = [probe_of(r) for r in rs if probe_of(r).get("steps")]
         if not probes:
             continue
-        names, idx, labels = _phases(probes)
+        names, idx, at = _phases(probes)
         steps = [[p["steps"][i] for p, i in zip(probes, pick, strict=True)] for pick in idx]
-        common = {"lr": lr, "arm": arm, "phases": names, "labels": labels, "steps": steps}
+        labels = [f"{n} ({a})" for n, a in zip(names, at, strict=True)]
+        common = {"lr": lr, "arm": arm, "phases": names, "labels": labels, "at_steps": at,
+                  "steps": steps}
 
         def at_phases(series: Sequence[Sequence[float]], idx=idx) -> list[float]:
             return [finite_mean([s[i] for s, i in zip(series, pick, strict=True)]) for pick in idx]

@@ -102,7 +102,7 @@ def gradient_table(result: CommandResult, lr: float) -> Table:
     init = {r["arm"]: r for r in result.extra.get("init_gradients", []) if r["lr"] == lr}
     t = Table(title=f"gradients by depth, lr = {fmt(lr)}", title_justify="left")
     t.add_column("arm")
-    t.add_column("‖∇W₁‖/‖∇W_k‖ at start → middle → end", justify="right")
+    t.add_column("‖∇W₁‖/‖∇W_k‖ at start → middle → end (@step)", justify="right")
     t.add_column("step 0: ‖∇W_i‖₂ for layer 1..k", overflow="fold")
     t.add_column("step 0: growth per layer toward input (geo. mean)", justify="right")
     for (lr_, arm, _layer, metric), row in idx.items():
@@ -115,8 +115,8 @@ def gradient_table(result: CommandResult, lr: float) -> Table:
             if ini and math.isfinite(ini["growth_per_layer"])
             else "-"
         )
-        ratios = " → ".join(f"{_cell('grad_ratio', v)} ({label})"
-                            for v, label in zip(row["values"], row["labels"], strict=True))
+        ratios = " → ".join(f"{_cell('grad_ratio', v)} @{at}"
+                            for v, at in zip(row["values"], row["at_steps"], strict=True))
         t.add_row(arm, ratios, norms, growth)
     return t
 
