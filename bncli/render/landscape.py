@@ -74,7 +74,11 @@ def jacobian_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
 
 def render_lipschitz(spec: Spec, result: CommandResult) -> list[Any]:
     """Everything `bncli lipschitz` prints: landscape table, Jacobian table, claims."""
-    out: list[Any] = [landscape_table(spec, result.extra.get("landscape", []))]
+    land = result.extra.get("landscape", [])
+    out: list[Any] = [landscape_table(spec, land)]
+    if any(math.isinf(v) for r in land for k, v in r.items() if isinstance(v, float)):
+        out.append("inf: a measurement hit a non-finite loss or gradient on the eta' grid (the "
+                   "landscape blew up); it is not dropped, and C4 counts it against that arm")
     jac = result.extra.get("jacobian", [])
     if jac:
         out.append(jacobian_table(spec, jac))
