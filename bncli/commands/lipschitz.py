@@ -92,11 +92,13 @@ def lipschitz(
     predictiveness and effective beta (each the mean over measurement steps, then over seeds)
     are all lower than the plain arm's by more than the margin (default 10%, verdict.margin),
     refuted when all are higher by the margin, else inconclusive; with >= 3 seeds each must
-    also pass Welch's t-test (p < 0.05). The result depends on the lr: Santurkar measure near
-    the plain net's edge of stability. C5 verdict (per lr, BN arm; a maths check): supported
-    when autograd's Jacobian and backward pass match the closed forms within
-    analysis.lipschitz.jacobian_tol (default 1e-4, relative, float32) on every BN layer at every
-    measured step, refuted otherwise.
+    also pass Welch's t-test (p < 0.05). A non-finite loss or gradient anywhere on the grid
+    makes that arm's metrics inf: if only one arm blew up the verdict goes against it. The
+    result depends on the lr: Santurkar measure near the plain net's edge of stability.
+    C5 verdict (per lr, BN arm; a maths check): supported when autograd's Jacobian and backward
+    pass match the closed forms within analysis.lipschitz.jacobian_tol (default 1e-4, relative,
+    float32) on every BN layer at every measured step, refuted otherwise (a non-finite error
+    refutes).
     Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted.
     """
     opts = CommonOptions(steps, lr, seeds, seed, device, arms, batch_size, json, out, quiet, threads)

@@ -79,9 +79,10 @@ def measure_ics(
     measurement steps, then seeds): C2 'BN keeps distributions stable' is supported when BN's
     mean |Δμ|, |Δσ²| and W1 shift are all lower than plain's by more than the margin (default 10%,
     verdict.margin), refuted when all are higher. C3 'BN does not reduce gradient ICS' is
-    supported when BN's ‖G − G'‖/‖G‖ is higher AND cos(G, G') lower than plain's by the margin
-    (BN's gradient ICS is larger), refuted when both point the other way (BN reduces it); the
-    absolute ‖G − G'‖ is reported but not judged, as it scales with ‖G‖. Otherwise inconclusive;
+    supported when BN's ‖G − G'‖/‖G‖ AND its misalignment 1 − cos(G, G') are both higher than
+    plain's by the margin (BN's gradient ICS is larger), refuted when both point the other way
+    (BN reduces it); means over layers 2..k (layer 1 has no earlier layers, so G' = G there);
+    cos and the absolute ‖G − G'‖ are shown but not judged. Otherwise inconclusive;
     with >= 3 seeds each metric must also pass Welch's t-test (p < 0.05). Diverged runs are left
     out of the verdict. Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted.
     """

@@ -70,10 +70,11 @@ def saturation(
 
     Verdict rule (per learning rate, BN arm vs plain for C7; affine BN vs batchnorm_noaffine for
     C8; each metric is the mean over measurement steps and layers, then over seeds):
-    C7 metrics: sigmoid/tanh: saturated fraction lower and |x| <= 2 fraction higher; ReLU: dead-unit
-    fraction lower; all: |log10(‖∇W_1‖/‖∇W_k‖)| lower. C8 metrics: final train loss lower, best
-    held-out error (or MSE) lower, plus ReLU active fraction higher or, for sigmoid/tanh, |x| <= 2
-    fraction lower (out of the linear regime). Supported when every metric points the claimed way
+    C7 metrics: sigmoid/tanh: saturated fraction lower and the fraction with |x| > 2 lower; ReLU:
+    dead-unit fraction lower; all: |log10(‖∇W_1‖/‖∇W_k‖)| lower. C8 metrics: final train loss
+    lower, best held-out error (or MSE) lower, plus ReLU active fraction higher or, for
+    sigmoid/tanh, the fraction with |x| > 2 higher (out of the linear regime). Fractions within
+    0.5 percentage points of each other count as neither way. Supported when every metric points the claimed way
     by more than the margin (default 10%, verdict.margin), refuted when every one points the other
     way, else inconclusive; with >= 3 seeds each must also pass Welch's t-test (p < 0.05). The
     sign of β and the identity-recovery distance are reported in the C8 note, not voted on.

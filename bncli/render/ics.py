@@ -236,10 +236,8 @@ def _plot_rows(spec: Spec, records: Sequence[RunRecord], lr: float, path: Path, 
 
 
 def write_ics_files(spec: Spec, result: CommandResult, out_dir: Path) -> list[Path]:
-    """--out: history.csv, and per learning rate percentile bands, shifts and gradient ICS."""
-    from bncli.render.train import write_history_csv
-
-    written: list[Path | None] = [write_history_csv(result.runs, out_dir / "history.csv")]
+    """--out plots per learning rate: percentile bands, shifts and gradient ICS."""
+    written: list[Path | None] = []
     plots = out_dir / "plots"
     for lr in spec.train.lr:
         tag = f"lr{lr:g}"

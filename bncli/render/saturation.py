@@ -251,9 +251,7 @@ def plot_beta(spec: Spec, records: Sequence[RunRecord], lr: float, path: Path) -
 
 def write_saturation_files(spec: Spec, result: CommandResult, out_dir: Path) -> list[Path]:
     """plots/saturation_units_lr*.png, plots/grad_depth_lr*.png, plots/beta_lr*.png."""
-    from bncli.render.train import write_history_csv
-
-    written = [write_history_csv(result.runs, out_dir / "history.csv")]
+    written: list[Path] = []
     runs = [r for r in result.runs if r.probes.get("saturation", {}).get("steps")]
     for lr in spec.train.lr:
         tag = f"{lr:g}"

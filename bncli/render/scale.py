@@ -218,10 +218,9 @@ def plot_static(spec: Spec, rows: Sequence[dict[str, Any]], path: Path, lr: floa
 
 
 def write_scale_files(spec: Spec, result: CommandResult, out_dir: Path) -> list[Path]:
-    from bncli.render.train import write_history_csv
-
+    """--out plots per learning rate: weight norms / effective step, and the static α check."""
     rows = result.extra.get("scale", {}).get("static", [])
-    paths = [write_history_csv(result.runs, out_dir / "history.csv")]
+    paths: list[Path] = []
     for lr in spec.train.lr:
         paths.append(plot_norms(spec, result.runs, out_dir / "plots" / f"scale_norms_lr{lr:g}.png", lr))
         paths.append(plot_static(spec, rows, out_dir / "plots" / f"scale_static_lr{lr:g}.png", lr))
