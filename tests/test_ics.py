@@ -353,3 +353,22 @@ def test_c3_plots_and_tables_leave_out_layer1_without_warnings(tiny_spec_dict_fa
     assert any(p.name == "gradient_ics_lr0.1.png" for p in files)
     assert not [w for w in caught if "log" in str(w.message)], [str(w.message) for w in caught]
     assert {r["layer"] for r in res.extra["ics_rows"]["gradient"]} == {"layer2"}
+
+
+def test_probe_paths_agree(monkeypatch, tiny_spec_dict_factory):
+    """The probe picks the loop for a few layers and the batched form for many: same numbers."""
+    import bncli.probes.ics_grad as ics_grad
+    from bncli.probes.ics import run_ics
+    from bncli.spec import parse_spec
+
+    spec = parse_spec(tiny_spec_dict_factory(model={"hidden": [8, 8, 8, 8, 8]},
+                                             train={"steps": 6, "eval_every": 3},
+                                             analysis={"ics": {"every": 2}}))
+    out = {}
+    for label, threshold in (("batched", 1), ("loop", 100)):
+        monkeypatch.setattr(ics_grad, "SHARED_MIN_MIXES", threshold)
+        out[label] = [r.probes["ics_grad"]["per_layer"] for r in run_ics(spec).runs]
+    for a, b in zip(out["batched"], out["loop"]):
+        for layer in a:
+            for metric in a[layer]:
+                assert a[layer][metric] == pytest.approx(b[layer][metric], rel=1e-4, abs=1e-6)

@@ -220,11 +220,15 @@ def compare_grads(g: Tensor, gp: Tensor) -> dict[str, float]:
     }
 
 
+SHARED_MIN_MIXES = 4  # fewer layers to mix than this: the plain loop is faster
+
+
 class GradientIcsProbe(ProbeBase):
     """Per due step and layer: G from the real backward, G' from the real optimizer update.
 
-    G' comes from gprime_shared, the fastest path; gprime_batched and gprime_loop compute the same
-    numbers and stay as references for the tests and benchmarks/bench_ics.py.
+    G' comes from gprime_shared (batched) for deep nets and from gprime_loop for a few layers,
+    whichever is faster; gprime_batched computes the same numbers and stays as a reference for
+    the tests and benchmarks/bench_ics.py.
     """
 
     name = "ics_grad"
@@ -270,9 +274,12 @@ class GradientIcsProbe(ProbeBase):
         todo = [layer for layer in self.layers if layer != first]
         gp = {first: self._g[first]} if first in self._g else {}
         if todo:
+            # with few mixes the batched form's fixed cost exceeds what it saves (measured by
+            # benchmarks/bench_ics.py: 2 mixes ~0.7x the loop's speed, 23 mixes ~2x)
+            gprime = gprime_shared if len(todo) >= SHARED_MIN_MIXES else gprime_loop
             with noise_seed(model, ctx.noise_seed):
-                gp.update(gprime_shared(model, ctx.run.loss_fn, ctx.x, ctx.y, self._old, new,
-                                  ctx.buffers_before, todo))
+                gp.update(gprime(model, ctx.run.loss_fn, ctx.x, ctx.y, self._old, new,
+                                 ctx.buffers_before, todo))
         self.steps.append(ctx.step)
         for layer in self.layers:
             for m, v in compare_grads(self._g[layer], gp[layer]).items():
