@@ -130,3 +130,15 @@ def test_interrupt_keeps_finished_runs(tiny_spec_dict_factory):
     assert exp.interrupted
     assert [r.arm for r in exp.records] == ["plain", "batchnorm"]
     assert not exp.records[0].interrupted and exp.records[1].interrupted
+
+
+def test_results_round_trip_through_json(tiny_spec_dict_factory):
+    import json
+
+    from bncli.results import RunRecord
+
+    result = run_train(parse_spec(tiny_spec_dict_factory(train={"steps": 10, "eval_every": 5})))
+    doc = json.loads(json.dumps(result.to_json(), allow_nan=False))
+    again = [RunRecord.from_json(r) for r in doc["runs"]]
+    assert [r.test_loss for r in again] == [r.test_loss for r in result.runs]
+    assert [r.arm for r in again] == [r.arm for r in result.runs]
