@@ -181,6 +181,9 @@ def c1_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
             a_div = sum(r.diverged for r in a) / len(a)
             b_div = sum(r.diverged for r in b) / len(b)
             override, note = None, "runs that never reach the target count as the full step budget"
+            if a_div or b_div:
+                note += (f"; diverged: {arm} {sum(r.diverged for r in a)}/{len(a)} seeds, {base} "
+                         f"{sum(r.diverged for r in b)}/{len(b)} (diverged runs are left out of the metrics)")
             if a_div == 0 and b_div == 1:
                 override = "supported"
                 note = f"{base} diverged at every seed, {arm} trained: BN tolerates this learning rate"
