@@ -170,11 +170,12 @@ def train_run(
     interrupted = False
     first_loss: float | None = None
 
-    def record_eval(step: int) -> None:
+    def record_eval(step: int, window: list[float]) -> None:
+        """One curve point: held-out and train-set metrics in eval mode, and the mean batch loss
+        since the previous point (at step 0, before any batch, the eval-mode train loss)."""
         te_loss, te_acc = evaluate(model, data.x_test, data.y_test, data.task)
         tr_loss, tr_acc = evaluate(model, x_tr_eval, y_tr_eval, data.task)
         hist.step.append(step)
-        window = pending_losses_at_eval
         hist.train_loss.append(sum(window) / len(window) if window else tr_loss)
         hist.train_eval_loss.append(tr_loss)
         hist.train_acc.append(tr_acc)
@@ -186,8 +187,8 @@ def train_run(
             p.on_start(run)
 
     t0 = time.perf_counter()
-    pending_losses_at_eval: list[float] = []
-    record_eval(0)
+    since_eval: list[float] = []  # batch losses since the last curve point
+    record_eval(0, since_eval)
     step = 0
     try:
         for step in range(spec.steps):
@@ -208,14 +209,13 @@ def train_run(
                 limit = spec.divergence_factor * first_loss if first_loss is not None else math.inf
                 if not math.isfinite(lv) or lv > limit:
                     due = []  # the divergence check below marks this step
-            ctx = None
             if due:
                 ctx = StepContext(run, step, xb, yb, loss.detach(), noise_seed, buffers_before)
                 for p in due:
                     if hasattr(p, "before_update"):
                         p.before_update(ctx)
             optimizer.step()
-            if due and ctx is not None:
+            if due:
                 for p in due:
                     if hasattr(p, "after_update"):
                         p.after_update(ctx)
@@ -225,19 +225,17 @@ def train_run(
                 chunk_start = done - len(pending)
                 values = torch.stack(pending).tolist()
                 pending.clear()
-                if first_loss is None:
-                    first_loss = values[0]
-                    if not math.isfinite(first_loss) or first_loss <= 0:
-                        first_loss = max(abs(first_loss), 1e-12) if math.isfinite(first_loss) else 1.0
+                if first_loss is None:  # a non-finite first loss is caught by _first_bad below
+                    first_loss = max(abs(values[0]), 1e-12) if math.isfinite(values[0]) else math.inf
                 all_losses.extend(values)
-                pending_losses_at_eval.extend(values)
+                since_eval.extend(values)
                 bad = _first_bad(values, chunk_start, first_loss, spec.divergence_factor)
                 if bad is not None:
                     diverged = bad
                     break
                 if done % spec.eval_every == 0 or done == spec.steps:
-                    record_eval(done)
-                    pending_losses_at_eval = []
+                    record_eval(done, since_eval)
+                    since_eval.clear()
                 if on_progress is not None:
                     on_progress(len(values))
     except KeyboardInterrupt:
