@@ -153,8 +153,15 @@ def describe(spec: Spec, data: Dataset) -> str:
     import math as _math
 
     if spec.model.kind == "mlp":
-        widths = [_math.prod(data.input_shape), *spec.model.hidden, data.n_out]
-        shape = f"mlp {'→'.join(str(w) for w in widths)} ({spec.model.activation})"
+        runs: list[list[int]] = []  # [width, count]: hidden 100, 100, 100 reads 100×3
+        for w in spec.model.hidden:
+            if runs and runs[-1][0] == w:
+                runs[-1][1] += 1
+            else:
+                runs.append([w, 1])
+        hidden = ", ".join(f"{w}×{n}" if n > 1 else str(w) for w, n in runs)
+        chain = f"in {_math.prod(data.input_shape)} → hidden {hidden} → out {data.n_out}"
+        shape = f"mlp {chain} ({spec.model.activation})"
     else:
         shape = f"cnn channels {spec.model.channels} ({spec.model.activation}) on {data.input_shape}"
     return (
