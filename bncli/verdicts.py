@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,7 +45,9 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
         return 1.0 if statistics.fmean(a) == statistics.fmean(b) else 0.0
     from scipy import stats  # imported here: scipy.stats costs ~1 s at start-up
 
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    with warnings.catch_warnings():  # one constant group: scipy warns, the p-value is still right
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def compare_metric(m: MetricInput, cfg: VerdictSpec) -> MetricComparison:
@@ -149,7 +152,9 @@ def c1_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     groups = by_arm_lr(records)
     cfg = spec.verdict
     classification = any(r.test_acc and r.test_acc[0] is not None for r in records)
-    horizon = spec.train.steps
+    # a run that never reaches the target counts one evaluation beyond the budget, so that
+    # "reached at the last evaluation" and "never reached" differ
+    horizon = spec.train.steps + spec.train.eval_every
 
     def to_target(rs: list[RunRecord]) -> list[float]:
         return [float(r.steps_to_target if r.steps_to_target is not None else horizon)
@@ -180,8 +185,10 @@ def c1_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
                 metrics.append(MetricInput("steps to target", "lower", to_target(a), to_target(b)))
             a_div = sum(r.diverged for r in a) / len(a)
             b_div = sum(r.diverged for r in b) / len(b)
-            override, note = None, "runs that never reach the target count as the full step budget"
+            override, note = None, f"runs that never reach the target count as {horizon} steps"
             if a_div or b_div:
+                metrics.append(MetricInput("diverged (fraction of seeds)", "lower",
+                                           [float(r.diverged) for r in a], [float(r.diverged) for r in b]))
                 note += (f"; diverged: {arm} {sum(r.diverged for r in a)}/{len(a)} seeds, {base} "
                          f"{sum(r.diverged for r in b)}/{len(b)} (diverged runs are left out of the metrics)")
             if a_div == 0 and b_div == 1:

@@ -259,7 +259,7 @@ def test_cli_json_claims(tiny_spec_dict_factory, write_spec) -> None:
         ("C3", "batchnorm"), ("C3", "noisy_batchnorm")}
     c2 = {c["arm"]: c["note"] for c in claims if c["claim"] == "C2"}
     assert "exactly β" in c2["batchnorm"] and "by construction" in c2["batchnorm"]
-    assert "before the noise" in c2["noisy_batchnorm"]
+    assert "after Santurkar's noise" in c2["noisy_batchnorm"]
     for c in claims:
         assert c["lr"] == 0.1 and c["baseline"] == "plain"
         assert c["verdict"] in ("supported", "refuted", "inconclusive")

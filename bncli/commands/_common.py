@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console, RenderableType
+from rich.table import Table
 from rich.text import Text
 
 from bncli.errors import BncliError, DataError, DeviceError, SpecError, UsageError
@@ -92,7 +93,12 @@ def stderr_console() -> Console:
 
 
 def stdout_console() -> Console:
-    return Console(highlight=False)
+    """Tables on stdout; redirected to a file or pipe (no COLUMNS set) they get 160 columns, not
+    Rich's default 80, so saved reports keep every column readable."""
+    width = None
+    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        width = 160
+    return Console(highlight=False, width=width)
 
 
 def _error_line(message: str) -> None:
@@ -174,6 +180,10 @@ def finish(
     else:
         out = stdout_console()
         for r in renderables:
+            if isinstance(r, Table):
+                # narrow terminals: wrap long cells instead of cutting numbers to "6.3…"
+                for col in r.columns:
+                    col.overflow = "fold"
             out.print(r)
     if opts.out is not None:
         atomic_write_json(opts.out / "summary.json", doc)

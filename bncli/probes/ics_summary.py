@@ -97,11 +97,13 @@ def _bn_output_note(spec: Spec, arm: str) -> list[str]:
     if not a.has_bn or a.position != "pre":
         return []
     mean, var = ("β", "≈ γ² (γ²σ²/(σ² + ε))") if a.affine else ("0", "≈ 1 (σ²/(σ² + ε))")
-    where = "BN's output before the noise" if a.noisy else "BN's output"
-    return [f"on {arm} the nonlinearity's input is {where}: in training mode its per-unit mean is "
-            f"exactly {mean} and its variance {var} on any batch, by construction, "
-            "so |Δμ| and |Δσ²| there follow γ and β only; W1 also sees changes in shape"
-            + ("; the noise then moves it far more" if a.noisy else "")]
+    if a.noisy:
+        return [f"on {arm} the nonlinearity's input is BN's output after Santurkar's noise "
+                "(a ← s·a + m, redrawn every step): BN alone would fix its per-unit mean at "
+                f"{mean} and its variance {var}; the shifts measured here are the noise's"]
+    return [f"on {arm} the nonlinearity's input is BN's output: in training mode its per-unit mean "
+            f"is exactly {mean} and its variance {var} on any batch, by construction, "
+            "so |Δμ| and |Δσ²| there follow γ and β only; W1 also sees changes in shape"]
 
 
 def c2_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:

@@ -106,11 +106,11 @@ def legend(spec: Spec, rows: dict[str, list[dict[str, Any]]]) -> str:
         "the C3 table, its means or plots: with no earlier layers G′ = G there by definition. C3 "
         "judges the misalignment 1 − cos(G, G′). final loss: training loss at the end."
     ]
-    layers = list(dict.fromkeys(r["layer"] for r in rows.get("distribution", [])))
-    shown, total = _shown(spec, rows.get("distribution", []), MAX_TABLE_LAYERS)
-    if len(shown) < total:
-        lines.append(f"tables show {len(shown)} of {len(layers)} layers ({', '.join(shown)}); "
-                     "--layers picks layers, --json has every series")
+    for label, key in (("C2", "distribution"), ("C3", "gradient")):
+        shown, total = _shown(spec, rows.get(key, []), MAX_TABLE_LAYERS)
+        if len(shown) < total:
+            lines.append(f"the {label} table shows {len(shown)} of {total} layers ({', '.join(shown)}); "
+                         "--layers picks layers, --json has every series")
     return "\n".join(lines)
 
 

@@ -151,6 +151,8 @@ def render_train(spec: Spec, result) -> list:
         out.append("\n".join(lines))
     if result.claims:
         out.append(claims_table(result.claims, title="C1: does BN train faster / tolerate larger lr?"))
+    elif result.interrupted:
+        out.append("no verdict: interrupted before a plain and a BN arm both finished")
     else:
         out.append("no verdict: the spec needs a plain arm and a BN arm to compare")
     return out
