@@ -16,7 +16,7 @@ app = typer.Typer(
     "each claim (ICS, landscape smoothing, scale invariance, saturation) on your own model.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -52,17 +52,17 @@ def scale_check(
     quiet: QuietOpt = False,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Test claim C6: a BN network ignores the scale of each weight W feeding a BN.
+    r"""Test claim C6: a BN network ignores the scale of each weight W feeding a BN.
 
     At initialization and at the end of training, for every layer and every α on the grid,
     W_i ← α·W_i (its bias is not scaled: BN's mean subtraction cancels it) with BN in training
     mode; reports the change of the output and loss, α·‖∇_{αW}L‖/‖∇_W L‖ (1 when ∇ scales as 1/α),
-    cos(∇_W L, W), the same with ε → 0 and in eval mode, and where BN's ε breaks invariance
+    cos(∇\_W L, W), the same with ε → 0 and in eval mode, and where BN's ε breaks invariance
     (α²σ² comparable to ε). Over training: ‖W_i‖, the effective step η/‖W_i‖² and, under plain
-    SGD, ‖W_{t+1}‖² − ‖W_t‖² against η²‖∇L‖². The model is restored bitwise after each check.
+    SGD, ‖W\_{t+1}‖² − ‖W_t‖² against η²‖∇L‖². The model is restored bitwise after each check.
     Verdict rule (per learning rate, each BN arm vs the plain arm, metrics: worst relative output
     change over α in analysis.scale.verdict_alpha_range (default 0.01…100), worst |α·ratio − 1|,
-    worst |cos(∇_W L, W)|, each the mean of the init and end checks): supported when every metric
+    worst |cos(∇\_W L, W)|, each the mean of the init and end checks): supported when every metric
     is lower for the BN arm by more than the margin (default 10%, verdict.margin), refuted when
     every metric is higher by the margin, else inconclusive; with >= 3 seeds each metric must also
     pass Welch's t-test (p < 0.05). A BN arm whose output still changes by more than
