@@ -40,10 +40,16 @@ def train(
     """Train every arm (same init, same batches) at every learning rate and seed; test claim C1.
 
     Prints a table per learning rate x arm (final train loss, held-out accuracy or MSE, steps to
-    the target, divergence), BN-minus-plain lines, and a C1 verdict per learning rate.
-    Verdict rule: supported when every metric favours the BN arm by more than the margin
-    (default 10%, verdict.margin), refuted when every metric favours the plain arm, else
-    inconclusive; with >= 3 seeds each metric must also pass Welch's t-test (p < 0.05).
+    the target, divergence), BN-minus-plain lines, and a C1 verdict per learning rate and BN arm.
+
+    Verdict rule: the metrics are the final train loss, the best held-out error (or MSE), the
+    steps to the target (a run that never reaches it counts one evaluation past the budget) and,
+    when any run diverged, the fraction of seeds that diverged. Supported when every metric
+    favours the BN arm by more than the margin (default 10%, verdict.margin), refuted when every
+    metric favours the plain arm by the margin, else inconclusive; with >= 3 seeds each metric
+    must also pass Welch's t-test (p < 0.05). If exactly one arm diverged at every seed, that
+    alone decides.
+
     Exit codes: 0 done (diverged arms are reported), 1 run failed, 2 bad spec or usage,
     130 interrupted (finished runs are still reported).
     """
