@@ -50,7 +50,7 @@ def claims_table(claims: Sequence[Claim], title: str = "Claims") -> Table:
     table.add_column("lr", justify="right")
     table.add_column("arm vs baseline")
     table.add_column("verdict")
-    table.add_column("metric: arm | baseline (rel. diff, p) -> points", overflow="fold")
+    table.add_column("metric: arm | baseline (rel. diff, p) -> direction", overflow="fold")
     for c in claims:
         lines = []
         for m in c.metrics:
