@@ -344,7 +344,7 @@ def _claim_metrics(rs: Sequence[RunRecord], idx: Sequence[int]) -> tuple[list[fl
 def _growth(n: dict[str, Any], name: str) -> str:
     if n["diverged_at"]:
         return f"{name} diverged (step {', '.join(str(d) for d in n['diverged_at'])})"
-    return f"{name} ×{n['growth_min']:.3g}–×{n['growth_max']:.3g}"
+    return f"{name} ×{n['growth_min']:.4g}–×{n['growth_max']:.4g}"
 
 
 def _eps0_metric(rs: Sequence[RunRecord], idx: Sequence[int]) -> list[float]:
@@ -377,7 +377,8 @@ def c6_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
             MetricInput("worst |α·‖∇_{αW}L‖/‖∇_W L‖ − 1|", "lower", ad, bd),
             MetricInput("worst |cos(∇_W L, W)|", "lower", ac, bc),
         ]
-        note = f"BN in training mode; mean of the checks at init and end of training; worst over layers and {span}"
+        note = (f"BN in training mode; mean of the checks at init and end of training (init alone where the "
+                f"end check is not finite, e.g. after divergence); worst over layers and {span}")
         if not in_range:
             note += " (no grid α inside verdict_alpha_range: all used)"
         e0 = finite_mean(_eps0_metric(a, idx))
