@@ -67,6 +67,17 @@ def claims_table(claims: Sequence[Claim], title: str = "Claims") -> Table:
     return table
 
 
+def claims_block(
+    result: Any, title: str, missing: str = "the spec needs a plain arm and a BN arm to compare"
+) -> Table | str:
+    """The claims table, or one line saying why there is no verdict (interrupted, or missing arms)."""
+    if result.claims:
+        return claims_table(result.claims, title=title)
+    if result.interrupted:
+        return "no verdict: interrupted before the arms to compare had finished"
+    return f"no verdict: {missing}"
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temporary file in the same folder and rename: no half-written files."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from bncli.probes.base import spread_indices
 from bncli.probes.ics_summary import c3_layers
-from bncli.render.common import arm_colors, claims_table, fmt, fmt_pm, pyplot, save_figure
+from bncli.render.common import arm_colors, claims_block, fmt, fmt_pm, pyplot, save_figure
 from bncli.results import CommandResult, RunRecord
 from bncli.spec import Spec
 
@@ -128,11 +128,8 @@ def render_ics(spec: Spec, result: CommandResult) -> list:
             out.append(grad_table(spec, rows["gradient"], lr))
     if rows.get("distribution"):
         out.append(legend(spec, rows))
-    if result.claims:
-        out.append(claims_table(result.claims, title="C2 (distributions stable with BN?) and "
-                                                     "C3 (BN does not reduce gradient ICS?)"))
-    else:
-        out.append("no verdict: the spec needs a plain arm and a BN arm to compare")
+    out.append(claims_block(result, "C2 (distributions stable with BN?) and "
+                                    "C3 (BN does not reduce gradient ICS?)"))
     return out
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from bncli.render.common import arm_colors, claims_table, fmt, pyplot, save_figure
+from bncli.render.common import arm_colors, claims_block, fmt, pyplot, save_figure
 from bncli.results import CommandResult, RunRecord
 from bncli.spec import Spec
 
@@ -84,11 +84,9 @@ def render_lipschitz(spec: Spec, result: CommandResult) -> list[Any]:
         out.append(jacobian_table(spec, jac))
         out.append("cos(dL/dx, y^) and the Thm 4.1 gap are not exactly 0: with eps in sigma, "
                    "||y^||^2 = m var/(var+eps) < m, so the projection is not exact")
-    if result.claims:
-        out.append(claims_table(result.claims, title="C4: is the landscape smoother with BN? "
-                                "C5: does BN's backward pass match its closed form?"))
-    else:
-        out.append("no verdict: the spec needs a BN arm (and a plain arm for C4)")
+    out.append(claims_block(result, "C4: is the landscape smoother with BN? "
+                            "C5: does BN's backward pass match its closed form?",
+                            missing="the spec needs a BN arm (and a plain arm for C4)"))
     return out
 
 

@@ -140,6 +140,9 @@ def render_saturation(spec: Spec, result: CommandResult) -> list:
         out.append(f"{', '.join(no_affine)}: affine: false — no γ/β to report (ablation arm)")
     if result.claims:
         out.append(claims_table(result.claims, title="C7 / C8: saturation, gradients, γ and β"))
+    if result.interrupted and not result.claims:
+        out.append("no verdict: interrupted before the arms to compare had finished")
+        return out
     if not any(c.claim == "C7" for c in result.claims):
         out.append("no C7 verdict: the spec needs a plain arm and a BN arm to compare")
     if not any(c.claim == "C8" for c in result.claims):

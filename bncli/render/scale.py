@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from bncli.render.common import arm_colors, claims_table, fmt, pyplot, save_figure
+from bncli.render.common import arm_colors, claims_block, fmt, pyplot, save_figure
 from bncli.results import CommandResult, RunRecord
 from bncli.spec import Spec
 
@@ -147,10 +147,7 @@ def render_scale(spec: Spec, result: CommandResult) -> list[Any]:
         )
     if lines:
         out.append("\n".join(lines))
-    if result.claims:
-        out.append(claims_table(result.claims, title="C6: is the BN network invariant to the scale of W?"))
-    else:
-        out.append("no verdict: the spec needs a plain arm and a BN arm to compare")
+    out.append(claims_block(result, "C6: is the BN network invariant to the scale of W?"))
     return out
 
 

@@ -142,19 +142,14 @@ def plot_training(spec: Spec, records: Sequence[RunRecord], path: Path) -> Path:
 
 def render_train(spec: Spec, result) -> list:
     """Everything `bncli train` prints: summary table, BN-minus-plain lines, claims table."""
-    from bncli.render.common import claims_table
+    from bncli.render.common import claims_block
 
     classification = result.extra.get("task") == "classification"
     out: list = [train_table(spec, result.summary, classification)]
     lines = comparison_lines(spec, result.summary, classification)
     if lines:
         out.append("\n".join(lines))
-    if result.claims:
-        out.append(claims_table(result.claims, title="C1: does BN train faster / tolerate larger lr?"))
-    elif result.interrupted:
-        out.append("no verdict: interrupted before a plain and a BN arm both finished")
-    else:
-        out.append("no verdict: the spec needs a plain arm and a BN arm to compare")
+    out.append(claims_block(result, "C1: does BN train faster / tolerate larger lr?"))
     return out
 
 
