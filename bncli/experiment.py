@@ -36,7 +36,7 @@ class Experiment:
 
 
 def _reference_arm() -> ArmSpec:
-    return ArmSpec(name="_init", kind="plain")
+    return ArmSpec(name="_init", norm="none")
 
 
 def initial_model(spec: Spec, data: Dataset, seed: int) -> Net:
@@ -68,7 +68,7 @@ def check_compatible(spec: Spec, data: Dataset) -> None:
         ) from None
     if data.n_train < 2:
         raise DataError("data: need at least 2 training examples")
-    if min(spec.train.batch_size, data.n_train) < 2 and any(a.has_bn for a in spec.arms):
+    if min(spec.train.batch_size, data.n_train) < 2 and any(a.norm_info.per_batch for a in spec.arms):
         raise SpecError("train.batch_size: BN needs at least 2 examples per batch")
 
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bncli.errors import DataError
+from bncli.norms import build_norm
 from bncli.spec import ArmSpec, ModelSpec, NoiseSpec
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -92,13 +93,7 @@ class Block(nn.Module):
             self.fc = weight_module
         self.position = arm.position
         self.bn_in = nn.Identity()
-        if arm.has_bn:
-            bn_cls = nn.BatchNorm2d if conv else nn.BatchNorm1d
-            self.norm: nn.Module = bn_cls(
-                width, eps=arm.eps, momentum=arm.momentum, affine=arm.affine
-            )
-        else:
-            self.norm = nn.Identity()
+        self.norm: nn.Module = build_norm(arm, width, conv)  # nn.Identity when arm.norm is none
         self.noise: nn.Module = (
             NoiseInjection(arm.noise_params, layer_index) if arm.noisy else nn.Identity()
         )
@@ -115,7 +110,7 @@ class Block(nn.Module):
         return self.weight_module.weight
 
     @property
-    def has_bn(self) -> bool:
+    def normalized(self) -> bool:
         return not isinstance(self.norm, nn.Identity)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

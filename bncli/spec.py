@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from bncli.errors import SpecError
+from bncli.norms import NormInfo, norm_info, norm_names
 from bncli.spec_analysis import (  # noqa: F401  (re-exported: analyses import them from here)
     AnalysisSpec,
     IcsSpec,
@@ -93,39 +94,69 @@ class NoiseSpec(Strict):
 
 
 class ArmSpec(Strict):
-    """One arm: identical to the others except for normalization."""
+    """One arm: identical to the others except for normalization (and Santurkar's noise)."""
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
-    kind: Literal["plain", "batchnorm", "noisy_batchnorm"] = "plain"
+    # a name in the normalization registry (bncli.norms): none, batch, ...
+    norm: str = "none"
     affine: bool = True
     position: Literal["pre", "post"] = "pre"
     eps: PositiveFloat = 1e-5
     momentum: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
-    # None: noise iff kind == noisy_batchnorm; true on a plain arm puts the same noise on it
-    noise: bool | None = None
+    # Santurkar's time-varying noise after the normalization (on a plain arm: after the weights)
+    noise: bool = False
     noise_params: NoiseSpec = Field(default_factory=NoiseSpec)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_kind(cls, v: Any) -> Any:
+        """Specs written before the norm registry say `kind: plain | batchnorm | noisy_batchnorm`."""
+        if isinstance(v, dict) and "kind" in v:
+            v = dict(v)
+            kind = v.pop("kind")
+            if "norm" in v:
+                raise ValueError("give either norm or the older kind, not both")
+            legacy = {"plain": ("none", False), "batchnorm": ("batch", False),
+                      "noisy_batchnorm": ("batch", True)}
+            if kind not in legacy:
+                raise ValueError(f"kind: unknown {kind!r} (use norm: {', '.join(norm_names())})")
+            v["norm"] = legacy[kind][0]
+            if legacy[kind][1] and v.get("noise") is None:
+                v["noise"] = True
+        return v
+
+    @field_validator("norm")
+    @classmethod
+    def _known_norm(cls, v: str) -> str:
+        norm_info(v)  # raises ValueError naming the known ones
+        return v
+
     @property
-    def has_bn(self) -> bool:
-        return self.kind in ("batchnorm", "noisy_batchnorm")
+    def norm_info(self) -> NormInfo:
+        return norm_info(self.norm)
+
+    @property
+    def normalized(self) -> bool:
+        """The arm normalizes its layers (any norm but 'none')."""
+        return self.norm_info.normalizes
 
     @property
     def noisy(self) -> bool:
-        return self.noise if self.noise is not None else self.kind == "noisy_batchnorm"
+        return self.noise
 
     @property
     def is_baseline(self) -> bool:
-        """The control arm every BN arm is compared with: no normalization and no noise."""
-        return not self.has_bn and not self.noisy
+        """The control arm every normalized arm is compared with: no normalization, no noise."""
+        return not self.normalized and not self.noisy
 
 
 ARM_PRESETS: dict[str, dict[str, Any]] = {
-    "plain": {"kind": "plain"},
-    "batchnorm": {"kind": "batchnorm"},
-    "noisy_batchnorm": {"kind": "noisy_batchnorm"},
-    "batchnorm_noaffine": {"kind": "batchnorm", "affine": False},
-    "batchnorm_post": {"kind": "batchnorm", "position": "post"},
-    "noisy_plain": {"kind": "plain", "noise": True},
+    "plain": {"norm": "none"},
+    "batchnorm": {"norm": "batch"},
+    "noisy_batchnorm": {"norm": "batch", "noise": True},
+    "batchnorm_noaffine": {"norm": "batch", "affine": False},
+    "batchnorm_post": {"norm": "batch", "position": "post"},
+    "noisy_plain": {"norm": "none", "noise": True},
 }
 
 
@@ -134,10 +165,10 @@ def _arm_from_item(item: Any) -> Any:
         if item not in ARM_PRESETS:
             raise ValueError(
                 f"unknown arm {item!r}; presets are {', '.join(ARM_PRESETS)} "
-                "(or give a mapping with name and kind)"
+                "(or give a mapping with name and norm)"
             )
         return {"name": item, **ARM_PRESETS[item]}
-    if isinstance(item, dict) and "name" in item and "kind" not in item:
+    if isinstance(item, dict) and "name" in item and "kind" not in item and "norm" not in item:
         preset = ARM_PRESETS.get(str(item["name"]), {})
         return {**preset, **item}
     return item
@@ -198,7 +229,7 @@ class Spec(Strict):
     data: DataSpec = Field(default_factory=DataSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     arms: list[ArmSpec] = Field(
-        default_factory=lambda: [ArmSpec(name="plain"), ArmSpec(name="batchnorm", kind="batchnorm")]
+        default_factory=lambda: [ArmSpec(name="plain"), ArmSpec(name="batchnorm", norm="batch")]
     )
     train: TrainSpec = Field(default_factory=TrainSpec)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)

@@ -130,7 +130,7 @@ def comparison_pairs(spec: Spec) -> list[tuple[str, str]]:
     base = next((a.name for a in spec.arms if a.is_baseline), None)
     if base is None:
         return []
-    return [(a.name, base) for a in spec.arms if a.has_bn]
+    return [(a.name, base) for a in spec.arms if a.normalized]
 
 
 def by_arm_lr(records: Sequence[RunRecord]) -> dict[tuple[str, float], list[RunRecord]]:

@@ -234,7 +234,7 @@ def test_distribution_probe_against_explicit_forward(tiny_spec_dict_factory) -> 
         assert r["bn_in"]["mean"][0] == pytest.approx(float(z.mean(0).mean()), abs=1e-6)
         var0 = float(z.var(0, unbiased=False).mean())
         assert r["bn_in"]["var"][0] == pytest.approx(var0, rel=1e-5)
-        if arm.has_bn:
+        if arm.normalized:
             # BN output at init (γ = 1, β = 0) in training mode: per-unit mean 0, variance
             # var / (var + eps), a closed form
             v = z.var(0, unbiased=False)

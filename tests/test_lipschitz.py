@@ -36,7 +36,7 @@ from bncli.spec import ArmSpec, LipschitzSpec, ModelSpec, parse_spec
 def _net(kind: str, arm: str, noisy: bool = False):
     torch.manual_seed(0)
     ms = ModelSpec(kind=kind, hidden=[12, 10], channels=[3, 4], activation="tanh")
-    a = ArmSpec(name="a", kind="noisy_batchnorm" if noisy else arm)
+    a = ArmSpec(name="a", **({"norm": "batch", "noise": True} if noisy else {"kind": arm}))
     shape = (6,) if kind == "mlp" else (1, 6, 6)
     model = build_model(ms, a, shape, 3)
     model.train()

@@ -19,9 +19,9 @@ def test_scalar_lr_becomes_list_and_presets_expand():
     spec = parse_spec({"train": {"lr": 0.5}, "arms": ["plain", "batchnorm_noaffine", "noisy_plain"]})
     assert spec.train.lr == [0.5]
     noaff = spec.arm("batchnorm_noaffine")
-    assert noaff.has_bn and not noaff.affine
+    assert noaff.normalized and not noaff.affine
     noisy = spec.arm("noisy_plain")
-    assert noisy.noisy and not noisy.has_bn and not noisy.is_baseline
+    assert noisy.noisy and not noisy.normalized and not noisy.is_baseline
     assert spec.arm("plain").is_baseline
 
 

@@ -63,7 +63,7 @@ def run_grad_mean(r: RunRecord, metric: str) -> float:
 
 def _shows_bn_input(spec: Spec, arm: str) -> bool:
     a = spec.arm(arm)
-    return a.has_bn or a.noisy  # elsewhere BN's input is the same tensor as the preact
+    return a.normalized or a.noisy  # elsewhere BN's input is the same tensor as the preact
 
 
 def layer_rows(spec: Spec, records: Sequence[RunRecord]) -> dict[str, list[dict[str, Any]]]:
@@ -94,7 +94,7 @@ def layer_rows(spec: Spec, records: Sequence[RunRecord]) -> dict[str, list[dict[
 def _bn_output_note(spec: Spec, arm: str) -> list[str]:
     """Why C2's means and variances of BN's output say little: they are fixed by construction."""
     a = spec.arm(arm)
-    if not a.has_bn or a.position != "pre":
+    if not a.normalized or a.position != "pre":
         return []
     mean, var = ("β", "≈ γ² (γ²σ²/(σ² + ε))") if a.affine else ("0", "≈ 1 (σ²/(σ² + ε))")
     if a.noisy:

@@ -149,7 +149,7 @@ def c5_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     tol = spec.analysis.lipschitz.jacobian_tol
     out = []
     for lr in spec.train.lr:
-        for arm in (a for a in spec.arms if a.has_bn):
+        for arm in (a for a in spec.arms if a.norm_info.jacobian_closed_form):
             rs = groups.get((arm.name, lr), [])
             per_seed = [run_jacobian_stats(r) for r in rs]
             per_seed = [p for p in per_seed if p]
@@ -186,7 +186,7 @@ def run_lipschitz(spec: Spec, reporter: Reporter | None = None) -> CommandResult
 
     def factory(spec_: Spec, arm: Any, lr: float, seed: int, data: Any) -> list[Any]:
         probes: list[Any] = [LandscapeProbe(cfg, lr, seed)]
-        if cfg.jacobian and arm.has_bn:
+        if cfg.jacobian and arm.norm_info.jacobian_closed_form:
             probes.append(BnJacobianProbe(cfg, seed))
         return probes
 

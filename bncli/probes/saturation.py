@@ -107,9 +107,9 @@ class SaturationProbe(ProbeBase):
         self.layers = list(model.point_names)
         self._weights = {n: model.get_parameter(q) for n, q in model.weight_param_names().items()}
         blocks = [model.block(n) for n in self.layers]
-        self.has_bn = any(b.has_bn for b in blocks)
+        self.has_bn = any(b.normalized for b in blocks)
         self.affine = self.has_bn and all(
-            getattr(b.norm, "weight", None) is not None for b in blocks if b.has_bn
+            getattr(b.norm, "weight", None) is not None for b in blocks if b.normalized
         )
 
     def before_update(self, ctx: StepContext) -> None:
@@ -124,7 +124,7 @@ class SaturationProbe(ProbeBase):
             bn_inputs[name] = out.detach()
 
         taps = [(n, model.block(n).preact) for n in self.layers]
-        bn_taps = [(n, model.block(n).bn_in) for n in self.layers if model.block(n).has_bn]
+        bn_taps = [(n, model.block(n).bn_in) for n in self.layers if model.block(n).normalized]
         # buffer copies keep running statistics put; `measuring` is the safety net for the rest
         with measuring(model, ctx.run.device), torch.no_grad():
             params, buffers = params_and_buffers(model)

@@ -200,12 +200,12 @@ def _loss_metrics(a: list[RunRecord], b: list[RunRecord], classification: bool) 
 
 def ablation_pairs(spec: Spec) -> list[tuple[str, str]]:
     """(affine BN arm, BN arm without γ/β) pairs: same kind and position preferred."""
-    no_affine = [x for x in spec.arms if x.has_bn and not x.affine]
+    no_affine = [x for x in spec.arms if x.normalized and not x.affine]
     out = []
     for a in spec.arms:
-        if not a.has_bn or not a.affine or not no_affine:
+        if not a.normalized or not a.affine or not no_affine:
             continue
-        same = [x for x in no_affine if x.kind == a.kind and x.position == a.position]
+        same = [x for x in no_affine if x.norm == a.norm and x.position == a.position]
         out.append((a.name, (same or no_affine)[0].name))
     return out
 

@@ -23,7 +23,7 @@ LossFn = Callable[..., torch.Tensor]
 
 def expected_invariance(block: Block, has_bias: bool) -> tuple[bool, str]:
     """Whether theory says the loss cannot depend on the scale of this block's W (alpha > 0)."""
-    if not block.has_bn:
+    if not block.normalized:
         return False, "no normalization after W"
     if block.position == "pre":
         return True, "BN right after W (bias cancels)"
@@ -195,7 +195,7 @@ def static_check(
                     bias.copy_(saved)
                 bias_rel = _rel(out_nb, main["out"])[1]
             var = main["var"][n]
-            eps = float(blk.norm.eps) if blk.has_bn else None
+            eps = float(blk.norm.eps) if blk.normalized else None
             low, floor = eps_break_alpha(var, eps, tol) if eps is not None else (None, None)
             w = blk.weight.detach()
             row = dict(main["layers"][n])

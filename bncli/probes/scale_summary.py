@@ -44,7 +44,7 @@ def _row_at(st: dict[str, Any], k: int) -> dict[str, Any]:
     L = st["layers"].values()
     worst = max(st["layers"], key=lambda n: st["layers"][n]["out_rel"][k])
     dev = [abs(v["ratio_x_alpha"][k] - 1) for v in L]
-    has_bn = all(v["eps0_out_rel"] is not None for v in L)
+    normalized = all(v["eps0_out_rel"] is not None for v in L)
     return {
         "out_abs": _max([v["out_abs"][k] for v in L]),
         "out_rel": _max([v["out_rel"][k] for v in L]),
@@ -54,9 +54,9 @@ def _row_at(st: dict[str, Any], k: int) -> dict[str, Any]:
         "ratio_max": max(v["ratio_x_alpha"][k] for v in L),
         "ratio_dev": _max(dev),
         "grad_err": _max([v["grad_err"][k] for v in L]),
-        "eps0_out_rel": _max([v["eps0_out_rel"][k] for v in L]) if has_bn else None,
-        "eps0_ratio_dev": _max([abs(v["eps0_ratio_x_alpha"][k] - 1) for v in L]) if has_bn else None,
-        "eps_pred": _max([v["eps_pred"][k] for v in L]) if has_bn else None,
+        "eps0_out_rel": _max([v["eps0_out_rel"][k] for v in L]) if normalized else None,
+        "eps0_ratio_dev": _max([abs(v["eps0_ratio_x_alpha"][k] - 1) for v in L]) if normalized else None,
+        "eps_pred": _max([v["eps_pred"][k] for v in L]) if normalized else None,
         "eval_out_rel": _max([v["eval_out_rel"][k] for v in L]),
     }
 
@@ -236,19 +236,19 @@ def scale_notes(spec: Spec, tables: dict[str, Any]) -> list[str]:
     """Plain-language notes with their numbers (mode, bias, ε, the norm identity, growth)."""
     cfg = spec.analysis.scale
     srows, lrows = tables["static"], tables["layers"]
-    bn_arms = [a for a in spec.arms if a.has_bn]
+    bn_arms = [a for a in spec.arms if a.normalized]
     notes = [
         f"Mode: {tables['mode']} of {tables['probe_examples']} training examples: what SGD "
         "optimizes. "
         "The 'eval' column uses running statistics, gathered for the unscaled W: they are not "
         f"invariant (largest eval-mode change, BN arms: "
-        f"{fmt(_max([r['eval_out_rel'] for r in srows if spec.arm(r['arm']).has_bn]), 2)})."
+        f"{fmt(_max([r['eval_out_rel'] for r in srows if spec.arm(r['arm']).normalized]), 2)})."
     ]
     if spec.model.bias:
         pre = [
-            r["bias_cancel_rel"] for r in lrows if spec.arm(r["arm"]).has_bn and spec.arm(r["arm"]).position == "pre"
+            r["bias_cancel_rel"] for r in lrows if spec.arm(r["arm"]).normalized and spec.arm(r["arm"]).position == "pre"
         ]
-        plain = [r["bias_cancel_rel"] for r in lrows if not spec.arm(r["arm"]).has_bn]
+        plain = [r["bias_cancel_rel"] for r in lrows if not spec.arm(r["arm"]).normalized]
         notes.append(
             "Only W_i is scaled, not its bias b_i. b_i is the same for every example, so BN's "
             "batch-mean subtraction removes it: BN(αW_i x + b_i) = BN(αW_i x) up to ε and "

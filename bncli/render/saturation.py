@@ -124,7 +124,7 @@ def gradient_table(result: CommandResult, lr: float) -> Table:
 def render_saturation(spec: Spec, result: CommandResult) -> list:
     """Everything `bncli saturation` prints: mode line, C7 and C8 tables, gradients, claims."""
     arms = [a.name for a in spec.arms]
-    bn_affine = [a.name for a in spec.arms if a.has_bn and a.affine]
+    bn_affine = [a.name for a in spec.arms if a.normalized and a.affine]
     out: list = [f"[dim]{result.extra.get('mode', '')}[/dim]"]
     for lr in spec.train.lr:
         t = layer_table(spec, result, lr, C7_COLUMNS, arms, "C7: pre-activations per layer")
@@ -135,7 +135,7 @@ def render_saturation(spec: Spec, result: CommandResult) -> list:
             t = layer_table(spec, result, lr, C8_COLUMNS, bn_affine, "C8: γ and β per BN layer")
             if t is not None:
                 out.append(t)
-    no_affine = [a.name for a in spec.arms if a.has_bn and not a.affine]
+    no_affine = [a.name for a in spec.arms if a.normalized and not a.affine]
     if no_affine:
         out.append(f"{', '.join(no_affine)}: affine: false — no γ/β to report (ablation arm)")
     if result.claims:
