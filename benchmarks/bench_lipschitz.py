@@ -15,8 +15,8 @@ from _timing import interleaved_medians, median_time
 
 from bncli.experiment import run_experiment
 from bncli.models import build_model
+from bncli.pipeline import run_analysis
 from bncli.probes.landscape import eta_grid, hessian_top_eig, line_search
-from bncli.probes.landscape_run import run_lipschitz
 from bncli.spec import ArmSpec, LipschitzSpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +74,7 @@ def bench_overhead(repeats: int, steps: int) -> None:
     spec = spec.model_copy(update={"train": spec.train.model_copy(update={"steps": steps})})
     # interleaved, so load from other processes on a shared machine hits both alike
     t = interleaved_medians({"train": lambda: lambda: run_experiment(spec),
-                             "lipschitz": lambda: lambda: run_lipschitz(spec)}, repeats)
+                             "lipschitz": lambda: lambda: run_analysis(spec, "landscape")}, repeats)
     tt, tl = t["train"], t["lipschitz"]
     print(f"overhead at default cadence (every {spec.analysis.lipschitz.every}, "
           f"mlp_sigmoid_digits, {steps} steps, 2 arms): train {tt:.2f} s, lipschitz {tl:.2f} s "

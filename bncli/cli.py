@@ -1,4 +1,4 @@
-"""The Typer app: each subcommand lives in bncli/commands/<name>.py and is registered here."""
+"""The Typer app: analysis subcommands come from the registry (bncli.analyses); validate here too."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from bncli import __version__
-from bncli.commands.train import train
+from bncli.analyses import ANALYSES
+from bncli.commands.analysis import make_command
 from bncli.commands.validate import validate
 
 app = typer.Typer(
@@ -36,15 +37,6 @@ def main(
     """bncli: does BN reduce internal covariate shift, or smooth the landscape? Measure it."""
 
 
-app.command("train")(train)
+for _analysis in ANALYSES.values():
+    app.command(_analysis.command)(make_command(_analysis))
 app.command("validate")(validate)
-
-from bncli.commands.lipschitz import lipschitz  # noqa: E402
-from bncli.commands.measure_ics import measure_ics  # noqa: E402
-from bncli.commands.saturation import saturation  # noqa: E402
-from bncli.commands.scale_check import scale_check  # noqa: E402
-
-app.command("measure-ics")(measure_ics)
-app.command("lipschitz")(lipschitz)
-app.command("scale-check")(scale_check)
-app.command("saturation")(saturation)

@@ -37,3 +37,9 @@ class RunError(BncliError):
     """A run failed after it started."""
 
     exit_code = 1
+
+
+class SchemaError(BncliError):
+    """A saved result document this bncli cannot read (another schema_version, or not one)."""
+
+    exit_code = 2

@@ -1,30 +1,26 @@
-"""Run every arm of a spec at every learning rate and seed, with the same init and data order."""
+"""Building blocks of a run: the shared initial weights of a seed, an arm's copy of them, the
+checks before training (device, data, model fits), and a run's record."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from bncli.data import Dataset, load_data
+from bncli.data import Dataset
 from bncli.errors import DataError, SpecError
 from bncli.models import Net, build_model, copy_shared_state
 from bncli.results import RunRecord
 from bncli.runtime import configure_threads, resolve_device, seed_everything
 from bncli.spec import ArmSpec, Spec
-from bncli.train import TrainOutcome, train_run
+from bncli.train import TrainOutcome
+
+if TYPE_CHECKING:
+    from bncli.executors.base import Reporter
 
 ProbeFactory = Callable[[Spec, ArmSpec, float, int, Dataset], Sequence[Any]]
-
-
-class Reporter(Protocol):
-    """Progress sink (the CLI gives a Rich progress bar on stderr; tests give nothing)."""
-
-    def start_run(self, label: str, total: int) -> None: ...
-    def advance(self, n: int) -> None: ...
-    def end_run(self) -> None: ...
 
 
 @dataclass
@@ -74,11 +70,21 @@ def check_compatible(spec: Spec, data: Dataset) -> None:
 
 def prepare(spec: Spec) -> tuple[Dataset, torch.device]:
     """Resolve the device, load the data and check the model fits it: everything before training."""
+    from bncli.plan import job_data
+
     device = resolve_device(spec.device)
     configure_threads(spec.threads)
-    data = load_data(spec.data, "cpu")
+    data = job_data(spec)
     check_compatible(spec, data)
-    return data.to(device), device
+    return data, device
+
+
+def data_info(data: Dataset, device: torch.device):
+    """The plain facts about the data that summaries and headers use."""
+    from bncli.analyses.base import DataInfo
+
+    return DataInfo(data.task, data.n_train, int(data.x_test.shape[0]), data.input_shape, data.n_out,
+                    str(device))
 
 
 def steps_to_target(spec: Spec, outcome: TrainOutcome, task: str) -> int | None:
@@ -94,58 +100,44 @@ def steps_to_target(spec: Spec, outcome: TrainOutcome, task: str) -> int | None:
     return None
 
 
+def record_of(spec: Spec, job: Any, outcome: TrainOutcome, probes: Sequence[Any], task: str) -> RunRecord:
+    """A finished run as plain data: curves, outcome and each probe's result."""
+    h = outcome.history
+    return RunRecord(
+        arm=job.arm,
+        lr=job.lr,
+        seed=job.seed,
+        steps=h.step,
+        train_loss=h.train_loss,
+        train_eval_loss=h.train_eval_loss,
+        train_acc=h.train_acc,
+        test_loss=h.test_loss,
+        test_acc=h.test_acc,
+        diverged_at=outcome.diverged_at,
+        divergence_reason=outcome.divergence_reason,
+        steps_done=outcome.steps_done,
+        steps_to_target=steps_to_target(spec, outcome, task),
+        wall_s=outcome.wall_s,
+        interrupted=outcome.interrupted,
+        probes={p.name: p.result() for p in probes},
+    )
+
+
 def run_experiment(
     spec: Spec,
     probe_factory: ProbeFactory | None = None,
     reporter: Reporter | None = None,
     prepared: tuple[Dataset, torch.device] | None = None,
 ) -> Experiment:
-    """Every seed x learning rate x arm. Ctrl-C stops cleanly and keeps the finished runs."""
+    """Every seed x learning rate x arm with the given probes, serially (tests and benchmarks;
+    the commands go through bncli.pipeline). Ctrl-C keeps the finished runs."""
+    from bncli.executors import execute
+    from bncli.executors.serial import SerialExecutor
+    from bncli.plan import plan
+
     data, device = prepared if prepared is not None else prepare(spec)
-    records: list[RunRecord] = []
-    interrupted = False
-    try:
-        for seed in spec.seed_list:
-            init = initial_model(spec, data, seed)
-            for lr in spec.train.lr:
-                for arm in spec.arms:
-                    model = build_arm_model(spec, arm, init, data, seed)
-                    probes = list(probe_factory(spec, arm, lr, seed, data)) if probe_factory else []
-                    if reporter is not None:
-                        reporter.start_run(f"{arm.name} lr={lr:g} seed={seed}", spec.train.steps)
-                    try:
-                        outcome = train_run(
-                            model, data, arm, spec.train, lr, seed, probes,
-                            reporter.advance if reporter is not None else None,
-                        )
-                    finally:
-                        if reporter is not None:
-                            reporter.end_run()
-                    records.append(
-                        RunRecord(
-                            arm=arm.name,
-                            lr=lr,
-                            seed=seed,
-                            steps=outcome.history.step,
-                            train_loss=outcome.history.train_loss,
-                            train_eval_loss=outcome.history.train_eval_loss,
-                            train_acc=outcome.history.train_acc,
-                            test_loss=outcome.history.test_loss,
-                            test_acc=outcome.history.test_acc,
-                            diverged_at=outcome.diverged_at,
-                            divergence_reason=outcome.divergence_reason,
-                            steps_done=outcome.steps_done,
-                            steps_to_target=steps_to_target(spec, outcome, data.task),
-                            wall_s=outcome.wall_s,
-                            interrupted=outcome.interrupted,
-                            probes={p.name: p.result() for p in probes},
-                        )
-                    )
-                    if outcome.interrupted:
-                        raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        interrupted = True
-    return Experiment(records, interrupted, data, device)
+    ex = execute(plan(spec, "train"), SerialExecutor(probe_factory=probe_factory), reporter)
+    return Experiment(ex.records, ex.interrupted, data, device)
 
 
 def describe(spec: Spec, data: Dataset) -> str:
@@ -170,28 +162,3 @@ def describe(spec: Spec, data: Dataset) -> str:
         f"{data.n_train} train / {data.x_test.shape[0]} held-out; {spec.train.steps} steps of "
         f"{spec.train.optimizer}, batch {min(spec.train.batch_size, data.n_train)}"
     )
-
-
-def command_result(
-    command: str, spec: Spec, exp: Experiment, claims: list, extra: dict[str, Any] | None = None
-):
-    """The CommandResult every subcommand returns: spec, runs, summary, claims, and its own extra."""
-    from bncli.results import CommandResult, summarize
-
-    return CommandResult(
-        command=command,
-        spec=spec.model_dump(mode="json"),
-        runs=exp.records,
-        summary=summarize(exp.records),
-        claims=claims,
-        interrupted=exp.interrupted,
-        extra={"task": exp.data.task, "device": str(exp.device), **(extra or {})},
-    )
-
-
-def run_train(spec: Spec, reporter: Reporter | None = None):
-    """`bncli train`'s core: the experiment, its summary and the C1 claims."""
-    from bncli.verdicts import c1_claims
-
-    exp = run_experiment(spec, None, reporter)
-    return command_result("train", spec, exp, c1_claims(spec, exp.records))

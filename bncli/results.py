@@ -7,7 +7,10 @@ import statistics
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 1
+from bncli.errors import SchemaError
+
+# 2: arms say `norm:` (batch, none, ...) instead of `kind:`; everything else as in 1
+SCHEMA_VERSION = 2
 
 
 def clean(value: Any) -> Any:
@@ -21,6 +24,11 @@ def clean(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
         return clean(value.item())
     return value
+
+
+def _num(v: Any) -> float:
+    """A float from JSON, where strict JSON wrote NaN and ±inf as null: null -> NaN."""
+    return math.nan if v is None else float(v)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -110,6 +118,20 @@ class ArmSummary:
     def to_json(self) -> dict[str, Any]:
         return clean(asdict(self))
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ArmSummary:
+        def pair(v: Any) -> tuple[float, float]:
+            return (_num(v[0]), _num(v[1]))
+
+        return cls(
+            arm=d["arm"], lr=d["lr"], n_seeds=d["n_seeds"], n_diverged=d["n_diverged"],
+            diverged_at=list(d["diverged_at"]),
+            final_train_loss=pair(d["final_train_loss"]), final_test_loss=pair(d["final_test_loss"]),
+            final_test_acc=pair(d["final_test_acc"]), best_test_acc=pair(d["best_test_acc"]),
+            best_test_loss=pair(d["best_test_loss"]), steps_to_target=pair(d["steps_to_target"]),
+            n_reached_target=d["n_reached_target"],
+        )
+
 
 def summarize(records: list[RunRecord]) -> list[ArmSummary]:
     """Group records by (lr, arm) in first-seen order and aggregate over seeds."""
@@ -152,6 +174,15 @@ class MetricComparison:
     p_value: float | None
     points: str  # "claimed" | "against" | "neither"
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> MetricComparison:
+        return cls(
+            name=d["name"], better=d["better"], arm_mean=_num(d["arm_mean"]),
+            baseline_mean=_num(d["baseline_mean"]), arm_values=[_num(v) for v in d["arm_values"]],
+            baseline_values=[_num(v) for v in d["baseline_values"]], rel_diff=_num(d["rel_diff"]),
+            p_value=d["p_value"], points=d["points"],
+        )
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -170,10 +201,23 @@ class Claim:
     def to_json(self) -> dict[str, Any]:
         return clean(asdict(self))
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Claim:
+        return cls(
+            claim=d["claim"], statement=d["statement"], verdict=d["verdict"], lr=d["lr"],
+            arm=d["arm"], baseline=d["baseline"],
+            metrics=[MetricComparison.from_json(m) for m in d["metrics"]],
+            rule=d["rule"], note=d.get("note", ""),
+        )
+
 
 @dataclass(frozen=True)
 class CommandResult:
-    """Everything one subcommand produced: the JSON document and what the renderers draw."""
+    """Everything one subcommand produced: the JSON document and what the renderers draw.
+
+    `tables` holds the analysis's own tables (plain data, e.g. `landscape` and `jacobian` for
+    lipschitz); in the JSON document they sit at the top level beside the common keys.
+    """
 
     command: str
     spec: dict[str, Any]
@@ -181,7 +225,10 @@ class CommandResult:
     summary: list[ArmSummary]
     claims: list[Claim]
     interrupted: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"
+    device: str = "cpu"
+    tables: dict[str, Any] = field(default_factory=dict)
+    bncli_version: str | None = None  # set when loaded from a document; None: this bncli
 
     def to_json(self) -> dict[str, Any]:
         from bncli import __version__
@@ -190,12 +237,39 @@ class CommandResult:
             {
                 "schema_version": SCHEMA_VERSION,
                 "command": self.command,
-                "bncli_version": __version__,
+                "bncli_version": self.bncli_version or __version__,
                 "interrupted": self.interrupted,
                 "spec": self.spec,
                 "summary": [s.to_json() for s in self.summary],
                 "claims": [c.to_json() for c in self.claims],
                 "runs": [r.to_json() for r in self.runs],
-                **self.extra,
+                "task": self.task,
+                "device": self.device,
+                **self.tables,
             }
+        )
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> CommandResult:
+        """Load a saved document (summary.json) back; to_json() of the result gives `doc` again.
+        A document of another schema version is a SchemaError."""
+        version = doc.get("schema_version") if isinstance(doc, dict) else None
+        if version != SCHEMA_VERSION:
+            raise SchemaError(
+                f"schema_version {version!r}: this bncli reads schema_version {SCHEMA_VERSION} "
+                f"(made by bncli {doc.get('bncli_version', '?') if isinstance(doc, dict) else '?'})"
+            )
+        known = {"schema_version", "command", "bncli_version", "interrupted", "spec", "summary",
+                 "claims", "runs", "task", "device"}
+        return cls(
+            command=doc["command"],
+            spec=doc["spec"],
+            runs=[RunRecord.from_json(r) for r in doc["runs"]],
+            summary=[ArmSummary.from_json(s) for s in doc["summary"]],
+            claims=[Claim.from_json(c) for c in doc["claims"]],
+            interrupted=bool(doc["interrupted"]),
+            task=doc.get("task", "classification"),
+            device=doc.get("device", "cpu"),
+            tables={k: v for k, v in doc.items() if k not in known},
+            bncli_version=doc.get("bncli_version"),
         )

@@ -1,12 +1,15 @@
-"""Verdicts: per-arm summaries -> supported / refuted / inconclusive, per SCIENCE.md's rule."""
+"""The verdict rule, shared by every analysis: per-seed metrics -> supported / refuted /
+inconclusive (margins, Welch), and the comparisons a claim is made over (each normalized arm
+against the plain arm)."""
 
 from __future__ import annotations
 
 import math
 import statistics
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from bncli.results import Claim, MetricComparison, RunRecord
 from bncli.spec import Spec, VerdictSpec
@@ -126,7 +129,8 @@ def make_claim(
 
 
 def comparison_pairs(spec: Spec) -> list[tuple[str, str]]:
-    """(BN arm, baseline arm) pairs: every BN arm against the first arm without BN or noise."""
+    """(normalized arm, baseline arm) pairs: every normalized arm against the first arm without
+    normalization or noise."""
     base = next((a.name for a in spec.arms if a.is_baseline), None)
     if base is None:
         return []
@@ -140,64 +144,42 @@ def by_arm_lr(records: Sequence[RunRecord]) -> dict[tuple[str, float], list[RunR
     return out
 
 
-C1_STATEMENT = "BN speeds training and tolerates larger learning rates (Ioffe & Szegedy 2015 §4.1)"
+class ClaimGroup(NamedTuple):
+    """One comparison of a claim: the learning rate, both arms, their runs and notes so far."""
+
+    lr: float
+    arm: str
+    base: str
+    a: list[RunRecord]
+    b: list[RunRecord]
+    notes: list[str]
 
 
-def c1_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
-    """C1 per learning rate and BN arm: final train loss, best held-out error (or MSE), steps to target.
+def claim_pairs(
+    spec: Spec,
+    records: Sequence[RunRecord],
+    pairs: Sequence[tuple[str, str]] | None = None,
+    drop_diverged: bool = False,
+) -> Iterator[ClaimGroup]:
+    """Every (lr, arm, baseline) comparison with runs on both sides, in spec order.
 
-    A run that never reaches the target counts as needing all its steps (censored; said in the
-    note). If exactly one arm diverged at this learning rate, that alone decides the verdict.
+    `pairs` defaults to verdicts.comparison_pairs (each BN arm against the plain arm). With
+    `drop_diverged` runs that diverged are left out and the notes say which.
     """
     groups = by_arm_lr(records)
-    cfg = spec.verdict
-    classification = any(r.test_acc and r.test_acc[0] is not None for r in records)
-    # a run that never reaches the target counts one evaluation beyond the budget, so that
-    # "reached at the last evaluation" and "never reached" differ
-    horizon = spec.train.steps + spec.train.eval_every
-
-    def to_target(rs: list[RunRecord]) -> list[float]:
-        return [float(r.steps_to_target if r.steps_to_target is not None else horizon)
-                for r in rs if not r.diverged]
-
-    out = []
     for lr in spec.train.lr:
-        for arm, base in comparison_pairs(spec):
+        for arm, base in comparison_pairs(spec) if pairs is None else pairs:
             a, b = groups.get((arm, lr), []), groups.get((base, lr), [])
             if not a or not b:
                 continue
-
-            metrics = [
-                MetricInput("final train loss", "lower",
-                            [r.final_train_loss for r in a], [r.final_train_loss for r in b]),
-            ]
-            if classification:
-                metrics.append(MetricInput(
-                    "best held-out error", "lower",
-                    [1 - r.best_test_acc for r in a], [1 - r.best_test_acc for r in b]))
-            else:
-                metrics.append(MetricInput(
-                    "best held-out MSE", "lower",
-                    [r.best_test_loss for r in a], [r.best_test_loss for r in b]))
-            has_target = (spec.train.target_accuracy is not None if classification
-                          else spec.train.target_loss is not None)
-            if has_target:
-                metrics.append(MetricInput("steps to target", "lower", to_target(a), to_target(b)))
-            a_div = sum(r.diverged for r in a) / len(a)
-            b_div = sum(r.diverged for r in b) / len(b)
-            override, note = None, f"runs that never reach the target count as {horizon} steps"
-            if a_div or b_div:
-                metrics.append(MetricInput("diverged (fraction of seeds)", "lower",
-                                           [float(r.diverged) for r in a], [float(r.diverged) for r in b]))
-                note += (f"; diverged: {arm} {sum(r.diverged for r in a)}/{len(a)} seeds, {base} "
-                         f"{sum(r.diverged for r in b)}/{len(b)} (diverged runs are left out of the metrics)")
-            if a_div == 0 and b_div == 1:
-                override = "supported"
-                note = f"{base} diverged at every seed, {arm} trained: BN tolerates this learning rate"
-            elif a_div == 1 and b_div == 0:
-                override = "refuted"
-                note = f"{arm} diverged at every seed, {base} trained"
-            elif a_div == 1 and b_div == 1:
-                note = "both arms diverged"
-            out.append(make_claim("C1", C1_STATEMENT, lr, arm, base, metrics, cfg, note, override))
-    return out
+            notes: list[str] = []
+            if drop_diverged:
+                for name, rs in ((arm, a), (base, b)):
+                    bad = [r for r in rs if r.diverged]
+                    if bad:
+                        at = ", ".join(str(r.diverged_at) for r in bad)
+                        notes.append(f"{name} diverged ({len(bad)}/{len(rs)} seeds, step {at}): "
+                                     "those runs are left out")
+                a = [r for r in a if not r.diverged]
+                b = [r for r in b if not r.diverged]
+            yield ClaimGroup(lr, arm, base, list(a), list(b), notes)

@@ -32,7 +32,7 @@ def test_train_json_is_the_only_stdout(write_spec, tiny_spec_dict_factory):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc["schema_version"] == 1 and doc["command"] == "train"
+    assert doc["schema_version"] == 2 and doc["command"] == "train"
     assert doc["spec"]["train"]["lr"] == [0.05, 0.2] and doc["spec"]["train"]["steps"] == 12
     assert len(doc["runs"]) == 2 * 2 * 2
     assert {"arm", "lr", "seed", "steps", "train_loss", "test_acc", "diverged_at"} <= set(doc["runs"][0])
@@ -126,12 +126,12 @@ def test_errors_name_the_spec_file_and_print_literally(tmp_path, write_spec, tin
 
 
 def test_unexpected_error_is_one_literal_line(monkeypatch, write_spec, tiny_spec_dict_factory):
-    import bncli.experiment
+    import bncli.pipeline
 
     def boom(*a, **k):
         raise RuntimeError("[bold]shape mismatch[/bold]\nsecond line")
 
-    monkeypatch.setattr(bncli.experiment, "run_train", boom)
+    monkeypatch.setattr(bncli.pipeline, "run_analysis", boom)
     result = runner.invoke(app, ["train", str(write_spec(tiny_spec_dict_factory()))])
     assert result.exit_code == 1
     assert result.stderr.strip() == (

@@ -12,10 +12,12 @@ import torch
 from scipy import stats
 from typer.testing import CliRunner
 
+from bncli.analyses.ics import c3_claims, layer_rows
 from bncli.cli import app
 from bncli.experiment import build_arm_model, initial_model, prepare
+from bncli.pipeline import run_analysis
 from bncli.probes.base import ProbeBase, as_units, spread_indices
-from bncli.probes.ics import DistributionProbe, ics_probes, next_noise_seed, run_ics
+from bncli.probes.ics import DistributionProbe, ics_probes, next_noise_seed
 from bncli.probes.ics_grad import (
     compare_grads,
     gprime_batched,
@@ -23,10 +25,13 @@ from bncli.probes.ics_grad import (
     gprime_shared,
 )
 from bncli.probes.ics_stats import shift_stats, unit_percentiles, wasserstein1
-from bncli.probes.ics_summary import c3_claims, layer_rows
 from bncli.results import RunRecord
 from bncli.spec import parse_spec
 from bncli.train import train_run
+
+
+def run_analysis_ics(spec):
+    return run_analysis(spec, "ics")
 
 # ----------------------------------------------------------------------------- statistics
 
@@ -300,10 +305,10 @@ def test_probe_sizes_do_not_need_gradient_ics(tiny_spec_dict_factory) -> None:
     data, _ = prepare(spec)
     probes = ics_probes(spec, spec.arms[0], 0.1, 0, data)
     assert [type(p) for p in probes] == [DistributionProbe]
-    res = run_ics(parse_spec(tiny_spec_dict_factory(train={"steps": 4},
+    res = run_analysis_ics(parse_spec(tiny_spec_dict_factory(train={"steps": 4},
                                                     analysis={"ics": {"gradient_ics": False}})))
     assert {c.claim for c in res.claims} == {"C2"}
-    assert res.extra["ics_rows"]["gradient"] == [] and res.extra["ics_rows"]["distribution"]
+    assert res.tables["ics_rows"]["gradient"] == [] and res.tables["ics_rows"]["distribution"]
     assert all("ics_grad" not in r.probes for r in res.runs)
 
 
@@ -343,7 +348,7 @@ def test_c3_plots_and_tables_leave_out_layer1_without_warnings(tiny_spec_dict_fa
     from bncli.render.ics import render_ics, write_ics_files
 
     spec = _spec(tiny_spec_dict_factory, train={"steps": 6}, analysis={"ics": {"every": 3}})
-    res = run_ics(spec)
+    res = run_analysis_ics(spec)
     run = res.runs[0].probes["ics_grad"]
     assert run["first_layer"] == "layer1" and run["per_layer"]["layer1"]["diff_norm"] == [0.0] * 3
     with warnings.catch_warnings(record=True) as caught:
@@ -352,13 +357,12 @@ def test_c3_plots_and_tables_leave_out_layer1_without_warnings(tiny_spec_dict_fa
         render_ics(spec, res)
     assert any(p.name == "gradient_ics_lr0.1.png" for p in files)
     assert not [w for w in caught if "log" in str(w.message)], [str(w.message) for w in caught]
-    assert {r["layer"] for r in res.extra["ics_rows"]["gradient"]} == {"layer2"}
+    assert {r["layer"] for r in res.tables["ics_rows"]["gradient"]} == {"layer2"}
 
 
 def test_probe_paths_agree(monkeypatch, tiny_spec_dict_factory):
     """The probe picks the loop for a few layers and the batched form for many: same numbers."""
     import bncli.probes.ics_grad as ics_grad
-    from bncli.probes.ics import run_ics
     from bncli.spec import parse_spec
 
     spec = parse_spec(tiny_spec_dict_factory(model={"hidden": [8, 8, 8, 8, 8]},
@@ -367,7 +371,7 @@ def test_probe_paths_agree(monkeypatch, tiny_spec_dict_factory):
     out = {}
     for label, threshold in (("batched", 1), ("loop", 100)):
         monkeypatch.setattr(ics_grad, "SHARED_MIN_MIXES", threshold)
-        out[label] = [r.probes["ics_grad"]["per_layer"] for r in run_ics(spec).runs]
+        out[label] = [r.probes["ics_grad"]["per_layer"] for r in run_analysis_ics(spec).runs]
     for a, b in zip(out["batched"], out["loop"]):
         for layer in a:
             for metric in a[layer]:

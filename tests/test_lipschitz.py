@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from bncli.cli import app
 from bncli.experiment import run_experiment
 from bncli.models import build_model
+from bncli.pipeline import run_analysis
 from bncli.probes.base import as_units
 from bncli.probes.jacobian import (
     autograd_jacobian,
@@ -28,7 +29,6 @@ from bncli.probes.landscape import (
     landscape_point,
     line_search,
 )
-from bncli.probes.landscape_run import run_lipschitz
 from bncli.results import RunRecord
 from bncli.spec import ArmSpec, LipschitzSpec, ModelSpec, parse_spec
 
@@ -233,8 +233,8 @@ def test_measuring_leaves_training_bitwise_unchanged(tiny_spec_dict_factory):
 
 def test_run_lipschitz_records_and_claims(tiny_spec_dict_factory):
     spec = parse_spec(tiny_spec_dict_factory(analysis={"lipschitz": {"every": 10}}))
-    res = run_lipschitz(spec)
-    land = {r["arm"]: r for r in res.extra["landscape"]}
+    res = run_analysis(spec, "landscape")
+    land = {r["arm"]: r for r in res.tables["landscape"]}
     assert land["plain"]["n_steps"] == 4  # steps 0, 10, 20 and the last (29)
     series = res.runs[0].probes["landscape"]["series"]
     assert len(series[0]["loss"]) == 8 and [s["step"] for s in series] == [0, 10, 20, 29]
@@ -244,7 +244,7 @@ def test_run_lipschitz_records_and_claims(tiny_spec_dict_factory):
     m = c4[0].metrics[0]
     assert m.arm_mean == pytest.approx(land["batchnorm"]["loss_variation_mean"])
     assert len(c5) == 1 and c5[0].verdict == "supported"
-    assert {r["layer"] for r in res.extra["jacobian"]} == {"layer1", "layer2"}
+    assert {r["layer"] for r in res.tables["jacobian"]} == {"layer1", "layer2"}
 
 
 def test_cli_json_and_out(tiny_spec_dict_factory, write_spec, tmp_path):
@@ -306,7 +306,7 @@ def _landscape(values: list[float]) -> dict:
 
 @pytest.mark.parametrize("blown", ["plain", "batchnorm"])
 def test_c4_a_landscape_that_blew_up_counts_against_its_arm(tiny_spec_dict_factory, blown):
-    from bncli.probes.landscape_run import arm_tables, c4_claims, run_landscape_stats
+    from bncli.analyses.landscape import arm_tables, c4_claims, run_landscape_stats
 
     spec = parse_spec(tiny_spec_dict_factory())
     # the arm that blew up is smoother on its finite measurements: dropping the inf would favour it
@@ -323,7 +323,7 @@ def test_c4_a_landscape_that_blew_up_counts_against_its_arm(tiny_spec_dict_facto
 
 
 def test_c4_both_blew_up_is_inconclusive(tiny_spec_dict_factory):
-    from bncli.probes.landscape_run import c4_claims
+    from bncli.analyses.landscape import c4_claims
 
     spec = parse_spec(tiny_spec_dict_factory())
     recs = [_lip_record("plain", _landscape([1.0, math.inf])),
@@ -343,7 +343,7 @@ def _jacobian(errs: list[float]) -> dict:
 
 @pytest.mark.parametrize("errs", [[1e-7, math.nan], [math.nan, 1e-7], [1e-7, math.inf]])
 def test_c5_a_non_finite_error_refutes_in_any_order(tiny_spec_dict_factory, errs):
-    from bncli.probes.landscape_run import c5_claims
+    from bncli.analyses.landscape import c5_claims
 
     spec = parse_spec(tiny_spec_dict_factory())
     (claim,) = c5_claims(spec, [_lip_record("batchnorm", _jacobian(errs))])

@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
+from bncli.analyses.saturation import ablation_pairs, init_gradients, saturation_claims
 from bncli.cli import app
 from bncli.data import batch_indices, load_data
 from bncli.experiment import build_arm_model, initial_model
 from bncli.models import build_model
 from bncli.probes.saturation import SaturationProbe, identity_recovery, preact_stats
-from bncli.probes.saturation_summary import ablation_pairs, init_gradients, saturation_claims
 from bncli.results import RunRecord
 from bncli.spec import parse_spec
 from bncli.train import train_run
@@ -391,7 +391,7 @@ def test_c8_judges_the_fraction_outside_the_bound(tiny_spec_dict_factory):
 def test_phase_rows_use_each_seeds_own_end(tiny_spec_dict_factory):
     import dataclasses
 
-    from bncli.probes.saturation_summary import phase_rows
+    from bncli.analyses.saturation import phase_rows
 
     spec = parse_spec(tiny_spec_dict_factory(model={"activation": "sigmoid"}, seeds=2))
     long = _record("plain", 0.0, 0.9, 1.0, 1.0, 0.5)

@@ -6,9 +6,14 @@ import math
 
 import torch
 
-from bncli.experiment import run_experiment, run_train
+from bncli.experiment import run_experiment
+from bncli.pipeline import run_analysis
 from bncli.probes.base import ProbeBase
 from bncli.spec import parse_spec
+
+
+def run_analysis_train(spec):
+    return run_analysis(spec, "train")
 
 
 def test_same_spec_same_numbers(tiny_spec_dict_factory):
@@ -55,7 +60,7 @@ def test_every_arm_sees_the_same_batches(tiny_spec_dict_factory):
 
 def test_divergence_is_reported_not_raised(tiny_spec_dict_factory):
     spec = parse_spec(tiny_spec_dict_factory(train={"lr": [1e6], "steps": 40}))
-    result = run_train(spec)
+    result = run_analysis_train(spec)
     plain = next(r for r in result.runs if r.arm == "plain")
     assert plain.diverged and plain.diverged_at is not None and plain.diverged_at < 40
     assert plain.divergence_reason
@@ -85,24 +90,24 @@ def test_bn_arm_running_stats_and_modes(tiny_spec_dict_factory):
 
 def test_steps_to_target_and_history_points(tiny_spec_dict_factory):
     spec = parse_spec(tiny_spec_dict_factory(train={"steps": 30, "eval_every": 10}))
-    r = run_train(spec).runs[0]
+    r = run_analysis_train(spec).runs[0]
     assert r.steps == [0, 10, 20, 30]
     # pick a target between the first and the best accuracy, so it must be reached mid-run
     first, best = r.test_acc[0], max(r.test_acc)
     assert best > first
     target = (first + best) / 2
     spec2 = parse_spec(tiny_spec_dict_factory(train={"steps": 30, "eval_every": 10, "target_accuracy": target}))
-    r2 = run_train(spec2).runs[0]
+    r2 = run_analysis_train(spec2).runs[0]
     i = r2.steps.index(r2.steps_to_target)
     assert r2.test_acc[i] >= target and all(a < target for a in r2.test_acc[:i])
     spec3 = parse_spec(tiny_spec_dict_factory(train={"steps": 30, "eval_every": 10, "target_accuracy": 1.0}))
-    if max(run_train(spec3).runs[0].test_acc) < 1.0:
-        assert run_train(spec3).runs[0].steps_to_target is None
+    if max(run_analysis_train(spec3).runs[0].test_acc) < 1.0:
+        assert run_analysis_train(spec3).runs[0].steps_to_target is None
 
 
 def test_seeds_and_lr_grid(tiny_spec_dict_factory):
     spec = parse_spec(tiny_spec_dict_factory(seeds=3, train={"lr": [0.05, 0.2], "steps": 10, "eval_every": 5}))
-    result = run_train(spec)
+    result = run_analysis_train(spec)
     assert len(result.runs) == 3 * 2 * 2
     assert len(result.summary) == 4 and all(s.n_seeds == 3 for s in result.summary)
     # a different seed gives a different initialization, hence different curves
@@ -137,7 +142,7 @@ def test_results_round_trip_through_json(tiny_spec_dict_factory):
 
     from bncli.results import RunRecord
 
-    result = run_train(parse_spec(tiny_spec_dict_factory(train={"steps": 10, "eval_every": 5})))
+    result = run_analysis_train(parse_spec(tiny_spec_dict_factory(train={"steps": 10, "eval_every": 5})))
     doc = json.loads(json.dumps(result.to_json(), allow_nan=False))
     again = [RunRecord.from_json(r) for r in doc["runs"]]
     assert [r.test_loss for r in again] == [r.test_loss for r in result.runs]

@@ -7,9 +7,10 @@ import math
 import pytest
 from scipy import stats
 
+from bncli.analyses.train import c1_claims
 from bncli.results import RunRecord
 from bncli.spec import VerdictSpec, parse_spec
-from bncli.verdicts import MetricInput, c1_claims, compare_metric, decide, make_claim, welch_p
+from bncli.verdicts import MetricInput, compare_metric, decide, make_claim, welch_p
 
 CFG = VerdictSpec()
 

@@ -1,4 +1,4 @@
-"""Options every subcommand shares, the one error exit point, and the one output step."""
+"""The spec argument, the one error exit point, the progress reporter and the one output step."""
 
 from __future__ import annotations
 
@@ -24,68 +24,15 @@ SpecArg = Annotated[
         help="YAML spec of the model, data, arms and training.", show_default=False, metavar="SPEC.yaml"
     ),
 ]
-StepsOpt = Annotated[int | None, typer.Option("--steps", help="Training steps (overrides train.steps).")]
-LrOpt = Annotated[
-    list[float] | None,
-    typer.Option("--lr", help="Learning rate; repeat for a sweep (overrides train.lr)."),
-]
-SeedsOpt = Annotated[
-    int | None, typer.Option("--seeds", help="Number of seeds: seed, seed+1, ... (overrides seeds).")
-]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="First seed (overrides seed).")]
-DeviceOpt = Annotated[
-    str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N (overrides device).")
-]
-ArmsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--arms",
-        help="Comma-separated arm presets: plain, batchnorm, noisy_batchnorm, batchnorm_noaffine, "
-        "batchnorm_post, noisy_plain (overrides arms).",
-    ),
-]
-BatchSizeOpt = Annotated[
-    int | None, typer.Option("--batch-size", help="Mini-batch size m (overrides train.batch_size).")
-]
-ThreadsOpt = Annotated[
-    int | None,
-    typer.Option("--threads", help="CPU threads for torch (overrides threads; small models: try 1)."),
-]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")
-]
-OutOpt = Annotated[
-    Path | None,
-    typer.Option("--out", help="Write summary.json, history.csv, spec.yaml and plots/*.png here."),
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes on stderr.")]
 
 
 @dataclass
-class CommonOptions:
-    steps: int | None = None
-    lr: list[float] | None = None
-    seeds: int | None = None
-    seed: int | None = None
-    device: str | None = None
-    arms: str | None = None
-    batch_size: int | None = None
+class OutputOptions:
+    """Where results go: --json on stdout, files under --out, chatter on stderr unless --quiet."""
+
     json: bool = False
     out: Path | None = None
     quiet: bool = False
-    threads: int | None = None
-
-    def overrides(self) -> dict[str, Any]:
-        return {
-            "train.steps": self.steps,
-            "train.lr": list(self.lr) if self.lr else None,
-            "seeds": self.seeds,
-            "seed": self.seed,
-            "device": self.device,
-            "arms": self.arms,
-            "train.batch_size": self.batch_size,
-            "threads": self.threads,
-        }
 
 
 def stderr_console() -> Console:
@@ -137,12 +84,12 @@ def guarded(spec_path: Path | None = None) -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def load(spec_path: Path, opts: CommonOptions, extra: dict[str, Any] | None = None):
+def load(spec_path: Path, opts: OutputOptions, overrides: dict[str, Any] | None = None):
     """Load the spec and apply command-line overrides (validated like the file)."""
     from bncli.spec import apply_overrides, load_spec
 
     spec = load_spec(spec_path)
-    overrides = {**opts.overrides(), **(extra or {})}
+    overrides = overrides or {}
     if any(v is not None for v in overrides.values()):
         spec = apply_overrides(spec, overrides, source=f"{spec_path} (with command-line options)")
     if opts.out is not None:  # fail before training, not after
@@ -153,7 +100,7 @@ def load(spec_path: Path, opts: CommonOptions, extra: dict[str, Any] | None = No
     return spec
 
 
-def reporter(opts: CommonOptions):
+def reporter(opts: OutputOptions):
     """A progress bar on stderr, shown only on a terminal and without --quiet/--json piping."""
     from bncli.render.progress import RichReporter
 
@@ -165,7 +112,7 @@ def reporter(opts: CommonOptions):
 def finish(
     result: Any,
     renderables: Sequence[RenderableType | str],
-    opts: CommonOptions,
+    opts: OutputOptions,
     write_extra: Callable[[Path], Sequence[Path]] | None = None,
 ) -> None:
     """The one output step: tables or JSON on stdout, files under --out, exit 130 if interrupted."""

@@ -4,18 +4,15 @@ helpers every analysis uses (unit views, finite means, the claim-pair loop)."""
 from __future__ import annotations
 
 import math
-import statistics
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import nn
 
-from bncli.results import RunRecord
 from bncli.runtime import preserved_rng
-from bncli.spec import Spec
-from bncli.verdicts import by_arm_lr, comparison_pairs
+from bncli.stats import finite_max, finite_mean, spread_indices, worst_max  # noqa: F401  (re-exported)
 
 
 class ProbeBase:
@@ -100,15 +97,6 @@ def as_units(a: torch.Tensor) -> torch.Tensor:
     return a.movedim(1, -1).reshape(-1, a.shape[1])
 
 
-def spread_indices(n: int, k: int) -> list[int]:
-    """k indices spread evenly over range(n), first and last included (all of them when k >= n)."""
-    if k >= n:
-        return list(range(n))
-    if k <= 1:
-        return [0][:k]
-    return sorted({round(j * (n - 1) / (k - 1)) for j in range(k)})
-
-
 def norm64(t: torch.Tensor) -> float:
     """‖t‖₂ over all entries, in float64."""
     return float(t.double().norm())
@@ -121,69 +109,3 @@ def cos64(a: torch.Tensor, b: torch.Tensor) -> float:
     if na == 0 or nb == 0:
         return math.nan
     return float(a64 @ b64) / (na * nb)
-
-
-def _finite(vals: Iterable[float | None]) -> list[float]:
-    return [float(v) for v in vals if v is not None and math.isfinite(float(v))]
-
-
-def finite_mean(vals: Iterable[float | None]) -> float:
-    """Mean of the finite values (None, NaN and ±inf left out); NaN when there are none."""
-    f = _finite(vals)
-    return statistics.fmean(f) if f else math.nan
-
-
-def finite_max(vals: Iterable[float | None]) -> float:
-    """Max of the finite values (None, NaN and ±inf left out); NaN when there are none."""
-    f = _finite(vals)
-    return max(f) if f else math.nan
-
-
-def worst_max(vals: Iterable[float | None]) -> float:
-    """Max where a non-finite value (NaN or ±inf) counts as +inf: for errors and blow-ups that must
-    not be dropped. None is left out; NaN when nothing is left."""
-    v = [float(x) for x in vals if x is not None]
-    if not v:
-        return math.nan
-    return math.inf if any(not math.isfinite(x) for x in v) else max(v)
-
-
-class ClaimGroup(NamedTuple):
-    """One comparison of a claim: the learning rate, both arms, their runs and notes so far."""
-
-    lr: float
-    arm: str
-    base: str
-    a: list[RunRecord]
-    b: list[RunRecord]
-    notes: list[str]
-
-
-def claim_pairs(
-    spec: Spec,
-    records: Sequence[RunRecord],
-    pairs: Sequence[tuple[str, str]] | None = None,
-    drop_diverged: bool = False,
-) -> Iterator[ClaimGroup]:
-    """Every (lr, arm, baseline) comparison with runs on both sides, in spec order.
-
-    `pairs` defaults to verdicts.comparison_pairs (each BN arm against the plain arm). With
-    `drop_diverged` runs that diverged are left out and the notes say which.
-    """
-    groups = by_arm_lr(records)
-    for lr in spec.train.lr:
-        for arm, base in comparison_pairs(spec) if pairs is None else pairs:
-            a, b = groups.get((arm, lr), []), groups.get((base, lr), [])
-            if not a or not b:
-                continue
-            notes: list[str] = []
-            if drop_diverged:
-                for name, rs in ((arm, a), (base, b)):
-                    bad = [r for r in rs if r.diverged]
-                    if bad:
-                        at = ", ".join(str(r.diverged_at) for r in bad)
-                        notes.append(f"{name} diverged ({len(bad)}/{len(rs)} seeds, step {at}): "
-                                     "those runs are left out")
-                a = [r for r in a if not r.diverged]
-                b = [r for r in b if not r.diverged]
-            yield ClaimGroup(lr, arm, base, list(a), list(b), notes)

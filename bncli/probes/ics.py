@@ -1,4 +1,4 @@
-"""measure-ics (C2, C3): the layer-input distribution probe, and run_ics, the command's core."""
+"""measure-ics (C2, C3): the layer-input distribution probe and the probe factory."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import torch
 from torch.func import functional_call
 
 from bncli.data import Dataset
-from bncli.experiment import Reporter, command_result, run_experiment
 from bncli.models import Net
 from bncli.probes.base import (
     ProbeBase,
@@ -21,7 +20,6 @@ from bncli.probes.base import (
 )
 from bncli.probes.ics_grad import GradientIcsProbe, noise_seed
 from bncli.probes.ics_stats import PERCENTILES, shift_stats, unit_moments, unit_percentiles
-from bncli.results import CommandResult
 from bncli.spec import ArmSpec, Spec
 from bncli.train import RunContext, StepContext
 
@@ -141,12 +139,3 @@ def ics_probes(spec: Spec, arm: ArmSpec, lr: float, seed: int, data: Dataset) ->
     if cfg.gradient_ics:
         probes.append(GradientIcsProbe(cfg.every, cfg.layers))
     return probes
-
-
-def run_ics(spec: Spec, reporter: Reporter | None = None) -> CommandResult:
-    """`bncli measure-ics`'s core: train every arm with the ICS probes; table data, C2/C3 claims."""
-    from bncli.probes.ics_summary import c2_claims, c3_claims, layer_rows
-
-    exp = run_experiment(spec, ics_probes, reporter)
-    claims = c2_claims(spec, exp.records) + c3_claims(spec, exp.records)
-    return command_result("measure-ics", spec, exp, claims, {"ics_rows": layer_rows(spec, exp.records)})

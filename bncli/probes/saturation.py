@@ -9,18 +9,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from bncli.data import Dataset
-from bncli.experiment import Reporter, command_result, run_experiment
 from bncli.probes.base import ProbeBase, as_units, forward_hooks, measuring, params_and_buffers
-from bncli.results import CommandResult
-from bncli.spec import ArmSpec, Spec
 from bncli.train import RunContext, StepContext
-
-MODE_NOTE = (
-    "measured on a fixed probe batch (the first {n} training examples) in training mode: BN "
-    "normalizes with the probe batch's own statistics, running statistics are left untouched; "
-    "gradient norms are of each layer's weight on the step's own mini-batch (no extra backward)"
-)
 
 # max of the activation's derivative: σ'(0) = 1/4, tanh'(0) = 1
 _DERIV_MAX = {"sigmoid": 0.25, "tanh": 1.0}
@@ -183,44 +173,3 @@ def _ratio(a: float, b: float) -> float:
     if not (math.isfinite(a) and math.isfinite(b)) or b == 0:
         return math.nan
     return a / b
-
-
-def probe_factory(spec: Spec):
-    """Build the per-run probe list for run_experiment."""
-    cfg = spec.analysis.saturation
-
-    def make(_spec: Spec, _arm: ArmSpec, _lr: float, _seed: int, data: Dataset) -> list[Any]:
-        x, _y = data.probe_batch(cfg.probe_size)
-        return [
-            SaturationProbe(cfg.every, x, spec.model.activation, cfg.threshold, cfg.linear_bound)
-        ]
-
-    return make
-
-
-def run_saturation(spec: Spec, reporter: Reporter | None = None) -> CommandResult:
-    """`bncli saturation`'s core: train every arm with the probe; summaries and C7/C8 claims.
-
-    Option overrides (--every, --threshold) are applied to the spec by the command's load()."""
-    from bncli.probes.saturation_summary import (
-        ablation_pairs,
-        init_gradients,
-        phase_rows,
-        saturation_claims,
-    )
-
-    exp = run_experiment(spec, probe_factory(spec), reporter)
-    classification = exp.data.task == "classification"
-    cfg = spec.analysis.saturation
-    n_probe = min(cfg.probe_size, exp.data.n_train)
-    claims = saturation_claims(spec, exp.records, classification)
-    return command_result(
-        "saturation", spec, exp, claims,
-        {
-            "activation": spec.model.activation,
-            "mode": MODE_NOTE.format(n=n_probe),
-            "phases": phase_rows(spec, exp.records),
-            "init_gradients": init_gradients(exp.records),
-            "ablation_pairs": [list(p) for p in ablation_pairs(spec)],
-        },
-    )

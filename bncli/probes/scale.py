@@ -10,12 +10,10 @@ import torch
 
 from bncli.data import Dataset
 from bncli.errors import SpecError
-from bncli.experiment import Reporter, command_result, prepare, run_experiment
 from bncli.models import loss_fn_for
 from bncli.probes.base import ProbeBase
 from bncli.probes.scale_static import static_check
-from bncli.results import CommandResult
-from bncli.spec import ArmSpec, ScaleSpec, Spec, TrainSpec
+from bncli.spec import ScaleSpec, Spec, TrainSpec
 
 SERIES_KEYS = ("norm", "eff_step", "grad_norm", "cos_grad_w", "dnorm2", "pred", "cross")
 
@@ -122,18 +120,3 @@ def scale_layers(spec: Spec) -> list[str]:
             f"(this model has {', '.join(names)})"
         )
     return [n for n in names if n in wanted]
-
-
-def run_scale_check(spec: Spec, reporter: Reporter | None = None) -> CommandResult:
-    """`bncli scale-check`'s core: train every arm with the ScaleProbe; tables and C6 claims."""
-    from bncli.probes.scale_summary import c6_claims, scale_tables
-
-    layers = scale_layers(spec)
-    prepared = prepare(spec)
-
-    def factory(s: Spec, arm: ArmSpec, lr: float, seed: int, data: Dataset) -> list[ScaleProbe]:
-        return [ScaleProbe(s.analysis.scale, s.train, lr, data, layers)]
-
-    exp = run_experiment(spec, factory, reporter, prepared=prepared)
-    return command_result("scale-check", spec, exp, c6_claims(spec, exp.records),
-                          {"scale": scale_tables(spec, exp.records)})

@@ -14,20 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from bncli.results import Claim
+from bncli.stats import fmt  # noqa: F401  (re-exported for the renderers)
 
 VERDICT_STYLE = {"supported": "bold green", "refuted": "bold red", "inconclusive": "yellow"}
-
-
-def fmt(value: float | None, digits: int = 4) -> str:
-    """Compact number: '-' for missing, scientific for very small/large magnitudes."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    v = float(value)
-    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
-        return f"{v:.{max(1, digits - 2)}e}"
-    return f"{v:.{digits}g}"
 
 
 def fmt_pm(pair: Sequence[float], digits: int = 4) -> str:

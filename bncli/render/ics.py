@@ -10,11 +10,11 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from bncli.probes.base import spread_indices
-from bncli.probes.ics_summary import c3_layers
+from bncli.analyses.ics import c3_layers
 from bncli.render.common import arm_colors, claims_block, fmt, fmt_pm, pyplot, save_figure
 from bncli.results import CommandResult, RunRecord
 from bncli.spec import Spec
+from bncli.stats import spread_indices
 
 MAX_TABLE_LAYERS = 8  # more layers than this: the tables show an evenly spaced subset
 MAX_PLOT_LAYERS = 4
@@ -118,8 +118,8 @@ def render_ics(spec: Spec, result: CommandResult) -> list:
     """Everything `bncli measure-ics` prints: training speed, C2 and C3 tables, the claims block."""
     from bncli.render.train import train_table
 
-    classification = result.extra.get("task") == "classification"
-    rows = result.extra.get("ics_rows", {})
+    classification = result.task == "classification"
+    rows = result.tables.get("ics_rows", {})
     out: list = [train_table(spec, result.summary, classification)]
     for lr in spec.train.lr:
         if rows.get("distribution"):
@@ -250,3 +250,7 @@ def write_ics_files(spec: Spec, result: CommandResult, out_dir: Path) -> list[Pa
              ("cos", "cos(G, G′)", False)],
             "gradient ICS (Santurkar Fig 3)"))
     return [p for p in written if p is not None]
+
+
+render = render_ics
+write_files = write_ics_files

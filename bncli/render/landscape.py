@@ -74,12 +74,12 @@ def jacobian_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
 
 def render_lipschitz(spec: Spec, result: CommandResult) -> list[Any]:
     """Everything `bncli lipschitz` prints: landscape table, Jacobian table, claims."""
-    land = result.extra.get("landscape", [])
+    land = result.tables.get("landscape", [])
     out: list[Any] = [landscape_table(spec, land)]
     if any(math.isinf(v) for r in land for k, v in r.items() if isinstance(v, float)):
         out.append("inf: a measurement hit a non-finite loss or gradient on the eta' grid (the "
                    "landscape blew up); it is not dropped, and C4 counts it against that arm")
-    jac = result.extra.get("jacobian", [])
+    jac = result.tables.get("jacobian", [])
     if jac:
         out.append(jacobian_table(spec, jac))
         out.append("cos(dL/dx, y^) and the Thm 4.1 gap are not exactly 0: with eps in sigma, "
@@ -138,3 +138,7 @@ def plot_landscape(spec: Spec, records: Sequence[RunRecord], path: Path) -> Path
 
 def write_lipschitz_files(spec: Spec, result: CommandResult, out_dir: Path) -> list[Path]:
     return [plot_landscape(spec, result.runs, out_dir / "plots" / "landscape.png")]
+
+
+render = render_lipschitz
+write_files = write_lipschitz_files

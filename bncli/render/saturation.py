@@ -43,7 +43,7 @@ def _cell(metric: str, value: float | None) -> str:
 
 
 def _index(result: CommandResult) -> dict[tuple[float, str, str, str], dict[str, Any]]:
-    return {(r["lr"], r["arm"], r["layer"], r["metric"]): r for r in result.extra.get("phases", [])}
+    return {(r["lr"], r["arm"], r["layer"], r["metric"]): r for r in result.tables.get("phases", [])}
 
 
 def layer_table(
@@ -99,7 +99,7 @@ def layer_table(
 def gradient_table(result: CommandResult, lr: float) -> Table:
     """First/last gradient-norm ratio over training and the step-0 growth per layer, per arm."""
     idx = _index(result)
-    init = {r["arm"]: r for r in result.extra.get("init_gradients", []) if r["lr"] == lr}
+    init = {r["arm"]: r for r in result.tables.get("init_gradients", []) if r["lr"] == lr}
     t = Table(title=f"gradients by depth, lr = {fmt(lr)}", title_justify="left")
     t.add_column("arm")
     t.add_column("‖∇W₁‖/‖∇W_k‖ at start → middle → end (@step)", justify="right")
@@ -125,7 +125,7 @@ def render_saturation(spec: Spec, result: CommandResult) -> list:
     """Everything `bncli saturation` prints: mode line, C7 and C8 tables, gradients, claims."""
     arms = [a.name for a in spec.arms]
     bn_affine = [a.name for a in spec.arms if a.normalized and a.affine]
-    out: list = [f"[dim]{result.extra.get('mode', '')}[/dim]"]
+    out: list = [f"[dim]{result.tables.get('mode', '')}[/dim]"]
     for lr in spec.train.lr:
         t = layer_table(spec, result, lr, C7_COLUMNS, arms, "C7: pre-activations per layer")
         if t is not None:
@@ -270,3 +270,7 @@ def write_saturation_files(spec: Spec, result: CommandResult, out_dir: Path) -> 
         if beta is not None:
             written.append(beta)
     return written
+
+
+render = render_saturation
+write_files = write_saturation_files

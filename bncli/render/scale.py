@@ -131,7 +131,7 @@ def layer_table(spec: Spec, rows: Sequence[dict[str, Any]], grid: Sequence[float
 
 def render_scale(spec: Spec, result: CommandResult) -> list[Any]:
     """Everything `bncli scale-check` prints: α tables (init, end), layers, notes, C6 claims."""
-    sc = result.extra.get("scale", {})
+    sc = result.tables.get("scale", {})
     out: list[Any] = []
     for when in ("init", "end"):
         if any(r["when"] == when for r in sc.get("static", [])):
@@ -216,9 +216,13 @@ def plot_static(spec: Spec, rows: Sequence[dict[str, Any]], path: Path, lr: floa
 
 def write_scale_files(spec: Spec, result: CommandResult, out_dir: Path) -> list[Path]:
     """--out plots per learning rate: weight norms / effective step, and the static α check."""
-    rows = result.extra.get("scale", {}).get("static", [])
+    rows = result.tables.get("scale", {}).get("static", [])
     paths: list[Path] = []
     for lr in spec.train.lr:
         paths.append(plot_norms(spec, result.runs, out_dir / "plots" / f"scale_norms_lr{lr:g}.png", lr))
         paths.append(plot_static(spec, rows, out_dir / "plots" / f"scale_static_lr{lr:g}.png", lr))
     return paths
+
+
+render = render_scale
+write_files = write_scale_files

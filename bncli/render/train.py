@@ -144,7 +144,7 @@ def render_train(spec: Spec, result) -> list:
     """Everything `bncli train` prints: summary table, BN-minus-plain lines, claims table."""
     from bncli.render.common import claims_block
 
-    classification = result.extra.get("task") == "classification"
+    classification = result.task == "classification"
     out: list = [train_table(spec, result.summary, classification)]
     lines = comparison_lines(spec, result.summary, classification)
     if lines:
@@ -155,3 +155,7 @@ def render_train(spec: Spec, result) -> list:
 
 def write_train_files(spec: Spec, result, out_dir: Path) -> list[Path]:
     return [plot_training(spec, result.runs, out_dir / "plots" / "training.png")]
+
+
+render = render_train
+write_files = write_train_files

@@ -1,16 +1,16 @@
-"""`bncli lipschitz`'s core: training with the landscape and BN-Jacobian probes; C4/C5 claims."""
+"""The `lipschitz` analysis (C4, C5): landscape tables and the C4 / C5 claims."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
-from bncli.experiment import Reporter, command_result, run_experiment
-from bncli.probes.base import claim_pairs, finite_max, finite_mean, worst_max
-from bncli.results import Claim, CommandResult, RunRecord
+from bncli.analyses.base import Analysis, DataInfo, Option, Summary
+from bncli.results import Claim, RunRecord
 from bncli.spec import Spec
-from bncli.verdicts import MetricInput, by_arm_lr, make_claim
+from bncli.stats import finite_max, finite_mean, worst_max
+from bncli.verdicts import MetricInput, by_arm_lr, claim_pairs, make_claim
 
 C4_STATEMENT = (
     "BN smooths the loss landscape: smaller loss variation, gradient predictiveness and "
@@ -177,27 +177,79 @@ def c5_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     return out
 
 
-def run_lipschitz(spec: Spec, reporter: Reporter | None = None) -> CommandResult:
-    """Train every arm with the landscape probe (and the BN-Jacobian probe on BN arms)."""
+def probes(spec: Spec, arm: Any, lr: float, seed: int, data: Any) -> list[Any]:
+    """The landscape probe on every arm; the BN-Jacobian probe where C5's closed form applies."""
     from bncli.probes.jacobian import BnJacobianProbe
-    from bncli.probes.landscape import LandscapeProbe, eta_grid
+    from bncli.probes.landscape import LandscapeProbe
 
     cfg = spec.analysis.lipschitz
+    out: list[Any] = [LandscapeProbe(cfg, lr, seed)]
+    if cfg.jacobian and arm.norm_info.jacobian_closed_form:
+        out.append(BnJacobianProbe(cfg, seed))
+    return out
 
-    def factory(spec_: Spec, arm: Any, lr: float, seed: int, data: Any) -> list[Any]:
-        probes: list[Any] = [LandscapeProbe(cfg, lr, seed)]
-        if cfg.jacobian and arm.norm_info.jacobian_closed_form:
-            probes.append(BnJacobianProbe(cfg, seed))
-        return probes
 
-    exp = run_experiment(spec, factory, reporter)
-    land, jac = arm_tables(spec, exp.records)
-    claims = c4_claims(spec, exp.records) + c5_claims(spec, exp.records)
-    return command_result(
-        "lipschitz", spec, exp, claims,
-        {
-            "eta_multiples": [e / spec.train.lr[0] for e in eta_grid(spec.train.lr[0], cfg)],
-            "landscape": land,
-            "jacobian": jac,
-        },
-    )
+def summarize(spec: Spec, records: Sequence[RunRecord], data: DataInfo) -> Summary:
+    from bncli.probes.landscape import eta_grid
+
+    cfg = spec.analysis.lipschitz
+    land, jac = arm_tables(spec, records)
+    claims = c4_claims(spec, records) + c5_claims(spec, records)
+    return Summary(claims, {
+        "eta_multiples": [e / spec.train.lr[0] for e in eta_grid(spec.train.lr[0], cfg)],
+        "landscape": land,
+        "jacobian": jac,
+    })
+
+
+HELP = """Measure the loss landscape along the gradient (C4) and check BN's Jacobian (C5).
+
+Every N steps of real training, before the update, on that step's batch: the loss
+L(theta - eta' g) on a grid of step lengths eta' (multiples of the lr), the gradient
+predictiveness ||g - grad L(theta - eta' g)||, the effective beta-smoothness
+max ||g - grad L(theta - eta' g)|| / ||eta' g||, ||g|| and (--hessian) the top Hessian
+eigenvalue. On BN arms: autograd's Jacobian of each BN layer against
+(1/sigma)(I - 11^T/m - y^y^T/m), orthogonality of dL/dx to 1 and y^, Santurkar Thm 4.1.
+Measuring changes nothing: training ends in the same weights as `bncli train`.
+
+C4 verdict (per lr, BN arm vs plain): supported when the BN arm's loss variation, gradient
+predictiveness and effective beta (each the mean over measurement steps, then over seeds)
+are all lower than the plain arm's by more than the margin (default 10%, verdict.margin),
+refuted when all are higher by the margin, else inconclusive; with >= 3 seeds each must
+also pass Welch's t-test (p < 0.05). A non-finite loss or gradient anywhere on the grid
+makes that arm's metrics inf: if only one arm blew up the verdict goes against it. The
+result depends on the lr: Santurkar measure near the plain net's edge of stability.
+C5 verdict (per lr, BN arm; a maths check): supported when autograd's Jacobian and backward
+pass match the closed forms within analysis.lipschitz.jacobian_tol (default 1e-4, relative,
+float32) on every BN layer at every measured step, refuted otherwise (a non-finite error
+refutes).
+Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
+
+ANALYSIS = Analysis(
+    name="landscape",
+    command="lipschitz",
+    claims=("C4", "C5"),
+    section="lipschitz",
+    options=(
+        Option("every", ("--every",), int | None, "analysis.lipschitz.every",
+               "Measure every N steps (analysis.lipschitz.every)."),
+        Option("eta_range", ("--eta-range",), tuple[float, float] | None, "analysis.lipschitz.eta_range",
+               "LOW HIGH: the eta' grid in multiples of the learning rate "
+               "(analysis.lipschitz.eta_range; default 0.5 4).", to_spec=list),
+        Option("eta_points", ("--eta-points",), int | None, "analysis.lipschitz.eta_points",
+               "Points on the eta' grid (default 8)."),
+        Option("hessian", ("--hessian/--no-hessian",), bool | None, "analysis.lipschitz.hessian",
+               "Also the top Hessian eigenvalue (power iteration on Hessian-vector products)."),
+        Option("hessian_iters", ("--hessian-iters",), int | None, "analysis.lipschitz.hessian_iters",
+               "Power-iteration cap (default 20)."),
+        Option("hessian_tol", ("--hessian-tol",), float | None, "analysis.lipschitz.hessian_tol",
+               "Stop when the eigenvalue estimate changes by less than this, relative (default 1e-3)."),
+        Option("bn_mode", ("--bn-mode",), Literal["train", "eval"] | None, "analysis.lipschitz.bn_mode",
+               "train: batch statistics, what SGD optimizes (default); eval: the inference network "
+               "(running statistics, no noise), its own gradient."),
+    ),
+    probe_factory=probes,
+    summarize=summarize,
+    render="bncli.render.landscape",
+    help=HELP,
+)

@@ -6,10 +6,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from bncli.probes.base import claim_pairs, finite_mean
+from bncli.analyses.base import Analysis, DataInfo, Option, Summary
 from bncli.results import Claim, RunRecord
 from bncli.spec import Spec
-from bncli.verdicts import MetricInput, by_arm_lr, make_claim
+from bncli.stats import finite_mean
+from bncli.verdicts import MetricInput, by_arm_lr, claim_pairs, make_claim
 
 C7_STATEMENT = "BN keeps units out of saturation and gradients alive (no dead units, no vanishing)"
 C8_STATEMENT = "γ and β restore what normalization takes away (affine BN vs BN without γ/β)"
@@ -269,3 +270,74 @@ def saturation_claims(spec: Spec, records: Sequence[RunRecord], classification: 
         note = c8_note(act, a, b) + f"; {floor}" + _diverged_note(a + b)
         claims.append(make_claim("C8", C8_STATEMENT, lr, arm, base, metrics, cfg, note))
     return claims
+
+
+MODE_NOTE = (
+    "measured on a fixed probe batch (the first {n} training examples) in training mode: BN "
+    "normalizes with the probe batch's own statistics, running statistics are left untouched; "
+    "gradient norms are of each layer's weight on the step's own mini-batch (no extra backward)"
+)
+
+
+def probes(spec: Spec, arm: Any, lr: float, seed: int, data: Any) -> list[Any]:
+    """The saturation probe on a fixed probe batch."""
+    from bncli.probes.saturation import SaturationProbe
+
+    cfg = spec.analysis.saturation
+    x, _y = data.probe_batch(cfg.probe_size)
+    return [SaturationProbe(cfg.every, x, spec.model.activation, cfg.threshold, cfg.linear_bound)]
+
+
+def summarize(spec: Spec, records: Sequence[RunRecord], data: DataInfo) -> Summary:
+    cfg = spec.analysis.saturation
+    classification = data.task == "classification"
+    return Summary(saturation_claims(spec, records, classification), {
+        "activation": spec.model.activation,
+        "mode": MODE_NOTE.format(n=min(cfg.probe_size, data.n_train)),
+        "phases": phase_rows(spec, records),
+        "init_gradients": init_gradients(records),
+        "ablation_pairs": [list(p) for p in ablation_pairs(spec)],
+    })
+
+
+HELP = """Track saturation, dead units, per-layer gradients (C7) and BN's γ/β (C8) while training.
+
+Every N steps, on a fixed probe batch (the first analysis.saturation.probe_size training
+examples) in training mode (BN uses the probe batch's statistics; running statistics are not
+touched), per layer and arm: the fraction of pre-activations with |x| <= 2 (the bound is
+analysis.saturation.linear_bound); for sigmoid/tanh the saturated fraction (values whose
+derivative is below --threshold x its maximum); for ReLU the active fraction and dead units
+(inactive on every probe example); ‖∇W_i‖ on the step's batch and the first/last ratio; for
+BN layers β mean/spread, share of β > 0, γ spread and the relative distance of (γ, β) from the
+identity-recovery point (σ, μ) of BN's input. Step 0 gives the deep-net initialization view:
+gradient growth per layer toward the input.
+
+Verdict rule (per learning rate, BN arm vs plain for C7; affine BN vs batchnorm_noaffine for
+C8; each metric is the mean over measurement steps and layers, then over seeds):
+C7 metrics: sigmoid/tanh: saturated fraction lower and the fraction with |x| > 2 lower; ReLU:
+dead-unit fraction lower; all: |log10(‖∇W_1‖/‖∇W_k‖)| lower. C8 metrics: final train loss
+lower, best held-out error (or MSE) lower, plus ReLU active fraction higher or, for
+sigmoid/tanh, the fraction with |x| > 2 higher (out of the linear regime). Fractions within
+0.5 percentage points of each other count as neither way. Supported when every metric points the claimed way
+by more than the margin (default 10%, verdict.margin), refuted when every one points the other
+way, else inconclusive; with >= 3 seeds each must also pass Welch's t-test (p < 0.05). The
+sign of β and the identity-recovery distance are reported in the C8 note, not voted on.
+Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
+
+ANALYSIS = Analysis(
+    name="saturation",
+    command="saturation",
+    claims=("C7", "C8"),
+    section="saturation",
+    options=(
+        Option("every", ("--every",), int | None, "analysis.saturation.every",
+               "Measure every N steps (overrides analysis.saturation.every)."),
+        Option("threshold", ("--threshold",), float | None, "analysis.saturation.threshold",
+               "Sigmoid/tanh unit value counts as saturated when its derivative is below this "
+               "fraction of the maximum derivative (overrides analysis.saturation.threshold)."),
+    ),
+    probe_factory=probes,
+    summarize=summarize,
+    render="bncli.render.saturation",
+    help=HELP,
+)

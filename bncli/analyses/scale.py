@@ -7,11 +7,11 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from bncli.probes.base import claim_pairs, finite_max, finite_mean
-from bncli.render.common import fmt
+from bncli.analyses.base import Analysis, DataInfo, Option, Summary
 from bncli.results import Claim, RunRecord
 from bncli.spec import Spec
-from bncli.verdicts import MetricInput, by_arm_lr, make_claim
+from bncli.stats import finite_max, finite_mean, fmt
+from bncli.verdicts import MetricInput, by_arm_lr, claim_pairs, make_claim
 
 C6_STATEMENT = (
     "Scale invariance: BN(αWx) = BN(Wx), so the loss ignores ‖W‖ and ∇_{αW}L = ∇_W L / α "
@@ -246,7 +246,8 @@ def scale_notes(spec: Spec, tables: dict[str, Any]) -> list[str]:
     ]
     if spec.model.bias:
         pre = [
-            r["bias_cancel_rel"] for r in lrows if spec.arm(r["arm"]).normalized and spec.arm(r["arm"]).position == "pre"
+            r["bias_cancel_rel"] for r in lrows
+            if spec.arm(r["arm"]).normalized and spec.arm(r["arm"]).position == "pre"
         ]
         plain = [r["bias_cancel_rel"] for r in lrows if not spec.arm(r["arm"]).normalized]
         notes.append(
@@ -398,3 +399,52 @@ def c6_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
             note += f"; ‖W_end‖/‖W_0‖: {_growth(na, arm)}, {_growth(nb, base)} (not in the verdict)"
         out.append(make_claim("C6", C6_STATEMENT, lr, arm, base, metrics, spec.verdict, note, override))
     return out
+
+
+def probes(spec: Spec, arm: Any, lr: float, seed: int, data: Any) -> list[Any]:
+    """The scale probe: the static check at init and end, and the weight-norm dynamics."""
+    from bncli.probes.scale import ScaleProbe, scale_layers
+
+    return [ScaleProbe(spec.analysis.scale, spec.train, lr, data, scale_layers(spec))]
+
+
+def summarize(spec: Spec, records: Sequence[RunRecord], data: DataInfo) -> Summary:
+    return Summary(c6_claims(spec, records), {"scale": scale_tables(spec, records)})
+
+
+HELP = """Test claim C6: a BN network ignores the scale of each weight W feeding a BN.
+
+At initialization and at the end of training, for every layer and every α on the grid,
+W_i ← α·W_i (its bias is not scaled: BN's mean subtraction cancels it) with BN in training
+mode; reports the change of the output and loss, α·‖∇_{αW}L‖/‖∇_W L‖ (1 when ∇ scales as 1/α),
+cos(∇\\_W L, W), the same with ε → 0 and in eval mode, and where BN's ε breaks invariance
+(α²σ² comparable to ε). Over training: ‖W_i‖, the effective step η/‖W_i‖² and, under plain
+SGD, ‖W\\_{t+1}‖² − ‖W_t‖² against η²‖∇L‖². The model is restored bitwise after each check.
+Verdict rule (per learning rate, each BN arm vs the plain arm, metrics: worst relative output
+change over α in analysis.scale.verdict_alpha_range (default 0.01…100), worst |α·ratio − 1|,
+worst |cos(∇\\_W L, W)|, each the mean of the init and end checks): supported when every metric
+is lower for the BN arm by more than the margin (default 10%, verdict.margin), refuted when
+every metric is higher by the margin, else inconclusive; with >= 3 seeds each metric must also
+pass Welch's t-test (p < 0.05). A BN arm whose output still changes by more than
+analysis.scale.not_invariant_above (default 1e-3) with ε → 0 is not scale-invariant at all
+(e.g. BN after a sigmoid): refuted, whatever the margins say.
+--out writes plots of ‖W‖ and η/‖W‖² per arm and of the output change against α.
+Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
+
+ANALYSIS = Analysis(
+    name="scale",
+    command="scale-check",
+    claims=("C6",),
+    section="scale",
+    options=(
+        Option("alpha", ("--alpha",), list[float] | None, "analysis.scale.alphas",
+               "Scale factor α for W; repeat for a grid (overrides analysis.scale.alphas).",
+               to_spec=lambda v: list(v) if v else None),
+        Option("every", ("--every",), int | None, "analysis.scale.every",
+               "Record ‖W‖ every N steps (overrides analysis.scale.every)."),
+    ),
+    probe_factory=probes,
+    summarize=summarize,
+    render="bncli.render.scale",
+    help=HELP,
+)

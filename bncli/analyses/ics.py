@@ -1,14 +1,15 @@
-"""measure-ics results -> per layer x arm rows and the C2 / C3 claims (rule: SCIENCE.md)."""
+"""The `measure-ics` analysis (C2, C3): per layer x arm rows and the C2 / C3 claims (SCIENCE.md)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from bncli.probes.base import claim_pairs, finite_mean
+from bncli.analyses.base import Analysis, DataInfo, Option, Summary
 from bncli.results import Claim, RunRecord, mean_std
 from bncli.spec import Spec
-from bncli.verdicts import MetricInput, by_arm_lr, make_claim
+from bncli.stats import finite_mean
+from bncli.verdicts import MetricInput, by_arm_lr, claim_pairs, make_claim
 
 C2_STATEMENT = (
     "BN keeps each layer's input distribution stable (Ioffe & Szegedy 2015): the input to the "
@@ -145,3 +146,65 @@ def c3_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
         out.append(make_claim("C3", C3_STATEMENT, lr, arm, base, metrics, spec.verdict,
                               "; ".join(notes)))
     return out
+
+
+def layer_list(text: str | None) -> list[str] | None:
+    """--layers layer1,layer3 -> ["layer1", "layer3"] (None when empty)."""
+    if text is None:
+        return None
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    return names or None
+
+
+def probes(spec: Spec, arm: Any, lr: float, seed: int, data: Any) -> list[Any]:
+    """The distribution probe (C2) and, unless switched off, the gradient-ICS probe (C3)."""
+    from bncli.probes.ics import ics_probes
+
+    return ics_probes(spec, arm, lr, seed, data)
+
+
+def summarize(spec: Spec, records: Sequence[RunRecord], data: DataInfo) -> Summary:
+    claims = c2_claims(spec, records) + c3_claims(spec, records)
+    return Summary(claims, {"ics_rows": layer_rows(spec, records)})
+
+
+HELP = """Train every arm and measure internal covariate shift both ways; test claims C2 and C3.
+
+C2 (Ioffe): at each normalization point, on a fixed probe batch in training mode, the input to
+the nonlinearity (BN's output on BN arms; BN's input is shown too): mean, variance, 15/50/85th
+percentiles of a few units, and the one-step shifts |Δμ|, |Δσ²| and 1-Wasserstein between the
+distribution at θ_t and θ_{t+1}. C3 (Santurkar Def. 2.1): per layer, G = ∇_{W_i} L and G' =
+the same gradient after every earlier layer took this step's real update; ‖G − G'‖,
+‖G − G'‖/‖G‖ and cos(G, G'). Add noisy_batchnorm / noisy_plain arms with --arms.
+
+Verdicts, per learning rate and BN arm against the plain arm (means over layers and
+measurement steps, then seeds): C2 'BN keeps distributions stable' is supported when BN's
+mean |Δμ|, |Δσ²| and W1 shift are all lower than plain's by more than the margin (default 10%,
+verdict.margin), refuted when all are higher. C3 'BN does not reduce gradient ICS' is
+supported when BN's ‖G − G'‖/‖G‖ AND its misalignment 1 − cos(G, G') are both higher than
+plain's by the margin (BN's gradient ICS is larger), refuted when both point the other way
+(BN reduces it); means over layers 2..k (layer 1 has no earlier layers, so G' = G there);
+cos and the absolute ‖G − G'‖ are shown but not judged. Otherwise inconclusive;
+with >= 3 seeds each metric must also pass Welch's t-test (p < 0.05). Diverged runs are left
+out of the verdict. Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
+
+ANALYSIS = Analysis(
+    name="ics",
+    command="measure-ics",
+    claims=("C2", "C3"),
+    section="ics",
+    options=(
+        Option("every", ("--every",), int | None, "analysis.ics.every",
+               "Measure every N steps and at the last one (analysis.ics.every)."),
+        Option("layers", ("--layers",), str | None, "analysis.ics.layers",
+               "Comma-separated normalization points, e.g. layer1,layer3 (analysis.ics.layers; "
+               "default: all).", to_spec=layer_list),
+        Option("gradient_ics", ("--gradient-ics/--no-gradient-ics",), bool | None,
+               "analysis.ics.gradient_ics",
+               "Measure Santurkar's gradient ICS (C3) too (analysis.ics.gradient_ics)."),
+    ),
+    probe_factory=probes,
+    summarize=summarize,
+    render="bncli.render.ics",
+    help=HELP,
+)

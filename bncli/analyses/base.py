@@ -1,0 +1,62 @@
+"""What one analysis is: its command, claims, spec section, options, probes and summarize()."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from bncli.results import Claim, RunRecord
+
+
+class DataInfo(NamedTuple):
+    """What summaries and headers need to know about the data (plain values, no tensors)."""
+
+    task: str  # "classification" | "regression"
+    n_train: int
+    n_test: int
+    input_shape: tuple[int, ...]
+    n_out: int
+    device: str
+
+
+@dataclass(frozen=True)
+class Option:
+    """A command-line option of an analysis and the spec field it overrides."""
+
+    param: str  # the Python parameter name (Typer derives the flag from `decls`)
+    decls: tuple[str, ...]  # e.g. ("--every",) or ("--hessian/--no-hessian",)
+    annotation: Any  # the value type, e.g. int | None
+    spec_path: str | None  # dotted spec field it overrides; None: not a spec field
+    help: str
+    to_spec: Callable[[Any], Any] | None = None  # convert the option's value for the spec
+    metavar: str | None = None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What summarize() returns: the claims, and the analysis's own tables as plain data."""
+
+    claims: list[Claim]
+    tables: dict[str, Any] = field(default_factory=dict)
+
+
+ProbeFactory = Callable[..., Sequence[Any]]  # (spec, arm, lr, seed, data) -> probes
+Summarizer = Callable[[Any, Sequence[RunRecord], DataInfo], Summary]  # (spec, records, data)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One registered analysis. `probe_factory` is a module-level function (picklable, so any
+    executor can ship it); `render` names the module with render(spec, result) -> renderables and
+    write_files(spec, result, out_dir) -> paths."""
+
+    name: str
+    command: str
+    claims: tuple[str, ...]
+    section: str | None  # its `analysis.<section>` in the spec (None: train only)
+    options: tuple[Option, ...]
+    probe_factory: ProbeFactory | None
+    summarize: Summarizer
+    render: str
+    help: str

@@ -1,0 +1,92 @@
+"""One generic builder for every analysis subcommand: options declared once, one call into the
+pipeline, one render step. The analyses themselves come from the registry (bncli.analyses)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bncli.analyses import Analysis, Option
+from bncli.commands._common import OutputOptions, SpecArg, finish, guarded, load, reporter
+
+
+def _lr_list(v: Any) -> Any:
+    return list(v) if v else None
+
+
+# every analysis subcommand takes these; each overrides one spec field
+COMMON: tuple[Option, ...] = (
+    Option("steps", ("--steps",), int | None, "train.steps", "Training steps (overrides train.steps)."),
+    Option("lr", ("--lr",), list[float] | None, "train.lr",
+           "Learning rate; repeat for a sweep (overrides train.lr).", to_spec=_lr_list),
+    Option("seeds", ("--seeds",), int | None, "seeds",
+           "Number of seeds: seed, seed+1, ... (overrides seeds)."),
+    Option("seed", ("--seed",), int | None, "seed", "First seed (overrides seed)."),
+    Option("device", ("--device",), str | None, "device", "auto, cpu, cuda or cuda:N (overrides device)."),
+    Option("arms", ("--arms",), str | None, "arms",
+           "Comma-separated arm presets: plain, batchnorm, noisy_batchnorm, batchnorm_noaffine, "
+           "batchnorm_post, noisy_plain (overrides arms)."),
+    Option("batch_size", ("--batch-size",), int | None, "train.batch_size",
+           "Mini-batch size m (overrides train.batch_size)."),
+    Option("threads", ("--threads",), int | None, "threads",
+           "CPU threads for torch (overrides threads; small models: try 1)."),
+)
+OUTPUT: tuple[Option, ...] = (
+    Option("json", ("--json",), bool, None, "Print one JSON document on stdout and nothing else there."),
+    Option("out", ("--out",), Path | None, None,
+           "Write summary.json, history.csv, spec.yaml and plots/*.png here."),
+    Option("quiet", ("--quiet", "-q"), bool, None, "No progress bars or notes on stderr."),
+)
+
+
+def _parameter(opt: Option) -> inspect.Parameter:
+    default = False if opt.annotation is bool else None
+    info = typer.Option(*opt.decls, help=opt.help, show_default=False, metavar=opt.metavar)
+    return inspect.Parameter(opt.param, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=Annotated[opt.annotation, info])
+
+
+def spec_overrides(options: tuple[Option, ...], values: dict[str, Any]) -> dict[str, Any]:
+    """{dotted spec path: value} for every option given on the command line."""
+    out: dict[str, Any] = {}
+    for opt in options:
+        if opt.spec_path is None:
+            continue
+        v = values.get(opt.param)
+        if v is not None and opt.to_spec is not None:
+            v = opt.to_spec(v)
+        out[opt.spec_path] = v
+    return out
+
+
+def run_command(analysis: Analysis, spec_path: Path, values: dict[str, Any]) -> None:
+    """Load, override, run the analysis's plan, render: what every analysis subcommand does."""
+    opts = OutputOptions(values["json"], values["out"], values["quiet"])
+    with guarded(spec_path):
+        from bncli.pipeline import run_analysis
+
+        render = importlib.import_module(analysis.render)
+        spec = load(spec_path, opts, spec_overrides(analysis.options + COMMON, values))
+        with reporter(opts) as rep:
+            result = run_analysis(spec, analysis, rep)
+        finish(result, render.render(spec, result), opts, lambda d: render.write_files(spec, result, d))
+
+
+def make_command(analysis: Analysis):
+    """A Typer command function for `analysis`: its own options first, then the common ones."""
+    options = analysis.options + COMMON + OUTPUT
+
+    def command(spec_path: Path, **values: Any) -> None:
+        run_command(analysis, spec_path, values)
+
+    params = [inspect.Parameter("spec_path", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=SpecArg)]
+    params += [_parameter(o) for o in options]
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = analysis.help
+    command.__name__ = analysis.command.replace("-", "_")
+    return command
