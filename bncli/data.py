@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from bncli.budget import check_synthetic_size
 from bncli.errors import DataError
 from bncli.runtime import make_generator
 from bncli.spec import DataSpec
@@ -72,13 +74,37 @@ def _digits(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, str]:
 def _npz(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     path = spec.path
     assert path is not None
-    if not path.exists():
-        raise DataError(f"{path}: data.path: no such file")
+    try:
+        if not path.exists():
+            raise DataError(f"{path}: data.path: no such file")
+        if path.is_dir():
+            raise DataError(f"{path}: data.path: is a directory, not an .npz file")
+        # np.load guesses .npy or pickle for anything else and answers with allow_pickle advice
+        if not zipfile.is_zipfile(path):
+            raise DataError(
+                f"{path}: data.path: not an .npz file (expected the zip archive numpy.savez writes)"
+            )
+    except (OSError, ValueError) as exc:  # permissions, a NUL byte in the name, ...
+        raise DataError(f"{path}: data.path: cannot read: {exc}") from None
     try:
         with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except Exception as exc:  # numpy raises several types for a bad file
-        raise DataError(f"{path}: data.path: not a readable .npz file ({exc})") from None
+            arrays = {}
+            for k in f.files:
+                try:
+                    arrays[k] = f[k]
+                except ValueError as exc:
+                    if "pickle" not in str(exc):
+                        raise
+                    raise DataError(
+                        f"{path}: data.path: array {k!r} holds Python objects; save numeric arrays"
+                    ) from None
+    except DataError:
+        raise
+    except MemoryError:
+        raise DataError(f"{path}: data.path: the arrays do not fit in memory") from None
+    except Exception as exc:  # numpy and zipfile raise several types for a damaged file
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"{path}: data.path: not a readable .npz file ({first})") from None
     for key in ("X", "y"):
         if key not in arrays:
             raise DataError(f"{path}: data.path: array {key!r} missing (found: {sorted(arrays)})")
@@ -91,6 +117,8 @@ def _check_pair(x: np.ndarray, y: np.ndarray, name: str, where: str) -> None:
     for arr, label in ((x, "X"), (y, "y")):
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
             raise DataError(f"{where}: {name}: {label} must be numeric, not {arr.dtype}")
+        if np.iscomplexobj(arr):  # a float32 cast would silently drop the imaginary part
+            raise DataError(f"{where}: {name}: {label} is complex ({arr.dtype}); give real numbers")
     if x.ndim < 2:
         raise DataError(f"{where}: {name}: X must be 2-D (N, features) or 4-D (N, C, H, W)")
     if y.shape[0] != x.shape[0]:
@@ -99,10 +127,19 @@ def _check_pair(x: np.ndarray, y: np.ndarray, name: str, where: str) -> None:
         )
     if x.shape[0] == 0:
         raise DataError(f"{where}: {name}: no examples")
+    # X (and regression y) are checked again after the float32 cast: 1e39 is finite only here
     if not np.isfinite(x).all():
         raise DataError(f"{where}: {name}: X contains NaN or infinite values")
     if not np.isfinite(y.astype(np.float64)).all():
         raise DataError(f"{where}: {name}: y contains NaN or infinite values")
+
+
+def _check_float32(arr: np.ndarray, label: str, where: str, hint: str) -> None:
+    """Fail when float32 (what the model trains in) overflows values that were finite before."""
+    if not np.isfinite(arr).all():
+        raise DataError(
+            f"{where}: {label} is not finite in float32 (|values| above 3.4e38, or NaN){hint}"
+        )
 
 
 def _infer_task(y: np.ndarray) -> str:
@@ -119,14 +156,18 @@ def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
     x_test = y_test = None
     where = str(spec.path) if spec.source == "npz" else "data"
     if spec.source == "synthetic":
-        x, y, task = _synthetic(spec, rng)
+        check_synthetic_size(spec)  # before allocating: n_samples: 1e7 x n_features: 1e6 is 80 TB
+        try:
+            x, y, task = _synthetic(spec, rng)
+        except MemoryError:
+            raise DataError("data.n_samples: the synthetic data does not fit in memory") from None
     elif spec.source == "digits":
         x, y, task = _digits(spec)
     else:
         x, y, x_test, y_test = _npz(spec)
         _check_pair(x, y, "X/y", where)
-        # an explicit data.task wins; otherwise integer labels mean classes
-        task = spec.task if "task" in spec.model_fields_set else _infer_task(y)
+        # an explicit data.task wins; auto: integer labels mean classes
+        task = spec.task if spec.task != "auto" else _infer_task(y)
         if x_test is not None:
             _check_pair(x_test, y_test, "X_test/y_test", where)
             if x_test.shape[1:] != x.shape[1:]:
@@ -141,8 +182,11 @@ def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
             raise DataError(f"{where}: too few examples ({len(x)}) to split off a held-out set")
         x, y, x_test, y_test = x[perm[n_test:]], y[perm[n_test:]], x[perm[:n_test]], y[perm[:n_test]]
 
+    hint = " (data.class_sep or data.noise too large?)" if spec.source == "synthetic" else ""
     x = x.astype(np.float32)
     x_test = x_test.astype(np.float32)
+    _check_float32(x, "X", where, hint)
+    _check_float32(x_test, "X_test" if spec.source == "npz" else "X", where, hint)
     if spec.standardize:
         # per-feature statistics of the training split only
         mean = x.mean(axis=0, keepdims=True)
@@ -150,6 +194,11 @@ def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
         std = np.where(std > 1e-8, std, 1.0)
         x = (x - mean) / std
         x_test = (x_test - mean) / std
+        if not (np.isfinite(x).all() and np.isfinite(x_test).all()):
+            raise DataError(
+                f"{where}: X is too large to standardize in float32 (|values| near 1e19 or above); "
+                "rescale it, or set data.standardize: false"
+            )
 
     if spec.source == "digits" and spec.shape == "image":
         x = x.reshape(-1, 1, 8, 8)
@@ -171,6 +220,8 @@ def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
         y2t = np.asarray(y_test, dtype=np.float32)
         y2 = y2[:, None] if y2.ndim == 1 else y2
         y2t = y2t[:, None] if y2t.ndim == 1 else y2t
+        _check_float32(y2, "y", where, hint)
+        _check_float32(y2t, "y_test" if spec.source == "npz" else "y", where, hint)
         n_out = int(y2.shape[1])
         if y2t.shape[1:] != y2.shape[1:]:
             raise DataError(

@@ -34,6 +34,9 @@ def resolve_device(name: str) -> torch.device:
             raise DeviceError(f"device: {name!r} requested but MPS is not available")
     elif dev.type != "cpu":
         raise DeviceError(f"device: unsupported device {name!r} (use auto, cpu or cuda)")
+    elif dev.index is not None:
+        # torch accepts cpu:3 and quietly runs on the one CPU device; say so instead
+        raise DeviceError(f"device: {name!r}: the CPU takes no index (use cpu, or cuda:N for a GPU)")
     return dev
 
 

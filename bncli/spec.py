@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import copy
+import difflib
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    BaseModel,
     Field,
-    PositiveFloat,
-    PositiveInt,
+    PositiveFloat,  # ArmSpec's own; the spec's other floats use spec_types' (no booleans)
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -25,7 +28,25 @@ from bncli.spec_analysis import (  # noqa: F401  (re-exported: analyses import t
     SaturationSpec,
     ScaleSpec,
 )
-from bncli.spec_types import Fraction, NonNegFloat, Strict
+from bncli.spec_types import (
+    MAX_COUNT,
+    MAX_LAYERS,
+    MAX_LIST,
+    MAX_SEED,
+    MAX_SEEDS,
+    MAX_THREADS,
+    BatchSize,
+    Count,
+    Float,
+    Fraction,
+    Int,
+    NonNegFloat,
+    Seed,
+    Strict,
+    Width,
+)
+from bncli.spec_types import PositiveFloat as PosFloat
+from bncli.yamlio import load_yaml_file
 
 # --------------------------------------------------------------------------- data
 
@@ -34,12 +55,13 @@ class DataSpec(Strict):
     """Where the examples come from. Everything is loaded into memory on the run's device."""
 
     source: Literal["synthetic", "digits", "npz"] = "digits"
-    # synthetic: a Gaussian mixture (classification) or a linear teacher y = A x (regression)
-    task: Literal["classification", "regression"] = "classification"
-    n_samples: PositiveInt = 2000
-    n_features: PositiveInt = 20
-    n_classes: Annotated[int, Field(ge=2)] = 10
-    n_outputs: PositiveInt = 10
+    # synthetic: a Gaussian mixture (classification) or a linear teacher y = A x (regression).
+    # auto: npz infers it from y (integer labels are classes); synthetic and digits classify
+    task: Literal["auto", "classification", "regression"] = Field("auto", validate_default=True)
+    n_samples: Annotated[Int, Field(gt=0, le=MAX_COUNT)] = 2000
+    n_features: Annotated[Int, Field(gt=0, le=1_000_000)] = 20
+    n_classes: Annotated[Int, Field(ge=2, le=100_000)] = 10
+    n_outputs: Annotated[Int, Field(gt=0, le=100_000)] = 10
     class_sep: NonNegFloat = 2.0
     noise: NonNegFloat = 0.0
     # digits: flat 64 features, or 1x8x8 images for the CNN
@@ -48,7 +70,16 @@ class DataSpec(Strict):
     path: Path | None = None
     test_fraction: Fraction = 0.2
     standardize: bool = True
-    seed: int = 0  # data generation and split; fixed across training seeds
+    seed: Seed = 0  # data generation and split; fixed across training seeds
+
+    @field_validator("task")
+    @classmethod
+    def _resolve_task(cls, v: str, info: ValidationInfo) -> str:
+        # resolved here, not from model_fields_set, so a dumped and reloaded spec (command-line
+        # overrides, spec.yaml of a run, a job sent to a worker) means the same thing
+        if v == "auto" and info.data.get("source", "npz") != "npz":
+            return "classification"
+        return v
 
     @model_validator(mode="after")
     def _npz_needs_path(self) -> DataSpec:
@@ -64,13 +95,13 @@ class ModelSpec(Strict):
     """The network shared by every arm. Each hidden layer is a normalization point layer1..layerK."""
 
     kind: Literal["mlp", "cnn"] = "mlp"
-    hidden: list[PositiveInt] = Field(default_factory=lambda: [100, 100, 100])
-    channels: list[PositiveInt] = Field(default_factory=lambda: [16, 32])
+    hidden: list[Width] = Field(default_factory=lambda: [100, 100, 100], max_length=MAX_LAYERS)
+    channels: list[Width] = Field(default_factory=lambda: [16, 32], max_length=MAX_LAYERS)
     pool: bool = True  # cnn: 2x2 max-pool after each conv block while the map is >= 2x2
     activation: Literal["relu", "sigmoid", "tanh", "linear"] = "relu"
     bias: bool = True
     init: Literal["default", "xavier", "kaiming", "normal"] = "default"
-    init_std: PositiveFloat = 0.1  # std of init: normal
+    init_std: PosFloat = 0.1  # std of init: normal
 
     @model_validator(mode="after")
     def _has_layers(self) -> ModelSpec:
@@ -88,7 +119,7 @@ class NoiseSpec(Strict):
     """Santurkar et al. 2018 App. A.2.1 time-varying noise after the normalization."""
 
     n_mu: NonNegFloat = 0.5
-    n_sigma: Annotated[float, Field(ge=1.0)] = 1.25
+    n_sigma: Annotated[Float, Field(ge=1.0)] = 1.25
     r_mu: NonNegFloat = 0.1
     r_sigma: NonNegFloat = 0.1
 
@@ -181,16 +212,16 @@ class TrainSpec(Strict):
     """The one training loop's settings."""
 
     optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: list[PositiveFloat] = Field(default_factory=lambda: [0.1])
-    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    lr: list[PosFloat] = Field(default_factory=lambda: [0.1], max_length=MAX_LIST)
+    momentum: Annotated[Float, Field(ge=0.0, lt=1.0)] = 0.0
     weight_decay: NonNegFloat = 0.0
-    batch_size: PositiveInt = 60
-    steps: PositiveInt = 1000
-    eval_every: PositiveInt = 100
-    target_accuracy: Annotated[float, Field(gt=0.0, le=1.0)] | None = 0.9
-    target_loss: PositiveFloat | None = None  # regression: steps until held-out MSE <= this
-    divergence_factor: Annotated[float, Field(gt=1.0)] = 100.0
-    eval_train_examples: PositiveInt = 2000  # train accuracy/loss are measured on this many
+    batch_size: BatchSize = 60
+    steps: Count = 1000
+    eval_every: Count = 100
+    target_accuracy: Annotated[Float, Field(gt=0.0, le=1.0)] | None = 0.9
+    target_loss: PosFloat | None = None  # regression: steps until held-out MSE <= this
+    divergence_factor: Annotated[Float, Field(gt=1.0)] = 100.0
+    eval_train_examples: Count = 2000  # train accuracy/loss are measured on this many
 
     @field_validator("lr", mode="before")
     @classmethod
@@ -208,9 +239,9 @@ class TrainSpec(Strict):
 class VerdictSpec(Strict):
     """How per-arm summaries become supported / refuted / inconclusive."""
 
-    margin: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.10
+    margin: Annotated[Float, Field(ge=0.0, lt=1.0)] = 0.10
     alpha: Fraction = 0.05
-    min_seeds_for_test: Annotated[int, Field(ge=2)] = 3
+    min_seeds_for_test: Annotated[Int, Field(ge=2, le=MAX_SEEDS)] = 3
 
 
 # --------------------------------------------------------------------------- the spec
@@ -220,16 +251,17 @@ class Spec(Strict):
     """A whole experiment: one model, several arms, a learning-rate x seed grid."""
 
     name: str = "experiment"
-    seed: int = 0
-    seeds: PositiveInt = 1  # runs seeds seed, seed+1, ..., seed+seeds-1
+    seed: Seed = 0
+    seeds: Annotated[Int, Field(gt=0, le=MAX_SEEDS)] = 1  # runs seed, seed+1, ..., seed+seeds-1
     device: str = "auto"
     # torch intra-op CPU threads; None keeps torch's default. Small models often run faster
     # with 1, and much faster with 1 when other processes share the cores.
-    threads: PositiveInt | None = None
+    threads: Annotated[Int, Field(gt=0, le=MAX_THREADS)] | None = None
     data: DataSpec = Field(default_factory=DataSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     arms: list[ArmSpec] = Field(
-        default_factory=lambda: [ArmSpec(name="plain"), ArmSpec(name="batchnorm", norm="batch")]
+        default_factory=lambda: [ArmSpec(name="plain"), ArmSpec(name="batchnorm", norm="batch")],
+        max_length=MAX_LIST,
     )
     train: TrainSpec = Field(default_factory=TrainSpec)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
@@ -254,6 +286,12 @@ class Spec(Strict):
         if dup:
             raise ValueError(f"arm names must be unique; repeated: {', '.join(sorted(dup))}")
         return v
+
+    @model_validator(mode="after")
+    def _seeds_fit(self) -> Spec:
+        if self.seed + self.seeds - 1 > MAX_SEED:
+            raise ValueError(f"seeds: the last seed, seed + seeds - 1, must be at most 2**63 - 1 ({MAX_SEED})")
+        return self
 
     @model_validator(mode="after")
     def _layer_names_exist(self) -> Spec:
@@ -282,23 +320,84 @@ class Spec(Strict):
 # --------------------------------------------------------------------------- loading
 
 
+_MAX_PROBLEMS = 20  # one line stays readable; a list of 10^4 bad widths is one problem repeated
+
+
 def _format_loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) if loc else "(top level)"
 
 
+def _inner_model(tp: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as list[ArmSpec] or AnalysisSpec | None."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp
+    for arg in typing.get_args(tp):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The spec model a location points into: ('arms', 0) -> ArmSpec, ('train',) -> TrainSpec."""
+    cls: type[BaseModel] = Spec
+    for part in loc:
+        if isinstance(part, int):
+            continue  # a list item: its model is the list's
+        field = cls.model_fields.get(str(part))
+        inner = _inner_model(field.annotation) if field is not None else None
+        if inner is None:
+            return None
+        cls = inner
+    return cls
+
+
+def _unknown_key(loc: tuple[Any, ...]) -> tuple[str | None, list[str]]:
+    """The closest valid key to an unknown one (or None), and the valid keys at its location."""
+    model = _model_at(loc[:-1]) if loc else None
+    if model is None:
+        return None, []
+    known = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    return (close[0] if close else None), known
+
+
 def _format_validation_error(source: str, exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    loc = list(err.get("loc", ()))
-    msg = err.get("msg", "invalid value")
-    # pydantic tags union/validator branches into the location; keep the user's field path
-    loc = [p for p in loc if not (isinstance(p, str) and (p.startswith("function-") or "[" in p))]
-    if err.get("type") == "extra_forbidden":
-        msg = "unknown key (check the spelling; see `bncli validate --help`)"
-    msg = msg.removeprefix("Value error, ")
-    more = len(exc.errors()) - 1
-    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    where = f"{_format_loc(tuple(loc))}: " if loc else ""
-    return f"{source}: {where}{msg}{suffix}"
+    """Every problem pydantic found, joined into one line: `file: field: what is wrong; ...`.
+
+    An unknown key gets "did you mean 'hidden'?" when a valid key is close; unknown keys with
+    no close match are listed together with the keys valid at that place.
+    """
+    problems: list[str] = []
+    strays: dict[tuple[Any, ...], tuple[int, list[str], list[str]]] = {}  # parent -> where, keys
+    for err in exc.errors(include_url=False, include_input=False):
+        # pydantic tags union/validator branches into the location; keep the user's field path
+        loc = tuple(
+            p for p in err.get("loc", ())
+            if not (isinstance(p, str) and (p.startswith("function-") or "[" in p))
+        )
+        if err.get("type") == "extra_forbidden":
+            close, known = _unknown_key(loc)
+            if close is None and known:
+                if loc[:-1] not in strays:
+                    strays[loc[:-1]] = (len(problems), [], known)
+                    problems.append("")  # filled in below, in the first stray's place
+                strays[loc[:-1]][1].append(_format_loc(loc))
+                continue
+            msg = f"unknown key (did you mean {close!r}?)" if close else "unknown key"
+        else:
+            msg = str(err.get("msg", "invalid value"))
+            msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        text = " ".join((f"{_format_loc(loc)}: {msg}" if loc else msg).split())  # one line
+        if text not in problems:
+            problems.append(text)
+    for where, keys, known in strays.values():
+        noun = "unknown key" if len(keys) == 1 else "unknown keys"
+        problems[where] = f"{', '.join(keys)}: {noun} (valid here: {', '.join(known)})"
+    shown = problems[:_MAX_PROBLEMS]
+    if len(problems) > len(shown):
+        shown.append(f"and {len(problems) - len(shown)} more problems")
+    return f"{source}: {'; '.join(shown)}"
 
 
 def parse_spec(raw: Any, source: str = "spec") -> Spec:
@@ -311,26 +410,14 @@ def parse_spec(raw: Any, source: str = "spec") -> Spec:
         return Spec.model_validate(raw)
     except ValidationError as exc:
         raise SpecError(_format_validation_error(source, exc)) from None
+    except RecursionError:  # a self-referencing alias (`a: &a [*a]`) that pydantic walks into
+        raise SpecError(f"{source}: a value refers to itself (a recursive YAML alias)") from None
 
 
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a YAML spec file. Relative data paths resolve from the spec's folder."""
     p = Path(path)
-    if not p.exists():
-        raise SpecError(f"{p}: no such file")
-    if p.is_dir():
-        raise SpecError(f"{p}: is a directory, not a YAML spec")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{p}: cannot read: {exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"{p}: {where}YAML syntax error: {problem}") from None
+    raw = load_yaml_file(p)
     spec = parse_spec(raw, str(p))
     if spec.data.path is not None and not spec.data.path.is_absolute():
         spec.data.path = (p.parent / spec.data.path).resolve()

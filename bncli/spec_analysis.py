@@ -4,29 +4,39 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import Field, field_validator
 
-from bncli.spec_types import Fraction, Strict
+from bncli.spec_types import (
+    MAX_LIST,
+    BatchSize,
+    Count,
+    Float,
+    Fraction,
+    Int,
+    PositiveFloat,
+    Strict,
+    Width,
+)
 
 
 class IcsSpec(Strict):
     """measure-ics (C2, C3)."""
 
-    every: PositiveInt = 50
+    every: Count = 50
     layers: list[str] | None = None  # None: every normalization point
-    tracked_units: PositiveInt = 3
-    probe_size: PositiveInt = 256
+    tracked_units: Width = 3
+    probe_size: BatchSize = 256
     gradient_ics: bool = True
 
 
 class LipschitzSpec(Strict):
     """lipschitz (C4, C5)."""
 
-    every: PositiveInt = 100
+    every: Count = 100
     eta_range: tuple[PositiveFloat, PositiveFloat] = (0.5, 4.0)
-    eta_points: Annotated[int, Field(ge=2)] = 8
+    eta_points: Annotated[Int, Field(ge=2, le=10_000)] = 8
     hessian: bool = False
-    hessian_iters: PositiveInt = 20
+    hessian_iters: Count = 20
     hessian_tol: PositiveFloat = 1e-3
     bn_mode: Literal["train", "eval"] = "train"
     # linear spacing reproduces Santurkar's grid; log suits wide ranges like the deep linear net's
@@ -35,8 +45,8 @@ class LipschitzSpec(Strict):
     batched: bool = True
     # C5: closed forms of BN's Jacobian / backward pass against autograd on the run's BN layers
     jacobian: bool = True
-    jacobian_units: PositiveInt = 8  # units (channels) per layer whose full Jacobian is formed
-    jacobian_rows: PositiveInt = 256  # rows of each unit's m x m Jacobian (all when m is smaller)
+    jacobian_units: Width = 8  # units (channels) per layer whose full Jacobian is formed
+    jacobian_rows: BatchSize = 256  # rows of each unit's m x m Jacobian (all when m is smaller)
     jacobian_tol: PositiveFloat = 1e-4  # max relative error for C5 to be supported
 
     @field_validator("eta_range")
@@ -50,11 +60,11 @@ class LipschitzSpec(Strict):
 class ScaleSpec(Strict):
     """scale-check (C6)."""
 
-    every: PositiveInt = 50
+    every: Count = 50
     alphas: list[PositiveFloat] = Field(
-        default_factory=lambda: [1e-3, 1e-2, 1e-1, 1e1, 1e2, 1e3]
+        default_factory=lambda: [1e-3, 1e-2, 1e-1, 1e1, 1e2, 1e3], max_length=MAX_LIST
     )
-    probe_size: PositiveInt = 256
+    probe_size: BatchSize = 256
     layers: list[str] | None = None  # None: every layer whose weight feeds a normalization point
     # a relative output change below this counts as invariant (float32 roundoff is ~1e-7)
     tolerance: PositiveFloat = 1e-5
@@ -62,7 +72,7 @@ class ScaleSpec(Strict):
     # the verdict uses the alphas inside this range (SCIENCE.md C6: 0.01...100); outside it BN's
     # eps dominates and the numbers are shown, not judged
     verdict_alpha_range: tuple[PositiveFloat, PositiveFloat] = (0.01, 100.0)
-    explode_factor: Annotated[float, Field(gt=1.0)] = 10.0  # ||W_end||/||W_0|| above: exploded
+    explode_factor: Annotated[Float, Field(gt=1.0)] = 10.0  # ||W_end||/||W_0|| above: exploded
     # a BN arm whose output still moves by more than this with eps -> 0 is not scale-invariant:
     # the C6 verdict for it is `refuted` (far above float32 roundoff, ~1e-6)
     not_invariant_above: PositiveFloat = 1e-3
@@ -85,9 +95,9 @@ class ScaleSpec(Strict):
 class SaturationSpec(Strict):
     """saturation (C7, C8)."""
 
-    every: PositiveInt = 50
+    every: Count = 50
     threshold: Fraction = 0.05  # saturated: derivative < threshold x its maximum (sigmoid/tanh)
-    probe_size: PositiveInt = 256
+    probe_size: BatchSize = 256
     linear_bound: PositiveFloat = 2.0  # the notes' "~95% of pre-activations within |x| <= 2"
 
 

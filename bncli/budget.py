@@ -1,0 +1,204 @@
+"""Memory a spec will need, estimated before anything is allocated, against what is free.
+
+The estimate is deliberately generous (float32 everywhere, every buffer alive at once): its job
+is to turn `hidden: [60000, 60000]` or `n_samples: 10000000` into one clear line naming the
+field, instead of a MemoryError, an OOM kill or a swapping machine minutes into a run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from bncli.errors import SpecError
+
+if TYPE_CHECKING:
+    from bncli.spec import DataSpec, ModelSpec, Spec
+
+F32 = 4  # bytes per float32
+GIB = 1 << 30
+EVAL_CHUNK = 4096  # train.evaluate's chunk: eval activations never exceed this many examples
+ANALYSES = ("ics", "lipschitz", "scale", "saturation")
+
+
+def available_bytes(device: Any = None) -> int | None:
+    """Free memory: the CUDA device's when one is given, else the machine's (None: unknown)."""
+    if device is not None and str(device).startswith("cuda"):
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _model_size(model: ModelSpec, input_shape: tuple[int, ...], n_out: int) -> tuple[int, int, int]:
+    """(parameters incl. norm buffers, activations per example, positions per unit: 1, or H x W)."""
+    params = act = 0
+    if model.kind == "mlp":
+        fan_in = math.prod(input_shape)
+        act += fan_in
+        for w in model.hidden:
+            params += fan_in * w + w + 4 * w  # weight, bias; norm affine + running stats
+            act += 6 * w  # weight out, norm in/out, noise, pre-activation, activation
+            fan_in = w
+        params += fan_in * n_out + n_out
+        positions = 1
+    else:
+        c, h, w = input_shape if len(input_shape) == 3 else (math.prod(input_shape), 1, 1)
+        act += c * h * w
+        positions = h * w  # the first conv layer's map is the largest
+        for ch in model.channels:
+            params += c * ch * 9 + ch + 4 * ch
+            act += 6 * ch * h * w
+            if model.pool and h >= 2 and w >= 2:
+                h, w = h // 2, w // 2
+                act += ch * h * w
+            c = ch
+        params += c * h * w * n_out + n_out
+    act += 2 * n_out
+    return params, act, positions
+
+
+def estimate_parts(
+    spec: Spec,
+    input_shape: tuple[int, ...],
+    n_out: int,
+    n_train: int,
+    n_test: int,
+    analyses: Iterable[str] | None = None,
+) -> list[tuple[str, int, str]]:
+    """(what, bytes, the spec field that drives it) for each part of the estimate.
+
+    `analyses` names the analyses that will run (ics, lipschitz, scale, saturation); None takes
+    the most demanding one of spec.analysis, since a command runs one at a time.
+    """
+    params, act, positions = _model_size(spec.model, input_shape, n_out)
+    n_in = math.prod(input_shape)
+    batch = max(1, min(spec.train.batch_size, n_train))
+    label = max(n_out * F32, 8)  # regression targets, or int64 class labels
+    layers = "model.hidden" if spec.model.kind == "mlp" else "model.channels"
+    data_field = "data.path" if spec.data.source == "npz" else "data.n_samples"
+
+    parts: list[tuple[str, int, str]] = [
+        ("data", (n_train + n_test) * (n_in * F32 + label), data_field),
+        # parameters, gradients, optimizer state (adam: two moments) and a spare copy, for
+        # every arm plus the shared initial model
+        ("models", params * F32 * (5 if spec.train.optimizer == "adam" else 4) * (len(spec.arms) + 1),
+         layers),
+        # forward activations and their gradients for one batch
+        ("training batch", 2 * batch * act * F32, "train.batch_size"),
+        ("evaluation", min(EVAL_CHUNK, max(n_test, min(spec.train.eval_train_examples, n_train)))
+         * act * F32, layers),
+    ]
+
+    a = spec.analysis
+    probe: list[tuple[str, int, str]] = []
+    wanted = set(ANALYSES if analyses is None else analyses)
+    if "ics" in wanted:
+        m = min(a.ics.probe_size, n_train)
+        probe.append(("measure-ics probes", 2 * m * act * F32 + 3 * params * F32, "analysis.ics.probe_size"))
+    if "scale" in wanted:
+        m = min(a.scale.probe_size, n_train)
+        probe.append(("scale-check probes", 2 * m * act * F32 + 3 * params * F32, "analysis.scale.probe_size"))
+    if "saturation" in wanted:
+        m = min(a.saturation.probe_size, n_train)
+        probe.append(("saturation probes", 2 * m * act * F32 + params * F32, "analysis.saturation.probe_size"))
+    if "lipschitz" in wanted:
+        lip = a.lipschitz
+        # the eta' grid as one vmap'ed batch: a parameter copy and a batch of activations per point
+        grid = lip.eta_points * (3 * params * F32 + 2 * batch * act * F32)
+        probe.append(("lipschitz eta' grid", grid, "analysis.lipschitz.eta_points"))
+        if lip.hessian:
+            probe.append(("lipschitz Hessian", 6 * params * F32 + 4 * batch * act * F32, "analysis.lipschitz.hessian"))
+        if lip.jacobian:
+            # per unit: rows x m of BN's m x m Jacobian, m = batch x spatial positions
+            m = batch * positions
+            rows = min(lip.jacobian_rows, m)
+            probe.append(("lipschitz Jacobian", 3 * lip.jacobian_units * rows * m * F32,
+                          "analysis.lipschitz.jacobian_rows"))
+    if probe:
+        parts.append(max(probe, key=lambda p: p[1]))
+    return parts
+
+
+def estimate_bytes(
+    spec: Spec,
+    input_shape: tuple[int, ...],
+    n_out: int,
+    n_train: int,
+    n_test: int,
+    analyses: Iterable[str] | None = None,
+) -> int:
+    """A generous upper estimate of the memory one run of the spec needs, in bytes."""
+    return sum(b for _, b, _ in estimate_parts(spec, input_shape, n_out, n_train, n_test, analyses))
+
+
+def _gib(n: float) -> str:
+    return f"{n / GIB:.1f} GiB" if n >= GIB / 10 else f"{n / (1 << 20):.0f} MiB"
+
+
+def require(need: int, field: str, what: str, available: int | None, where: str = "this machine") -> None:
+    """Raise SpecError naming `field` when `need` bytes exceed `available` (None: don't check)."""
+    if available is not None and need > available:
+        raise SpecError(
+            f"{field}: {what} would need about {_gib(need)} of memory, {where} has "
+            f"{_gib(available)} free; make {field} smaller"
+        )
+
+
+def check_budget(
+    spec: Spec,
+    input_shape: tuple[int, ...],
+    n_out: int,
+    n_train: int,
+    n_test: int,
+    available: int | None = None,
+    device: Any = None,
+    analyses: Iterable[str] | None = None,
+) -> int:
+    """Fail before training when the estimate exceeds free memory; return the estimate.
+
+    `available` overrides the measured free memory (bytes); with a CUDA `device` the device's
+    free memory is measured, else the machine's. The error names the field behind the largest
+    part of the estimate (model.hidden, data.n_samples, train.batch_size, a probe size, ...).
+    """
+    parts = estimate_parts(spec, input_shape, n_out, n_train, n_test, analyses)
+    need = sum(b for _, b, _ in parts)
+    if available is None:
+        available = available_bytes(device)
+    if available is not None and need > available:
+        what, _, field = max(parts, key=lambda p: p[1])
+        on_gpu = device is not None and str(device).startswith("cuda")
+        require(need, field, f"this spec (mostly its {what})", available,
+                f"the GPU {device}" if on_gpu else "this machine")
+    return need
+
+
+def synthetic_bytes(data: DataSpec) -> int:
+    """Peak memory of generating the synthetic data set (float64 draws, then float32 copies)."""
+    n, d = data.n_samples, data.n_features
+    if data.task == "regression":  # x, the teacher, y = x A + noise
+        drawn = n * d + d * data.n_outputs + 3 * n * data.n_outputs
+    else:  # centers, labels, centers[y] + noise
+        drawn = data.n_classes * d + n + 3 * n * d
+    return 8 * drawn + 3 * F32 * n * (d + (data.n_outputs if data.task == "regression" else 0))
+
+
+def check_synthetic_size(data: DataSpec, available: int | None = None) -> None:
+    """Refuse a synthetic data set that cannot fit, before drawing a single number."""
+    if available is None:
+        available = available_bytes()
+    field = "data.n_features" if data.n_features > data.n_samples else "data.n_samples"
+    require(synthetic_bytes(data), field, "the synthetic data", available)
