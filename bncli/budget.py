@@ -158,6 +158,57 @@ def require(need: int, field: str, what: str, available: int | None, where: str 
         )
 
 
+def likely_field(
+    spec: Spec,
+    input_shape: tuple[int, ...],
+    n_out: int,
+    n_train: int,
+    n_test: int,
+    analyses: Iterable[str] | None = None,
+) -> str:
+    """The spec field whose everyday value would shrink the estimate the most.
+
+    Each candidate is put back to an ordinary size (widths 100, 2,000 examples, batch 60, probe
+    batches 256, 8 eta' points) and the estimate recomputed; the biggest saving names the field.
+    """
+    def est(s: Spec, n_tr: int = n_train, n_te: int = n_test) -> int:
+        return estimate_bytes(s, input_shape, n_out, n_tr, n_te, analyses)
+
+    def with_(section: str, **update: Any) -> Spec:
+        return spec.model_copy(update={section: getattr(spec, section).model_copy(update=update)})
+
+    def with_analysis(name: str, **update: Any) -> Spec:
+        sub = getattr(spec.analysis, name).model_copy(update=update)
+        return spec.model_copy(update={"analysis": spec.analysis.model_copy(update={name: sub})})
+
+    mlp = spec.model.kind == "mlp"
+    layers = spec.model.hidden if mlp else spec.model.channels
+    scale = min(1.0, 2000 / max(1, n_train + n_test))
+    a = spec.analysis
+    candidates: list[tuple[str, int]] = [
+        ("model.hidden" if mlp else "model.channels",
+         est(with_("model", **{"hidden" if mlp else "channels": [min(w, 100) for w in layers]}))),
+        ("data.path" if spec.data.source == "npz" else "data.n_samples",
+         est(spec, max(2, int(n_train * scale)), max(1, int(n_test * scale)))),
+        ("train.batch_size", est(with_("train", batch_size=min(spec.train.batch_size, 60)))),
+        ("analysis.ics.probe_size", est(with_analysis("ics", probe_size=min(a.ics.probe_size, 256)))),
+        ("analysis.scale.probe_size",
+         est(with_analysis("scale", probe_size=min(a.scale.probe_size, 256)))),
+        ("analysis.saturation.probe_size",
+         est(with_analysis("saturation", probe_size=min(a.saturation.probe_size, 256)))),
+        ("analysis.lipschitz.eta_points",
+         est(with_analysis("lipschitz", eta_points=min(a.lipschitz.eta_points, 8)))),
+        ("analysis.lipschitz.jacobian_rows",
+         est(with_analysis("lipschitz", jacobian_rows=min(a.lipschitz.jacobian_rows, 256),
+                           jacobian_units=min(a.lipschitz.jacobian_units, 8)))),
+    ]
+    field, smallest = min(candidates, key=lambda c: c[1])
+    if smallest >= est(spec):  # nothing unusual: blame the largest part
+        parts = estimate_parts(spec, input_shape, n_out, n_train, n_test, analyses)
+        field = max(parts, key=lambda p: p[1])[2]
+    return field
+
+
 def check_budget(
     spec: Spec,
     input_shape: tuple[int, ...],
@@ -171,18 +222,16 @@ def check_budget(
     """Fail before training when the estimate exceeds free memory; return the estimate.
 
     `available` overrides the measured free memory (bytes); with a CUDA `device` the device's
-    free memory is measured, else the machine's. The error names the field behind the largest
-    part of the estimate (model.hidden, data.n_samples, train.batch_size, a probe size, ...).
+    free memory is measured, else the machine's. `analyses` as in estimate_parts. The error
+    names the likely field (model.hidden, data.n_samples, train.batch_size, a probe size, ...).
     """
-    parts = estimate_parts(spec, input_shape, n_out, n_train, n_test, analyses)
-    need = sum(b for _, b, _ in parts)
+    need = estimate_bytes(spec, input_shape, n_out, n_train, n_test, analyses)
     if available is None:
         available = available_bytes(device)
     if available is not None and need > available:
-        what, _, field = max(parts, key=lambda p: p[1])
+        field = likely_field(spec, input_shape, n_out, n_train, n_test, analyses)
         on_gpu = device is not None and str(device).startswith("cuda")
-        require(need, field, f"this spec (mostly its {what})", available,
-                f"the GPU {device}" if on_gpu else "this machine")
+        require(need, field, "this spec", available, f"the GPU {device}" if on_gpu else "this machine")
     return need
 
 

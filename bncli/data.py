@@ -183,8 +183,9 @@ def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
         x, y, x_test, y_test = x[perm[n_test:]], y[perm[n_test:]], x[perm[:n_test]], y[perm[:n_test]]
 
     hint = " (data.class_sep or data.noise too large?)" if spec.source == "synthetic" else ""
-    x = x.astype(np.float32)
-    x_test = x_test.astype(np.float32)
+    with np.errstate(over="ignore"):  # an overflow is reported just below, as a DataError
+        x = x.astype(np.float32)
+        x_test = x_test.astype(np.float32)
     _check_float32(x, "X", where, hint)
     _check_float32(x_test, "X_test" if spec.source == "npz" else "X", where, hint)
     if spec.standardize:
@@ -216,8 +217,9 @@ def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
         yt = torch.as_tensor(np.asarray(y).astype(np.int64))
         yte = torch.as_tensor(np.asarray(y_test).astype(np.int64))
     else:
-        y2 = np.asarray(y, dtype=np.float32)
-        y2t = np.asarray(y_test, dtype=np.float32)
+        with np.errstate(over="ignore"):
+            y2 = np.asarray(y, dtype=np.float32)
+            y2t = np.asarray(y_test, dtype=np.float32)
         y2 = y2[:, None] if y2.ndim == 1 else y2
         y2t = y2t[:, None] if y2t.ndim == 1 else y2t
         _check_float32(y2, "y", where, hint)
