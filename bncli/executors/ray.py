@@ -1,0 +1,211 @@
+"""The Ray executor (`--backend ray`): every RunJob is one Ray task, on a private local Ray or a cluster.
+
+What runs where: the driver (this process) loads each distinct dataset once on the CPU and puts it
+in Ray's object store, so a node fetches it once, whatever its number of jobs; every job is a task
+that asks for `num_cpus` = the job's threads and, when the job's device is CUDA, one GPU (Ray picks
+which: `cuda:N` runs on the GPU Ray assigns). Results come back as they finish (`ray.wait`). A
+task whose worker process or node dies is retried elsewhere (`max_retries`); a job that raises is
+not retried and is reported like a local failure. Ctrl-C cancels the outstanding tasks.
+
+`ray` is an optional dependency: it is imported inside functions only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from bncli.errors import DeviceError, UsageError
+from bncli.executors.base import JobResult, Reporter
+from bncli.plan import RunJob
+
+INSTALL_HINT = "--backend ray needs Ray: pip install 'bncli[ray]' (or pip install ray)"
+
+_REMOTE: Any = None  # the @ray.remote task, made on first use (ray is optional)
+
+
+def _private_ray_env() -> None:
+    """A private Ray needs no network: every node on loopback (read when ray is first imported, and
+    by the processes it starts), no usage-stats upload. A user's own settings win."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise UsageError(INSTALL_HINT) from exc
+    return ray
+
+
+def _run_on_worker(job: RunJob, data: Any, device: str, threads: int, probe_factory: Any) -> Any:
+    """The task body: the job's data on its device, `threads` torch threads, then run_job."""
+    import torch
+
+    from bncli.plan import run_job
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    if device != "cpu":
+        data = data.to(torch.device(device))
+    return run_job(job, data=data, probe_factory=probe_factory)
+
+
+def _remote(ray: Any) -> Any:
+    global _REMOTE
+    if _REMOTE is None:
+        _REMOTE = ray.remote(_run_on_worker)
+    return _REMOTE
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+def _error_of(ray: Any, exc: BaseException) -> tuple[str, BaseException]:
+    """The job's own exception when it raised (Ray wraps it), else Ray's reason (worker/node lost)."""
+    cause = getattr(exc, "cause", None) if isinstance(exc, ray.exceptions.RayTaskError) else None
+    if isinstance(cause, BaseException):
+        return _one_line(cause), cause
+    return _one_line(exc), exc
+
+
+class RayExecutor:
+    """Runs a plan as Ray tasks. `address=None` starts a private local Ray for this run only (and
+    shuts it down after); `"auto"` or `"ray://host:port"` joins a cluster. An already connected
+    Ray (`ray.is_initialized()`) is used as it is and left running.
+
+    `num_cpus` caps the private Ray's cores (default: all). Each task asks for the spec's `threads`,
+    else `threads_per_job` (default 1), CPUs and sets torch to that many threads: records are
+    bitwise those of the serial executor at the same thread count. A job asks for one GPU when its
+    device is `cuda`/`cuda:N`, or `auto` and the cluster has GPUs."""
+
+    def __init__(
+        self,
+        address: str | None = None,
+        max_retries: int = 2,
+        num_cpus: int | None = None,
+        threads_per_job: int | None = None,
+        probe_factory: Callable[..., Sequence[Any]] | None = None,
+    ) -> None:
+        self.address = address
+        self.max_retries = max_retries
+        self.num_cpus = num_cpus
+        self.threads_per_job = threads_per_job
+        self.probe_factory = probe_factory
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def _connect(self) -> tuple[Any, bool]:
+        """(ray, whether this call initialized it and so must shut it down)."""
+        if self.address is None:
+            _private_ray_env()
+        ray = _import_ray()
+        if ray.is_initialized():
+            return ray, False
+        quiet = {"log_to_driver": False, "logging_level": logging.ERROR, "configure_logging": True}
+        try:
+            if self.address is None:
+                ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False,
+                         _node_ip_address="127.0.0.1", **quiet)
+            else:
+                ray.init(address=self.address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = "a local Ray" if self.address is None else f"the Ray cluster at --address {self.address}"
+            hint = " (start one with `ray start --head`)" if self.address == "auto" else ""
+            raise UsageError(f"cannot start or reach {where}{hint}: {_one_line(exc)}") from exc
+        return ray, True
+
+    # -- resources --------------------------------------------------------------------------------
+
+    def _threads(self, job: RunJob) -> int:
+        return job.spec.threads or self.threads_per_job or 1
+
+    @staticmethod
+    def _device(spec_device: str, cluster_gpus: float) -> str:
+        """The device string the task moves its data to: 'cuda' (the GPU Ray assigns) or 'cpu'."""
+        if spec_device.startswith("cuda") or (spec_device == "auto" and cluster_gpus > 0):
+            return "cuda"
+        if spec_device == "auto":
+            return "cpu"
+        return spec_device
+
+    def _check_fits(self, ray: Any, jobs: Sequence[RunJob], gpus: float) -> None:
+        """On the private Ray (fixed resources), fail clearly instead of queueing tasks no node can
+        ever take. A cluster is not checked: its autoscaler may add the nodes they need."""
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        max_cpus = max((r.get("CPU", 0) for r in nodes), default=0)
+        for job in jobs:
+            if self._device(job.spec.device, gpus) == "cuda" and gpus <= 0:
+                raise DeviceError(f"device: {job.spec.device!r} requested but the Ray cluster has no GPUs")
+            if self._threads(job) > max_cpus:
+                raise UsageError(f"threads: a job asks for {self._threads(job)} CPUs but the largest Ray "
+                                 f"node has {max_cpus:g}")
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def run(self, jobs: Sequence[RunJob], reporter: Reporter | None = None) -> Iterator[JobResult]:
+        """Submit every job, yield each JobResult as its task finishes (no per-step progress)."""
+        ray, started = self._connect()
+        pending: dict[Any, RunJob] = {}
+        try:
+            yield from self._run(ray, list(jobs), pending, check=started and self.address is None)
+        finally:
+            # Ctrl-C, an error, or a caller that stopped early: no task outlives the run
+            for ref in pending:
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:  # noqa: BLE001 - already finished or its node is gone
+                    pass
+            if started:
+                ray.shutdown()
+
+    def _run(
+        self, ray: Any, jobs: list[RunJob], pending: dict[Any, RunJob], check: bool
+    ) -> Iterator[JobResult]:
+        from bncli.data import load_data
+
+        if not jobs:
+            return
+        gpus = float(ray.cluster_resources().get("GPU", 0))
+        if check:
+            self._check_fits(ray, jobs, gpus)
+        task = _remote(ray)
+        data_refs: dict[str, Any] = {}
+        for job in jobs:
+            spec = job.spec
+            dkey = json.dumps(spec.data.model_dump(mode="json"), sort_keys=True)
+            if dkey not in data_refs:  # once per distinct dataset; nodes fetch it from the store
+                data_refs[dkey] = ray.put(load_data(spec.data, "cpu"))
+            device, threads = self._device(spec.device, gpus), self._threads(job)
+            ref = task.options(
+                num_cpus=threads,
+                num_gpus=1 if device.startswith("cuda") else 0,
+                max_retries=self.max_retries,
+                retry_exceptions=False,
+            ).remote(job, data_refs[dkey], device, threads, self.probe_factory)
+            pending[ref] = job
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                job = pending.pop(ref)
+                try:
+                    record = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    text, cause = _error_of(ray, exc)
+                    yield JobResult(job, None, text, cause)
+                    continue
+                yield JobResult(job, record)
+
+
+def make_ray_executor(address: str | None = None, **kw: Any) -> RayExecutor:
+    """The executor behind `--backend ray [--address A]`; a UsageError (exit 2) when Ray is missing."""
+    if address is None:
+        _private_ray_env()
+    _import_ray()
+    return RayExecutor(address, **kw)
