@@ -2,4 +2,5 @@
 
 from bncli.cli import app
 
-app(prog_name="bncli")
+if __name__ == "__main__":  # worker processes (spawn) import this module without running the CLI
+    app(prog_name="bncli")

@@ -9,6 +9,7 @@ import typer
 from bncli import __version__
 from bncli.analyses import ANALYSES
 from bncli.commands.analysis import make_command
+from bncli.commands.batch import batch
 from bncli.commands.validate import validate
 
 app = typer.Typer(
@@ -39,4 +40,5 @@ def main(
 
 for _analysis in ANALYSES.values():
     app.command(_analysis.command)(make_command(_analysis))
+app.command("batch")(batch)
 app.command("validate")(validate)

@@ -60,3 +60,6 @@ class Analysis:
     summarize: Summarizer
     render: str
     help: str
+    # names a batch expectation can test ({metric: NAME, arm: ...}), beside the summary metrics
+    # (final_train_loss, best_test_acc, ...): keys of this analysis's per (lr, arm) table rows
+    metrics: tuple[str, ...] = ()

@@ -207,4 +207,5 @@ ANALYSIS = Analysis(
     summarize=summarize,
     render="bncli.render.ics",
     help=HELP,
+    metrics=("d_mean", "d_var", "w1", "pct_drift", "mean", "var", "g_norm", "diff_norm", "rel_diff", "cos"),
 )

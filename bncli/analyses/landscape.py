@@ -252,4 +252,5 @@ ANALYSIS = Analysis(
     summarize=summarize,
     render="bncli.render.landscape",
     help=HELP,
+    metrics=("loss_variation", "grad_pred_max", "beta", "grad_norm", "top_eig", "jacobian_err_f32", "grad_err"),
 )

@@ -340,4 +340,6 @@ ANALYSIS = Analysis(
     summarize=summarize,
     render="bncli.render.saturation",
     help=HELP,
+    metrics=("linear", "saturated", "active", "dead", "grad_norm", "beta_mean", "beta_std", "beta_pos",
+             "gamma_mean", "gamma_std", "id_dist"),
 )

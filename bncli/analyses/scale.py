@@ -447,4 +447,5 @@ ANALYSIS = Analysis(
     summarize=summarize,
     render="bncli.render.scale",
     help=HELP,
+    metrics=("growth_min", "growth_max", "cos_init", "cos_end", "out_rel", "ratio_dev", "bias_cancel_rel"),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,13 +113,8 @@ def finish(
     result: Any,
     renderables: Sequence[RenderableType | str],
     opts: OutputOptions,
-    write_extra: Callable[[Path], Sequence[Path]] | None = None,
 ) -> None:
     """The one output step: tables or JSON on stdout, files under --out, exit 130 if interrupted."""
-    from bncli.render.common import atomic_write_json, atomic_write_text
-    from bncli.render.train import write_history_csv
-    from bncli.spec import Spec, spec_to_yaml
-
     doc = result.to_json()
     if opts.json:
         sys.stdout.write(json.dumps(doc, allow_nan=False) + "\n")
@@ -133,15 +128,9 @@ def finish(
                     col.overflow = "fold"
             out.print(r)
     if opts.out is not None:
-        atomic_write_json(opts.out / "summary.json", doc)
-        atomic_write_text(opts.out / "spec.yaml", spec_to_yaml(Spec.model_validate(result.spec)))
-        written = [
-            opts.out / "summary.json",
-            opts.out / "spec.yaml",
-            write_history_csv(result.runs, opts.out / "history.csv"),
-        ]
-        if write_extra is not None:
-            written += list(write_extra(opts.out))
+        from bncli.render.files import write_result_files
+
+        written = write_result_files(result, opts.out)
         if not opts.quiet:
             stderr_console().print(f"wrote {len(written)} files to {opts.out}/")
     if result.interrupted:

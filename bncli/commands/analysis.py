@@ -73,7 +73,7 @@ def run_command(analysis: Analysis, spec_path: Path, values: dict[str, Any]) -> 
         spec = load(spec_path, opts, spec_overrides(analysis.options + COMMON, values))
         with reporter(opts) as rep:
             result = run_analysis(spec, analysis, rep)
-        finish(result, render.render(spec, result), opts, lambda d: render.write_files(spec, result, d))
+        finish(result, render.render(spec, result), opts)
 
 
 def make_command(analysis: Analysis):

@@ -24,10 +24,10 @@ class SerialExecutor:
             try:
                 record = run_job(job, probe_factory=self.probe_factory,
                                  on_progress=reporter.advance if reporter is not None else None)
-            except (KeyboardInterrupt, BncliError):
+            except KeyboardInterrupt:
                 raise
             except Exception as exc:
-                if self.raise_errors:
+                if self.raise_errors or (isinstance(exc, BncliError) and exc.exit_code == 2):
                     raise
                 yield JobResult(job, None, f"{type(exc).__name__}: {exc}", exc)
                 continue

@@ -1,4 +1,5 @@
-"""A Rich progress bar on stderr that the experiment reports to (hidden when quiet or piped)."""
+"""Rich progress on stderr: one overall bar (runs done / total, elapsed, time left) and the
+current run's steps (hidden when quiet or not a terminal)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from rich.progress import (
 
 
 class RichReporter:
-    """One bar per run; a context manager that owns the live display."""
+    """The overall bar (`start_plan`/`job_done`) and one bar per running run; a context manager
+    that owns the live display."""
 
     def __init__(self, console: Console, enabled: bool) -> None:
         self.enabled = enabled
@@ -22,7 +24,7 @@ class RichReporter:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("steps"),
+            TextColumn("{task.fields[unit]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=console,
@@ -30,6 +32,8 @@ class RichReporter:
             disable=not enabled,
         )
         self._task = None
+        self._overall = None
+        self.total_runs = 0
 
     def __enter__(self) -> RichReporter:
         self.progress.start()
@@ -38,8 +42,16 @@ class RichReporter:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
+    def start_plan(self, total: int) -> None:
+        self.total_runs = total
+        self._overall = self.progress.add_task("all runs", total=total, unit="runs")
+
+    def job_done(self) -> None:
+        if self._overall is not None:
+            self.progress.advance(self._overall, 1)
+
     def start_run(self, label: str, total: int) -> None:
-        self._task = self.progress.add_task(label, total=total)
+        self._task = self.progress.add_task(f"  {label}", total=total, unit="steps")
 
     def advance(self, n: int) -> None:
         if self._task is not None:

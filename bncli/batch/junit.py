@@ -1,0 +1,31 @@
+"""JUnit XML: one testcase per expectation (what CI systems show natively)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from bncli.batch.run import BatchRun
+
+
+def junit_xml(run: BatchRun) -> str:
+    outcomes = run.outcomes
+    failures = sum(not o.passed for o in outcomes)
+    errors = sum(bool(e.failures) for e in run.entries)
+    suites = ET.Element("testsuites", name="bncli batch", tests=str(len(outcomes)),
+                        failures=str(failures), errors=str(errors), time=f"{run.wall_s:.3f}")
+    suite = ET.SubElement(suites, "testsuite", name=run.batch_file, tests=str(len(outcomes)),
+                          failures=str(failures), errors=str(errors), time=f"{run.wall_s:.3f}")
+    for o in outcomes:
+        case = ET.SubElement(suite, "testcase", classname=f"{o.cell}.{o.command}", name=o.expectation.describe())
+        if not o.passed:
+            fail = ET.SubElement(case, "failure", message=o.detail[:500], type="ExpectationNotMet")
+            fail.text = o.detail
+        else:
+            ET.SubElement(case, "system-out").text = o.detail
+    for e in run.entries:
+        if e.failures:
+            case = ET.SubElement(suite, "testcase", classname=f"{e.cell.name}.{e.command}", name="jobs ran")
+            err = ET.SubElement(case, "error", message=f"{len(e.failures)} job(s) failed", type="JobFailed")
+            err.text = "\n".join(f"{lbl}: {why}" for lbl, why in e.failures)
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

@@ -1,0 +1,210 @@
+"""Run a batch: every job of every cell x command as ONE plan (identical jobs shared), each
+finished job stored at once (`DIR/jobs/<key>.json`), results judged per cell, expectations
+checked. `--resume` reuses stored jobs whose key matches."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bncli.batch.expand import Cell
+from bncli.batch.expect import Outcome, evaluate
+from bncli.executors.base import Executor, JobResult, Reporter, execute
+from bncli.plan import JOB_FORMAT, RunJob, plan
+from bncli.results import SCHEMA_VERSION, CommandResult, RunRecord, clean
+
+
+@dataclass
+class Entry:
+    """One cell x command: its jobs, and after the run its result, failures and expectations."""
+
+    cell: Cell
+    command: str
+    jobs: list[RunJob]
+    result: CommandResult | None = None
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (job label, reason)
+    missing: int = 0  # jobs not run (interrupted)
+    outcomes: list[Outcome] = field(default_factory=list)
+    path: str | None = None  # folder under --out
+
+    @property
+    def complete(self) -> bool:
+        return not self.failures and not self.missing
+
+
+@dataclass
+class BatchRun:
+    entries: list[Entry]
+    interrupted: bool
+    n_jobs: int  # distinct jobs
+    n_reused: int
+    wall_s: float
+    batch_file: str
+
+    @property
+    def outcomes(self) -> list[Outcome]:
+        return [o for e in self.entries for o in e.outcomes]
+
+    @property
+    def n_failed_jobs(self) -> int:
+        return len({lbl for e in self.entries for lbl, _ in e.failures})
+
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        if any(e.failures for e in self.entries):
+            return 3
+        return 1 if any(not o.passed for o in self.outcomes) else 0
+
+    def to_json(self) -> dict[str, Any]:
+        from bncli import __version__
+
+        outcomes = self.outcomes
+        return clean({
+            "schema_version": SCHEMA_VERSION,
+            "kind": "batch",
+            "bncli_version": __version__,
+            "batch_file": self.batch_file,
+            "interrupted": self.interrupted,
+            "exit_code": self.exit_code(),
+            "counts": {
+                "jobs": self.n_jobs, "reused": self.n_reused, "failed": self.n_failed_jobs,
+                "expectations": len(outcomes),
+                "expectations_passed": sum(o.passed for o in outcomes),
+            },
+            "wall_s": self.wall_s,
+            "comparisons": [{
+                "name": e.cell.name,
+                "comparison": e.cell.comparison,
+                "cell": e.cell.values,
+                "command": e.command,
+                "path": e.path,
+                "n_jobs": len(e.jobs),
+                "complete": e.complete,
+                "failed_jobs": [{"run": lbl, "error": why} for lbl, why in e.failures],
+                "missing_jobs": e.missing,
+                "claims": [c.to_json() for c in e.result.claims] if e.result else [],
+                "expectations": [o.to_json() for o in e.outcomes],
+            } for e in self.entries],
+            "expectations": [o.to_json() for o in outcomes],
+        })
+
+
+def entries_of(cells: list[Cell]) -> list[Entry]:
+    from bncli.analyses import get_analysis
+
+    return [Entry(c, cmd, plan(c.spec, get_analysis(cmd).name)) for c in cells for cmd in c.commands]
+
+
+# ---------------------------------------------------------------- the job store (--out DIR/jobs)
+
+
+def job_path(out: Path, job: RunJob) -> Path:
+    return out / "jobs" / f"{job.key}.json"
+
+
+def store_job(out: Path, job: RunJob, record: RunRecord) -> None:
+    """Atomically store a finished job. NaN and ±inf are kept (JSON's NaN/Infinity literals),
+    so a resumed record is bitwise the record that was stored."""
+    from bncli.render.common import atomic_write_text
+
+    doc = {"format": JOB_FORMAT, "key": job.key, "label": job.label, "analysis": job.analysis,
+           "record": dataclasses.asdict(record)}
+    atomic_write_text(job_path(out, job), json.dumps(doc, allow_nan=True) + "\n")
+
+
+def load_job(out: Path, job: RunJob) -> RunRecord | None:
+    p = job_path(out, job)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if doc.get("format") != JOB_FORMAT or doc.get("key") != job.key:
+        return None
+    rec = RunRecord.from_json(doc["record"])
+    return None if rec.interrupted else rec
+
+
+# ---------------------------------------------------------------- running
+
+
+def run_batch(
+    cells: list[Cell],
+    batch_file: str,
+    executor: Executor | None = None,
+    reporter: Reporter | None = None,
+    out: Path | None = None,
+    resume: bool = False,
+    on_job: Callable[[JobResult], Any] | None = None,
+) -> BatchRun:
+    """Run every job of every cell x command once, judge each cell, check its expectations."""
+    from bncli.analyses import get_analysis
+    from bncli.pipeline import build_result, check_spec
+
+    t0 = time.perf_counter()
+    entries = entries_of(cells)
+    infos = {id(c): check_spec(c.spec) for c in cells}  # everything that can fail before training
+    unique: dict[str, RunJob] = {}
+    for e in entries:
+        for j in e.jobs:
+            unique.setdefault(j.key, j)
+    done: dict[str, JobResult] = {}
+    if resume and out is not None:
+        for key, j in unique.items():
+            rec = load_job(out, j)
+            if rec is not None:
+                done[key] = JobResult(j, rec)
+    n_reused = len(done)
+
+    def finished(res: JobResult) -> None:
+        done[res.job.key] = res
+        if out is not None and res.record is not None and not res.record.interrupted:
+            store_job(out, res.job, res.record)
+        if on_job is not None:
+            on_job(res)
+
+    todo = [j for k, j in unique.items() if k not in done]
+    ex = execute(todo, executor, reporter, on_result=finished)
+    for e in entries:
+        records: list[RunRecord] = []
+        for j in e.jobs:
+            res = done.get(j.key)
+            if res is None:
+                e.missing += 1
+            elif res.error is not None:
+                e.failures.append((f"{e.command} {j.label}", res.error))
+            elif res.record is not None:
+                if res.record.interrupted:
+                    e.missing += 1
+                records.append(res.record)
+        a = get_analysis(e.command)
+        e.result = build_result(e.cell.spec, a, records, not e.complete, infos[id(e.cell)])
+        mine = [x for x in e.cell.expect if target_command(e.cell, x) == e.command]
+        if e.complete:
+            e.outcomes = [evaluate(e.cell.name, e.command, x, e.result) for x in mine]
+        elif not ex.interrupted:
+            why = "; ".join(f"{lbl}: {r}" for lbl, r in e.failures[:3]) or "jobs missing"
+            e.outcomes = [Outcome(e.cell.name, e.command, x, False, f"not evaluated: {why}") for x in mine]
+    return BatchRun(entries, ex.interrupted, len(unique), n_reused, time.perf_counter() - t0, batch_file)
+
+
+def target_command(cell: Cell, e: Any) -> str:
+    """The one command of a cell an expectation is checked against: the one it names, else the
+    first that judges its claim or reports its metric, else the first."""
+    from bncli.analyses import get_analysis
+    from bncli.batch.expand import SUMMARY_METRICS
+
+    if e.command:
+        return e.command
+    for c in cell.commands:
+        a = get_analysis(c)
+        if e.claim is not None and e.claim in a.claims:
+            return c
+        if e.metric is not None and (e.metric in SUMMARY_METRICS or e.metric in a.metrics):
+            return c
+    return cell.commands[0]

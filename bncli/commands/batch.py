@@ -1,0 +1,158 @@
+"""`bncli batch`: many comparisons from one YAML file, with expectations, for terminals and CI."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from bncli.commands._common import OutputOptions, guarded, reporter, stderr_console, stdout_console
+
+BatchArg = Annotated[Path, typer.Argument(help="YAML batch file (defaults, comparisons, expect).",
+                                          show_default=False, metavar="BATCH.yaml")]
+
+
+def batch(
+    batch_path: BatchArg,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: the "
+                                             "number of cores; each gets cores / N torch threads).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write one folder per comparison, batch.json "
+                                             "and every finished job (jobs/<key>.json) here.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Reuse the finished jobs stored under --out; "
+                                         "run the rest.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the jobs it would run; train nothing.")] = False,
+    junit_xml: Annotated[Path | None, typer.Option("--junit-xml", help="Write JUnit XML: one testcase per "
+                                                   "expectation.")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Run only comparisons whose name matches "
+                                                   "(glob; repeat).")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Training steps for every comparison.")] = None,
+    seeds: Annotated[int | None, typer.Option("--seeds", help="Seeds for every comparison.")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="torch threads per job.")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
+    backend: Annotated[Literal["local", "ray"], typer.Option("--backend", help="local: this machine; "
+                                                             "ray: a Ray cluster.")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="Ray: auto or ray://host:port "
+                                                "(default: a private local Ray).")] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print batch.json on stdout and nothing else.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or notes on stderr.")] = False,
+) -> None:
+    """Run many comparisons from one YAML file as one plan and check their expectations.
+
+    The batch file has `defaults:` (spec fields for every comparison) and `comparisons:`, each with
+    a `name`, a `spec` (a path relative to the batch file, or an inline spec), a `command` (train,
+    measure-ics, lipschitz, scale-check, saturation, or a list), `overrides` (a partial spec),
+    an optional `matrix:` of dotted spec fields to expand (the product; each cell is named by its
+    values) and `expect:` — `{claim: C4, verdict: supported}`, `{claim: C1, verdict_in: [...]}`,
+    `{metric: best_test_acc, arm: batchnorm, at_least: 0.9}`, `{metric: loss_variation, arm:
+    batchnorm, less_than_arm: plain, by: 0.1}`, `{diverged: plain, lr: 1.0}` (optionally `lr:`,
+    `arm:`, `command:`). Merge order: spec file < defaults < overrides < matrix < options.
+
+    Every job of every comparison forms one plan; identical jobs run once. Each finished job is
+    stored under --out at once; --resume after Ctrl-C or a crash runs only the rest.
+
+    Exit codes: 0 every expectation met, 1 an expectation not met, 2 bad batch file, spec or
+    usage, 3 a job failed to run (an error, not divergence), 130 interrupted (finished jobs kept).
+    """
+    with guarded(batch_path):
+        from bncli.batch.expand import check_expectations, expand, load_batch
+        from bncli.errors import UsageError
+
+        opts = OutputOptions(json, out, quiet)
+        spec_batch = load_batch(batch_path)
+        cli = {"train.steps": steps, "seeds": seeds, "threads": threads, "device": device}
+        cells = expand(batch_path, spec_batch, cli, only)
+        check_expectations(batch_path, cells)
+        if resume and out is None:
+            raise UsageError("--resume needs --out (the folder of the interrupted batch)")
+        if dry_run:
+            _dry_run(cells, out if resume else None, json)
+            return
+        if out is not None:
+            _writable(out)
+        from bncli.batch.run import run_batch
+        from bncli.executors import make_executor
+
+        n = jobs or os.cpu_count() or 1
+        executor = make_executor(backend, n, address, raise_errors=False)
+        with reporter(opts) as rep:
+            run = run_batch(cells, str(batch_path), executor, rep, out, resume)
+        _output(run, opts, junit_xml)
+        raise typer.Exit(run.exit_code())
+
+
+def _writable(out: Path) -> None:
+    from bncli.errors import UsageError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot create folder {out}: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"--out: folder {out} is not writable")
+
+
+def _dry_run(cells, out: Path | None, as_json: bool) -> None:
+    from rich.table import Table
+
+    from bncli.batch.run import entries_of, job_path
+
+    entries = entries_of(cells)
+    seen: set[str] = set()
+    rows = []
+    for e in entries:
+        for j in e.jobs:
+            shared = j.key in seen
+            seen.add(j.key)
+            stored = out is not None and job_path(out, j).exists()
+            rows.append({"comparison": e.cell.name, "command": e.command, "arm": j.arm, "lr": j.lr,
+                         "seed": j.seed, "steps": j.spec.train.steps, "key": j.key,
+                         "shared": shared, "stored": stored})
+    n_run = len({r["key"] for r in rows if not r["stored"]})
+    if as_json:
+        sys.stdout.write(jsonlib.dumps({"jobs": rows, "distinct": len(seen), "to_run": n_run}) + "\n")
+        return
+    t = Table(title=f"{len(rows)} job(s), {len(seen)} distinct, {n_run} to run (dry run: nothing trained)")
+    for col in ("comparison", "command", "arm", "lr", "seed", "steps", "key", "note"):
+        t.add_column(col)
+    for r in rows:
+        note = "stored" if r["stored"] else ("shared" if r["shared"] else "")
+        t.add_row(r["comparison"], r["command"], r["arm"], f"{r['lr']:g}", str(r["seed"]), str(r["steps"]),
+                  r["key"][:12], note)
+    stdout_console().print(t)
+
+
+def _output(run, opts: OutputOptions, junit: Path | None) -> None:
+    from bncli.render.batch import render_batch
+    from bncli.render.common import atomic_write_json, atomic_write_text
+
+    if opts.out is not None:
+        from bncli.render.files import write_result_files
+
+        for e in run.entries:
+            if e.result is None or not e.result.runs:
+                continue
+            rel = Path(e.cell.folder) / e.command
+            write_result_files(e.result, opts.out / rel)
+            e.path = str(rel)
+    doc = run.to_json()
+    if opts.out is not None:
+        atomic_write_json(opts.out / "batch.json", doc)
+    if junit is not None:
+        from bncli.batch.junit import junit_xml
+
+        atomic_write_text(junit, junit_xml(run))
+    if opts.json:
+        sys.stdout.write(jsonlib.dumps(doc, allow_nan=False) + "\n")
+        sys.stdout.flush()
+    else:
+        console = stdout_console()
+        for r in render_batch(run):
+            console.print(r)
+    if not opts.quiet and opts.out is not None:
+        stderr_console().print(f"wrote {opts.out}/batch.json and {len(run.entries)} comparison folder(s)")
+    if run.interrupted:
+        stderr_console().print("[yellow]interrupted: finished jobs are kept (--resume runs the rest)[/yellow]")

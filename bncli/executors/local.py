@@ -1,0 +1,127 @@
+"""The local executor: N worker processes on this machine (`--jobs N`), one job at a time each.
+
+A worker that dies (killed, out of memory) fails only the job it was running, with the reason,
+and is replaced; the others go on. Workers ignore Ctrl-C: the parent stops them and keeps every
+finished result. Each worker sets torch's threads to cores / N unless the spec says otherwise.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from bncli.executors.base import JobResult, Reporter
+from bncli.plan import RunJob
+
+
+def _worker(conn: Connection, threads: int, probe_factory: Any) -> None:
+    """Loop: receive a job, run it, send back ("ok", record) or ("error", text)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import torch
+
+    from bncli.plan import run_job
+
+    torch.set_num_threads(threads)
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        try:
+            record = run_job(job, probe_factory=probe_factory)
+            conn.send(("ok", record))
+        except BaseException as exc:  # noqa: BLE001 - every failure is reported, one line
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            conn.send(("error", f"{type(exc).__name__}: {first}"))
+        finally:
+            if torch.get_num_threads() != threads:  # a spec's `threads` must not leak into the next job
+                torch.set_num_threads(threads)
+
+
+def _death_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (out of memory?)" if name == "SIGKILL" else ""
+        return f"worker process died: killed by {name}{hint}"
+    return f"worker process died: exit code {code}"
+
+
+class _Worker:
+    def __init__(self, ctx: Any, threads: int, probe_factory: Any) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(child, threads, probe_factory), daemon=True)
+        self.proc.start()
+        child.close()
+        self.job: RunJob | None = None
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            self.proc.terminate()
+        self.proc.join(timeout=5)
+        self.conn.close()
+
+
+def default_threads(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
+class LocalExecutor:
+    """Runs a plan on `jobs` worker processes (spawned: no torch state is inherited)."""
+
+    def __init__(self, jobs: int, threads: int | None = None, probe_factory: Any = None) -> None:
+        self.jobs = max(1, jobs)
+        self.threads = threads or default_threads(self.jobs)
+        self.probe_factory = probe_factory
+
+    def run(self, jobs: Sequence[RunJob], reporter: Reporter | None = None) -> Iterator[JobResult]:
+        ctx = mp.get_context("spawn")
+        todo = list(jobs)
+        workers = [_Worker(ctx, self.threads, self.probe_factory) for _ in range(min(self.jobs, len(todo)))]
+        try:
+            while todo or any(w.job is not None for w in workers):
+                for w in workers:
+                    if w.job is None and todo:
+                        w.job = todo.pop(0)
+                        w.conn.send(w.job)
+                busy = [w for w in workers if w.job is not None]
+                ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy])
+                for w in list(busy):
+                    job = w.job
+                    assert job is not None
+                    if w.conn in ready:
+                        try:
+                            kind, payload = w.conn.recv()
+                        except (EOFError, OSError):
+                            kind, payload = "died", None
+                    elif w.proc.sentinel in ready:
+                        kind, payload = "died", None
+                    else:
+                        continue
+                    w.job = None
+                    if kind == "ok":
+                        yield JobResult(job, payload)
+                    elif kind == "error":
+                        yield JobResult(job, None, payload)
+                    else:
+                        w.proc.join(timeout=5)
+                        reason = _death_reason(w.proc.exitcode)
+                        w.stop()
+                        workers[workers.index(w)] = _Worker(ctx, self.threads, self.probe_factory)
+                        yield JobResult(job, None, reason)
+        finally:
+            for w in workers:
+                try:
+                    if w.proc.is_alive() and w.job is None:
+                        w.conn.send(None)
+                except OSError:
+                    pass
+                w.stop()
