@@ -153,9 +153,17 @@ class RayExecutor:
         """Submit every job, yield each JobResult as its task finishes (no per-step progress)."""
         ray, started = self._connect()
         pending: dict[Any, RunJob] = {}
+        # Ray's driver prints task errors ("Task failed ... will be retried") to stdout whatever
+        # log_to_driver says; stdout is data (--json), and a failure is reported in its JobResult
+        ray_worker = getattr(ray, "_private", None) and getattr(ray._private, "worker", None)
+        logs_were = getattr(ray_worker, "_worker_logs_enabled", None)
+        if logs_were is not None:
+            ray_worker._worker_logs_enabled = False
         try:
             yield from self._run(ray, list(jobs), pending, check=started and self.address is None)
         finally:
+            if logs_were is not None:
+                ray_worker._worker_logs_enabled = logs_were
             # Ctrl-C, an error, or a caller that stopped early: no task outlives the run
             for ref in pending:
                 try:
