@@ -139,6 +139,8 @@ def test_binary_file_is_a_clean_error(tmp_path):
     [
         ("model: {hidden: [1e23]}", "model.hidden.0"),
         ("model: {hidden: [1e6]}", "model.hidden.0"),
+        ("model: {hidden: [1000000]}", "model.hidden.0"),
+        ("model: {hidden: [100000000000000000000000]}", "model.hidden.0"),
         ("model: {channels: [100000], kind: cnn}", "model.channels.0"),
         ("seed: 1e26", "seed"),
         ("seed: 100000000000000000000000000000", "seed"),
@@ -146,6 +148,7 @@ def test_binary_file_is_a_clean_error(tmp_path):
         ("data: {seed: 1e26}", "data.seed"),
         ("seed: 9223372036854775806\nseeds: 3", "seeds"),
         ("data: {source: synthetic, n_samples: 1e12}", "data.n_samples"),
+        ("data: {source: synthetic, n_samples: 1000000000000}", "data.n_samples"),
         ("train: {steps: 1e12}", "train.steps"),
         ("train: {batch_size: 1e7}", "train.batch_size"),
         ("seeds: 1e9", "seeds"),
