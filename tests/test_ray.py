@@ -149,6 +149,18 @@ def test_a_job_that_raises_is_reported_and_not_retried(cluster, tiny_spec_dict_f
     assert [a.split()[0] for a in log.read_text().splitlines()].count("batchnorm") == 1
 
 
+def test_each_job_asks_for_its_threads_and_a_gpu_when_it_runs_on_cuda(tiny_spec_dict_factory):
+    from bncli.executors.ray import RayExecutor
+
+    device = RayExecutor._device
+    assert device("cuda:1", 0) == device("cuda", 0) == device("auto", 1) == "cuda"  # the GPU Ray assigns
+    assert device("auto", 0) == device("cpu", 1) == "cpu"
+    job = plan(_spec(tiny_spec_dict_factory), "train")[0]
+    assert RayExecutor()._threads(job) == 1 and RayExecutor(threads_per_job=3)._threads(job) == 3
+    threaded = plan(parse_spec(tiny_spec_dict_factory(threads=2)), "train")[0]
+    assert RayExecutor(threads_per_job=3)._threads(threaded) == 2
+
+
 def test_missing_ray_is_a_usage_error_with_the_install_hint(monkeypatch):
     from bncli.executors.ray import make_ray_executor
 
