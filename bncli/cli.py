@@ -10,6 +10,7 @@ from bncli import __version__
 from bncli.analyses import ANALYSES
 from bncli.commands.analysis import make_command
 from bncli.commands.batch import batch
+from bncli.commands.report import report
 from bncli.commands.validate import validate
 
 app = typer.Typer(
@@ -42,3 +43,4 @@ for _analysis in ANALYSES.values():
     app.command(_analysis.command)(make_command(_analysis))
 app.command("batch")(batch)
 app.command("validate")(validate)
+app.command("report")(report)

@@ -1,0 +1,213 @@
+"""The report's one figure style (Okabe–Ito colours, small fonts, dpi 90) and the series helpers
+every report figure shares: NaN-safe means over seeds, log axes only when they can hold the data."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from bncli.results import CommandResult, RunRecord
+
+# Okabe & Ito 2008: distinguishable with every common colour-vision deficiency. Yellow last: it is
+# faint on white, so only the 8th arm of a report gets it.
+OKABE_ITO = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442"]
+UNIT_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7"]  # tracked units inside one panel
+DPI = 90  # small PNGs: matplotlib's drawing is most of a report's time
+
+STYLE: dict[str, Any] = {
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "figure.constrained_layout.use": True,
+    "font.family": "DejaVu Sans",  # ships with matplotlib: ‖, Δ, η′, ✕ render everywhere
+    "font.size": 8,
+    "axes.titlesize": 8.5,
+    "axes.labelsize": 8,
+    "figure.titlesize": 9.5,
+    "legend.fontsize": 7,
+    "legend.frameon": False,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.5,
+    "lines.linewidth": 1.3,
+    "lines.markersize": 3.5,
+    "axes.formatter.limits": (-3, 4),
+}
+
+
+def pyplot():
+    """matplotlib.pyplot on the headless Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@contextmanager
+def style() -> Iterator[Any]:
+    """pyplot with the report style applied (restored afterwards)."""
+    plt = pyplot()
+    from cycler import cycler
+
+    with plt.rc_context({**STYLE, "axes.prop_cycle": cycler(color=OKABE_ITO)}):
+        yield plt
+
+
+def png_bytes(fig: Any) -> bytes:
+    """The figure as PNG bytes; the figure is closed. No bbox='tight': constrained layout already
+    fits it, and 'tight' draws the figure twice."""
+    plt = pyplot()
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=DPI)
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def arm_colors(arms: Iterable[str]) -> dict[str, str]:
+    """One colour per arm, in first-seen order (pass every arm of a report to keep colours
+    consistent across its figures)."""
+    return {a: OKABE_ITO[i % len(OKABE_ITO)] for i, a in enumerate(dict.fromkeys(arms))}
+
+
+def result_arms(result: CommandResult) -> list[str]:
+    """Arm names in the spec's order, then any others the runs hold."""
+    names = [a.get("name") for a in result.spec.get("arms", []) if isinstance(a, dict)]
+    return list(dict.fromkeys([n for n in names if n] + [r.arm for r in result.runs]))
+
+
+def result_lrs(result: CommandResult) -> list[float]:
+    """Learning rates the runs cover, in the spec's order."""
+    lrs = result.spec.get("train", {}).get("lr", [])
+    lrs = lrs if isinstance(lrs, list) else [lrs]
+    ran = {r.lr for r in result.runs}
+    return [lr for lr in dict.fromkeys([*lrs, *sorted(ran)]) if lr in ran]
+
+
+def runs_of(result: CommandResult, arm: str, lr: float, probe: str | None = None) -> list[RunRecord]:
+    """The seeds of one arm at one learning rate (only those holding `probe`, when given)."""
+    return [r for r in result.runs if r.arm == arm and r.lr == lr and (probe is None or r.probes.get(probe))]
+
+
+def num(v: Any) -> float:
+    """A finite float, or NaN for None / non-finite / non-numbers."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return f if math.isfinite(f) else math.nan
+
+
+def mean_std_over(series: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> tuple[list[float], list[float], list[float]]:
+    """[(steps, values)] of several seeds -> (steps, mean, std) over the seeds' finite values at
+    each step (NaN where no seed has one; std 0 with one seed)."""
+    by: dict[float, list[float]] = {}
+    for steps, values in series:
+        for s, v in zip(steps, values, strict=False):
+            f = num(v)
+            by.setdefault(float(s), [])
+            if not math.isnan(f):
+                by[float(s)].append(f)
+    xs = sorted(by)
+    mean, std = [], []
+    for x in xs:
+        vals = by[x]
+        if not vals:
+            mean.append(math.nan)
+            std.append(math.nan)
+            continue
+        m = sum(vals) / len(vals)
+        mean.append(m)
+        std.append((sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0)
+    return xs, mean, std
+
+
+def positive(values: Iterable[float]) -> list[float]:
+    return [v for v in values if not math.isnan(v) and v > 0]
+
+
+def has_finite(values: Iterable[float]) -> bool:
+    return any(not math.isnan(num(v)) for v in values)
+
+
+def log_if_possible(ax: Any, values: Iterable[float], spread: float = 0.0) -> bool:
+    """Log y scale when every finite value is > 0 (and, if `spread` > 0, they span more than that
+    factor). A log axis with nothing positive on it would fail or warn, so it stays linear."""
+    vals = [num(v) for v in values]
+    fin = [v for v in vals if not math.isnan(v)]
+    if not fin or any(v <= 0 for v in fin):
+        return False
+    if spread and max(fin) / min(fin) <= spread:
+        return False
+    ax.set_yscale("log")
+    return True
+
+
+def band(ax: Any, xs: Sequence[float], mean: Sequence[float], std: Sequence[float], color: str,
+         label: str, log: bool = False, **kw: Any) -> None:
+    """A mean line with a ±1 std band (on a log axis the band is clipped above 0)."""
+    ax.plot(xs, mean, color=color, label=label, **kw)
+    if any(s and not math.isnan(s) for s in std):
+        lo = [m - s for m, s in zip(mean, std, strict=True)]
+        hi = [m + s for m, s in zip(mean, std, strict=True)]
+        if log:
+            lo = [v if v > 0 else m * 0.5 for v, m in zip(lo, mean, strict=True)]
+        ax.fill_between(xs, lo, hi, color=color, alpha=0.2, lw=0)
+
+
+def no_data(ax: Any, text: str = "no finite values") -> None:
+    """Say so in the panel instead of drawing an empty (or crashing) axis."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=7,
+            color="#555555", wrap=True)
+    ax.set_yticks([])
+
+
+def spread_pick(items: Sequence[str], k: int) -> list[str]:
+    """k items spread evenly (first and last kept)."""
+    from bncli.stats import spread_indices
+
+    return [items[i] for i in spread_indices(len(items), k)]
+
+
+def legend(ax: Any, **kw: Any) -> None:
+    """A legend only when something is labelled; a fixed corner ('best' searches the data: slow)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if labels:
+        ax.legend(loc=kw.pop("loc", "upper right"), **kw)
+
+
+def fig_legend(fig: Any, skip: Iterable[Any] = ()) -> None:
+    """One legend for the whole figure, under it (outside every panel: it never hides data),
+    collecting each distinct label of every axis except those in `skip`."""
+    seen: dict[str, Any] = {}
+    skip_ids = {id(a) for a in skip}
+    for ax in fig.axes:
+        if id(ax) in skip_ids:
+            continue
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if not lab.startswith("_"):
+                seen.setdefault(lab, h)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="outside lower center",
+                   ncol=min(4, len(seen)), fontsize=7)
+
+
+def lr_label(lr: float) -> str:
+    return f"η={lr:g}"
+
+
+def arm_label(arm: str, lr: float, lrs: Sequence[float]) -> str:
+    """A legend entry: the arm, and the learning rate unless each panel's title already names it
+    (several learning rates, one panel per rate)."""
+    return f"{arm}, {lr_label(lr)}" if len(lrs) <= 1 else arm
+
+

@@ -1,0 +1,401 @@
+"""`bncli report`: one page from a saved result folder (summary.json or batch.json) — the verdict
+grid, each claim's figure, the numbers and the provenance — as report.md and report.html, without
+training anything."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bncli.errors import SchemaError, UsageError
+from bncli.results import SCHEMA_VERSION, Claim, CommandResult, MetricComparison
+
+FORMATS = ("md", "html")
+FILES_DIR = "report_files"  # the PNGs report.md links to
+CLAIM_IDS = tuple(f"C{i}" for i in range(1, 10))
+
+
+@dataclass
+class Doc:
+    """One command's saved result: a subcommand's folder, or one comparison x command of a batch."""
+
+    label: str  # "relu_lr1 · train"
+    group: str  # the regime's first part: the comparison (batch) or the spec's name
+    result: CommandResult
+    raw: dict[str, Any]
+    rel: str  # its folder, relative to the report's folder
+
+
+@dataclass
+class Figure:
+    """One drawn figure: PNG bytes (None: nothing to draw) and what to say about it."""
+
+    claim: str
+    doc: str
+    anchor: str
+    filename: str
+    png: bytes | None
+    caption: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Verdict:
+    """One claim verdict placed in the grid, with its footnote number and the number that decided it."""
+
+    claim: Claim
+    doc: Doc
+    note_id: int
+    decided_by: str
+
+
+@dataclass
+class Regime:
+    group: str
+    lr: float
+    arm: str
+    cells: dict[str, list[Verdict]] = field(default_factory=dict)
+
+
+@dataclass
+class Section:
+    """One claim: per document its figure and its verdicts."""
+
+    claim: str
+    statement: str
+    items: list[tuple[Doc, Figure | None, list[Claim]]] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    title: str
+    kind: str  # "batch" | "single"
+    folder: Path
+    docs: list[Doc]
+    batch: dict[str, Any] | None
+    problems: list[str]
+    regimes: list[Regime]
+    claim_ids: list[str]
+    verdicts: list[Verdict]
+    sections: list[Section]
+    provenance: dict[str, Any]
+
+
+# ------------------------------------------------------------------ loading
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise SchemaError(f"{path}: not a JSON document ({exc})") from None
+    if not isinstance(doc, dict):
+        raise SchemaError(f"{path}: not a bncli result document (a JSON object was expected)")
+    return doc
+
+
+def _check_version(path: Path, doc: dict[str, Any]) -> None:
+    version = doc.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise SchemaError(f"{path}: schema_version {version!r}: this bncli reads schema_version "
+                          f"{SCHEMA_VERSION} (made by bncli {doc.get('bncli_version', '?')})")
+
+
+def _load_result(path: Path) -> tuple[CommandResult, dict[str, Any]]:
+    raw = _read_json(path)
+    _check_version(path, raw)
+    try:
+        return CommandResult.from_json(raw), raw
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SchemaError(f"{path}: not a bncli result document ({type(exc).__name__}: {exc})") from None
+
+
+def load_documents(folder: Path) -> tuple[str, list[Doc], dict[str, Any] | None, list[str]]:
+    """(kind, documents, batch.json or None, problems) of a result folder."""
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder")
+    batch_path, summary_path = folder / "batch.json", folder / "summary.json"
+    if batch_path.is_file():
+        batch = _read_json(batch_path)
+        _check_version(batch_path, batch)
+        docs, problems = [], []
+        for c in batch.get("comparisons", []):
+            label = f"{c.get('name', '?')} · {c.get('command', '?')}"
+            for f in c.get("failed_jobs", []):
+                problems.append(f"{label}: job {f.get('run')} failed: {f.get('error')}")
+            if c.get("missing_jobs"):
+                problems.append(f"{label}: {c['missing_jobs']} job(s) did not run (interrupted)")
+            if not c.get("path"):
+                continue
+            p = folder / c["path"] / "summary.json"
+            if not p.is_file():
+                problems.append(f"{label}: {c['path']}/summary.json is missing")
+                continue
+            result, raw = _load_result(p)
+            docs.append(Doc(label, str(c.get("name", "?")), result, raw, c["path"]))
+        return "batch", docs, batch, problems
+    if summary_path.is_file():
+        result, raw = _load_result(summary_path)
+        name = str(result.spec.get("name", folder.name))
+        return "single", [Doc(f"{name} · {result.command}", name, result, raw, ".")], None, []
+    raise UsageError(f"{folder}: holds neither summary.json (a subcommand's --out) nor batch.json "
+                     "(a batch's --out)")
+
+
+# ------------------------------------------------------------------ verdicts
+
+
+def rel_text(m: MetricComparison) -> str:
+    """'−80.0%', or a ratio '×1782' once a percentage stops being readable."""
+    r = m.rel_diff
+    if r is None or not math.isfinite(r):
+        return "n/a"
+    if abs(r) >= 10 and m.baseline_mean and math.isfinite(m.arm_mean) and math.isfinite(m.baseline_mean):
+        return f"×{m.arm_mean / m.baseline_mean:.3g}"
+    return f"{r:+.1%}".replace("-", "−")
+
+
+def metric_text(m: MetricComparison, short: bool = False) -> str:
+    from bncli.stats import fmt
+
+    name = re.sub(r"\s*\(.*\)$", "", m.name) if short else m.name
+    p = f", p={m.p_value:.3g}" if m.p_value is not None else ""
+    return f"{name}: {fmt(m.arm_mean)} vs {fmt(m.baseline_mean)} ({rel_text(m)}{p})"
+
+
+def deciding_metric(c: Claim) -> MetricComparison | None:
+    """The number a verdict rests on: for supported / refuted, the metric closest to the margin
+    among those pointing that way (the binding one); for inconclusive, the metric that broke the
+    majority direction (one pointing the other way, else one within the margin)."""
+    ms = c.metrics
+    if not ms:
+        return None
+    way = {"supported": "claimed", "refuted": "against"}.get(c.verdict)
+    if way is not None:
+        pool = [m for m in ms if m.points == way] or list(ms)
+    else:
+        claimed = sum(m.points == "claimed" for m in ms)
+        against = sum(m.points == "against" for m in ms)
+        other = "against" if claimed >= against else "claimed"
+        pool = [m for m in ms if m.points == other] or [m for m in ms if m.points == "neither"] or list(ms)
+
+    def closeness(m: MetricComparison) -> float:
+        return abs(m.rel_diff) if m.rel_diff is not None and math.isfinite(m.rel_diff) else math.inf
+
+    return min(pool, key=closeness) if way is not None else pool[0]
+
+
+def _claim_order(ids: Sequence[str]) -> list[str]:
+    def key(c: str) -> tuple[int, str]:
+        m = re.fullmatch(r"C(\d+)", c)
+        return (int(m.group(1)) if m else 10**6, c)
+
+    return sorted(dict.fromkeys([*CLAIM_IDS, *ids]), key=key)
+
+
+def build_grid(docs: Sequence[Doc]) -> tuple[list[Regime], list[Verdict]]:
+    """Regimes (comparison or spec, learning rate, arm) in first-seen order, each with its verdicts
+    per claim id; every verdict numbered for its footnote."""
+    regimes: dict[tuple[str, float, str], Regime] = {}
+    verdicts: list[Verdict] = []
+    for d in docs:
+        for c in d.result.claims:
+            reg = regimes.setdefault((d.group, c.lr, c.arm), Regime(d.group, c.lr, c.arm))
+            m = deciding_metric(c)
+            v = Verdict(c, d, len(verdicts) + 1, metric_text(m) if m else (c.note or c.verdict))
+            reg.cells.setdefault(c.claim, []).append(v)
+            verdicts.append(v)
+    return list(regimes.values()), verdicts
+
+
+# ------------------------------------------------------------------ figures
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:60] or "x"
+
+
+def _claims_of(doc: Doc) -> list[str]:
+    """The claims a document's command judges (from the registry), plus any it holds."""
+    from bncli.analyses import BY_COMMAND
+
+    a = BY_COMMAND.get(doc.result.command)
+    return list(dict.fromkeys([*(a.claims if a else ()), *(c.claim for c in doc.result.claims)]))
+
+
+def build_sections(docs: Sequence[Doc], colors: dict[str, str]) -> list[Section]:
+    """Per claim id (C1..C9 order), per document: its figure and its verdicts."""
+    from bncli.render import figstyle as fs
+    from bncli.render.figures import CAPTIONS, figure_for
+    from bncli.render.figures_more import c9_figure, c9_points
+
+    by_claim: dict[str, list[Doc]] = {}
+    for d in docs:
+        for cid in _claims_of(d):
+            by_claim.setdefault(cid, []).append(d)
+    sections = []
+    n = 0
+    for cid in _claim_order(list(by_claim)):
+        if cid not in by_claim:
+            continue
+        related = by_claim[cid]
+        stmt = next((c.statement for d in related for c in d.result.claims if c.claim == cid), "")
+        sec = Section(cid, stmt)
+        if cid == "C9":  # drawn across the documents of one comparison (shift from ICS, β from lipschitz)
+            for group in dict.fromkeys(d.group for d in related):
+                mine = [d for d in docs if d.group == group]
+                n += 1
+                notes: list[str] = []
+                fig = c9_figure(c9_points([d.result for d in mine]), colors, heading=f"C9 · {group}: "
+                                "distribution shift against smoothness, per normalization")
+                if fig is None:
+                    notes.append("no figure: C9's picture needs measure-ics and lipschitz results of the "
+                                 "same comparison")
+                item = Figure(cid, group, f"fig-{n}", f"{n:02d}_{cid}_{_slug(group)}.png",
+                              fs.png_bytes(fig) if fig is not None else None, CAPTIONS.get(cid, ""), notes)
+                for d in related:
+                    if d.group == group:
+                        sec.items.append((d, item, [c for c in d.result.claims if c.claim == cid]))
+                        item = None  # one figure per comparison
+            sections.append(sec)
+            continue
+        fn = figure_for(cid)
+        for d in related:
+            claims = [c for c in d.result.claims if c.claim == cid]
+            notes = []
+            png = None
+            if fn is not None:
+                try:
+                    fig = fn(d.result, colors=colors, notes=notes)
+                except (KeyError, IndexError, TypeError, ValueError) as exc:  # a series of an unexpected shape
+                    fig = None
+                    notes.append(f"figure skipped: the saved series has an unexpected shape ({type(exc).__name__}: {exc})")
+                png = fs.png_bytes(fig) if fig is not None else None
+                if fig is None and not notes:
+                    notes.append("no figure: this result holds no series for it")
+            else:
+                notes.append("no figure for this claim")
+            n += 1
+            sec.items.append((d, Figure(cid, d.label, f"fig-{n}", f"{n:02d}_{cid}_{_slug(d.label)}.png", png,
+                                        CAPTIONS.get(cid, ""), notes), claims))
+        sections.append(sec)
+    return sections
+
+
+# ------------------------------------------------------------------ provenance
+
+
+def provenance(docs: Sequence[Doc], batch: dict[str, Any] | None) -> dict[str, Any]:
+    """Versions (this machine's and the documents'), devices, threads, seeds, wall time, command
+    lines and the resolved specs, verbatim."""
+    import platform
+    import sys
+    from datetime import datetime, timezone
+    from importlib import metadata
+
+    import yaml
+
+    from bncli import __version__
+
+    def version(pkg: str) -> str:
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    specs: dict[str, list[str]] = {}
+    for d in docs:
+        text = yaml.safe_dump(d.result.spec, sort_keys=False, allow_unicode=True)
+        specs.setdefault(text, []).append(d.label)
+    runs = [r for d in docs for r in d.result.runs]
+    seeds = sorted({r.seed for r in runs})
+    command_lines = [x for x in [(batch or {}).get("command_line"), *(d.raw.get("command_line") for d in docs)] if x]
+    return {
+        "made_by": {"bncli": __version__, "python": platform.python_version(), "torch": version("torch"),
+                    "numpy": version("numpy"), "matplotlib": version("matplotlib"),
+                    "platform": platform.platform(), "executable": sys.executable,
+                    "at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")},
+        "results_bncli": sorted({str(d.result.bncli_version) for d in docs} | (
+            {str(batch.get("bncli_version"))} if batch else set())),
+        "devices": sorted({d.result.device for d in docs}),
+        "threads": sorted({str(d.result.spec.get("threads", "?")) for d in docs}),
+        "seeds": seeds,
+        "n_runs": len(runs),
+        "run_wall_s": sum(r.wall_s for r in runs if r.wall_s is not None and math.isfinite(r.wall_s)),
+        "batch_wall_s": batch.get("wall_s") if batch else None,
+        "batch_file": batch.get("batch_file") if batch else None,
+        "command_lines": list(dict.fromkeys(command_lines)),
+        "specs": [(labels, text) for text, labels in specs.items()],
+    }
+
+
+# ------------------------------------------------------------------ the report
+
+
+def build_report(folder: Path) -> Report:
+    """Read a result folder and draw everything the report shows."""
+    from bncli.render.figstyle import arm_colors, result_arms
+
+    kind, docs, batch, problems = load_documents(folder)
+    regimes, verdicts = build_grid(docs)
+    seen = [c for d in docs for c in _claims_of(d)] + [v.claim.claim for v in verdicts]
+    colors = arm_colors(a for d in docs for a in result_arms(d.result))
+    if batch is not None:
+        title = f"bncli report: {batch.get('batch_file') or folder.name}"
+    else:
+        title = f"bncli report: {docs[0].group} · {docs[0].result.command}"
+    return Report(title, kind, folder, docs, batch, problems, regimes, _claim_order(seen), verdicts,
+                  build_sections(docs, colors), provenance(docs, batch))
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    from bncli.render.common import current_umask
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(folder: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Write report.md (+ report_files/*.png) and/or report.html (one self-contained file) into
+    `folder`, from its summary.json or batch.json; return the paths written."""
+    from bncli.render.common import atomic_write_text
+    from bncli.render.report_text import to_html, to_markdown
+
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise UsageError(f"report format {', '.join(bad) or '(none)'}: choose from {', '.join(FORMATS)}")
+    folder = Path(folder)
+    report = build_report(folder)
+    written: list[Path] = []
+    if "md" in formats:
+        files = folder / FILES_DIR
+        files.mkdir(exist_ok=True)
+        for old in files.glob("*.png"):  # figures of an earlier report of this folder
+            old.unlink()
+        for sec in report.sections:
+            for _, fig, _ in sec.items:
+                if fig is not None and fig.png is not None:
+                    _write_bytes(files / fig.filename, fig.png)
+                    written.append(files / fig.filename)
+        atomic_write_text(folder / "report.md", to_markdown(report))
+        written.append(folder / "report.md")
+    if "html" in formats:
+        atomic_write_text(folder / "report.html", to_html(report))
+        written.append(folder / "report.html")
+    return written

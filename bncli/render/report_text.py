@@ -1,0 +1,332 @@
+"""The report as text: report.md (GitHub-flavoured Markdown, figures linked from report_files/) and
+report.html (one self-contained page: figures as data URIs, inline CSS, a print stylesheet)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from bncli.render.report import FILES_DIR, Doc, Report, Verdict, metric_text, rel_text
+from bncli.results import Claim
+from bncli.stats import fmt
+
+SYMBOL = {"supported": "✓", "refuted": "✗", "inconclusive": "?"}
+EMOJI = {"supported": "🔵", "refuted": "🟠", "inconclusive": "🟡"}  # the HTML's Okabe–Ito colours
+
+
+def short_decided(v: Verdict) -> str:
+    from bncli.render.report import deciding_metric
+
+    m = deciding_metric(v.claim)
+    if m is None:
+        return ""
+    name = re.sub(r"\s*\(.*\)$", "", m.name)
+    return f"{name} {rel_text(m)}"
+
+
+def headline(r: Report) -> str:
+    if r.batch is not None:
+        counts = r.batch.get("counts", {})
+        exp = (f"; expectations {counts.get('expectations_passed', 0)}/{counts.get('expectations', 0)} met"
+               if counts.get("expectations") else "")
+        text = (f"Batch {r.batch.get('batch_file', '')}: {len(r.batch.get('comparisons', []))} comparison(s) × "
+                f"command, {counts.get('jobs', '?')} job(s), exit code {r.batch.get('exit_code', '?')}{exp}.")
+        return text + (" Interrupted: the results cover the finished jobs only." if r.batch.get("interrupted") else "")
+    res = r.docs[0].result
+    arms = list(dict.fromkeys(x.arm for x in res.runs))
+    text = (f"`bncli {res.command}` on spec {r.docs[0].group}: {len(res.runs)} run(s) ({', '.join(arms)}; "
+            f"{res.task}).")
+    return text + (" Interrupted: the results cover the finished runs only." if res.interrupted else "")
+
+
+def metric_rows(c: Claim) -> Iterator[list[str]]:
+    for i, m in enumerate(c.metrics):
+        yield [fmt(c.lr) if i == 0 else "", f"{c.arm} vs {c.baseline}" if i == 0 else "",
+               c.verdict if i == 0 else "", m.name, m.better, fmt(m.arm_mean), fmt(m.baseline_mean),
+               rel_text(m), "-" if m.p_value is None else f"{m.p_value:.3g}", m.points]
+
+
+METRIC_HEAD = ["η", "arm vs baseline", "verdict", "metric", "claimed", "arm", "baseline", "rel. diff", "p",
+               "points"]
+
+
+def run_rows(doc: Doc) -> tuple[list[str], list[list[str]]]:
+    """One row per learning rate x arm: mean ± std over seeds of the training outcome."""
+    cls = doc.result.task == "classification"
+
+    def pm(pair: Any) -> str:
+        m, s = pair
+        if m is None or (isinstance(m, float) and math.isnan(m)):
+            return "-"
+        return fmt(m) if not s or math.isnan(s) else f"{fmt(m)} ± {fmt(s, 2)}"
+
+    head = ["η", "arm", "seeds", "final train loss", "best held-out acc" if cls else "best held-out MSE",
+            "steps to target", "diverged"]
+    rows = []
+    for s in doc.result.summary:
+        div = "no" if not s.n_diverged else (f"{s.n_diverged}/{s.n_seeds} at step "
+                                             + ", ".join(str(d) for d in s.diverged_at if d is not None))
+        reach = pm(s.steps_to_target) + (f" ({s.n_reached_target}/{s.n_seeds})" if s.n_reached_target else "")
+        rows.append([fmt(s.lr), s.arm, str(s.n_seeds), pm(s.final_train_loss),
+                     pm(s.best_test_acc if cls else s.best_test_loss),
+                     reach if s.n_reached_target else "not reached", div])
+    return head, rows
+
+
+def prov_rows(r: Report) -> list[tuple[str, str]]:
+    p = r.provenance
+    mb = p["made_by"]
+    rows = [
+        ("report made", f"{mb['at']} by bncli {mb['bncli']}, Python {mb['python']}, torch {mb['torch']}, "
+                        f"numpy {mb['numpy']}, matplotlib {mb['matplotlib']} on {mb['platform']}"),
+        ("results made by", "bncli " + ", ".join(p["results_bncli"])),
+        ("device", ", ".join(p["devices"])),
+        ("threads", ", ".join(p["threads"])),
+        ("seeds", ", ".join(str(s) for s in p["seeds"]) or "-"),
+        ("runs", f"{p['n_runs']}, {p['run_wall_s']:.1f} s of training in all (sum of runs' wall time)"),
+    ]
+    if p["batch_file"]:
+        rows.append(("batch file", str(p["batch_file"])))
+    if p["batch_wall_s"] is not None:
+        rows.append(("batch wall time", f"{p['batch_wall_s']:.1f} s"))
+    rows.append(("command line", " ; ".join(p["command_lines"]) if p["command_lines"]
+                 else "not stored in the document (rerun with the spec below)"))
+    return rows
+
+
+# ------------------------------------------------------------------ Markdown
+
+
+def _md(text: Any) -> str:
+    """A table cell: pipes escaped, no raw HTML, one line."""
+    s = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+    return s.replace("\n", "<br>")
+
+
+def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(_md(h) for h in head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+    return out + [""]
+
+
+def _md_anchor(text: str) -> str:
+    """GitHub's heading anchor."""
+    return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+
+
+def to_markdown(r: Report) -> str:
+    out = [f"# {r.title}", "", headline(r), ""]
+    out += ["## Verdicts", ""]
+    if r.regimes:
+        head = ["comparison" if r.kind == "batch" else "spec", "η", "arm", *r.claim_ids]
+        rows = []
+        for g in r.regimes:
+            cells = []
+            for cid in r.claim_ids:
+                vs = g.cells.get(cid, [])
+                cells.append(" ".join(f"{EMOJI.get(v.claim.verdict, '')} {v.claim.verdict}[^v{v.note_id}]"
+                                      for v in vs) or "·")
+            rows.append([g.group, fmt(g.lr), g.arm, *cells])
+        out += _md_table(head, rows)
+        out += ["🔵 supported · 🟠 refuted · 🟡 inconclusive · `·` not judged here. Each verdict compares the "
+                "arm with its baseline at that learning rate; its footnote gives the number that decided it.", ""]
+    else:
+        out += ["No verdicts: the results hold no complete pair of arms to compare.", ""]
+    if r.batch is not None:
+        exps = r.batch.get("expectations", [])
+        out += ["## Expectations", ""]
+        if exps:
+            passed = sum(bool(e.get("passed")) for e in exps)
+            out += [f"{passed}/{len(exps)} met.", ""]
+            out += _md_table(["", "comparison", "expectation", "numbers"],
+                             [["✓" if e.get("passed") else "✗", f"{e.get('comparison')} · {e.get('command')}",
+                               e.get("description", ""), e.get("detail", "")] for e in exps])
+        else:
+            out += ["The batch file states no expectations.", ""]
+    if r.problems:
+        out += ["## Problems", ""] + [f"- {_md(p)}" for p in r.problems] + [""]
+    for sec in r.sections:
+        out += [f"## {sec.claim}" + (f": {sec.statement}" if sec.statement else ""), ""]
+        for doc, fig, claims in sec.items:
+            out += [f"### {sec.claim} · {doc.label}", ""]
+            if fig is not None and fig.png is not None:
+                out += [f"![{sec.claim} · {_md(doc.label)}]({FILES_DIR}/{fig.filename})", "", f"*{fig.caption}*", ""]
+            if fig is not None:
+                out += [f"> note: {_md(n)}" for n in fig.notes] + ([""] if fig.notes else [])
+            if claims:
+                out += _md_table(METRIC_HEAD, [row for c in claims for row in metric_rows(c)])
+                out += [f"- η={fmt(c.lr)}, {c.arm}: {_md(c.note)}" for c in claims if c.note] + [""]
+            else:
+                out += ["No verdict here (a claim needs complete, paired runs of both arms).", ""]
+    out += ["## Runs", ""]
+    for d in r.docs:
+        out += [f"### {d.label}", ""] + _md_table(*run_rows(d))
+    out += ["## Provenance", ""] + [f"- **{k}**: {_md(v)}" for k, v in prov_rows(r)] + [""]
+    for labels, text in r.provenance["specs"]:
+        out += [f"<details><summary>Resolved spec: {html.escape(', '.join(labels))}</summary>", "", "```yaml",
+                text.rstrip(), "```", "", "</details>", ""]
+    rules = list(dict.fromkeys(v.claim.rule for v in r.verdicts if v.claim.rule))
+    if rules:
+        out += ["How verdicts are made: " + " ".join(rules), ""]
+    for v in r.verdicts:
+        c = v.claim
+        out.append(f"[^v{v.note_id}]: {c.claim} · {v.doc.label}, η={fmt(c.lr)}, {c.arm} vs {c.baseline}: "
+                   f"{c.verdict}, decided by {v.decided_by}")
+    return "\n".join(out).rstrip() + "\n"
+
+
+# ------------------------------------------------------------------ HTML
+
+
+CSS = """
+:root{--sup:#0072B2;--ref:#D55E00;--inc:#F0E442;--ink:#1b1b1b;--mute:#5b5b5b;--line:#d6d6d6}
+*{box-sizing:border-box;-webkit-print-color-adjust:exact;print-color-adjust:exact}
+body{margin:0;color:var(--ink);background:#fff;font:14px/1.45 -apple-system,"Segoe UI",Roboto,"Helvetica Neue",
+Arial,"Noto Sans","DejaVu Sans",sans-serif}
+main{max-width:1180px;margin:0 auto;padding:24px 28px 48px}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 8px;padding-top:8px;border-top:2px solid var(--line)}
+h3{font-size:15px;margin:22px 0 6px}.sub{color:var(--mute);margin:0 0 14px}
+nav{font-size:13px;margin:8px 0 4px}nav a{margin-right:12px;white-space:nowrap}
+a{color:#0b5d99}table{border-collapse:collapse;margin:6px 0 12px;font-size:12.5px}
+th,td{border:1px solid var(--line);padding:3px 7px;vertical-align:top;text-align:left}
+th{background:#f3f3f3;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.scroll{overflow-x:auto;max-width:100%}
+table.grid td.cell{padding:2px;min-width:92px}table.grid td.empty{color:#aaa;text-align:center}
+.v{display:block;padding:3px 6px;margin:1px 0;border-radius:3px;font-weight:600;cursor:help}
+.v small{display:block;font-weight:400;font-size:11px;opacity:.92}
+.v-supported{background:var(--sup);color:#fff}.v-refuted{background:var(--ref);color:#fff}
+.v-inconclusive{background:var(--inc);color:#000}
+.key span{display:inline-block;margin-right:10px}.key .v{display:inline-block;margin-right:4px}
+.ok{color:var(--sup);font-weight:700}.bad{color:var(--ref);font-weight:700}
+figure{margin:8px 0 6px}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{color:var(--mute);font-size:12.5px;max-width:900px}
+.note{background:#fff8d6;border-left:3px solid #c9a400;padding:4px 8px;margin:4px 0;font-size:12.5px}
+.problems li{color:var(--ref)}details{margin:6px 0}summary{cursor:pointer;color:#0b5d99}
+pre{background:#f6f6f6;border:1px solid #e3e3e3;padding:8px;font-size:11.5px;overflow-x:auto;white-space:pre}
+dl.prov{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:13px}
+dl.prov dt{font-weight:600}dl.prov dd{margin:0}
+@media print{
+ @page{size:A4;margin:12mm}
+ body{font-size:10pt}main{max-width:none;padding:0}nav{display:none}
+ h2{break-after:avoid;border-top:1px solid #999}h3{break-after:avoid}
+ figure,table,.note,pre{break-inside:avoid}figure img{max-height:235mm;border:0}
+ .scroll{overflow:visible}a{color:inherit;text-decoration:none}
+ pre{white-space:pre-wrap}
+}
+"""
+
+PRINT_JS = ("window.addEventListener('beforeprint',function(){document.querySelectorAll('details')"
+            ".forEach(function(d){d.open=true})});")
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _html_table(head: list[str], rows: list[list[str]], cls: str = "", numeric: tuple[int, ...] = ()) -> str:
+    out = [f'<div class="scroll"><table class="{cls}"><thead><tr>'
+           + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+    for row in rows:
+        out.append("<tr>" + "".join(f'<td class="num">{_e(c)}</td>' if i in numeric else f"<td>{_e(c)}</td>"
+                                    for i, c in enumerate(row)) + "</tr>")
+    return "".join(out) + "</tbody></table></div>"
+
+
+def _verdict_div(v: Verdict) -> str:
+    c = v.claim
+    tip = "\n".join([f"{c.claim} · {v.doc.label} · η={fmt(c.lr)} · {c.arm} vs {c.baseline}: {c.verdict}",
+                     f"decided by {v.decided_by}", *(metric_text(m) + f" → {m.points}" for m in c.metrics),
+                     *([f"note: {c.note}"] if c.note else [])])
+    return (f'<span class="v v-{_e(c.verdict)}" title="{_e(tip)}">{SYMBOL.get(c.verdict, "")} {_e(c.verdict)}'
+            f"<small>{_e(short_decided(v))}</small></span>")
+
+
+def _grid_html(r: Report) -> str:
+    if not r.regimes:
+        return "<p>No verdicts: the results hold no complete pair of arms to compare.</p>"
+    head = "".join(f"<th>{_e(h)}</th>" for h in ["comparison" if r.kind == "batch" else "spec", "η", "arm",
+                                                   *r.claim_ids])
+    rows = []
+    for g in r.regimes:
+        cells = []
+        for cid in r.claim_ids:
+            vs = g.cells.get(cid, [])
+            cells.append(f'<td class="cell">{"".join(_verdict_div(v) for v in vs)}</td>' if vs
+                         else '<td class="cell empty" title="not judged here">·</td>')
+        rows.append(f'<tr><td>{_e(g.group)}</td><td class="num">{_e(fmt(g.lr))}</td><td>{_e(g.arm)}</td>'
+                    + "".join(cells) + "</tr>")
+    key = ('<p class="key">' + "".join(f'<span><span class="v v-{k}">{SYMBOL[k]} {k}</span></span>'
+                                        for k in SYMBOL)
+           + "<span>· not judged here.</span> Each verdict compares the arm with its baseline at that learning "
+             "rate; under it, the number that decided it (hover for every number).</p>")
+    return (f'<div class="scroll"><table class="grid"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}'
+            f"</tbody></table></div>{key}")
+
+
+def to_html(r: Report) -> str:
+    body = [f"<h1>{_e(r.title)}</h1>", f'<p class="sub">{_e(headline(r).replace("`", ""))}</p>']
+    toc = [("verdicts", "Verdicts")]
+    if r.batch is not None:
+        toc.append(("expectations", "Expectations"))
+    toc += [(sec.claim.lower(), sec.claim) for sec in r.sections] + [("runs", "Runs"), ("provenance", "Provenance")]
+    body.append("<nav>" + "".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in toc) + "</nav>")
+    body += ['<section id="verdicts"><h2>Verdicts</h2>', _grid_html(r), "</section>"]
+    if r.batch is not None:
+        exps = r.batch.get("expectations", [])
+        body.append('<section id="expectations"><h2>Expectations</h2>')
+        if exps:
+            passed = sum(bool(e.get("passed")) for e in exps)
+            rows = "".join(
+                f'<tr><td class="{"ok" if e.get("passed") else "bad"}">{"✓" if e.get("passed") else "✗"}</td>'
+                f"<td>{_e(e.get('comparison'))} · {_e(e.get('command'))}</td><td>{_e(e.get('description', ''))}</td>"
+                f"<td>{_e(e.get('detail', ''))}</td></tr>" for e in exps)
+            body.append(f"<p>{passed}/{len(exps)} met.</p><div class=\"scroll\"><table><thead><tr><th></th>"
+                        f"<th>comparison</th><th>expectation</th><th>numbers</th></tr></thead><tbody>{rows}"
+                        "</tbody></table></div>")
+        else:
+            body.append("<p>The batch file states no expectations.</p>")
+        body.append("</section>")
+    if r.problems:
+        body.append('<h2>Problems</h2><ul class="problems">' + "".join(f"<li>{_e(p)}</li>" for p in r.problems)
+                    + "</ul>")
+    for sec in r.sections:
+        body.append(f'<section id="{_e(sec.claim.lower())}"><h2>{_e(sec.claim)}'
+                    + (f": {_e(sec.statement)}" if sec.statement else "") + "</h2>")
+        for doc, fig, claims in sec.items:
+            body.append(f"<h3>{_e(sec.claim)} · {_e(doc.label)}</h3>")
+            if fig is not None and fig.png is not None:
+                data = base64.b64encode(fig.png).decode("ascii")
+                body.append(f'<figure id="{_e(fig.anchor)}"><img src="data:image/png;base64,{data}" '
+                            f'alt="{_e(sec.claim)} · {_e(doc.label)}"><figcaption>{_e(fig.caption)}</figcaption>'
+                            "</figure>")
+            if fig is not None:
+                body += [f'<p class="note">note: {_e(n)}</p>' for n in fig.notes]
+            if claims:
+                body.append(_html_table(METRIC_HEAD, [row for c in claims for row in metric_rows(c)],
+                                        numeric=(0, 5, 6, 7, 8)))
+                body += [f'<p class="note">η={_e(fmt(c.lr))}, {_e(c.arm)}: {_e(c.note)}</p>' for c in claims if c.note]
+            else:
+                body.append("<p>No verdict here (a claim needs complete, paired runs of both arms).</p>")
+        body.append("</section>")
+    body.append('<section id="runs"><h2>Runs</h2>')
+    for d in r.docs:
+        head, rows = run_rows(d)
+        body += [f"<h3>{_e(d.label)}</h3>", _html_table(head, rows, numeric=(0, 2, 3, 4, 5))]
+    body.append("</section>")
+    body.append('<section id="provenance"><h2>Provenance</h2><dl class="prov">'
+                + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in prov_rows(r)) + "</dl>")
+    for labels, text in r.provenance["specs"]:
+        body.append(f"<details><summary>Resolved spec: {_e(', '.join(labels))}</summary><pre>{_e(text)}</pre>"
+                    "</details>")
+    rules = list(dict.fromkeys(v.claim.rule for v in r.verdicts if v.claim.rule))
+    if rules:
+        body.append(f"<p class=\"sub\">How verdicts are made: {_e(' '.join(rules))}</p>")
+    body.append("</section>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{_e(r.title)}</title><style>{CSS}</style></head>\n<body><main>\n"
+            + "\n".join(body) + f"\n</main><script>{PRINT_JS}</script></body></html>\n")
