@@ -7,9 +7,10 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from bncli.errors import DataError
-from bncli.norms import build_norm
+from bncli.norms import build_norm, norm_info, reparametrize_weight
 from bncli.spec import ArmSpec, ModelSpec, NoiseSpec
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -68,11 +69,13 @@ class NoiseInjection(nn.Module):
 
 
 class Block(nn.Module):
-    """One normalization point: weight layer -> [BN] -> [noise] -> preact tap -> activation.
+    """One normalization point: weight layer -> [norm] -> [noise] -> preact tap -> activation.
 
     Taps (identity modules that hooks can attach to): `bn_in` is the input of the normalization
     (also present on plain arms), `preact` is the input of the nonlinearity.
-    With position 'post' the order is weight -> activation -> BN -> noise.
+    With position 'post' the order is weight -> activation -> norm -> noise.
+    Weight norm has no module after the weight: the weight module itself is reparametrized
+    (build_model does it after init), `norm` stays an Identity and `bn_in` is `preact`'s tensor.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class Block(nn.Module):
         else:
             self.fc = weight_module
         self.position = arm.position
+        self.norm_kind = arm.norm  # the arm's registry name: none, batch, layer, group, weight, lp
         self.bn_in = nn.Identity()
         self.norm: nn.Module = build_norm(arm, width, conv)  # nn.Identity when arm.norm is none
         self.noise: nn.Module = (
@@ -106,12 +110,25 @@ class Block(nn.Module):
         return self.conv if self.is_conv else self.fc
 
     @property
+    def weight_reparametrized(self) -> bool:
+        """The weight is a parametrization (weight norm: W = g·v/‖v‖), not a plain parameter."""
+        return parametrize.is_parametrized(self.weight_module, "weight")
+
+    @property
+    def weight_param_suffix(self) -> str:
+        """The name, inside the weight module, of the trainable W_i: `weight`, or weight norm's
+        direction v (`parametrizations.weight.original1`; g is `original0`)."""
+        return "parametrizations.weight.original1" if self.weight_reparametrized else "weight"
+
+    @property
     def weight(self) -> nn.Parameter:
-        return self.weight_module.weight
+        """W_i, the trainable weight that feeds the normalization point: for weight norm the
+        direction v, whose scale the layer ignores (the effective W is weight_module.weight)."""
+        return self.weight_module.get_parameter(self.weight_param_suffix)
 
     @property
     def normalized(self) -> bool:
-        return not isinstance(self.norm, nn.Identity)
+        return norm_info(self.norm_kind).normalizes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.weight_module(x)
@@ -145,7 +162,7 @@ class Net(nn.Module):
         out = {}
         for name, blk in self.layers.items():
             sub = "conv" if blk.is_conv else "fc"
-            out[name] = f"layers.{name}.{sub}.weight"
+            out[name] = f"layers.{name}.{sub}.{blk.weight_param_suffix}"
         return out
 
     def noise_modules(self) -> list[NoiseInjection]:
@@ -208,6 +225,9 @@ def build_model(
         net = Net(blocks, head, flatten_input=False)
     for m in net.modules():
         _init_weights(m, spec)
+    # after the init: weight norm starts from the initialized W (g = ‖W‖ per unit, v = W)
+    for blk in blocks:
+        reparametrize_weight(arm, blk.weight_module)
     return net
 
 
@@ -216,12 +236,40 @@ def loss_fn_for(task: str):
     return F.cross_entropy if task == "classification" else F.mse_loss
 
 
+def _parametrized(module: nn.Module) -> dict[str, tuple[nn.Module, str, str]]:
+    """`prefix.weight` -> (its module, "weight", the state-dict prefix of its originals) for every
+    parametrized tensor (weight norm)."""
+    out = {}
+    for name, mod in module.named_modules():
+        if parametrize.is_parametrized(mod):
+            for t in mod.parametrizations:
+                pre = f"{name}." if name else ""
+                out[f"{pre}{t}"] = (mod, t, f"{pre}parametrizations.{t}.original")
+    return out
+
+
 def copy_shared_state(src: nn.Module, dst: nn.Module) -> list[str]:
-    """Copy every parameter/buffer both modules share (same name and shape); return the names."""
-    src_state = src.state_dict()
+    """Copy every parameter/buffer both modules share (same name and shape); return the names.
+
+    A parametrized tensor counts by its plain name with its value: when `dst` has weight norm on
+    `layers.layer1.fc.weight` and `src` a plain weight there, dst's weight is set to src's value
+    through the parametrization's right inverse (weight norm: v = W, g = ‖W‖ per output unit, so
+    g·v/‖v‖ = W up to rounding); the other way round, dst gets src's effective weight.
+    """
+    src_state = dict(src.state_dict())
+    src_par = _parametrized(src)
+    with torch.no_grad():
+        src_state.update({k: getattr(m, t).detach() for k, (m, t, _) in src_par.items()})
     dst_state = dst.state_dict()
     shared = [k for k in dst_state if k in src_state and src_state[k].shape == dst_state[k].shape]
     with torch.no_grad():
         for k in shared:
             dst_state[k].copy_(src_state[k])
+        for key, (mod, t, originals) in _parametrized(dst).items():
+            if any(k.startswith(originals) for k in shared):
+                continue  # parametrized the same way on both sides: the originals were copied
+            value = src_state.get(key)
+            if value is not None and value.shape == getattr(mod, t).shape:
+                setattr(mod, t, value.clone())
+                shared.append(key)
     return shared

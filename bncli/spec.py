@@ -128,12 +128,18 @@ class ArmSpec(Strict):
     """One arm: identical to the others except for normalization (and Santurkar's noise)."""
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
-    # a name in the normalization registry (bncli.norms): none, batch, ...
+    # a name in the normalization registry (bncli.norms): none, batch, layer, group, weight, lp
     norm: str = "none"
+    # learnable γ, β after the normalization (batch, layer, group, lp; weight norm has none)
     affine: bool = True
     position: Literal["pre", "post"] = "pre"
     eps: PositiveFloat = 1e-5
+    # running statistics (batch, lp): running <- (1 - momentum) running + momentum batch value
     momentum: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    # group: groups per layer; must divide every layer's width (an MLP group needs >= 2 units)
+    groups: Annotated[int, Field(ge=1, le=65_536, strict=True)] = 2
+    # lp: the norm of Santurkar's ℓp normalization, 1, 2 or inf
+    p: Literal[1, 2, "inf"] = 2
     # Santurkar's time-varying noise after the normalization (on a plain arm: after the weights)
     noise: bool = False
     noise_params: NoiseSpec = Field(default_factory=NoiseSpec)
@@ -162,9 +168,34 @@ class ArmSpec(Strict):
         norm_info(v)  # raises ValueError naming the known ones
         return v
 
+    @field_validator("p", mode="before")
+    @classmethod
+    def _p_value(cls, v: Any) -> Any:
+        """1, 2 or inf: YAML's `inf`, `.inf`, `Infinity` and whole floats such as 1.0 too."""
+        if isinstance(v, bool):
+            raise ValueError("must be 1, 2 or inf, not true/false")
+        if isinstance(v, str) and v.strip().lower().lstrip("+.") in ("inf", "infinity", "∞"):
+            return "inf"
+        if isinstance(v, float):
+            if v == float("inf"):
+                return "inf"
+            if v.is_integer():
+                return int(v)
+        return v
+
     @property
     def norm_info(self) -> NormInfo:
         return norm_info(self.norm)
+
+    @property
+    def p_value(self) -> float:
+        """`p` as a number (math.inf for 'inf')."""
+        return float("inf") if self.p == "inf" else float(self.p)
+
+    @property
+    def has_affine(self) -> bool:
+        """γ and β exist: the norm can have them and `affine` is on."""
+        return self.affine and self.norm_info.affine
 
     @property
     def normalized(self) -> bool:
@@ -188,6 +219,12 @@ ARM_PRESETS: dict[str, dict[str, Any]] = {
     "batchnorm_noaffine": {"norm": "batch", "affine": False},
     "batchnorm_post": {"norm": "batch", "position": "post"},
     "noisy_plain": {"norm": "none", "noise": True},
+    "layernorm": {"norm": "layer"},
+    "groupnorm": {"norm": "group"},
+    "weightnorm": {"norm": "weight"},
+    "l1norm": {"norm": "lp", "p": 1},
+    "l2norm": {"norm": "lp", "p": 2},
+    "linfnorm": {"norm": "lp", "p": "inf"},
 }
 
 

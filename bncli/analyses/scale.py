@@ -45,6 +45,7 @@ def _row_at(st: dict[str, Any], k: int) -> dict[str, Any]:
     worst = max(st["layers"], key=lambda n: st["layers"][n]["out_rel"][k])
     dev = [abs(v["ratio_x_alpha"][k] - 1) for v in L]
     normalized = all(v["eps0_out_rel"] is not None for v in L)
+    closed = all(v["eps_pred"] is not None for v in L)  # BN's closed form of the ε effect
     return {
         "out_abs": _max([v["out_abs"][k] for v in L]),
         "out_rel": _max([v["out_rel"][k] for v in L]),
@@ -56,7 +57,7 @@ def _row_at(st: dict[str, Any], k: int) -> dict[str, Any]:
         "grad_err": _max([v["grad_err"][k] for v in L]),
         "eps0_out_rel": _max([v["eps0_out_rel"][k] for v in L]) if normalized else None,
         "eps0_ratio_dev": _max([abs(v["eps0_ratio_x_alpha"][k] - 1) for v in L]) if normalized else None,
-        "eps_pred": _max([v["eps_pred"][k] for v in L]) if normalized else None,
+        "eps_pred": _max([v["eps_pred"][k] for v in L]) if closed else None,
         "eval_out_rel": _max([v["eval_out_rel"][k] for v in L]),
     }
 
@@ -237,18 +238,29 @@ def scale_notes(spec: Spec, tables: dict[str, Any]) -> list[str]:
     cfg = spec.analysis.scale
     srows, lrows = tables["static"], tables["layers"]
     bn_arms = [a for a in spec.arms if a.normalized]
+    only_bn = all(a.norm == "batch" for a in bn_arms)
     notes = [
         f"Mode: {tables['mode']} of {tables['probe_examples']} training examples: what SGD "
         "optimizes. "
         "The 'eval' column uses running statistics, gathered for the unscaled W: they are not "
-        f"invariant (largest eval-mode change, BN arms: "
+        f"invariant (largest eval-mode change, {'BN' if only_bn else 'normalized'} arms: "
         f"{fmt(_max([r['eval_out_rel'] for r in srows if spec.arm(r['arm']).normalized]), 2)})."
     ]
+    if not only_bn:
+        notes.append(
+            "Other normalizations (SCIENCE.md, Arms): ℓp keeps running statistics like BN; LN, GN "
+            "and weight norm have none, so their eval mode equals training mode. What is scaled is "
+            "W_i, the whole weight feeding the normalization; for weight norm (W = g·v/‖v‖) it is "
+            "the direction v, which the layer ignores by construction ('theory' column)."
+        )
     if spec.model.bias:
+        # BN and ℓp subtract a per-unit batch mean, which removes a per-unit bias
         pre = [
             r["bias_cancel_rel"] for r in lrows
-            if spec.arm(r["arm"]).normalized and spec.arm(r["arm"]).position == "pre"
+            if spec.arm(r["arm"]).norm in ("batch", "lp") and spec.arm(r["arm"]).position == "pre"
         ]
+        per_example = [r["bias_cancel_rel"] for r in lrows
+                       if spec.arm(r["arm"]).norm in ("layer", "group")]
         plain = [r["bias_cancel_rel"] for r in lrows if not spec.arm(r["arm"]).normalized]
         notes.append(
             "Only W_i is scaled, not its bias b_i. b_i is the same for every example, so BN's "
@@ -257,12 +269,23 @@ def scale_notes(spec: Spec, tables: dict[str, Any]) -> list[str]:
             f"Check (end of training): setting b_i = 0 changes the output by ≤ {fmt(finite_max(pre), 2)} "
             f"relative in pre-BN arms, and by up to {fmt(finite_max(plain), 2)} in arms without BN."
         )
+        if per_example:
+            notes.append(
+                "LN and GN subtract each example's mean over units (or a group), not each unit's "
+                "batch mean, so a bias that differs between units does not cancel and W_i alone "
+                "is not scale-invariant: setting b_i = 0 changes their output by up to "
+                f"{fmt(finite_max(per_example), 2)} relative. They are invariant with model.bias: "
+                "false."
+            )
     idx, _ = verdict_indices(spec)
     in_range = {cfg.alphas[i] for i in idx}
     for arm in bn_arms:
         lr_ = [r for r in lrows if r["arm"] == arm.name]
         if not any(r["expected_invariant"] for r in lr_):
             continue  # ε is beside the point where W's scale passes through a nonlinearity
+        if arm.norm != "batch":
+            notes.append(_other_eps_note(arm, [r for r in srows if r["arm"] == arm.name], in_range))
+            continue
         low = _max([r["alpha_eps_low_init"] for r in lr_] + [r["alpha_eps_low_end"] for r in lr_])
         mine = [r for r in srows if r["arm"] == arm.name]
         e_in = _max([r["eps0_out_rel"] for r in mine if r["alpha"] in in_range])
@@ -322,6 +345,20 @@ def scale_notes(spec: Spec, tables: dict[str, Any]) -> list[str]:
     return notes
 
 
+def _other_eps_note(arm: Any, mine: Sequence[dict[str, Any]], in_range: set[float]) -> str:
+    """The ε note of a normalization other than BN (no closed form of its ε effect here)."""
+    if arm.norm == "weight":
+        worst = _max([r["out_rel"] for r in mine if r["alpha"] in in_range])
+        return (f"{arm.name}: weight norm has no ε; scaling v changes the output by at most "
+                f"{fmt(worst, 2)} over the verdict's α (float32 rounding of g·v/‖v‖).")
+    e_in = _max([r["eps0_out_rel"] for r in mine if r["alpha"] in in_range])
+    what = ("the layer's mean ℓp magnitude, c/(s + ε)" if arm.norm == "lp"
+            else "each example's variance across units, (x − μ)/√(σ² + ε)")
+    return (f"{arm.name}: ε = {arm.eps:g} enters through {what}, so it breaks invariance where "
+            f"the scaled magnitude is comparable to ε; with ε → 1e-30 the worst output change "
+            f"over the verdict's α is {fmt(e_in, 2)}.")
+
+
 def _claim_metrics(rs: Sequence[RunRecord], idx: Sequence[int]) -> tuple[list[float], ...]:
     """Per seed: mean over init/end of the worst (over layers, verdict α) output change, 1/α-law
     deviation and |cos(∇_W L, W)|."""
@@ -378,13 +415,20 @@ def c6_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
             MetricInput("worst |α·‖∇_{αW}L‖/‖∇_W L‖ − 1|", "lower", ad, bd),
             MetricInput("worst |cos(∇_W L, W)|", "lower", ac, bc),
         ]
-        note = (f"BN in training mode; mean of the checks at init and end of training (init alone where the "
+        kind = spec.arm(arm).norm
+        mode = "BN in training mode" if kind == "batch" else "training mode"
+        note = (f"{mode}; mean of the checks at init and end of training (init alone where the "
                 f"end check is not finite, e.g. after divergence); worst over layers and {span}")
         if not in_range:
             note += " (no grid α inside verdict_alpha_range: all used)"
+        if kind != "batch":
+            why = sorted({r["why"] for r in lrows if r["arm"] == arm and r["lr"] == lr})
+            note += f"; theory for {arm}: {' | '.join(why)}"
         e0 = finite_mean(_eps0_metric(a, idx))
         override = None
-        if math.isfinite(e0) and e0 > limit:
+        if kind == "weight":
+            note += "; weight norm has no ε (no ε → 0 check)"
+        elif math.isfinite(e0) and e0 > limit:
             # an identity that fails in exact arithmetic is decisive, however far below the
             # plain arm's sensitivity the BN arm sits
             override = "refuted"

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from bncli.models import Block, Net
+from bncli.norms import norm_info
 from bncli.probes.base import cos64, forward_hooks, measuring, norm64
 
 # torch refuses eps = 0 in training mode; 1e-30 is zero next to any float32 variance above ~1e-23,
@@ -21,19 +22,48 @@ EPS_OFF = 1e-30
 LossFn = Callable[..., torch.Tensor]
 
 
+# what each normalization subtracts: BN and ℓp a per-unit batch mean, so a per-unit bias cancels;
+# LN and GN a per-example mean over units, which a bias that differs between units survives
+_BIAS_CANCELS = {"batch": True, "lp": True, "layer": False, "group": False}
+_OVER = {"layer": "per example over the layer's units", "group": "per example over each group"}
+
+
 def expected_invariance(block: Block, has_bias: bool) -> tuple[bool, str]:
-    """Whether theory says the loss cannot depend on the scale of this block's W (alpha > 0)."""
+    """Whether theory says the loss cannot depend on the scale of this block's W (α > 0), and why.
+
+    The scaling is of W_i, the whole weight that feeds the normalization (Block.weight); for
+    weight norm that is the direction v of W = g·v/‖v‖, which the layer ignores by construction.
+    BN and ℓp normalize with batch statistics per unit, so b_i cancels; LN and GN normalize each
+    example across units, where a bias that differs between units does not cancel.
+    """
+    kind = block.norm_kind
     if not block.normalized:
         return False, "no normalization after W"
-    if block.position == "pre":
-        return True, "BN right after W (bias cancels)"
-    if isinstance(block.act, nn.Identity):
-        return True, "BN after a linear activation"
+    if kind == "weight":
+        return True, "weight norm, W = g·v/‖v‖: scaling v (the direction) changes nothing; g, b untouched"
+    name = norm_info(kind).short
+    cancels = _BIAS_CANCELS.get(kind, False)
+    if block.position == "pre" or isinstance(block.act, nn.Identity):
+        where = "right after W" if block.position == "pre" else "after a linear activation"
+        if kind == "batch":
+            pre = block.position == "pre"
+            return True, "BN right after W (bias cancels)" if pre else "BN after a linear activation"
+        if cancels:
+            return True, f"{name} {where}, scaling W (the per-unit batch mean removes b)"
+        if not has_bias:
+            return True, f"{name} {where}, scaling W ({_OVER[kind]}; no bias)"
+        return False, (f"{name} {where}: scaling W but not b, b does not cancel ({_OVER[kind]}); "
+                       "invariant only with b = 0")
     if isinstance(block.act, nn.ReLU):
         if not has_bias:
-            return True, "BN after ReLU, no bias"
-        return False, "BN after ReLU(Wx + b): only while b = 0"
-    return False, f"BN after {type(block.act).__name__}: not homogeneous"
+            return True, "BN after ReLU, no bias" if kind == "batch" else f"{name} after ReLU, no bias"
+        return False, f"{name} after ReLU(Wx + b): only while b = 0"
+    return False, f"{name} after {type(block.act).__name__}: not homogeneous"
+
+
+def eps_modules(net: Net) -> list[nn.Module]:
+    """The normalization modules of `net` that add an ε (BN, LN, GN, ℓp; not weight norm)."""
+    return [blk.norm for blk in net.layers.values() if blk.normalized and hasattr(blk.norm, "eps")]
 
 
 def eps_effect(var: torch.Tensor, eps: float, alpha: float) -> float:
@@ -168,17 +198,14 @@ def static_check(
         ev = _sweep(net, x, y, loss_fn, alphas, layers, False)
         net.train()
         main = _sweep(net, x, y, loss_fn, alphas, layers, True, capture_var=True)
-        bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        # every normalization with an ε (BN, LN, GN, ℓp); weight norm has none
+        norms = eps_modules(net)
         eps0 = None
-        if bns:
-            for m in bns:
+        if norms:
+            for m in norms:
                 m.eps = EPS_OFF
             eps0 = _sweep(net, x, y, loss_fn, alphas, layers, True)
-            for m, orig in zip(
-                bns,
-                [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)],
-                strict=True,
-            ):
+            for m, orig in zip(norms, eps_modules(model), strict=True):
                 m.eps = orig.eps
         out_layers: dict[str, Any] = {}
         for n in layers:
@@ -195,8 +222,10 @@ def static_check(
                     bias.copy_(saved)
                 bias_rel = _rel(out_nb, main["out"])[1]
             var = main["var"][n]
-            eps = float(blk.norm.eps) if blk.normalized else None
-            low, floor = eps_break_alpha(var, eps, tol) if eps is not None else (None, None)
+            eps = float(blk.norm.eps) if blk.normalized and hasattr(blk.norm, "eps") else None
+            # the closed form of ε's effect is BN's (per-unit batch variance); other norms: None
+            closed = eps is not None and blk.norm_kind == "batch"
+            low, floor = eps_break_alpha(var, eps, tol) if closed else (None, None)
             w = blk.weight.detach()
             row = dict(main["layers"][n])
             row.update(
@@ -209,13 +238,13 @@ def static_check(
                 var_median=float(var.median()),
                 alpha_eps_low=low,
                 eps_floor=floor,
-                eps_pred=[eps_effect(var, eps, a) for a in alphas] if eps is not None else None,
+                eps_pred=[eps_effect(var, eps, a) for a in alphas] if closed else None,
                 weight_norm=norm64(w),
                 grad_norm=norm64(main["g1"][n]),
                 cos_grad_w=cos64(main["g1"][n], w),
-                eps0_out_rel=eps0["layers"][n]["out_rel"] if eps0 else None,
-                eps0_ratio_x_alpha=eps0["layers"][n]["ratio_x_alpha"] if eps0 else None,
-                eps0_grad_err=eps0["layers"][n]["grad_err"] if eps0 else None,
+                eps0_out_rel=eps0["layers"][n]["out_rel"] if eps0 and eps is not None else None,
+                eps0_ratio_x_alpha=eps0["layers"][n]["ratio_x_alpha"] if eps0 and eps is not None else None,
+                eps0_grad_err=eps0["layers"][n]["grad_err"] if eps0 and eps is not None else None,
                 eval_out_rel=ev["layers"][n]["out_rel"],
             )
             out_layers[n] = row

@@ -1,0 +1,83 @@
+"""The one hand-written normalization layer: Santurkar et al. 2018 §3.3's ℓp normalization.
+
+Every other normalization is torch's own layer (bncli.norms builds them).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def _units(x: torch.Tensor) -> torch.Tensor:
+    """(B, C) or (B, C, H, W) -> (N, C): conv maps count height x width as samples, as BN does."""
+    return x if x.dim() == 2 else x.movedim(1, -1).reshape(-1, x.shape[1])
+
+
+def lp_scale(c: torch.Tensor, p: float) -> torch.Tensor:
+    """(1/m) Σ_j ‖c_j‖_p / d^{1/p} over the m rows c_j ∈ R^d of a centred (m, d) block (d^{1/∞} = 1).
+
+    The d^{1/p} makes the scalar an average per-unit magnitude (for p = 2 the root mean square of
+    the centred values), so the normalized values are O(1) whatever the width, as with BN.
+    """
+    d = c.shape[1]
+    norms = torch.linalg.vector_norm(c, ord=p, dim=1)
+    return norms.mean() / (1.0 if math.isinf(p) else d ** (1.0 / p))
+
+
+class LpNorm(nn.Module):
+    """ℓp normalization (Santurkar et al. 2018 §3.3): centre each unit on its batch mean, then divide
+    the whole layer by ONE scalar, the batch-average ℓp norm of the centred examples.
+
+    Training mode, for an (m, d) block of pre-activations x (rows: examples, or examples x
+    positions on conv maps, like BN; d: units or channels):
+        μ = per-unit batch mean,  c_i = x_i − μ,  s = (1/m) Σ_j ‖c_j‖_p / d^{1/p},
+        x̂_i = c_i / (s + ε),      y_i = γ ⊙ x̂_i + β  (γ, β per unit when affine).
+    No unit's variance is fixed (only the layer's average magnitude is), so ℓ2 here is not BN.
+    Eval mode uses running estimates of μ (per unit) and of s (one scalar), kept with BN's
+    exponential average: running ← (1 − momentum)·running + momentum·batch value (no
+    m/(m − 1) correction: s is not a variance). ε sits outside the norm, so scaling x by α > 0
+    gives c/(s + ε/α): invariant as ε → 0.
+    """
+
+    def __init__(self, width: int, p: float, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = True) -> None:
+        super().__init__()
+        self.width = int(width)
+        self.p = float(p)
+        self.eps = float(eps)
+        self.momentum = float(momentum)
+        if affine:
+            self.weight: nn.Parameter | None = nn.Parameter(torch.ones(width))
+            self.bias: nn.Parameter | None = nn.Parameter(torch.zeros(width))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.register_buffer("running_mean", torch.zeros(width))
+        self.register_buffer("running_scale", torch.ones(()))
+
+    def extra_repr(self) -> str:
+        p = "inf" if math.isinf(self.p) else f"{self.p:g}"
+        return f"{self.width}, p={p}, eps={self.eps:g}, momentum={self.momentum:g}, affine={self.weight is not None}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = _units(x)
+        if self.training:
+            mu = u.mean(0)
+            c = u - mu
+            s = lp_scale(c, self.p)
+            m = self.momentum
+            # in place, like BN's running statistics (probes hand in buffer copies)
+            self.running_mean.mul_(1.0 - m).add_(mu.detach() * m)
+            self.running_scale.mul_(1.0 - m).add_(s.detach() * m)
+        else:
+            c = u - self.running_mean
+            s = self.running_scale
+        y = c / (s + self.eps)
+        if self.weight is not None:
+            y = y * self.weight + self.bias
+        if x.dim() == 2:
+            return y
+        return y.reshape(x.shape[0], *x.shape[2:], x.shape[1]).movedim(-1, 1)
