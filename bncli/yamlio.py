@@ -48,6 +48,10 @@ class _TooDeepError(ComposerError):
     """Nesting beyond MAX_DEPTH."""
 
 
+class _BadValueError(ConstructorError):
+    """A scalar its tag cannot read (`2024-13-45`, `!!int abc`): Python's error, with a line."""
+
+
 class SpecLoader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 floats, duplicate-key errors and a nesting limit."""
 
@@ -70,6 +74,19 @@ class SpecLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception as exc:  # noqa: BLE001
+            # SafeConstructor lets Python's own errors out: `2024-13-45`, `!!int abc`, `!!float`
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            value = node.value if isinstance(node.value, str) else "..."
+            raise _BadValueError(
+                None, None, f"invalid {tag} value {value!r} ({exc})", node.start_mark
+            ) from None
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, MappingNode):
@@ -99,7 +116,7 @@ def _describe(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     problem = getattr(exc, "problem", None) or (str(exc).splitlines() or ["unreadable YAML"])[0]
-    if isinstance(exc, (_DuplicateKeyError, _TooDeepError)):
+    if isinstance(exc, (_DuplicateKeyError, _TooDeepError, _BadValueError)):
         return f"{where}{problem}"
     if isinstance(exc, ConstructorError) and "could not determine a constructor" in problem:
         tag = problem.rsplit(" ", 1)[-1].strip("'").replace("tag:yaml.org,2002:", "!!")

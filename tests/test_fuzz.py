@@ -40,7 +40,8 @@ BAD_VALUES: list[Any] = [
 ]
 VALUES_PER_FIELD = 4  # rotated so that across the sample configs every field meets every value
 WITH_DATA = 40  # valid mutants per config validated with data too (all of them: ~1.5x the time)
-RAW_NUMBERS = ["1e5", "1e-3", "3E+2", ".inf", "-.inf", ".nan", "1e400", "0x10", "1_0", "true", "~", "-0"]
+RAW_SCALARS = ["1e5", "1e-3", "3E+2", ".inf", "-.inf", ".nan", "1e400", "0x10", "1_0", "true", "~", "-0",
+               "1:30", "2024-13-45", "!!int x", "!!float", "*nope", "&a 1"]
 DELETE = object()
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.])")
 
@@ -136,7 +137,7 @@ def _mutants(config: Path, ci: int) -> list[tuple[str, str]]:
         tokens = list(NUMBER.finditer(body))
         if not tokens:
             continue
-        for word in rng.sample(RAW_NUMBERS, 3):
+        for word in rng.sample(RAW_SCALARS, 3):
             tok = rng.choice(tokens)
             mutated = [*lines[:i], line[: tok.start()] + word + line[tok.end():], *lines[i + 1:]]
             out.append((f"line {i + 1} -> {word}", "\n".join(mutated) + "\n"))

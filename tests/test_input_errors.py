@@ -69,6 +69,23 @@ def test_python_tags_are_still_refused(tmp_path):
         load_spec(p)
 
 
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("name: x\ndata: {seed: 2024-13-45}\n", "line 2, column 14: invalid !!timestamp value '2024-13-45'"),
+        ("train: {steps: !!int many}\n", "line 1, column 16: invalid !!int value 'many'"),
+        ("seed: !!timestamp 2024-01-01x\n", "invalid !!timestamp value"),
+        ("seed: *nowhere\n", "YAML syntax error: found undefined alias"),
+        ("train: {lr: !!float }\n", "invalid !!float value ''"),
+    ],
+)
+def test_unreadable_scalars_are_clean_errors(tmp_path, text, words):
+    p = _write(tmp_path, text)
+    with pytest.raises(SpecError) as ei:
+        load_spec(p)
+    assert str(ei.value).startswith(f"{p}: ") and words in str(ei.value), str(ei.value)
+
+
 def test_billion_laughs_is_refused_quickly(tmp_path):
     rows = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     for prev, cur in zip("abcdefgh", "bcdefghi"):
