@@ -2,12 +2,13 @@
 
 The plan is a sample config at few steps, 2 lrs x 2 arms x 4 seeds, one torch thread per job.
 Prints the wall time of each executor (Ray cold: starting and stopping its private Ray counted;
-Ray warm: on an already running Ray with warmed-up workers), and Ray's overhead per job, measured on
-the same plan at 1 step, where a job is almost nothing but overhead:
-(t_ray - t_serial / 2) / 16, the ideal for 2 workers being half the serial time (goal < 0.2 s).
+Ray warm: on an already running Ray with warmed-up workers, interleaved with the serial executor),
+and Ray's overhead per job, measured on the same plan at 1 step, where a job is almost nothing but
+overhead: (t_ray - t_serial / 2) / 16, the ideal for 2 workers being half the serial time
+(goal < 0.2 s).
 Ray's records are checked to be the serial executor's.
 
-    python benchmarks/bench_ray.py [SPEC] [--steps N] [--seeds N]
+    python benchmarks/bench_ray.py [SPEC] [--steps N] [--seeds N] [--repeats N]
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from _timing import timed  # noqa: E402
+from _timing import interleaved_medians, timed  # noqa: E402
 
 from bncli.executors import execute  # noqa: E402
 from bncli.executors.ray import RayExecutor  # noqa: E402
@@ -45,6 +46,7 @@ def main() -> None:
     ap.add_argument("spec", nargs="?", default=str(ROOT / "sample_configs/mlp_sigmoid_digits.yaml"))
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     import ray
 
@@ -76,19 +78,25 @@ def main() -> None:
                                        logging_level="ERROR"))
     try:
         execute(tiny_jobs, RayExecutor())  # warm the workers up (each imports torch once)
-        t_ray1, _ = timed(lambda: execute(tiny_jobs, RayExecutor()))
-        t_warm, warm = timed(lambda: execute(jobs, RayExecutor()))
+        warm = execute(jobs, RayExecutor())
+        # interleaved medians: other processes on a shared machine slow both alike
+        tiny_t = interleaved_medians({"serial": lambda: lambda: execute(tiny_jobs, SerialExecutor()),
+                                      "ray": lambda: lambda: execute(tiny_jobs, RayExecutor())}, args.repeats)
+        full_t = interleaved_medians({"serial": lambda: lambda: execute(jobs, SerialExecutor()),
+                                      "ray": lambda: lambda: execute(jobs, RayExecutor())}, args.repeats)
     finally:
         t_down, _ = timed(ray.shutdown)
-    print(f"ray, warm           {t_warm:7.2f} s   (1-step plan {t_ray1:.2f} s; ray.init {t_init:.2f} s, "
-          f"shutdown {t_down:.2f} s)")
+    print(f"ray, warm           {full_t['ray']:7.2f} s   (serial alongside it {full_t['serial']:.2f} s; "
+          f"median of {args.repeats})")
+    print(f"ray start-up        {t_init:7.2f} s   ray.init; shutdown {t_down:.2f} s; the rest of the cold "
+          f"run's extra time is its workers importing torch")
     print(f"records identical to serial: ray cold {_same(cold, serial)}, ray warm {_same(warm, serial)}"
           + (f", local {_same(local, serial)}" if LocalExecutor is not None else ""))
-    overhead = (t_ray1 - t_serial1 / CPUS) / n
-    print(f"ray overhead per job: {overhead * 1000:.1f} ms (1-step plan; goal < 200 ms); "
-          f"on the {args.steps}-step plan {(t_warm - t_serial / CPUS) / n * 1000:.1f} ms warm, "
-          f"{(t_cold - t_serial / CPUS) / n * 1000:.1f} ms cold")
-
+    per_job = (tiny_t["ray"] - tiny_t["serial"] / CPUS) / n
+    print(f"ray overhead per job: {per_job * 1000:.1f} ms on the 1-step plan (ray {tiny_t['ray']:.2f} s, "
+          f"serial {tiny_t['serial']:.2f} s; goal < 200 ms); "
+          f"{(full_t['ray'] - full_t['serial'] / CPUS) / n * 1000:.1f} ms on the {args.steps}-step plan; "
+          f"cold, start-up included: {(t_cold - t_serial / CPUS) / n * 1000:.0f} ms")
 
 if __name__ == "__main__":
     main()
