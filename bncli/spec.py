@@ -72,6 +72,13 @@ class DataSpec(Strict):
     standardize: bool = True
     seed: Seed = 0  # data generation and split; fixed across training seeds
 
+    @field_validator("path", mode="before")
+    @classmethod
+    def _usable_path(cls, v: Any) -> Any:
+        if isinstance(v, str) and (not v.strip() or "\0" in v):
+            raise ValueError("give the path of an .npz file (not empty, no NUL characters)")
+        return v
+
     @field_validator("task")
     @classmethod
     def _resolve_task(cls, v: str, info: ValidationInfo) -> str:

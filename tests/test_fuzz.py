@@ -35,12 +35,12 @@ CONFIGS = sorted(
 )
 BAD_VALUES: list[Any] = [
     None, True, False, 0, -1, 1, 0.5, 1e30, -1e30, 10**30, 2**63, -(2**63) - 1,
-    math.inf, -math.inf, math.nan, "", "x", "1e3", "auto", [], {}, [1], [-1], [True], [1e30],
-    [None], {"x": 1}, [[1]],
+    math.inf, -math.inf, math.nan, "", "x", "1e3", "auto", "a\x00b", "two\nlines",
+    [], {}, [1], [-1], [True], [1e30], [None], {"x": 1}, [[1]],
 ]
 VALUES_PER_FIELD = 4  # rotated so that across the sample configs every field meets every value
 WITH_DATA = 40  # valid mutants per config validated with data too (all of them: ~1.5x the time)
-RAW_SCALARS = ["1e5", "1e-3", "3E+2", ".inf", "-.inf", ".nan", "1e400", "0x10", "1_0", "true", "~", "-0",
+RAW_SCALARS = ["2e2", "1e-3", "3E+2", ".inf", "-.inf", ".nan", "1e400", "0x10", "1_0", "true", "~", "-0",
                "1:30", "2024-13-45", "!!int x", "!!float", "*nope", "&a 1"]
 DELETE = object()
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.])")

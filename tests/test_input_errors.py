@@ -346,6 +346,13 @@ def test_cpu_index_on_the_command_line(write_spec, tiny_spec_dict_factory):
 # --------------------------------------------------------------------------- 7: npz files
 
 
+@pytest.mark.parametrize("path", ['""', '"a\\0b.npz"', '"  "'])
+def test_unusable_data_path(tmp_path, path):
+    p = _write(tmp_path, f"data: {{source: npz, path: {path}}}\n")
+    with pytest.raises(SpecError, match=r"data\.path: give the path of an \.npz file"):
+        load_spec(p)
+
+
 def test_complex_npz_is_refused(tmp_path):
     p = tmp_path / "c.npz"
     rng = np.random.default_rng(0)
