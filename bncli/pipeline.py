@@ -20,21 +20,41 @@ def check_spec(spec: Spec) -> DataInfo:
     return data_info(data, device)
 
 
+def complete_and_paired(spec: Spec, records: Sequence[RunRecord]) -> tuple[list[RunRecord], list[str]]:
+    """The records a verdict may use: runs that finished (diverged counts as finished) whose seed
+    and learning rate also finished in every other arm. Returns (kept, labels of those left out)."""
+    done = [r for r in records if not r.interrupted]
+    arms = [a.name for a in spec.arms]
+    have: dict[tuple[int, float], set[str]] = {}
+    for r in done:
+        have.setdefault((r.seed, r.lr), set()).add(r.arm)
+    kept = [r for r in done if have[(r.seed, r.lr)] >= set(arms)]
+    left = [f"{r.arm} lr={r.lr:g} seed={r.seed} "
+            + (f"(partial, {r.steps_done} steps)" if r.interrupted else "(unpaired)")
+            for r in records if r not in kept]
+    return kept, left
+
+
 def build_result(
     spec: Spec, analysis: Analysis, records: Sequence[RunRecord], interrupted: bool, info: DataInfo
 ) -> CommandResult:
-    """Summaries, claims and tables from finished records: no training, no tensors."""
-    summary = analysis.summarize(spec, list(records), info)
+    """Summaries, claims and tables from finished records: no training, no tensors. Verdicts and
+    summaries use only complete, paired runs; partial runs stay in `runs`, marked interrupted."""
+    kept, left = complete_and_paired(spec, records)
+    summary = analysis.summarize(spec, kept, info)
+    tables = dict(summary.tables)
+    if left:
+        tables["left_out"] = left
     return CommandResult(
         command=analysis.command,
         spec=spec.model_dump(mode="json"),
         runs=list(records),
-        summary=summarize(list(records)),
+        summary=summarize(kept),
         claims=summary.claims,
         interrupted=interrupted,
         task=info.task,
         device=info.device,
-        tables=summary.tables,
+        tables=tables,
     )
 
 

@@ -36,8 +36,8 @@ class LipschitzSpec(Strict):
     eta_range: tuple[PositiveFloat, PositiveFloat] = (0.5, 4.0)
     eta_points: Annotated[Int, Field(ge=2, le=10_000)] = 8
     hessian: bool = False
-    hessian_iters: Count = 20
-    hessian_tol: PositiveFloat = 1e-3
+    hessian_iters: Count = 100  # Hessian-vector products per eigenvalue (Lanczos), at most
+    hessian_tol: PositiveFloat = 1e-3  # converged when ‖Hv − λv‖ ≤ tol·|λ|
     bn_mode: Literal["train", "eval"] = "train"
     # linear spacing reproduces Santurkar's grid; log suits wide ranges like the deep linear net's
     eta_spacing: Literal["linear", "log"] = "linear"

@@ -9,7 +9,9 @@ A probe has `every` (its schedule) and may implement any of these hooks:
   ``optimizer.step()``. Gradients hold ∇L(θ_t); ``ctx.buffers_before`` holds the BN buffers
   as they were before this step's forward pass.
 - ``after_update(ctx)``: on a due step, right after ``optimizer.step()`` (θ_{t+1}).
-- ``on_end(run)``: once after the last step (or after divergence / interruption).
+- ``on_end(run)``: once after the last step (or after divergence / interruption:
+  ``run.diverged_at`` / ``run.interrupted`` say which). No probe runs at or after a divergence
+  step: every pending loss is checked before a due step's measurements.
 - ``result()``: plain data (floats, lists, dicts) for the results.
 
 Probes must leave parameters, optimizer state, BN buffers and the RNG exactly as they found
@@ -47,6 +49,8 @@ class RunContext:
     train: TrainSpec
     device: torch.device
     steps: int
+    diverged_at: int | None = None  # set before on_end when the run diverged
+    interrupted: bool = False  # set before on_end when the run was cut short
 
 
 @dataclass
@@ -186,6 +190,20 @@ def train_run(
         if hasattr(p, "on_start"):
             p.on_start(run)
 
+    def flush(done: int) -> tuple[int, str] | None:
+        """Move the pending batch losses to the host (one sync) and check them for divergence."""
+        nonlocal first_loss
+        chunk_start = done - len(pending)
+        values = torch.stack(pending).tolist()
+        pending.clear()
+        if first_loss is None:  # a non-finite first loss is caught by _first_bad below
+            first_loss = max(abs(values[0]), 1e-12) if math.isfinite(values[0]) else math.inf
+        all_losses.extend(values)
+        since_eval.extend(values)
+        if on_progress is not None:
+            on_progress(len(values))
+        return _first_bad(values, chunk_start, first_loss, spec.divergence_factor)
+
     t0 = time.perf_counter()
     since_eval: list[float] = []  # batch losses since the last curve point
     record_eval(0, since_eval)
@@ -199,6 +217,12 @@ def train_run(
                 noise_seed = (noise_base + step) % (1 << 62)
                 model.set_noise_seed(noise_seed)
             due = [p for p in probes if step % p.every == 0 or step == spec.steps - 1]
+            if due and pending:
+                # measurements of a diverged net must never feed a verdict: check every loss so
+                # far before measuring (one sync per due step, not per step)
+                diverged = flush(step)
+                if diverged is not None:
+                    break
             buffers_before = buffer_snapshot(model) if due else {}
             out = model(xb)
             loss = loss_fn(out, yb)
@@ -222,25 +246,17 @@ def train_run(
             pending.append(loss.detach())
             done = step + 1
             if done % spec.eval_every == 0 or done == spec.steps or step == 0 or len(pending) >= 25:
-                chunk_start = done - len(pending)
-                values = torch.stack(pending).tolist()
-                pending.clear()
-                if first_loss is None:  # a non-finite first loss is caught by _first_bad below
-                    first_loss = max(abs(values[0]), 1e-12) if math.isfinite(values[0]) else math.inf
-                all_losses.extend(values)
-                since_eval.extend(values)
-                bad = _first_bad(values, chunk_start, first_loss, spec.divergence_factor)
-                if bad is not None:
-                    diverged = bad
+                diverged = flush(done)
+                if diverged is not None:
                     break
                 if done % spec.eval_every == 0 or done == spec.steps:
                     record_eval(done, since_eval)
                     since_eval.clear()
-                if on_progress is not None:
-                    on_progress(len(values))
     except KeyboardInterrupt:
         interrupted = True
     wall = time.perf_counter() - t0
+    run.diverged_at = diverged[0] if diverged else None
+    run.interrupted = interrupted
     for p in probes:
         if hasattr(p, "on_end"):
             p.on_end(run)

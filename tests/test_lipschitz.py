@@ -262,7 +262,8 @@ def test_cli_json_and_out(tiny_spec_dict_factory, write_spec, tmp_path):
         assert c["lr"] == 0.1 and c["verdict"] in ("supported", "refuted", "inconclusive")
     run = doc["runs"][0]["probes"]["landscape"]
     assert run["eta"] == pytest.approx([0.05, 0.125, 0.2])
-    assert all("top_eig" in s for s in run["series"])
+    assert all("lambda_max" in s and "lambda_min" in s and "hessian_residual_max" in s for s in run["series"])
+    assert all(s["lambda_min"] <= s["lambda_max"] for s in run["series"])
     assert (out / "plots" / "landscape.png").stat().st_size > 0
 
 

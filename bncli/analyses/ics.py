@@ -8,7 +8,7 @@ from typing import Any
 from bncli.analyses.base import Analysis, DataInfo, Option, Summary
 from bncli.results import Claim, RunRecord, mean_std
 from bncli.spec import Spec
-from bncli.stats import finite_mean
+from bncli.stats import finite_mean, fmt
 from bncli.verdicts import MetricInput, by_arm_lr, claim_pairs, make_claim
 
 C2_STATEMENT = (
@@ -20,13 +20,18 @@ C3_STATEMENT = (
     "‖G − G′‖/‖G‖ is not smaller and cos(G, G′) not larger than without"
 )
 FIRST_LAYER_NOTE = "layer 1 is left out: with no earlier layers G′ = G there by definition"
-C2_METRICS = (("d_mean", "|Δμ| per step"), ("d_var", "|Δσ²| per step"), ("w1", "W1 shift per step"))
+# C2 is judged on what normalization does not fix by construction (SCIENCE.md C2): in training
+# mode BN's output has per-unit batch mean β and variance γ² on any batch, so |Δμ| and |Δσ²| there
+# follow γ and β only. They are reported (tables, notes), not judged.
+C2_METRICS = (("w1", "W1 shift per step (per unit)"),
+              ("d_pct", "15/50/85th percentile shift per step (tracked units)"))
+C2_SHOWN = (("d_mean", "|Δμ|"), ("d_var", "|Δσ²|"))
 # the C3 verdict uses the relative difference: ‖G − G′‖ alone scales with the gradient, which BN
 # rescales (scale invariance), so it would compare gradient sizes rather than shifts. Alignment is
 # judged as the misalignment 1 − cos(G, G′): cos sits near 1, where a 10% relative margin on cos
 # itself could never be met, while the misalignment's ratio between arms is what differs.
 C3_METRICS = (("rel_diff", "‖G − G′‖/‖G‖", "higher"), ("misalign", "1 − cos(G, G′) (misalignment)", "higher"))
-DIST_COLUMNS = ("mean", "var", "d_mean", "d_var", "w1", "pct_drift")
+DIST_COLUMNS = ("mean", "var", "d_mean", "d_var", "w1", "d_pct", "pct_drift")
 GRAD_COLUMNS = ("g_norm", "diff_norm", "rel_diff", "cos")
 
 
@@ -64,7 +69,8 @@ def run_grad_mean(r: RunRecord, metric: str) -> float:
 
 def _shows_bn_input(spec: Spec, arm: str) -> bool:
     a = spec.arm(arm)
-    return a.normalized or a.noisy  # elsewhere BN's input is the same tensor as the preact
+    # elsewhere BN's input is the same tensor as the preact (weight norm has no module after W)
+    return (a.normalized and a.norm != "weight") or a.noisy
 
 
 def layer_rows(spec: Spec, records: Sequence[RunRecord]) -> dict[str, list[dict[str, Any]]]:
@@ -76,7 +82,7 @@ def layer_rows(spec: Spec, records: Sequence[RunRecord]) -> dict[str, list[dict[
                 "final_train_loss": mean_std([r.final_train_loss for r in rs])}
         dist = [r.probes.get("ics_dist", {}) for r in rs]
         layers = dist[0].get("layers", []) if dist else []
-        sites = ["preact", "bn_in"] if _shows_bn_input(spec, arm) else ["preact"]
+        sites = ["preact", "bn_in", "preact_eval"] if _shows_bn_input(spec, arm) else ["preact"]
         for layer in layers:
             for site in sites:
                 row = {**base, "layer": layer, "site": site}
@@ -97,6 +103,8 @@ def _bn_output_note(spec: Spec, arm: str) -> list[str]:
     a = spec.arm(arm)
     if not a.normalized or a.position != "pre":
         return []
+    if a.norm != "batch":
+        return _other_norm_note(a)
     mean, var = ("β", "≈ γ² (γ²σ²/(σ² + ε))") if a.affine else ("0", "≈ 1 (σ²/(σ² + ε))")
     if a.noisy:
         return [f"on {arm} the nonlinearity's input is BN's output after Santurkar's noise "
@@ -104,11 +112,31 @@ def _bn_output_note(spec: Spec, arm: str) -> list[str]:
                 f"{mean} and its variance {var}; the shifts measured here are the noise's"]
     return [f"on {arm} the nonlinearity's input is BN's output: in training mode its per-unit mean "
             f"is exactly {mean} and its variance {var} on any batch, by construction, "
-            "so |Δμ| and |Δσ²| there follow γ and β only; W1 also sees changes in shape"]
+            "so |Δμ| and |Δσ²| there follow γ and β only; W1 and the percentiles also see changes in shape"]
+
+
+def _other_norm_note(a: Any) -> list[str]:
+    """What a normalization other than BN fixes by construction at the nonlinearity's input."""
+    noise = " (before Santurkar's noise, which then moves it)" if a.noisy else ""
+    affine = " before γ, β" if a.has_affine else ""
+    if a.norm == "weight":
+        return [f"on {a.name} (weight norm) nothing about the activations is fixed by construction: "
+                "it normalizes each unit's weight vector, not its input"]
+    if a.norm == "lp":
+        mean = "β" if a.has_affine else "0"
+        return [f"on {a.name} (ℓp normalization) each unit's batch mean is {mean} by construction"
+                f"{noise}, as with BN, but no unit's variance is fixed: one scalar per layer and batch "
+                "(the mean ℓp magnitude) divides every unit, so |Δσ²|, W1 and the percentiles all "
+                "move freely"]
+    over = "the layer's units" if a.norm == "layer" else "each group of units"
+    return [f"on {a.name} ({a.norm_info.short}) each example's mean and variance across {over} are 0 "
+            f"and ≈ 1{affine}{noise}, by construction; no unit's distribution over the batch is "
+            "fixed, so per-unit |Δμ|, |Δσ²|, W1 and percentiles all move freely"]
 
 
 def c2_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
-    """C2 per learning rate and BN arm: one-step shifts of the nonlinearity's input, BN vs plain."""
+    """C2 per learning rate and normalized arm: one-step shifts of the nonlinearity's input, judged
+    on the W1 shift and the tracked percentiles' shift (not fixed by construction), training mode."""
     out = []
     for lr, arm, base, a, b, notes in claim_pairs(spec, records, drop_diverged=True):
         metrics = [
@@ -116,8 +144,18 @@ def c2_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
                         [run_dist_mean(r, m) for r in a], [run_dist_mean(r, m) for r in b])
             for m, label in C2_METRICS
         ]
-        notes.append("input to the nonlinearity on a fixed probe batch; mean over layers and "
-                     f"every {spec.analysis.ics.every} steps")
+        notes.append("input to the nonlinearity on a fixed probe batch in training mode; mean over "
+                     f"layers and every {spec.analysis.ics.every} steps")
+        shown = ", ".join(
+            f"{label} {fmt(finite_mean([run_dist_mean(r, m) for r in a]))} ({arm}) vs "
+            f"{fmt(finite_mean([run_dist_mean(r, m) for r in b]))} ({base})" for m, label in C2_SHOWN)
+        notes.append(f"not judged (fixed by construction for BN in training mode): {shown}")
+        if _shows_bn_input(spec, arm):
+            ev = ", ".join(
+                f"{label} {fmt(finite_mean([run_dist_mean(r, m, 'preact_eval') for r in a]))} ({arm}) vs "
+                f"{fmt(finite_mean([run_dist_mean(r, m, 'preact') for r in b]))} ({base})"
+                for m, label in C2_METRICS)
+            notes.append(f"eval mode (running statistics, what the trained net uses): {ev}")
         notes += _bn_output_note(spec, arm)
         out.append(make_claim("C2", C2_STATEMENT, lr, arm, base, metrics, spec.verdict,
                               "; ".join(notes)))
@@ -157,15 +195,19 @@ def layer_list(text: str | None) -> list[str] | None:
 
 
 def probes(spec: Spec, arm: Any, lr: float, seed: int, data: Any) -> list[Any]:
-    """The distribution probe (C2) and, unless switched off, the gradient-ICS probe (C3)."""
+    """The distribution probe (C2) and, unless switched off, the gradient-ICS probe (C3); on the
+    arms C9 compares, when the job carries the lipschitz settings, the landscape probe too."""
+    from bncli.analyses.c9 import companion_probes
     from bncli.probes.ics import ics_probes
 
-    return ics_probes(spec, arm, lr, seed, data)
+    return ics_probes(spec, arm, lr, seed, data) + companion_probes(spec, arm, lr, seed, data, "ics")
 
 
 def summarize(spec: Spec, records: Sequence[RunRecord], data: DataInfo) -> Summary:
-    claims = c2_claims(spec, records) + c3_claims(spec, records)
-    return Summary(claims, {"ics_rows": layer_rows(spec, records)})
+    from bncli.analyses.c9 import c9_claims, c9_tables
+
+    claims = c2_claims(spec, records) + c3_claims(spec, records) + c9_claims(spec, records)
+    return Summary(claims, {"ics_rows": layer_rows(spec, records), **c9_tables(spec, records)})
 
 
 HELP = """Train every arm and measure internal covariate shift both ways; test claims C2 and C3.
@@ -191,7 +233,7 @@ out of the verdict. Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 i
 ANALYSIS = Analysis(
     name="ics",
     command="measure-ics",
-    claims=("C2", "C3"),
+    claims=("C2", "C3", "C9"),
     section="ics",
     options=(
         Option("every", ("--every",), int | None, "analysis.ics.every",

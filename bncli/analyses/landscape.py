@@ -22,17 +22,21 @@ C5_STATEMENT = (
 )
 # landscape metrics that decide C4 (key in a probe record, label); lower is claimed for BN
 C4_METRICS = [
-    ("loss_variation", "loss variation (max-min of L over the eta' grid)"),
-    ("grad_pred_max", "gradient predictiveness (max over eta' of ||g - g'||)"),
-    ("beta", "effective beta-smoothness (max over eta' of ||g - g'|| / ||eta' g||)"),
+    ("loss_variation", "loss variation (max − min of L over the η′ grid)"),
+    ("grad_pred_max", "gradient predictiveness (max over η′ of ‖g − g′‖; the mean over η′ is in the table)"),
+    ("beta", "effective β-smoothness (max over η′ of ‖g − g′‖ / ‖η′g‖)"),
 ]
-STEP_KEYS = ["loss_variation", "grad_pred_max", "beta", "grad_norm", "top_eig"]
+STEP_KEYS = ["loss_variation", "grad_pred_max", "grad_pred_mean", "beta", "grad_norm", "lambda_max",
+             "lambda_min"]
 LAYER_KEYS_MAX = ["jacobian_err_f32", "jacobian_err_f64", "grad_err", "cos_ones_max",
                   "cos_yhat_max", "thm41_gap_max"]
 LAYER_KEYS_MEAN = ["thm41_lhs", "thm41_rhs", "grad_ratio", "gamma_over_sigma"]
 
 
 C4_KEYS = [k for k, _ in C4_METRICS]
+# a C4 verdict needs this many finite measurements per run: one step-0 point of an arm that
+# diverged at step 4 says nothing about smoothness along training
+MIN_FINITE_STEPS = 2
 
 
 def mean_or_inf(vals: Sequence[float | None]) -> float:
@@ -55,6 +59,10 @@ def run_landscape_stats(record: RunRecord) -> dict[str, float]:
         out[f"{key}_mean"] = mean_or_inf(vals) if c4 else finite_mean(vals)
         out[f"{key}_max"] = worst_max(vals) if c4 else finite_max(vals)
     out["n_nonfinite"] = float(sum(not math.isfinite(s["loss_variation"]) for s in series))
+    out["n_finite"] = float(len(series)) - out["n_nonfinite"]
+    if any("lambda_max" in s for s in series):
+        out["hessian_unconverged"] = float(sum(not (s.get("hessian_converged_max") and s.get("hessian_converged_min"))
+                                               for s in series if "lambda_max" in s))
     return out
 
 
@@ -129,12 +137,18 @@ def c4_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
                 notes.append(f"{name}: {k} measurement(s) hit a non-finite loss or gradient on the "
                              "grid: its metrics are inf (means over finite seeds shown)")
         override = None
+        few = {n: min(int(s["n_finite"]) for s in ss) for n, ss in ((arm, sa), (base, sb)) if ss}
         if blown[arm] and not blown[base]:
             override = "refuted"
             notes.append(f"only {arm}'s landscape blew up: counted against it")
         elif blown[base] and not blown[arm]:
             override = "supported"
             notes.append(f"only {base}'s landscape blew up: counted against it")
+        if override is None and any(k < MIN_FINITE_STEPS for k in few.values()):
+            override = "inconclusive"
+            short = ", ".join(f"{n} ({k})" for n, k in few.items() if k < MIN_FINITE_STEPS)
+            notes.append(f"too few finite measurement steps to judge (at least {MIN_FINITE_STEPS} per "
+                         f"run needed): {short}")
         div = [n for n, rs in ((arm, a), (base, b)) if any(r.diverged for r in rs)]
         if div:
             notes.append(f"diverged: {', '.join(div)} (measured until divergence)")
@@ -179,6 +193,7 @@ def c5_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
 
 def probes(spec: Spec, arm: Any, lr: float, seed: int, data: Any) -> list[Any]:
     """The landscape probe on every arm; the BN-Jacobian probe where C5's closed form applies."""
+    from bncli.analyses.c9 import companion_probes
     from bncli.probes.jacobian import BnJacobianProbe
     from bncli.probes.landscape import LandscapeProbe
 
@@ -186,6 +201,8 @@ def probes(spec: Spec, arm: Any, lr: float, seed: int, data: Any) -> list[Any]:
     out: list[Any] = [LandscapeProbe(cfg, lr, seed)]
     if cfg.jacobian and arm.norm_info.jacobian_closed_form:
         out.append(BnJacobianProbe(cfg, seed))
+    # on the arms C9 compares, when the job carries the ics settings: the C2 distribution probe
+    out += companion_probes(spec, arm, lr, seed, data, "lipschitz")
     return out
 
 
@@ -194,12 +211,29 @@ def summarize(spec: Spec, records: Sequence[RunRecord], data: DataInfo) -> Summa
 
     cfg = spec.analysis.lipschitz
     land, jac = arm_tables(spec, records)
-    claims = c4_claims(spec, records) + c5_claims(spec, records)
+    from bncli.analyses.c9 import c9_claims, c9_tables
+
+    claims = c4_claims(spec, records) + c5_claims(spec, records) + c9_claims(spec, records)
+    extra = c9_tables(spec, records)
+    na = c5_not_applicable(spec)
+    if na:
+        extra["c5_note"] = na
     return Summary(claims, {
         "eta_multiples": [e / spec.train.lr[0] for e in eta_grid(spec.train.lr[0], cfg)],
         "landscape": land,
         "jacobian": jac,
+        **extra,
     })
+
+
+def c5_not_applicable(spec: Spec) -> str | None:
+    """Which normalized arms C5 says nothing about (its closed form is BN's), or None."""
+    other = [a for a in spec.arms if a.normalized and not a.norm_info.jacobian_closed_form]
+    if not other:
+        return None
+    names = ", ".join(f"{a.name} ({a.norm_info.short})" for a in other)
+    return (f"C5 checks BN's closed form (Santurkar Thm 4.1) and applies to BN arms only; not "
+            f"applicable to {names}: no Jacobian check, no C5 verdict for them")
 
 
 HELP = """Measure the loss landscape along the gradient (C4) and check BN's Jacobian (C5).
@@ -228,7 +262,7 @@ Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
 ANALYSIS = Analysis(
     name="landscape",
     command="lipschitz",
-    claims=("C4", "C5"),
+    claims=("C4", "C5", "C9"),
     section="lipschitz",
     options=(
         Option("every", ("--every",), int | None, "analysis.lipschitz.every",
@@ -239,11 +273,12 @@ ANALYSIS = Analysis(
         Option("eta_points", ("--eta-points",), int | None, "analysis.lipschitz.eta_points",
                "Points on the eta' grid (default 8)."),
         Option("hessian", ("--hessian/--no-hessian",), bool | None, "analysis.lipschitz.hessian",
-               "Also the top Hessian eigenvalue (power iteration on Hessian-vector products)."),
+               "Also the extreme Hessian eigenvalues λ_max and λ_min (Lanczos on Hessian-vector "
+               "products, scipy eigsh)."),
         Option("hessian_iters", ("--hessian-iters",), int | None, "analysis.lipschitz.hessian_iters",
-               "Power-iteration cap (default 20)."),
+               "Hessian-vector products per eigenvalue, at most (default 100)."),
         Option("hessian_tol", ("--hessian-tol",), float | None, "analysis.lipschitz.hessian_tol",
-               "Stop when the eigenvalue estimate changes by less than this, relative (default 1e-3)."),
+               "Converged when the residual ‖Hv − λv‖ ≤ this × |λ| (default 1e-3)."),
         Option("bn_mode", ("--bn-mode",), Literal["train", "eval"] | None, "analysis.lipschitz.bn_mode",
                "train: batch statistics, what SGD optimizes (default); eval: the inference network "
                "(running statistics, no noise), its own gradient."),
@@ -252,5 +287,6 @@ ANALYSIS = Analysis(
     summarize=summarize,
     render="bncli.render.landscape",
     help=HELP,
-    metrics=("loss_variation", "grad_pred_max", "beta", "grad_norm", "top_eig", "jacobian_err_f32", "grad_err"),
+    metrics=("loss_variation", "grad_pred_max", "grad_pred_mean", "beta", "grad_norm", "lambda_max",
+             "lambda_min", "jacobian_err_f32", "grad_err"),
 )

@@ -25,7 +25,8 @@ from bncli.train import RunContext, StepContext
 
 # `preact` is the input of the nonlinearity (BN's output after γ, β on BN arms): what C2 is about.
 # `bn_in` is the input of the normalization (on a plain arm the same tensor as `preact`).
-SITES = ("preact", "bn_in")
+# `preact_eval` is `preact` in eval mode: running statistics, no noise (what the trained net uses).
+SITES = ("preact", "bn_in", "preact_eval")
 
 
 def next_noise_seed(seed: int | None) -> int | None:
@@ -70,7 +71,7 @@ class DistributionProbe(ProbeBase):
         self.series = {
             layer: {
                 site: {
-                    "mean": [], "var": [], "d_mean": [], "d_var": [], "w1": [],
+                    "mean": [], "var": [], "d_mean": [], "d_var": [], "w1": [], "d_pct": [],
                     "percentiles": {f"p{round(q * 100)}": [[] for _ in self.units[layer]]
                                     for q in PERCENTILES},
                 }
@@ -80,19 +81,26 @@ class DistributionProbe(ProbeBase):
         }
 
     def _capture(self, model: Net, seed: int | None) -> dict[tuple[str, str], torch.Tensor]:
-        taps = []
-        for layer in self.layers:
-            blk = model.block(layer)
-            taps += [((layer, "preact"), blk.preact), ((layer, "bn_in"), blk.bn_in)]
+        """Every site of every measured layer: training mode (batch statistics on buffer copies,
+        this step's noise), then eval mode (running statistics, no noise)."""
         seen: dict[tuple[str, str], torch.Tensor] = {}
+        for mode in ("train", "eval"):
+            taps = []
+            for layer in self.layers:
+                blk = model.block(layer)
+                if mode == "train":
+                    taps += [((layer, "preact"), blk.preact), ((layer, "bn_in"), blk.bn_in)]
+                else:
+                    taps.append(((layer, "preact_eval"), blk.preact))
 
-        def keep(key: Any, _m: Any, _i: Any, out: torch.Tensor) -> None:
-            seen[key] = as_units(out.detach())
+            def keep(key: Any, _m: Any, _i: Any, out: torch.Tensor) -> None:
+                seen[key] = as_units(out.detach())
 
-        with measuring(model, self.x_probe.device), noise_seed(model, seed), torch.no_grad():
-            params, buffers = params_and_buffers(model)
-            with forward_hooks([(k, m) for k, m in taps], keep):  # type: ignore[misc]
-                functional_call(model, (params, buffers), (self.x_probe,))
+            with measuring(model, self.x_probe.device), noise_seed(model, seed), torch.no_grad():
+                model.train(mode == "train")
+                params, buffers = params_and_buffers(model)
+                with forward_hooks([(k, m) for k, m in taps], keep):  # type: ignore[misc]
+                    functional_call(model, (params, buffers), (self.x_probe,))
         return seen
 
     def before_update(self, ctx: StepContext) -> None:
@@ -115,7 +123,7 @@ class DistributionProbe(ProbeBase):
         acts = self._capture(ctx.run.model, next_noise_seed(ctx.noise_seed))
         for key, a in acts.items():
             s = self.series[key[0]][key[1]]
-            for m, v in shift_stats(self._before[key], a).items():
+            for m, v in shift_stats(self._before[key], a, self.units[key[0]]).items():
                 s[m].append(v)
         self._before = None
 

@@ -40,12 +40,19 @@ def wasserstein1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a_sorted - b_sorted).abs().mean(0)
 
 
-def shift_stats(before: torch.Tensor, after: torch.Tensor) -> dict[str, float]:
-    """Step-to-step shift of one site, averaged over units: |Δμ|, |Δσ²| and W1 (Santurkar Fig 8)."""
+def shift_stats(before: torch.Tensor, after: torch.Tensor, units: list[int] | None = None) -> dict[str, float]:
+    """Step-to-step shift of one site: |Δμ|, |Δσ²| and W1 averaged over units (Santurkar Fig 8),
+    and `d_pct`, the mean |Δ| of the tracked units' 15/50/85th percentiles (Ioffe Fig 1).
+
+    BN in training mode fixes each unit's batch mean and variance by construction, so only W1 and
+    the percentiles see a change of the distribution's shape there."""
     mu0, var0 = unit_moments(before)
     mu1, var1 = unit_moments(after)
-    return {
+    out = {
         "d_mean": float((mu1 - mu0).abs().mean()),
         "d_var": float((var1 - var0).abs().mean()),
         "w1": float(wasserstein1(before, after).mean()),
     }
+    if units:
+        out["d_pct"] = float((unit_percentiles(after, units) - unit_percentiles(before, units)).abs().mean())
+    return out

@@ -1,4 +1,4 @@
-"""C4: the loss landscape along the gradient (Santurkar §3.2) and the top Hessian eigenvalue."""
+"""C4: the loss landscape along the gradient (Santurkar §3.2) and the extreme Hessian eigenvalues."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from bncli.probes.base import ProbeBase, buffer_copies, measuring, stacked_buffer_copies
+from bncli.probes.hessian import hessian_extremes
 from bncli.runtime import derive_seed
 from bncli.spec import LipschitzSpec
 
@@ -96,7 +97,9 @@ def hessian_top_eig(
     tol: float,
     generator: torch.Generator,
 ) -> tuple[float, int, bool]:
-    """Largest-magnitude Hessian eigenvalue of L at theta by power iteration on HVPs.
+    """Largest-magnitude Hessian eigenvalue of L at theta by power iteration on HVPs: the method
+    bncli used before Lanczos (bncli.probes.hessian), kept as the benchmark's baseline. Its stopping
+    rule is not convergence (see SCIENCE.md C4); don't use it for measurements.
 
     HVPs by double backward on one graph. The start vector comes from `generator` (CPU, never
     the global RNG). Stops when the Rayleigh quotient changes by less than tol x its size.
@@ -155,6 +158,7 @@ def landscape_point(
         "loss_variation": max(loss_list) - min(loss_list) if finite else math.inf,
         "grad_pred_min": min(dist_list) if finite else math.inf,
         "grad_pred_max": max(dist_list) if finite else math.inf,
+        "grad_pred_mean": sum(dist_list) / len(dist_list) if finite else math.inf,
         "beta": max(betas) if finite else math.inf,
         "grad_norm": gnorm,
     }
@@ -192,12 +196,13 @@ class LandscapeProbe(ProbeBase):
             rec = {"step": ctx.step, "loss_at_theta": loss0, **rec}
             if spec.hessian:
                 seed = derive_seed(self.seed, ctx.step, 4241)
-                gen = torch.Generator(device="cpu").manual_seed(seed)
-                eig, n_it, conv = hessian_top_eig(
-                    model, ctx.run.loss_fn, ctx.x, ctx.y, theta, buffers,
-                    spec.hessian_iters, spec.hessian_tol, gen,
-                )
-                rec.update(top_eig=eig, hessian_iters=n_it, hessian_converged=conv)
+                loss_of = _loss_of(model, ctx.run.loss_fn, ctx.x, ctx.y)
+                h = hessian_extremes(lambda p: loss_of(p, buffer_copies(buffers)), theta,
+                                     tol=spec.hessian_tol, max_iters=spec.hessian_iters, seed=seed)
+                rec.update(lambda_max=h["lambda_max"], lambda_min=h["lambda_min"],
+                           hessian_residual_max=h["residual_max"], hessian_residual_min=h["residual_min"],
+                           hessian_converged_max=h["converged_max"],
+                           hessian_converged_min=h["converged_min"], hessian_hvps=h["hvps"])
         self.series.append(rec)
 
     def result(self) -> dict[str, Any]:

@@ -92,7 +92,8 @@ class ScaleProbe(ProbeBase):
     def on_end(self, run: Any) -> None:
         with torch.no_grad():
             self.final_norm = {n: float(p.detach().double().norm()) for n, p in self._weights(run.model).items()}
-        self.static["end"] = self._check(run)
+        if getattr(run, "diverged_at", None) is None:  # a diverged net's scale check means nothing
+            self.static["end"] = self._check(run)
 
     def result(self) -> dict[str, Any]:
         return {

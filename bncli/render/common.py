@@ -59,9 +59,13 @@ def claims_table(claims: Sequence[Claim], title: str = "Claims") -> Table:
 def claims_block(
     result: Any, title: str, missing: str = "the spec needs a plain arm and a BN arm to compare"
 ) -> Table | str:
-    """The claims table, or one line saying why there is no verdict (interrupted, or missing arms)."""
+    """The claims table (with the runs it left out), or one line saying why there is no verdict."""
+    left = result.tables.get("left_out") if hasattr(result, "tables") else None
     if result.claims:
-        return claims_table(result.claims, title=title)
+        table = claims_table(result.claims, title=title)
+        if left:
+            table.caption = (f"verdicts use complete, paired runs only; left out: {', '.join(left)}")
+        return table
     if result.interrupted:
         return "no verdict: interrupted before the arms to compare had finished"
     return f"no verdict: {missing}"

@@ -18,8 +18,8 @@ from bncli.stats import spread_indices
 
 MAX_TABLE_LAYERS = 8  # more layers than this: the tables show an evenly spaced subset
 MAX_PLOT_LAYERS = 4
-SITE_LABEL = {"preact": "act in", "bn_in": "BN in"}
-DIST_HEAD = {"d_mean": "|Δμ|/step", "d_var": "|Δσ²|/step", "w1": "W1/step",
+SITE_LABEL = {"preact": "act in", "bn_in": "BN in", "preact_eval": "act in, eval"}
+DIST_HEAD = {"d_mean": "|Δμ|/step*", "d_var": "|Δσ²|/step*", "w1": "W1/step", "d_pct": "pctl/step",
              "pct_drift": "pctl drift"}
 GRAD_HEAD = {"g_norm": "‖G‖", "diff_norm": "‖G − G′‖", "rel_diff": "‖G − G′‖/‖G‖",
              "cos": "cos(G, G′)"}
@@ -100,7 +100,11 @@ def legend(spec: Spec, rows: dict[str, list[dict[str, Any]]]) -> str:
         "site: 'act in' = input to the nonlinearity (BN's output after γ, β on BN arms); "
         "'BN in' = input to BN. |Δμ|, |Δσ²|: per-unit change of mean and variance from θ_t to "
         "θ_{t+1}, mean over units; W1: 1-Wasserstein distance between the two per-unit "
-        "distributions; pctl drift: |last − first| of tracked units' 15/50/85th percentiles. "
+        "distributions; pctl/step: mean |Δ| of tracked units' 15/50/85th percentiles per step; "
+        "pctl drift: |last − first| of those percentiles over the run. C2 is judged on W1/step and "
+        "pctl/step at 'act in' (training mode); * |Δμ|, |Δσ²| are fixed by construction for BN in "
+        "training mode (mean β, variance γ²), shown but not judged; 'act in, eval' is the same input "
+        "with running statistics and no noise. "
         "G = ∇_{W_i}L at θ_t; G′ = the same after every earlier layer took this step's update. "
         "'all N' rows: mean over the N measured layers (what the verdicts use). Layer 1 is not in "
         "the C3 table, its means or plots: with no earlier layers G′ = G there by definition. C3 "

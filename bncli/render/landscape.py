@@ -27,17 +27,22 @@ def landscape_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
     t.add_column("arm")
     t.add_column("steps measured", justify="right")
     t.add_column("loss variation (max-min L)", justify="right")
-    t.add_column("grad. predictiveness (max ||g-g'||)", justify="right")
-    t.add_column("effective beta (||g-g'||/||eta' g||)", justify="right")
-    t.add_column("||g||", justify="right")
+    t.add_column("grad. predictiveness (max over η′ ‖g−g′‖)", justify="right")
+    t.add_column("(mean over η′)", justify="right")
+    t.add_column("effective beta (‖g−g′‖/‖η′g‖)", justify="right")
+    t.add_column("‖g‖", justify="right")
     if cfg.hessian:
-        t.add_column("top Hessian eigenvalue", justify="right")
+        t.add_column("λ_max (sharpness)", justify="right")
+        t.add_column("λ_min", justify="right")
     for r in rows:
         cells = [fmt(r["lr"]), r["arm"], f"{int(r['n_steps'])}"]
-        for key in ("loss_variation", "grad_pred_max", "beta", "grad_norm"):
+        for key in ("loss_variation", "grad_pred_max", "grad_pred_mean", "beta", "grad_norm"):
             cells.append(f"{fmt(r[f'{key}_mean'])} | {fmt(r[f'{key}_max'])}")
         if cfg.hessian:
-            cells.append(f"{fmt(r['top_eig_mean'])} | {fmt(r['top_eig_max'])}")
+            cells.append(f"{fmt(r['lambda_max_mean'])} | {fmt(r['lambda_max_max'])}")
+            cells.append(f"{fmt(r['lambda_min_mean'])} | {fmt(r['lambda_min_max'])}")
+            if r.get("hessian_unconverged"):
+                cells[-1] += f" [yellow]({int(r['hessian_unconverged'])} not converged)[/yellow]"
         if r.get("n_diverged"):
             cells[1] += " [red](diverged)[/red]"
         t.add_row(*cells)
