@@ -5,7 +5,6 @@ data for it), appending a line to `notes` for every series it had to skip."""
 from __future__ import annotations
 
 import math
-import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -25,18 +24,9 @@ def statement(result: CommandResult, claim: str, default: str) -> str:
     return next((c.statement for c in result.claims if c.claim == claim), default)
 
 
-def title(fig: Any, result: CommandResult, claim: str, default: str, width_in: float,
-          legend_skip: tuple[Any, ...] = ()) -> None:
-    """The claim and its verdicts, wrapped to the figure's width, and the figure's one legend."""
-    fs.fig_legend(fig, legend_skip)
-    text = f"{claim}: {statement(result, claim, default)} — {verdict_line(result, claim)}"
-    fig.suptitle("\n".join(textwrap.wrap(text, max(50, int(width_in * 15)))), fontsize=9)
-
-
-def _new(plt: Any, rows: int, cols: int, w: float, h: float, **kw: Any) -> tuple[Any, Any, float]:
-    width = min(w * cols + 0.6, 13.0)
-    fig, axes = plt.subplots(rows, cols, figsize=(width, h * rows + 1.0), squeeze=False, **kw)
-    return fig, axes, width
+def title(fig: Any, result: CommandResult, claim: str, default: str, legend_skip: tuple[Any, ...] = ()) -> None:
+    """The claim and its verdicts as the title, the figure's one legend, and its layout."""
+    fs.finish(fig, f"{claim}: {statement(result, claim, default)} — {verdict_line(result, claim)}", legend_skip)
 
 
 # ------------------------------------------------------------------ C1 training curves
@@ -59,9 +49,10 @@ def c1_figure(result: CommandResult, colors: dict[str, str] | None = None,
     colors = colors or fs.arm_colors(arms)
     classification = result.task == "classification"
     with fs.style() as plt:
-        fig, axes, width = _new(plt, 2, len(lrs), 3.6, 2.2, sharex="col")
+        grid = fs.QuantityGrid(plt, 2, len(lrs), 3.6, 2.2)
+        fig = grid.fig
         for j, lr in enumerate(lrs):
-            ax_l, ax_a = axes[0][j], axes[1][j]
+            ax_l, ax_a = grid.ax(0, j), grid.ax(1, j)
             drawn_l: list[float] = []
             drawn_a: list[float] = []
             for arm in arms:
@@ -101,10 +92,12 @@ def c1_figure(result: CommandResult, colors: dict[str, str] | None = None,
             if not fs.has_finite(drawn_a):
                 fs.no_data(ax_a)
             ax_l.set_title(f"learning rate {fs.lr_label(lr)}")
+            if grid.bottom(0):
+                ax_l.set_xlabel("training step")
             ax_l.set_ylabel("train loss (log)")
             ax_a.set_ylabel("held-out accuracy (fraction)" if classification else "held-out MSE (log)")
             ax_a.set_xlabel("training step")
-        title(fig, result, "C1", "BN speeds training and tolerates larger learning rates", width)
+        title(fig, result, "C1", "BN speeds training and tolerates larger learning rates")
     return fig
 
 
@@ -145,10 +138,8 @@ def c2_figure(result: CommandResult, colors: dict[str, str] | None = None,
     if not layers:
         return None
     with fs.style() as plt:
-        width = min(2.9 * (len(layers) + 1) + 0.6, 13.0)
-        fig = plt.figure(figsize=(width, 1.75 * len(rows) + 1.1))
-        unit_ax = None
-        gs = fig.add_gridspec(len(rows), len(layers) + 1)
+        fig, gs = fs.new_figure(plt, len(rows), len(layers) + 1, 2.6, 1.55, grid=True)
+        pct_axes: list[Any] = []  # their unit legend stays inside the first panel
         for i, (lr, arm, r) in enumerate(rows):
             p = r.probes["ics_dist"]
             for j, layer in enumerate(layers):
@@ -173,9 +164,9 @@ def c2_figure(result: CommandResult, colors: dict[str, str] | None = None,
                     ax.set_ylabel("activation input")
                 if i == len(rows) - 1:
                     ax.set_xlabel("training step")
+                pct_axes.append(ax)
                 if i == 0 and j == 0:
                     ax.legend(loc="upper left", fontsize=6)
-                    unit_ax = ax
         # the W1 column: one axis per learning rate, spanning that learning rate's rows
         for lr in lrs:
             idx = [i for i, row in enumerate(rows) if row[0] == lr]
@@ -194,8 +185,7 @@ def c2_figure(result: CommandResult, colors: dict[str, str] | None = None,
             ax.set_title(f"W1 shift per step, {fs.lr_label(lr)}")
             ax.set_ylabel("1-Wasserstein / step (mean over layers)")
             ax.set_xlabel("training step")
-        title(fig, result, "C2", "BN keeps each layer's input distribution stable", width,
-              legend_skip=(unit_ax,))
+        title(fig, result, "C2", "BN keeps each layer's input distribution stable", legend_skip=tuple(pct_axes))
     return fig
 
 
@@ -219,7 +209,7 @@ def c3_figure(result: CommandResult, colors: dict[str, str] | None = None,
         return None
     metrics = [("diff_norm", "‖G − G′‖", True), ("cos", "cos(G, G′)", False)]
     with fs.style() as plt:
-        fig, axes, width = _new(plt, len(metrics) * len(lrs), len(layers), 3.0, 1.8, sharex=True)
+        fig, axes = fs.new_figure(plt, len(metrics) * len(lrs), len(layers), 3.0, 1.8, sharex=True)
         for k, lr in enumerate(lrs):
             for i, (key, label, log) in enumerate(metrics):
                 row = k * len(metrics) + i
@@ -245,7 +235,7 @@ def c3_figure(result: CommandResult, colors: dict[str, str] | None = None,
                         ax.set_ylabel(f"{label}, {fs.lr_label(lr)}")
                     if row == len(metrics) * len(lrs) - 1:
                         ax.set_xlabel("training step")
-        title(fig, result, "C3", "BN does not reduce gradient ICS", width)
+        title(fig, result, "C3", "BN does not reduce gradient ICS")
     return fig
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bncli.render import figstyle as fs
-from bncli.render.figures import _new, title
+from bncli.render.figures import title
 from bncli.results import CommandResult
 
 
@@ -38,10 +38,11 @@ def c4_figure(result: CommandResult, colors: dict[str, str] | None = None,
               ("grad_pred_min", "grad_pred_max", "‖g − g′‖ over η′ (predictiveness)"),
               ("beta", None, "effective β-smoothness")]
     with fs.style() as plt:
-        fig, axes, width = _new(plt, len(panels), len(lrs), 3.6, 1.9, sharex="col")
+        grid = fs.QuantityGrid(plt, len(panels), len(lrs), 3.6, 1.9)
+        fig = grid.fig
         for j, lr in enumerate(lrs):
             for i, (lo_key, hi_key, label) in enumerate(panels):
-                ax = axes[i][j]
+                ax = grid.ax(i, j)
                 vals: list[float] = []
                 for arm in arms:
                     rs = fs.runs_of(result, arm, lr, "landscape")
@@ -72,12 +73,12 @@ def c4_figure(result: CommandResult, colors: dict[str, str] | None = None,
                     fs.no_data(ax)
                 else:
                     fs.log_if_possible(ax, vals, spread=10 if hi_key else 0)
-                if i == 0:
+                if grid.top(i):
                     ax.set_title(f"learning rate {fs.lr_label(lr)}")
                 ax.set_ylabel(label)
-                if i == len(panels) - 1:
+                if grid.bottom(i):
                     ax.set_xlabel("training step")
-        title(fig, result, "C4", "BN smooths the loss landscape", width)
+        title(fig, result, "C4", "BN smooths the loss landscape")
     return fig
 
 
@@ -97,7 +98,7 @@ def c5_figure(result: CommandResult, colors: dict[str, str] | None = None,
               ("grad_err", "backward dL/dx error (float32, rel.)")]
     styles = ["-", "--", ":", "-."]
     with fs.style() as plt:
-        fig, axes, width = _new(plt, 1, len(panels), 4.2, 2.6)
+        fig, axes = fs.new_figure(plt, 1, len(panels), 4.2, 2.6)
         for ax, (key, label) in zip(axes[0], panels, strict=True):
             vals: list[float] = []
             for k, lr in enumerate(lrs):
@@ -126,7 +127,7 @@ def c5_figure(result: CommandResult, colors: dict[str, str] | None = None,
                 fs.no_data(ax)
             ax.set_ylabel(label)
             ax.set_xlabel("training step")
-        title(fig, result, "C5", "BN's backward pass matches its closed form", width)
+        title(fig, result, "C5", "BN's backward pass matches its closed form")
     return fig
 
 
@@ -155,7 +156,7 @@ def c6_figure(result: CommandResult, colors: dict[str, str] | None = None,
         return None
     floor = 1e-9  # an exact zero cannot go on a log axis
     with fs.style() as plt:
-        fig, axes, width = _new(plt, len(lrs), 2, 4.2, 2.5)
+        fig, axes = fs.new_figure(plt, len(lrs), 2, 4.2, 2.5)
         for i, lr in enumerate(lrs):
             ax_s, ax_n = axes[i]
             floored = False
@@ -211,7 +212,7 @@ def c6_figure(result: CommandResult, colors: dict[str, str] | None = None,
             ax_n.set_xlabel("training step")
             ax_n.set_ylabel("‖W_i‖ / ‖W_i‖ at the first step")
             ax_n.set_title(f"weight norms, {fs.lr_label(lr)}")
-        title(fig, result, "C6", "Scale invariance: BN(αWx) = BN(Wx)", width)
+        title(fig, result, "C6", "Scale invariance: BN(αWx) = BN(Wx)")
     return fig
 
 
@@ -249,7 +250,7 @@ def c7_figure(result: CommandResult, colors: dict[str, str] | None = None,
         return None
     key, label = _sat_metric(result)
     with fs.style() as plt:
-        fig, axes, width = _new(plt, len(lrs), 2, 4.0, 2.5)
+        fig, axes = fs.new_figure(plt, len(lrs), 2, 4.0, 2.5)
         for i, lr in enumerate(lrs):
             ax_f, ax_g = axes[i]
             fvals: list[float] = []
@@ -288,7 +289,7 @@ def c7_figure(result: CommandResult, colors: dict[str, str] | None = None,
             ax_f.set_title(f"{label.split(' (')[0]} by layer, {fs.lr_label(lr)}")
             ax_g.set_ylabel("‖∇W_i L‖₂")
             ax_g.set_title(f"gradient norm by depth, {fs.lr_label(lr)}")
-        title(fig, result, "C7", "BN keeps units out of saturation and gradients alive", width)
+        title(fig, result, "C7", "BN keeps units out of saturation and gradients alive")
     return fig
 
 
@@ -311,7 +312,7 @@ def c8_figure(result: CommandResult, colors: dict[str, str] | None = None,
         notes.append("no arm with γ and β (affine normalization) was measured")
         return None
     with fs.style() as plt:
-        fig, axes, width = _new(plt, len(lrs), 2, 4.0, 2.3, sharex=True)
+        fig, axes = fs.new_figure(plt, len(lrs), 2, 4.0, 2.3, sharex=True)
         for i, lr in enumerate(lrs):
             for ax, key, label in ((axes[i][0], "gamma_mean", "γ, mean over units"),
                                    (axes[i][1], "beta_mean", "β, mean over units")):
@@ -338,7 +339,7 @@ def c8_figure(result: CommandResult, colors: dict[str, str] | None = None,
                 ax.set_title(f"{label.split(',')[0]} over training, {fs.lr_label(lr)}")
                 if i == len(lrs) - 1:
                     ax.set_xlabel("training step")
-        title(fig, result, "C8", "γ and β restore what normalization takes away", width)
+        title(fig, result, "C8", "γ and β restore what normalization takes away")
     return fig
 
 
@@ -375,7 +376,8 @@ def c9_figure(points: Sequence[dict[str, Any]], colors: dict[str, str] | None = 
     markers = "osD^v<>"
     lrs = list(dict.fromkeys(p["lr"] for p in points))
     with fs.style() as plt:
-        fig, ax = plt.subplots(figsize=(5.6, 3.6))
+        fig, axes = fs.new_figure(plt, 1, 1, 5.0, 3.0)
+        ax = axes[0][0]
         for p in points:
             m = markers[lrs.index(p["lr"]) % len(markers)]
             ax.plot([p["shift"]], [p["smooth"]], m, color=colors.get(p["arm"], "#000000"), ms=7,
@@ -387,6 +389,5 @@ def c9_figure(points: Sequence[dict[str, Any]], colors: dict[str, str] | None = 
             ax.set_xscale("log")
         ax.set_xlabel("distribution shift: 1-Wasserstein per step (C2)")
         ax.set_ylabel("effective β-smoothness (C4; lower = smoother)")
-        fs.fig_legend(fig)
-        fig.suptitle(heading, fontsize=9)
+        fs.finish(fig, heading)
     return fig

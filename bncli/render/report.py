@@ -229,64 +229,53 @@ def _claims_of(doc: Doc) -> list[str]:
     from bncli.analyses import BY_COMMAND
 
     a = BY_COMMAND.get(doc.result.command)
-    return list(dict.fromkeys([*(a.claims if a else ()), *(c.claim for c in doc.result.claims)]))
+    held = [c.claim for c in doc.result.claims]
+    # C9 compares several normalizations: shown where it was judged, not for every ICS / landscape run
+    judged = [c for c in (a.claims if a else ()) if c != "C9" or "C9" in held]
+    return list(dict.fromkeys([*judged, *held]))
 
 
-def build_sections(docs: Sequence[Doc], colors: dict[str, str]) -> list[Section]:
-    """Per claim id (C1..C9 order), per document: its figure and its verdicts."""
-    from bncli.render import figstyle as fs
-    from bncli.render.figures import CAPTIONS, figure_for
-    from bncli.render.figures_more import c9_figure, c9_points
+def build_sections(docs: Sequence[Doc], colors: dict[str, str], jobs: int | None = None) -> list[Section]:
+    """Per claim id (C1..C9 order), per document: its figure and its verdicts. C9's figure is one
+    per comparison (it needs measure-ics's shift and lipschitz's smoothness side by side)."""
+    from bncli.render.figures import CAPTIONS
+    from bncli.render.report_figures import Task, draw_all
 
     by_claim: dict[str, list[Doc]] = {}
     for d in docs:
         for cid in _claims_of(d):
             by_claim.setdefault(cid, []).append(d)
-    sections = []
-    n = 0
+    index = {id(d): i for i, d in enumerate(docs)}
+    plan: list[tuple[Section, list[tuple[Doc, int | None]]]] = []  # per section: (doc, its task or None)
+    tasks: list[Task] = []
     for cid in _claim_order(list(by_claim)):
-        if cid not in by_claim:
+        related = by_claim.get(cid)
+        if not related:
             continue
-        related = by_claim[cid]
         stmt = next((c.statement for d in related for c in d.result.claims if c.claim == cid), "")
-        sec = Section(cid, stmt)
-        if cid == "C9":  # drawn across the documents of one comparison (shift from ICS, β from lipschitz)
-            for group in dict.fromkeys(d.group for d in related):
-                mine = [d for d in docs if d.group == group]
-                n += 1
-                notes: list[str] = []
-                fig = c9_figure(c9_points([d.result for d in mine]), colors, heading=f"C9 · {group}: "
-                                "distribution shift against smoothness, per normalization")
-                if fig is None:
-                    notes.append("no figure: C9's picture needs measure-ics and lipschitz results of the "
-                                 "same comparison")
-                item = Figure(cid, group, f"fig-{n}", f"{n:02d}_{cid}_{_slug(group)}.png",
-                              fs.png_bytes(fig) if fig is not None else None, CAPTIONS.get(cid, ""), notes)
-                for d in related:
-                    if d.group == group:
-                        sec.items.append((d, item, [c for c in d.result.claims if c.claim == cid]))
-                        item = None  # one figure per comparison
-            sections.append(sec)
-            continue
-        fn = figure_for(cid)
+        rows: list[tuple[Doc, int | None]] = []
         for d in related:
-            claims = [c for c in d.result.claims if c.claim == cid]
-            notes = []
-            png = None
-            if fn is not None:
-                try:
-                    fig = fn(d.result, colors=colors, notes=notes)
-                except (KeyError, IndexError, TypeError, ValueError) as exc:  # a series of an unexpected shape
-                    fig = None
-                    notes.append(f"figure skipped: the saved series has an unexpected shape ({type(exc).__name__}: {exc})")
-                png = fs.png_bytes(fig) if fig is not None else None
-                if fig is None and not notes:
-                    notes.append("no figure: this result holds no series for it")
-            else:
-                notes.append("no figure for this claim")
-            n += 1
-            sec.items.append((d, Figure(cid, d.label, f"fig-{n}", f"{n:02d}_{cid}_{_slug(d.label)}.png", png,
-                                        CAPTIONS.get(cid, ""), notes), claims))
+            if cid != "C9":
+                tasks.append((cid, (index[id(d)],), ""))
+            elif all(d.group != other.group for other, _ in rows):
+                mine = tuple(i for i, x in enumerate(docs) if x.group == d.group)
+                tasks.append((cid, mine, f"C9 · {d.group}: distribution shift against smoothness, per normalization"))
+            else:  # the comparison's figure is already shown
+                rows.append((d, None))
+                continue
+            rows.append((d, len(tasks) - 1))
+        plan.append((Section(cid, stmt), rows))
+    drawn = draw_all(tasks, [d.result for d in docs], colors, jobs)
+    sections = []
+    for sec, rows in plan:
+        for d, t in rows:
+            fig = None
+            if t is not None:
+                png, notes = drawn[t]
+                name = d.group if sec.claim == "C9" else d.label
+                fig = Figure(sec.claim, name, f"fig-{t + 1}", f"{t + 1:02d}_{sec.claim}_{_slug(name)}.png", png,
+                             CAPTIONS.get(sec.claim, ""), notes)
+            sec.items.append((d, fig, [c for c in d.result.claims if c.claim == sec.claim]))
         sections.append(sec)
     return sections
 
@@ -341,7 +330,7 @@ def provenance(docs: Sequence[Doc], batch: dict[str, Any] | None) -> dict[str, A
 # ------------------------------------------------------------------ the report
 
 
-def build_report(folder: Path) -> Report:
+def build_report(folder: Path, jobs: int | None = None) -> Report:
     """Read a result folder and draw everything the report shows."""
     from bncli.render.figstyle import arm_colors, result_arms
 
@@ -354,7 +343,7 @@ def build_report(folder: Path) -> Report:
     else:
         title = f"bncli report: {docs[0].group} · {docs[0].result.command}"
     return Report(title, kind, folder, docs, batch, problems, regimes, _claim_order(seen), verdicts,
-                  build_sections(docs, colors), provenance(docs, batch))
+                  build_sections(docs, colors, jobs), provenance(docs, batch))
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -371,9 +360,10 @@ def _write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def write_report(folder: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
+def write_report(folder: Path, formats: Sequence[str] = FORMATS, jobs: int | None = None) -> list[Path]:
     """Write report.md (+ report_files/*.png) and/or report.html (one self-contained file) into
-    `folder`, from its summary.json or batch.json; return the paths written."""
+    `folder`, from its summary.json or batch.json; return the paths written. `jobs`: processes
+    drawing figures (default: one per core once there are several figures; 1: in this process)."""
     from bncli.render.common import atomic_write_text
     from bncli.render.report_text import to_html, to_markdown
 
@@ -381,7 +371,7 @@ def write_report(folder: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
     if bad or not formats:
         raise UsageError(f"report format {', '.join(bad) or '(none)'}: choose from {', '.join(FORMATS)}")
     folder = Path(folder)
-    report = build_report(folder)
+    report = build_report(folder, jobs)
     written: list[Path] = []
     if "md" in formats:
         files = folder / FILES_DIR

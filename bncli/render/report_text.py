@@ -24,7 +24,9 @@ def short_decided(v: Verdict) -> str:
     m = deciding_metric(v.claim)
     if m is None:
         return ""
-    name = re.sub(r"\s*\(.*\)$", "", m.name)
+    name = re.split(r"\s*[(,]", m.name, maxsplit=1)[0]
+    if v.claim.baseline not in {r.arm for r in v.doc.result.runs}:  # a tolerance, not an arm: the value
+        return f"{name} {fmt(m.arm_mean, 3)} vs {fmt(m.baseline_mean, 3)}"
     return f"{name} {rel_text(m)}"
 
 
@@ -54,9 +56,8 @@ METRIC_HEAD = ["η", "arm vs baseline", "verdict", "metric", "claimed", "arm", "
                "points"]
 
 
-def run_rows(doc: Doc) -> tuple[list[str], list[list[str]]]:
-    """One row per learning rate x arm: mean ± std over seeds of the training outcome."""
-    cls = doc.result.task == "classification"
+def run_rows(docs: list[Doc]) -> tuple[list[str], list[list[str]]]:
+    """One row per result x learning rate x arm: mean ± std over seeds of the training outcome."""
 
     def pm(pair: Any) -> str:
         m, s = pair
@@ -64,16 +65,18 @@ def run_rows(doc: Doc) -> tuple[list[str], list[list[str]]]:
             return "-"
         return fmt(m) if not s or math.isnan(s) else f"{fmt(m)} ± {fmt(s, 2)}"
 
-    head = ["η", "arm", "seeds", "final train loss", "best held-out acc" if cls else "best held-out MSE",
-            "steps to target", "diverged"]
+    head = ["result", "η", "arm", "seeds", "final train loss", "best held-out acc (MSE)", "steps to target",
+            "diverged"]
     rows = []
-    for s in doc.result.summary:
-        div = "no" if not s.n_diverged else (f"{s.n_diverged}/{s.n_seeds} at step "
-                                             + ", ".join(str(d) for d in s.diverged_at if d is not None))
-        reach = pm(s.steps_to_target) + (f" ({s.n_reached_target}/{s.n_seeds})" if s.n_reached_target else "")
-        rows.append([fmt(s.lr), s.arm, str(s.n_seeds), pm(s.final_train_loss),
-                     pm(s.best_test_acc if cls else s.best_test_loss),
-                     reach if s.n_reached_target else "not reached", div])
+    for doc in docs:
+        cls = doc.result.task == "classification"
+        for k, s in enumerate(doc.result.summary):
+            div = "no" if not s.n_diverged else (f"{s.n_diverged}/{s.n_seeds} at step "
+                                                 + ", ".join(str(d) for d in s.diverged_at if d is not None))
+            reach = pm(s.steps_to_target) + (f" ({s.n_reached_target}/{s.n_seeds})" if s.n_reached_target else "")
+            best = pm(s.best_test_acc) if cls else f"({pm(s.best_test_loss)})"
+            rows.append([doc.label if k == 0 else "", fmt(s.lr), s.arm, str(s.n_seeds), pm(s.final_train_loss),
+                         best, reach if s.n_reached_target else "not reached", div])
     return head, rows
 
 
@@ -162,9 +165,8 @@ def to_markdown(r: Report) -> str:
                 out += [f"- η={fmt(c.lr)}, {c.arm}: {_md(c.note)}" for c in claims if c.note] + [""]
             else:
                 out += ["No verdict here (a claim needs complete, paired runs of both arms).", ""]
-    out += ["## Runs", ""]
-    for d in r.docs:
-        out += [f"### {d.label}", ""] + _md_table(*run_rows(d))
+    out += ["## Runs", "", "Mean ± std over seeds; final train loss: the mean over the last evaluation interval.", ""]
+    out += _md_table(*run_rows(r.docs))
     out += ["## Provenance", ""] + [f"- **{k}**: {_md(v)}" for k, v in prov_rows(r)] + [""]
     for labels, text in r.provenance["specs"]:
         out += [f"<details><summary>Resolved spec: {html.escape(', '.join(labels))}</summary>", "", "```yaml",
@@ -195,8 +197,10 @@ a{color:#0b5d99}table{border-collapse:collapse;margin:6px 0 12px;font-size:12.5p
 th,td{border:1px solid var(--line);padding:3px 7px;vertical-align:top;text-align:left}
 th{background:#f3f3f3;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .scroll{overflow-x:auto;max-width:100%}
-table.grid td.cell{padding:2px;min-width:92px}table.grid td.empty{color:#aaa;text-align:center}
-.v{display:block;padding:3px 6px;margin:1px 0;border-radius:3px;font-weight:600;cursor:help}
+table.grid td.cell{padding:2px;min-width:100px;max-width:165px}
+table.grid td.empty{min-width:0;color:#aaa;text-align:center}
+.v{display:block;padding:3px 6px;margin:1px 0;border-radius:3px;font-weight:600;cursor:help;white-space:nowrap}
+.v small{white-space:normal}
 .v small{display:block;font-weight:400;font-size:11px;opacity:.92}
 .v-supported{background:var(--sup);color:#fff}.v-refuted{background:var(--ref);color:#fff}
 .v-inconclusive{background:var(--inc);color:#000}
@@ -312,11 +316,9 @@ def to_html(r: Report) -> str:
             else:
                 body.append("<p>No verdict here (a claim needs complete, paired runs of both arms).</p>")
         body.append("</section>")
-    body.append('<section id="runs"><h2>Runs</h2>')
-    for d in r.docs:
-        head, rows = run_rows(d)
-        body += [f"<h3>{_e(d.label)}</h3>", _html_table(head, rows, numeric=(0, 2, 3, 4, 5))]
-    body.append("</section>")
+    head, rows = run_rows(r.docs)
+    body += ['<section id="runs"><h2>Runs</h2><p class="sub">Mean ± std over seeds; final train loss: the mean '
+             "over the last evaluation interval.</p>", _html_table(head, rows, numeric=(1, 3, 4, 5, 6)), "</section>"]
     body.append('<section id="provenance"><h2>Provenance</h2><dl class="prov">'
                 + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in prov_rows(r)) + "</dl>")
     for labels, text in r.provenance["specs"]:
