@@ -469,15 +469,19 @@ def load_spec(path: str | Path) -> Spec:
 
 
 def apply_overrides(spec: Spec, overrides: dict[str, Any], source: str = "command line") -> Spec:
-    """Return a new Spec with dotted-path overrides (e.g. {'train.steps': 200}) validated."""
-    raw = spec.model_dump(mode="python")
+    """Return a new Spec with dotted-path overrides (e.g. {'train.steps': 200}) validated.
+
+    Only what the spec set is carried over (plus the overrides), so the new spec's
+    model_fields_set still tells a key the user wrote from a default.
+    """
+    raw = spec.model_dump(mode="python", exclude_unset=True)
     for dotted, value in overrides.items():
         if value is None:
             continue
         node = raw
         parts = dotted.split(".")
         for part in parts[:-1]:
-            node = node[part]
+            node = node.setdefault(part, {})
         node[parts[-1]] = copy.deepcopy(value)
     try:
         return Spec.model_validate(raw)

@@ -447,6 +447,18 @@ def test_task_survives_overrides_and_a_round_trip(tmp_path):
     assert parse_spec({"data": {"source": "synthetic", "task": "regression"}}).data.task == "regression"
 
 
+def test_overrides_keep_what_the_user_set_apart_from_defaults(tmp_path):
+    spec = load_spec(_write(tmp_path, "train: {lr: 0.5}\narms: [plain, noisy_batchnorm]\n"))
+    new = apply_overrides(spec, {"train.steps": 3, "seed": 4, "analysis.ics.every": 2})
+    assert new.model_fields_set == {"train", "arms", "seed", "analysis"}
+    assert new.train.model_fields_set == {"lr", "steps"} and new.train.lr == [0.5]
+    assert new.analysis.model_fields_set == {"ics"} and new.analysis.ics.model_fields_set == {"every"}
+    assert new.data.model_fields_set == set() and new.data.task == "classification"
+    assert [a.name for a in new.arms] == ["plain", "noisy_batchnorm"] and new.arm("noisy_batchnorm").noise
+    assert new.model_dump() == apply_overrides(spec, {"train.steps": 3, "seed": 4,
+                                                      "analysis.ics.every": 2}).model_dump()
+
+
 # --------------------------------------------------------------------------- 9: every problem, one line
 
 
