@@ -68,13 +68,18 @@ def check_compatible(spec: Spec, data: Dataset) -> None:
         raise SpecError("train.batch_size: BN needs at least 2 examples per batch")
 
 
-def prepare(spec: Spec) -> tuple[Dataset, torch.device]:
-    """Resolve the device, load the data and check the model fits it: everything before training."""
+def prepare(spec: Spec, analyses: Sequence[str] | None = None) -> tuple[Dataset, torch.device]:
+    """Resolve the device, load the data, check the run fits in memory (before any model is built:
+    bncli.budget's estimate for `analyses`, None: the most demanding) and that the model fits the
+    data: everything that can fail before training."""
+    from bncli.budget import check_budget
     from bncli.plan import job_data
 
     device = resolve_device(spec.device)
     configure_threads(spec.threads)
     data = job_data(spec)
+    check_budget(spec, data.input_shape, data.n_out, data.n_train, int(data.x_test.shape[0]),
+                 device=device, analyses=analyses)
     check_compatible(spec, data)
     return data, device
 

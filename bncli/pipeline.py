@@ -12,11 +12,12 @@ from bncli.results import CommandResult, RunRecord, summarize
 from bncli.spec import Spec
 
 
-def check_spec(spec: Spec) -> DataInfo:
-    """Everything that can fail before training: the device, the data, that the model fits it."""
+def check_spec(spec: Spec, analyses: Sequence[str] | None = None) -> DataInfo:
+    """Everything that can fail before training: the device, the data, that the model fits it,
+    and that the run fits in memory (an estimate of data + models + probes, bncli.budget)."""
     from bncli.experiment import data_info, prepare
 
-    data, device = prepare(spec)
+    data, device = prepare(spec, analyses)
     return data_info(data, device)
 
 
@@ -66,6 +67,6 @@ def run_analysis(
 ) -> CommandResult:
     """Plan every seed x lr x arm of `spec` for one analysis, run the plan, judge the records."""
     a = analysis if isinstance(analysis, Analysis) else get_analysis(analysis)
-    info = check_spec(spec)
+    info = check_spec(spec, [a.section] if a.section else [])
     ex = execute(plan(spec, a.name), executor, reporter)
     return build_result(spec, a, ex.records, ex.interrupted, info)

@@ -146,7 +146,7 @@ def test_bad_out_fails_before_training(tmp_path, write_spec, tiny_spec_dict_fact
                                  "--out", str(blocker / "sub")])
     assert result.exit_code == 2
     assert result.stdout == ""  # nothing trained, nothing printed
-    assert result.stderr.startswith("error: --out: cannot create folder")
+    assert result.stderr.startswith("error: --out: cannot write to folder")
 
 
 def test_empty_spec_is_an_error(tmp_path):

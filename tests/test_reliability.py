@@ -113,3 +113,125 @@ def test_c4_needs_two_finite_measurements_per_run(tiny_spec_dict_factory, plain,
     assert c.verdict == verdict, c.note
     if verdict == "inconclusive":
         assert "too few finite measurement steps" in c.note
+
+
+# ---------------------------------------------------------------- losing results, bad output targets
+
+
+def _cli_spec(tmp_path, **over):
+    import yaml
+    from conftest import tiny_spec_dict
+
+    d = tiny_spec_dict(**over)
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(d))
+    return p
+
+
+def test_sigterm_keeps_finished_runs_and_exits_143(tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    spec = _cli_spec(tmp_path, seeds=40, train={"steps": 400, "eval_every": 100, "lr": 0.1, "batch_size": 32})
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "bncli", "train", str(spec), "--json", "--out", str(out),
+                             "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "120"})
+    time.sleep(8)  # start-up, then some runs finish
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    doc = json.loads(stdout)
+    assert doc["interrupted"] and len(doc["runs"]) >= 1
+    assert (out / "summary.json").exists() and json.loads((out / "summary.json").read_text())["interrupted"]
+    assert not [p for p in out.rglob(".*") if p.is_file()], "temp files left behind"
+    assert "Traceback" not in stderr
+
+
+def test_unwritable_out_is_exit_2_before_training(tmp_path):
+    import os
+
+    from typer.testing import CliRunner
+
+    from bncli.cli import app
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes anywhere; the read-only case needs a normal user")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    res = CliRunner().invoke(app, ["train", str(_cli_spec(tmp_path)), "--out", str(ro)])
+    assert res.exit_code == 2 and res.stderr.startswith("error: --out: cannot write"), res.output
+
+
+def test_out_check_catches_a_file_system_that_refuses_writes(tmp_path, monkeypatch):
+    import tempfile
+
+    from bncli.commands._common import check_out_folder
+    from bncli.errors import UsageError
+
+    def refuse(*a, **k):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", refuse)
+    with pytest.raises(UsageError, match="Read-only file system"):
+        check_out_folder(tmp_path / "x")
+
+
+def test_output_files_respect_the_umask(tmp_path):
+    import os
+    import stat
+
+    from typer.testing import CliRunner
+
+    from bncli.cli import app
+
+    old = os.umask(0o022)
+    try:
+        res = CliRunner().invoke(app, ["train", str(_cli_spec(tmp_path)), "--out", str(tmp_path / "o"), "-q"])
+    finally:
+        os.umask(old)
+    assert res.exit_code == 0, res.output
+    for f in ("summary.json", "spec.yaml", "history.csv", "plots/training.png"):
+        assert stat.S_IMODE((tmp_path / "o" / f).stat().st_mode) == 0o644, f
+
+
+@pytest.mark.parametrize("name", ["exp[/b]", "mlp[bn]", "[red]x"])
+def test_spec_names_are_printed_literally(tmp_path, name):
+    from typer.testing import CliRunner
+
+    from bncli.cli import app
+
+    res = CliRunner().invoke(app, ["train", str(_cli_spec(tmp_path, name=name)), "--steps", "4"])
+    assert res.exit_code == 0, res.output
+    assert name in res.stdout
+
+
+def test_plots_survive_losses_that_are_never_finite(tmp_path):
+    from typer.testing import CliRunner
+
+    from bncli.cli import app
+
+    spec = _cli_spec(tmp_path, model={"kind": "mlp", "hidden": [16, 12], "activation": "relu", "init": "normal",
+                                      "init_std": 1e30})
+    res = CliRunner().invoke(app, ["train", str(spec), "--steps", "4", "--out", str(tmp_path / "o")])
+    assert res.exit_code in (0, 2), res.output
+    if res.exit_code == 0:
+        assert (tmp_path / "o" / "plots" / "training.png").stat().st_size > 0
+    else:
+        assert res.stderr.startswith("error:") and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_closed_stdout_is_not_a_crash(tmp_path):
+    import subprocess
+    import sys
+
+    spec = _cli_spec(tmp_path)
+    proc = subprocess.run([sys.executable, "-c", "import sys, os; os.close(1); sys.stdout = None; "
+                           "from bncli.cli import app; app(['validate', sys.argv[1]])", str(spec)],
+                          capture_output=True, text=True)
+    assert "AttributeError" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

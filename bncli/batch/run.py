@@ -148,7 +148,9 @@ def run_batch(
 
     t0 = time.perf_counter()
     entries = entries_of(cells)
-    infos = {id(c): check_spec(c.spec) for c in cells}  # everything that can fail before training
+    # everything that can fail before training, for every cell, before the first job starts
+    infos = {id(c): check_spec(c.spec, [s for s in (get_analysis(x).section for x in c.commands) if s])
+             for c in cells}
     unique: dict[str, RunJob] = {}
     for e in entries:
         for j in e.jobs:

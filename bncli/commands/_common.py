@@ -43,6 +43,8 @@ def stdout_console() -> Console:
     """Tables on stdout; redirected to a file or pipe (no COLUMNS set) they get 160 columns, not
     Rich's default 80, so saved reports keep every column readable."""
     width = None
+    if sys.stdout is None:  # stdout closed by the caller: print nowhere rather than crash
+        return Console(file=open(os.devnull, "w"), highlight=False)  # noqa: SIM115
     if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
         width = 160
     return Console(highlight=False, width=width)
@@ -55,15 +57,63 @@ def _error_line(message: str) -> None:
     stderr_console().print(line, soft_wrap=True)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (timeout, Slurm, Kubernetes, docker stop, a closed terminal): handled like
+    Ctrl-C — finished runs are reported and written — but the exit code says which signal."""
+
+
+_SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
+_received: list[str] = []
+
+
+def interrupt_exit_code() -> int:
+    """130 after Ctrl-C, 143 after SIGTERM, 129 after SIGHUP."""
+    return _SIGNAL_EXIT.get(_received[0], 130) if _received else 130
+
+
+def _on_signal(signum: int, _frame: Any) -> None:
+    import signal
+
+    name = signal.Signals(signum).name
+    first = not _received
+    _received.append(name)
+    if first:  # a second signal while results are written must not lose them
+        raise Terminated(name)
+
+
+@contextmanager
+def _signals() -> Iterator[None]:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _received.clear()
+    wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    old = {sig: signal.signal(sig, _on_signal) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
 @contextmanager
 def guarded(spec_path: Path | None = None) -> Iterator[None]:
     """The one exit point: BncliError -> one red line on stderr and its exit code, no traceback.
 
     Errors about the spec, its data or its device that don't already name the spec file get it
-    as a prefix, so every message says which file (and field) is wrong.
+    as a prefix, so every message says which file (and field) is wrong. SIGTERM and SIGHUP are
+    handled like Ctrl-C (finished runs kept), with exit codes 143 and 129.
     """
+    import warnings
+
     try:
-        yield
+        with _signals(), warnings.catch_warnings():
+            # library warnings (numpy, matplotlib, torch) are not the user's business on stderr
+            warnings.simplefilter("ignore")
+            yield
     except typer.Exit:
         raise
     except BncliError as exc:
@@ -73,9 +123,13 @@ def guarded(spec_path: Path | None = None) -> Iterator[None]:
                 msg = f"{spec_path}: {msg}"
         _error_line(msg)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        stderr_console().print("interrupted", style="yellow")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        if not _received and not isinstance(exc, Terminated):
+            _received.append("SIGINT")
+        stderr_console().print(f"interrupted ({_received[0] if _received else 'SIGINT'})", style="yellow")
+        raise typer.Exit(interrupt_exit_code()) from None
+    except BrokenPipeError:  # stdout closed (`bncli ... | head`): nothing more can be said there
+        raise typer.Exit(1) from None
     except Exception as exc:  # a bug, or torch failing mid-run: still one line
         if os.environ.get("BNCLI_DEBUG"):
             raise
@@ -93,11 +147,20 @@ def load(spec_path: Path, opts: OutputOptions, overrides: dict[str, Any] | None 
     if any(v is not None for v in overrides.values()):
         spec = apply_overrides(spec, overrides, source=f"{spec_path} (with command-line options)")
     if opts.out is not None:  # fail before training, not after
-        try:
-            opts.out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"--out: cannot create folder {opts.out}: {exc.strerror or exc}") from None
+        check_out_folder(opts.out)
     return spec
+
+
+def check_out_folder(out: Path) -> None:
+    """Make --out and prove it writable now (a read-only file system is found before training)."""
+    import tempfile
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".bncli-write-check."):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write to folder {out}: {exc.strerror or exc}") from None
 
 
 def reporter(opts: OutputOptions):
@@ -135,4 +198,4 @@ def finish(
             stderr_console().print(f"wrote {len(written)} files to {opts.out}/")
     if result.interrupted:
         stderr_console().print("[yellow]interrupted: results above cover the finished runs only[/yellow]")
-        raise typer.Exit(130)
+        raise typer.Exit(interrupt_exit_code())

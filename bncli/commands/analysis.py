@@ -6,9 +6,10 @@ from __future__ import annotations
 import importlib
 import inspect
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
+from rich.markup import escape
 
 from bncli.analyses import Analysis, Option
 from bncli.commands._common import OutputOptions, SpecArg, finish, guarded, load, reporter
@@ -35,6 +36,12 @@ COMMON: tuple[Option, ...] = (
     Option("threads", ("--threads",), int | None, "threads",
            "CPU threads for torch (overrides threads; small models: try 1)."),
 )
+EXECUTION: tuple[Option, ...] = (
+    Option("backend", ("--backend",), Literal["local", "ray"], None,
+           "local: run here; ray: each run a Ray task (a private local Ray, or --address)."),
+    Option("address", ("--address",), str | None, None,
+           "Ray cluster to join: auto or ray://host:port (default: a private local Ray)."),
+)
 OUTPUT: tuple[Option, ...] = (
     Option("json", ("--json",), bool, None, "Print one JSON document on stdout and nothing else there."),
     Option("out", ("--out",), Path | None, None,
@@ -44,7 +51,7 @@ OUTPUT: tuple[Option, ...] = (
 
 
 def _parameter(opt: Option) -> inspect.Parameter:
-    default = False if opt.annotation is bool else None
+    default = False if opt.annotation is bool else ("local" if opt.param == "backend" else None)
     info = typer.Option(*opt.decls, help=opt.help, show_default=False, metavar=opt.metavar)
     return inspect.Parameter(opt.param, inspect.Parameter.KEYWORD_ONLY, default=default,
                              annotation=Annotated[opt.annotation, info])
@@ -67,18 +74,22 @@ def run_command(analysis: Analysis, spec_path: Path, values: dict[str, Any]) -> 
     """Load, override, run the analysis's plan, render: what every analysis subcommand does."""
     opts = OutputOptions(values["json"], values["out"], values["quiet"])
     with guarded(spec_path):
+        from bncli.executors import make_executor
         from bncli.pipeline import run_analysis
 
         render = importlib.import_module(analysis.render)
         spec = load(spec_path, opts, spec_overrides(analysis.options + COMMON, values))
+        executor = make_executor(values["backend"], 1, values["address"], threads=spec.threads)
         with reporter(opts) as rep:
-            result = run_analysis(spec, analysis, rep)
-        finish(result, render.render(spec, result), opts)
+            result = run_analysis(spec, analysis, rep, executor)
+        # user text (the spec's name) is printed literally, never read as Rich markup
+        shown = spec.model_copy(update={"name": escape(spec.name)})
+        finish(result, render.render(shown, result), opts)
 
 
 def make_command(analysis: Analysis):
     """A Typer command function for `analysis`: its own options first, then the common ones."""
-    options = analysis.options + COMMON + OUTPUT
+    options = analysis.options + COMMON + EXECUTION + OUTPUT
 
     def command(spec_path: Path, **values: Any) -> None:
         run_command(analysis, spec_path, values)

@@ -10,7 +10,14 @@ from typing import Annotated, Literal
 
 import typer
 
-from bncli.commands._common import OutputOptions, guarded, reporter, stderr_console, stdout_console
+from bncli.commands._common import (
+    OutputOptions,
+    check_out_folder,
+    guarded,
+    reporter,
+    stderr_console,
+    stdout_console,
+)
 
 BatchArg = Annotated[Path, typer.Argument(help="YAML batch file (defaults, comparisons, expect).",
                                           show_default=False, metavar="BATCH.yaml")]
@@ -72,7 +79,7 @@ def batch(
             _dry_run(cells, out if resume else None, json)
             return
         if out is not None:
-            _writable(out)
+            check_out_folder(out)
         from bncli.batch.run import run_batch
         from bncli.executors import make_executor
 
@@ -81,18 +88,9 @@ def batch(
         with reporter(opts) as rep:
             run = run_batch(cells, str(batch_path), executor, rep, out, resume)
         _output(run, opts, junit_xml)
-        raise typer.Exit(run.exit_code())
+        from bncli.commands._common import interrupt_exit_code
 
-
-def _writable(out: Path) -> None:
-    from bncli.errors import UsageError
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out: cannot create folder {out}: {exc.strerror or exc}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise UsageError(f"--out: folder {out} is not writable")
+        raise typer.Exit(interrupt_exit_code() if run.interrupted else run.exit_code())
 
 
 def _dry_run(cells, out: Path | None, as_json: bool) -> None:

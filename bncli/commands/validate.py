@@ -4,31 +4,48 @@ from __future__ import annotations
 
 import json as jsonlib
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from bncli.commands._common import SpecArg, guarded, stdout_console
+from bncli.commands._common import guarded, stdout_console
 
 
 def validate(
-    spec_path: SpecArg,
-    json: Annotated[bool, typer.Option("--json", help="Print the resolved spec as JSON.")] = False,
+    spec_paths: Annotated[list[Path], typer.Argument(help="YAML spec file(s).", show_default=False,
+                                                     metavar="SPEC.yaml...")],
+    json: Annotated[bool, typer.Option("--json", help="Print the resolved spec(s) as JSON, one per line.")] = False,
     no_data: Annotated[
         bool, typer.Option("--no-data", help="Check the file only; don't load data or build models.")
     ] = False,
 ) -> None:
-    """Check a spec without training: keys, types and ranges, the device, the data, and that the
-    model fits the data. Exit 0 if it is valid, 2 with a one-line error naming the field if not."""
-    with guarded(spec_path):
-        from bncli.experiment import describe, prepare
-        from bncli.spec import load_spec
+    """Check spec files without training: keys, types and ranges, the device, the data, and that
+    the model fits the data. One line per file; exit 0 if every file is valid, 2 if any is not
+    (each bad file gets a one-line error naming the field)."""
+    worst = 0
+    for spec_path in spec_paths:
+        try:
+            with guarded(spec_path):
+                _validate_one(spec_path, json, no_data)
+        except typer.Exit as exc:
+            worst = max(worst, exc.exit_code or 0)
+    if worst:
+        raise typer.Exit(worst)
 
-        spec = load_spec(spec_path)
-        description = "" if no_data else describe(spec, prepare(spec)[0])
-        if json:
-            sys.stdout.write(jsonlib.dumps(spec.model_dump(mode="json")) + "\n")
-        else:
-            stdout_console().print(
-                f"[green]ok[/green]: {spec_path}: {description}".rstrip(": "), soft_wrap=True
-            )
+
+def _validate_one(spec_path: Path, json: bool, no_data: bool) -> None:
+    from rich.markup import escape
+
+    from bncli.experiment import describe, prepare
+    from bncli.spec import load_spec
+
+    spec = load_spec(spec_path)
+    description = "" if no_data else describe(spec, prepare(spec)[0])
+    if json:
+        sys.stdout.write(jsonlib.dumps(spec.model_dump(mode="json")) + "\n")
+    else:
+        stdout_console().print(
+            f"[green]ok[/green]: {escape(str(spec_path))}: {escape(description)}".rstrip(": "),
+            soft_wrap=True,
+        )

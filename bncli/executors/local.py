@@ -75,7 +75,8 @@ def default_threads(jobs: int) -> int:
 
 
 class LocalExecutor:
-    """Runs a plan on `jobs` worker processes (spawned: no torch state is inherited)."""
+    """Runs a plan on `jobs` worker processes (forked from a clean forkserver: no torch state of
+    this process is inherited)."""
 
     def __init__(self, jobs: int, threads: int | None = None, probe_factory: Any = None) -> None:
         self.jobs = max(1, jobs)
@@ -83,7 +84,10 @@ class LocalExecutor:
         self.probe_factory = probe_factory
 
     def run(self, jobs: Sequence[RunJob], reporter: Reporter | None = None) -> Iterator[JobResult]:
-        ctx = mp.get_context("spawn")
+        # forkserver: a clean server process (no torch threads inherited) imports torch once;
+        # each worker then forks from it quickly instead of importing torch itself (spawn)
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["torch", "bncli.plan", "bncli.train", "bncli.analyses"])
         todo = list(jobs)
         workers = [_Worker(ctx, self.threads, self.probe_factory) for _ in range(min(self.jobs, len(todo)))]
         try:

@@ -105,6 +105,24 @@ def pyplot():
     return plt
 
 
+def log_scale(ax: Any, which: str = "y") -> bool:
+    """Log-scale an axis only when its plotted data has a finite positive value; otherwise keep it
+    linear and say so on the axes (a run whose loss is non-finite from the start has none, and
+    matplotlib refuses to log-scale such an axis)."""
+    import numpy as np
+
+    vals = []
+    for line in ax.get_lines():
+        d = np.asarray(line.get_ydata() if which == "y" else line.get_xdata(), dtype=float)
+        vals.append(d[np.isfinite(d) & (d > 0)])
+    if any(v.size for v in vals):
+        (ax.set_yscale if which == "y" else ax.set_xscale)("log")
+        return True
+    ax.text(0.5, 0.5, "no finite positive values to plot", transform=ax.transAxes, ha="center",
+            va="center", fontsize=8, color="0.4")
+    return False
+
+
 def save_figure(fig: Any, path: Path) -> Path:
     """Save a figure atomically as PNG and close it."""
     plt = pyplot()

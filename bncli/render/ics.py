@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 
 from bncli.analyses.ics import c3_layers
-from bncli.render.common import arm_colors, claims_block, fmt, fmt_pm, pyplot, save_figure
+from bncli.render.common import arm_colors, claims_block, fmt, fmt_pm, log_scale, pyplot, save_figure
 from bncli.results import CommandResult, RunRecord
 from bncli.spec import Spec
 from bncli.stats import spread_indices
@@ -223,7 +223,7 @@ def _plot_rows(spec: Spec, records: Sequence[RunRecord], lr: float, path: Path, 
                 ax.plot(r.probes[probe]["steps"], ys, color=colors[arm], label=arm, marker=".",
                         ms=3)
             if log and drawn:  # a log axis with nothing positive on it only warns
-                ax.set_yscale("log")
+                log_scale(ax, "y")
             if i == 0:
                 ax.set_title(layer, fontsize=9)
             if j == 0:

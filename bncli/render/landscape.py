@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from bncli.render.common import arm_colors, claims_block, fmt, pyplot, save_figure
+from bncli.render.common import arm_colors, claims_block, fmt, log_scale, pyplot, save_figure
 from bncli.results import CommandResult, RunRecord
 from bncli.spec import Spec
 
@@ -130,7 +130,7 @@ def plot_landscape(spec: Spec, records: Sequence[RunRecord], path: Path) -> Path
                 ax.plot(steps, high, color=colors[arm], lw=0.8)
                 spans += [v for v in low + high if v > 0]
             if spans and max(spans) / min(spans) > 10:
-                ax.set_yscale("log")
+                log_scale(ax, "y")
             ax.set_ylabel(label, fontsize=8)
             if i == 0:
                 ax.set_title(f"lr = {lr:g}")

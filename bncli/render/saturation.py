@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from bncli.render.common import arm_colors, claims_table, fmt, pyplot, save_figure
+from bncli.render.common import arm_colors, claims_table, fmt, log_scale, pyplot, save_figure
 from bncli.results import CommandResult, RunRecord
 from bncli.spec import Spec
 
@@ -219,7 +219,7 @@ def plot_grad_depth(spec: Spec, records: Sequence[RunRecord], lr: float, path: P
             ys = [p["per_layer"][n]["grad_norm"][k] for n in p["layers"]]
             label = f"{r.arm} step {p['steps'][k]}" if r.seed == spec.seed else None
             ax.plot(depth, ys, ls, marker="o", color=colors[r.arm], label=label)
-    ax.set_yscale("log")
+    log_scale(ax, "y")
     ax.set_xlabel("layer (1 = next to the input)")
     ax.set_ylabel("‖∇W_i L‖₂ on the step's batch")
     ax.legend(fontsize=7)

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from bncli.render.common import arm_colors, claims_block, fmt, pyplot, save_figure
+from bncli.render.common import arm_colors, claims_block, fmt, log_scale, pyplot, save_figure
 from bncli.results import CommandResult, RunRecord
 from bncli.spec import Spec
 
@@ -177,7 +177,7 @@ def plot_norms(spec: Spec, records: Sequence[RunRecord], path: Path, lr: float) 
             ax_e.plot(steps, eff, ".-", color=colors[arm], alpha=shade, label=label, ms=3)
     ax_n.set_ylabel("‖W_i‖ (Frobenius)")
     ax_e.set_ylabel("effective step η/‖W_i‖²")
-    ax_e.set_yscale("log")
+    log_scale(ax_e, "y")
     for ax in (ax_n, ax_e):
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
@@ -205,8 +205,8 @@ def plot_static(spec: Spec, rows: Sequence[dict[str, Any]], path: Path, lr: floa
                     label=f"{arm} ({when})",
                 )
     ax.axhline(spec.analysis.scale.tolerance, color="grey", lw=1, ls=":", label="tolerance")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    log_scale(ax, "x")
+    log_scale(ax, "y")
     ax.set_xlabel("α (W_i ← α·W_i)")
     ax.set_ylabel("max |Δoutput| / max |output| (worst layer)")
     ax.legend(fontsize=7)

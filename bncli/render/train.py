@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from bncli.render.common import arm_colors, atomic_write_text, fmt, fmt_pm, pyplot, save_figure
+from bncli.render.common import arm_colors, atomic_write_text, fmt, fmt_pm, log_scale, pyplot, save_figure
 from bncli.results import ArmSummary, RunRecord
 from bncli.spec import Spec
 
@@ -128,12 +128,12 @@ def plot_training(spec: Spec, records: Sequence[RunRecord], path: Path) -> Path:
                     ax_a.plot(r.steps, r.test_loss, color=colors[arm], alpha=0.9, label=label)
                 if r.diverged_at is not None:
                     ax_l.axvline(r.diverged_at, color=colors[arm], ls=":", lw=1)
-        ax_l.set_yscale("log")
+        log_scale(ax_l, "y")
         ax_l.set_title(f"lr = {lr:g}")
         ax_l.set_ylabel("train loss")
         ax_a.set_ylabel("held-out accuracy" if classification else "held-out MSE")
         if not classification:
-            ax_a.set_yscale("log")
+            log_scale(ax_a, "y")
         ax_a.set_xlabel("step")
         ax_l.legend(fontsize=8)
     fig.suptitle(f"{spec.name}: training curves (dotted: divergence)")
