@@ -19,12 +19,14 @@ def _units(x: torch.Tensor) -> torch.Tensor:
 def lp_scale(c: torch.Tensor, p: float) -> torch.Tensor:
     """(1/m) Σ_j ‖c_j‖_p / d^{1/p} over the m rows c_j ∈ R^d of a centred (m, d) block (d^{1/∞} = 1).
 
-    The d^{1/p} makes the scalar an average per-unit magnitude (for p = 2 the root mean square of
-    the centred values), so the normalized values are O(1) whatever the width, as with BN.
+    The d^{1/p} makes the scalar an average per-unit magnitude (for p = 1 the mean |c|, for p = 2
+    the root mean square per example), so the normalized values are O(1) at any width, as with BN.
     """
-    d = c.shape[1]
-    norms = torch.linalg.vector_norm(c, ord=p, dim=1)
-    return norms.mean() / (1.0 if math.isinf(p) else d ** (1.0 / p))
+    if p == 1:
+        return c.abs().mean()  # Σ_j ‖c_j‖_1 / (m d): the same number, fewer kernels
+    if math.isinf(p):
+        return c.abs().amax(dim=1).mean()
+    return torch.linalg.vector_norm(c, ord=p, dim=1).mean() / c.shape[1] ** (1.0 / p)
 
 
 class LpNorm(nn.Module):
@@ -37,8 +39,8 @@ class LpNorm(nn.Module):
         x̂_i = c_i / (s + ε),      y_i = γ ⊙ x̂_i + β  (γ, β per unit when affine).
     No unit's variance is fixed (only the layer's average magnitude is), so ℓ2 here is not BN.
     Eval mode uses running estimates of μ (per unit) and of s (one scalar), kept with BN's
-    exponential average: running ← (1 − momentum)·running + momentum·batch value (no
-    m/(m − 1) correction: s is not a variance). ε sits outside the norm, so scaling x by α > 0
+    exponential average: running ← (1 − momentum)·running + momentum·batch value (no m/(m − 1)
+    correction: s is not a variance). ε sits outside the norm, so scaling x by α > 0
     gives c/(s + ε/α): invariant as ε → 0.
     """
 
@@ -68,16 +70,16 @@ class LpNorm(nn.Module):
             mu = u.mean(0)
             c = u - mu
             s = lp_scale(c, self.p)
+            # in place, like BN's running statistics (probes hand in buffer copies); not lerp_,
+            # which torch.func.vmap has no batching rule for
             m = self.momentum
-            # in place, like BN's running statistics (probes hand in buffer copies)
-            self.running_mean.mul_(1.0 - m).add_(mu.detach() * m)
-            self.running_scale.mul_(1.0 - m).add_(s.detach() * m)
+            self.running_mean.mul_(1.0 - m).add_(mu.detach(), alpha=m)
+            self.running_scale.mul_(1.0 - m).add_(s.detach(), alpha=m)
         else:
             c = u - self.running_mean
             s = self.running_scale
-        y = c / (s + self.eps)
-        if self.weight is not None:
-            y = y * self.weight + self.bias
+        inv = 1.0 / (s + self.eps)
+        y = c * inv if self.weight is None else torch.addcmul(self.bias, c, self.weight * inv)
         if x.dim() == 2:
             return y
         return y.reshape(x.shape[0], *x.shape[2:], x.shape[1]).movedim(-1, 1)

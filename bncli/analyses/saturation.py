@@ -200,29 +200,31 @@ def _loss_metrics(a: list[RunRecord], b: list[RunRecord], classification: bool) 
 
 
 def ablation_pairs(spec: Spec) -> list[tuple[str, str]]:
-    """(affine BN arm, BN arm without γ/β) pairs: same kind and position preferred."""
-    no_affine = [x for x in spec.arms if x.normalized and not x.affine]
+    """(affine arm, the same normalization without γ/β) pairs: same norm (BN with BN, LN with LN,
+    ...), same position preferred. Norms without γ/β (weight norm) have no ablation."""
+    no_affine = [x for x in spec.arms if x.normalized and x.norm_info.affine and not x.affine]
     out = []
     for a in spec.arms:
-        if not a.normalized or not a.affine or not no_affine:
+        if not a.has_affine:
             continue
-        same = [x for x in no_affine if x.norm == a.norm and x.position == a.position]
-        out.append((a.name, (same or no_affine)[0].name))
+        norm = [x for x in no_affine if x.norm == a.norm and (x.norm != "lp" or x.p == a.p)]
+        same = [x for x in norm if x.position == a.position]
+        if norm:
+            out.append((a.name, (same or norm)[0].name))
     return out
 
 
-def c8_note(activation: str, a: list[RunRecord], b: list[RunRecord]) -> str:
+def c8_note(activation: str, a: list[RunRecord], b: list[RunRecord], bn: bool = True) -> str:
     """The descriptive half of C8 at the last measurement (means over layers and seeds): sign of β,
     share of units with β > 0, distance to the identity-recovery point, ReLU active fraction."""
     beta = finite_mean([_first_last(r, "beta_mean")[1] for r in a])
     pos = finite_mean([_first_last(r, "beta_pos")[1] for r in a])
     dist = [finite_mean([_first_last(r, "id_dist")[i] for r in a]) for i in (0, 1)]
     sign = "positive" if beta > 0 else "negative" if beta < 0 else "zero"
-    parts = [
-        f"at the end: mean β {beta:+.3g} ({sign}; {pos:.0%} of units have β > 0)",
-        f"relative distance of (γ, β) to the identity-recovery point (σ, μ) {dist[0]:.3g} at "
-        f"start → {dist[1]:.3g} at end",
-    ]
+    parts = [f"at the end: mean β {beta:+.3g} ({sign}; {pos:.0%} of units have β > 0)"]
+    if bn:  # (σ, μ) of the batch is where BN computes the identity; other norms have no such point
+        parts.append(f"relative distance of (γ, β) to the identity-recovery point (σ, μ) {dist[0]:.3g} "
+                     f"at start → {dist[1]:.3g} at end")
     if activation == "relu":
         parts.append(
             f"ReLU active fraction {finite_mean([_first_last(r, 'active')[1] for r in a]):.1%} "
@@ -267,7 +269,7 @@ def saturation_claims(spec: Spec, records: Sequence[RunRecord], classification: 
         elif act in ("sigmoid", "tanh"):
             metrics.append(_fraction("fraction of pre-activations with |x| > bound (out of the linear "
                                      "regime)", "higher", outside_fraction, a, b))
-        note = c8_note(act, a, b) + f"; {floor}" + _diverged_note(a + b)
+        note = c8_note(act, a, b, spec.arm(arm).norm == "batch") + f"; {floor}" + _diverged_note(a + b)
         claims.append(make_claim("C8", C8_STATEMENT, lr, arm, base, metrics, cfg, note))
     return claims
 

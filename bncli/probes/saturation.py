@@ -47,6 +47,18 @@ def preact_stats(
     return out
 
 
+def affine_stats(gamma: torch.Tensor, beta: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mean and spread of γ and β, and the share of units with β > 0 (any normalization's γ/β)."""
+    g, b = gamma.detach().flatten(), beta.detach().flatten()
+    return {
+        "beta_mean": b.mean(),
+        "beta_std": b.std(unbiased=False),
+        "beta_pos": (b > 0).float().mean(),
+        "gamma_mean": g.mean(),
+        "gamma_std": g.std(unbiased=False),
+    }
+
+
 def identity_recovery(
     bn_input: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float
 ) -> dict[str, torch.Tensor]:
@@ -61,18 +73,12 @@ def identity_recovery(
     g, b = gamma.detach(), beta.detach()
     num = torch.sqrt(((g - sigma) ** 2).sum() + ((b - mu) ** 2).sum())
     den = torch.sqrt((sigma**2).sum() + (mu**2).sum())
-    return {
-        "id_dist": num / den,
-        "beta_mean": b.mean(),
-        "beta_std": b.std(unbiased=False),
-        "beta_pos": (b > 0).float().mean(),
-        "gamma_mean": g.mean(),
-        "gamma_std": g.std(unbiased=False),
-    }
+    return {"id_dist": num / den, **affine_stats(g, b)}
 
 
 class SaturationProbe(ProbeBase):
-    """Per due step: pre-activation statistics on the probe batch, ‖∇W_i‖, and γ/β of BN layers."""
+    """Per due step: pre-activation statistics on the probe batch, ‖∇W_i‖, and γ/β of the
+    normalization layers (with BN's identity-recovery distance on BN layers)."""
 
     name = "saturation"
 
@@ -127,9 +133,12 @@ class SaturationProbe(ProbeBase):
                 )
                 norm = model.block(n).norm
                 if n in bn_inputs and getattr(norm, "weight", None) is not None:
-                    captured[n].update(
-                        identity_recovery(bn_inputs[n], norm.weight, norm.bias, norm.eps)
-                    )
+                    if model.block(n).norm_kind == "batch":
+                        captured[n].update(
+                            identity_recovery(bn_inputs[n], norm.weight, norm.bias, norm.eps)
+                        )
+                    else:  # (σ, μ) of the batch is BN's identity point only; γ/β all the same
+                        captured[n].update(affine_stats(norm.weight, norm.bias))
         self.steps.append(ctx.step)
         self._rows.append(captured)
 

@@ -120,6 +120,7 @@ def legend(spec: Spec, rows: dict[str, list[dict[str, Any]]]) -> str:
 
 def render_ics(spec: Spec, result: CommandResult) -> list:
     """Everything `bncli measure-ics` prints: training speed, C2 and C3 tables, the claims block."""
+    from bncli.render.norms import c9_lines
     from bncli.render.train import train_table
 
     classification = result.task == "classification"
@@ -133,7 +134,10 @@ def render_ics(spec: Spec, result: CommandResult) -> list:
     if rows.get("distribution"):
         out.append(legend(spec, rows))
     out.append(claims_block(result, "C2 (distributions stable with BN?) and "
-                                    "C3 (BN does not reduce gradient ICS?)"))
+                                    "C3 (BN does not reduce gradient ICS?)"
+                            + ("; C9 (ℓp: smoother without stable distributions?)"
+                               if any(c.claim == "C9" for c in result.claims) else "")))
+    out += c9_lines(result)
     return out
 
 

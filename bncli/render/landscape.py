@@ -79,6 +79,8 @@ def jacobian_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
 
 def render_lipschitz(spec: Spec, result: CommandResult) -> list[Any]:
     """Everything `bncli lipschitz` prints: landscape table, Jacobian table, claims."""
+    from bncli.render.norms import c9_lines
+
     land = result.tables.get("landscape", [])
     out: list[Any] = [landscape_table(spec, land)]
     if any(math.isinf(v) for r in land for k, v in r.items() if isinstance(v, float)):
@@ -90,8 +92,11 @@ def render_lipschitz(spec: Spec, result: CommandResult) -> list[Any]:
         out.append("cos(dL/dx, y^) and the Thm 4.1 gap are not exactly 0: with eps in sigma, "
                    "||y^||^2 = m var/(var+eps) < m, so the projection is not exact")
     out.append(claims_block(result, "C4: is the landscape smoother with BN? "
-                            "C5: does BN's backward pass match its closed form?",
+                            "C5: does BN's backward pass match its closed form?"
+                            + (" C9: ℓp smoother without stable distributions?"
+                               if any(c.claim == "C9" for c in result.claims) else ""),
                             missing="the spec needs a BN arm (and a plain arm for C4)"))
+    out += c9_lines(result)
     return out
 
 

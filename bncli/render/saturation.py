@@ -124,7 +124,7 @@ def gradient_table(result: CommandResult, lr: float) -> Table:
 def render_saturation(spec: Spec, result: CommandResult) -> list:
     """Everything `bncli saturation` prints: mode line, C7 and C8 tables, gradients, claims."""
     arms = [a.name for a in spec.arms]
-    bn_affine = [a.name for a in spec.arms if a.normalized and a.affine]
+    bn_affine = [a.name for a in spec.arms if a.has_affine]
     out: list = [f"[dim]{result.tables.get('mode', '')}[/dim]"]
     for lr in spec.train.lr:
         t = layer_table(spec, result, lr, C7_COLUMNS, arms, "C7: pre-activations per layer")
@@ -132,12 +132,17 @@ def render_saturation(spec: Spec, result: CommandResult) -> list:
             out.append(t)
         out.append(gradient_table(result, lr))
         if bn_affine:
-            t = layer_table(spec, result, lr, C8_COLUMNS, bn_affine, "C8: γ and β per BN layer")
+            only_bn = all(spec.arm(n).norm == "batch" for n in bn_affine)
+            title = "C8: γ and β per BN layer" if only_bn else "C8: γ and β per normalization layer"
+            t = layer_table(spec, result, lr, C8_COLUMNS, bn_affine, title)
             if t is not None:
                 out.append(t)
-    no_affine = [a.name for a in spec.arms if a.normalized and not a.affine]
+    no_affine = [a.name for a in spec.arms if a.normalized and a.norm_info.affine and not a.affine]
     if no_affine:
         out.append(f"{', '.join(no_affine)}: affine: false — no γ/β to report (ablation arm)")
+    no_gamma = [a.name for a in spec.arms if a.normalized and not a.norm_info.affine]
+    if no_gamma:
+        out.append(f"{', '.join(no_gamma)}: weight norm has no γ/β (its gain g is part of W)")
     if result.claims:
         out.append(claims_table(result.claims, title="C7 / C8: saturation, gradients, γ and β"))
     if result.interrupted and not result.claims:
