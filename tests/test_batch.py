@@ -297,3 +297,12 @@ def test_sample_ci_smoke_batch_runs_end_to_end(tmp_path):
     assert (tmp_path / "o" / "batch.json").exists()
     for c in doc["comparisons"]:
         assert (tmp_path / "o" / c["path"] / "summary.json").exists()
+
+
+@pytest.mark.parametrize("cmd", ["batch", "train"])
+def test_backend_ray_without_ray_is_exit_2_with_the_install_hint(tmp_path, monkeypatch, cmd):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    target = _batch(tmp_path, []) if cmd == "batch" else write(tmp_path, TINY, "s.yaml")
+    res = runner.invoke(app, [cmd, str(target), "--backend", "ray"])
+    assert res.exit_code == 2, res.output
+    assert "pip install" in res.stderr and len(res.stderr.strip().splitlines()) == 1
