@@ -204,6 +204,8 @@ def c6_figure(result: CommandResult, colors: dict[str, str] | None = None,
                     last = [v for x, v in zip(xs, rel, strict=True) if not math.isnan(v) and (not div or x < min(div))]
                     if div and last and k == len(layers) - 1:
                         ax_n.plot([min(div)], [last[-1]], "X", color=colors[arm], ms=8, mec="white")
+                    if k in (0, len(layers) - 1):
+                        fs.end_label(ax_n, xs, rel, layer, colors[arm])
                     nvals += rel
             if not fs.has_finite(nvals):
                 fs.no_data(ax_n)
@@ -328,6 +330,8 @@ def c8_figure(result: CommandResult, colors: dict[str, str] | None = None,
                         last = k == len(layers) - 1
                         ax.plot(xs, m, color=colors[arm], alpha=0.35 + 0.65 * (k + 1) / len(layers),
                                 label=fs.arm_label(arm, lr, lrs) if last else None)
+                        if k in (0, len(layers) - 1):  # name the first and the last layer
+                            fs.end_label(ax, xs, m, layer, colors[arm])
                         drawn = True
                 if key == "beta_mean":
                     ax.axhline(0, color="#555555", lw=0.8)
