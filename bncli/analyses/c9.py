@@ -70,9 +70,10 @@ def companion_sections(spec: Spec, section: str | None, arm_name: str) -> list[s
     """The other analysis sections one job must carry so that C9 has its data (for plan.job_spec).
 
     A measure-ics job of an arm C9 compares carries `lipschitz` (the landscape probe runs with its
-    settings), a lipschitz job carries `ics`; every other job carries nothing extra. Specs with LN
-    or GN arms but no ℓp arm get them too, for the reported (not judged) comparison."""
-    if section not in COMPANIONS or not c9_applies(spec, JUDGED + REPORTED):
+    settings), a lipschitz job carries `ics`; every other job carries nothing extra. LN and GN arms
+    of such a spec get them too, for the reported (not judged) comparison; specs without an ℓp
+    arm run as they always did."""
+    if section not in COMPANIONS or not c9_applies(spec):
         return []
     names = {a.name for a in c9_arms(spec, JUDGED + REPORTED)}
     names |= {plain_arm(spec).name, batchnorm_arm(spec).name}  # type: ignore[union-attr]
@@ -256,8 +257,8 @@ def c9_missing(spec: Spec, records: Sequence[RunRecord]) -> str | None:
 
 
 def c9_tables(spec: Spec, records: Sequence[RunRecord]) -> dict[str, Any]:
-    """Tables for a summary, only for specs with ℓp, LN or GN arms (others get nothing new)."""
-    if not c9_arms(spec, JUDGED + REPORTED) or plain_arm(spec) is None or batchnorm_arm(spec) is None:
+    """Tables for a summary, only for specs with an ℓp arm (others get nothing new)."""
+    if not c9_arms(spec):
         return {}
     out: dict[str, Any] = {}
     rows = c9_reported(spec, records)
