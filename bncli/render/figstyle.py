@@ -230,8 +230,9 @@ def _lean_ticks(ax: Any) -> None:
     for axis, scale, lim in ((ax.xaxis, ax.get_xscale(), ax.get_xlim), (ax.yaxis, ax.get_yscale(), ax.get_ylim)):
         if scale == "log":
             lo, hi = sorted(lim())
-            short = lo > 0 and hi / lo < 30  # under ~1.5 decades: label 1, 2, 5 of each decade too
-            axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if short else (1.0,), numticks=6))
+            span = hi / lo if lo > 0 else math.inf  # short spans get ticks inside decades too
+            subs = tuple(range(1, 10)) if span < 3 else (1.0, 2.0, 5.0) if span < 30 else (1.0,)
+            axis.set_major_locator(LogLocator(subs=subs, numticks=8))
             axis.set_major_formatter(FuncFormatter(_tick_label))
             axis.set_minor_locator(NullLocator())
         elif isinstance(axis.get_major_locator(), AutoLocator):  # not where a panel set its own ticks

@@ -218,8 +218,9 @@ dl.prov dt{font-weight:600}dl.prov dd{margin:0}
  body{font-size:10pt}main{max-width:none;padding:0}nav{display:none}
  h2{break-after:avoid;border-top:1px solid #999}h3{break-after:avoid}
  figure,table,.note,pre{break-inside:avoid}figure img{max-height:235mm;border:0}
- .scroll{overflow:visible}a{color:inherit;text-decoration:none}
- pre{white-space:pre-wrap}
+ .scroll{overflow:visible}a{color:inherit;text-decoration:none}table{font-size:8.5pt}
+ table.grid td.cell{min-width:0;max-width:none}.v{padding:2px 4px}.v small{font-size:7pt}
+ pre{white-space:pre-wrap}details pre{column-count:2;column-gap:8mm;font-size:7.5pt;break-inside:auto}
 }
 """
 
