@@ -164,6 +164,22 @@ def test_report_of_a_batch(folders):
     assert 'class="ok"' in page
 
 
+def test_batch_with_a_missing_comparison_and_a_command_line(folders, tmp_path):
+    """A comparison folder that went missing is listed, not fatal; a stored command line is shown."""
+    folder = _copy(folders["batch"], tmp_path / "b")
+    doc = json.loads((folder / "batch.json").read_text())
+    gone = doc["comparisons"][1]["path"]
+    (folder / gone / "summary.json").unlink()
+    doc["command_line"] = "bncli batch b.yaml --out runs/b"
+    (folder / "batch.json").write_text(json.dumps(doc))
+    result = runner.invoke(app, ["report", str(folder)])
+    assert result.exit_code == 0, result.output
+    md = (folder / "report.md").read_text(encoding="utf-8")
+    assert f"{gone}/summary.json is missing" in md
+    assert "bncli batch b.yaml --out runs/b" in md and "bncli batch b.yaml --out runs/b" in (
+        folder / "report.html").read_text(encoding="utf-8")
+
+
 def test_formats_and_open(folders, tmp_path, monkeypatch):
     md_only = _copy(folders["train"], tmp_path / "md")
     assert runner.invoke(app, ["report", str(md_only), "--format", "md"]).exit_code == 0
