@@ -97,8 +97,9 @@ def grad_table(spec: Spec, rows: Sequence[dict[str, Any]], lr: float) -> Table:
 def legend(spec: Spec, rows: dict[str, list[dict[str, Any]]]) -> str:
     """What the columns mean, and which layers the tables leave out."""
     lines = [
-        "site: 'act in' = input to the nonlinearity (BN's output after γ, β on BN arms); "
-        "'BN in' = input to BN. |Δμ|, |Δσ²|: per-unit change of mean and variance from θ_t to "
+        "site: 'act in' = input to the nonlinearity (BN's output after γ, β on BN arms; the "
+        "normalization's output on other normalized arms); 'BN in' = input to BN (to the "
+        "normalization on LN, GN and ℓp arms). |Δμ|, |Δσ²|: per-unit change of mean and variance from θ_t to "
         "θ_{t+1}, mean over units; W1: 1-Wasserstein distance between the two per-unit "
         "distributions; pctl/step: mean |Δ| of tracked units' 15/50/85th percentiles per step; "
         "pctl drift: |last − first| of those percentiles over the run. C2 is judged on W1/step and "

@@ -120,7 +120,8 @@ def layer_table(spec: Spec, rows: Sequence[dict[str, Any]], grid: Sequence[float
             ("invariant: " if r["expected_invariant"] else "not invariant: ") + r["why"],
             f"{_e(r['cos_init'])} / {_e(r['cos_end'])}",
             f"{_alpha_span(inv.get('init', []), grid)} / {_alpha_span(inv.get('end', []), grid)}",
-            f"{fmt(r['alpha_eps_low_init'], 3)} / {fmt(r['alpha_eps_low_end'], 3)}" if r["eps"] else "- (no BN)",
+            f"{fmt(r['alpha_eps_low_init'], 3)} / {fmt(r['alpha_eps_low_end'], 3)}"
+            if r["alpha_eps_low_init"] is not None else ("- (no BN)" if not r["eps"] else "- (BN's closed form)"),
             f"{fmt(r['norm0'])} → {fmt(r['norm_end'])} (×{fmt(r['growth'], 3)})",
             f"{_e(r['eff0'])} → {_e(r['eff_end'])}",
             ident,
@@ -147,7 +148,9 @@ def render_scale(spec: Spec, result: CommandResult) -> list[Any]:
         )
     if lines:
         out.append("\n".join(lines))
-    out.append(claims_block(result, "C6: is the BN network invariant to the scale of W?"))
+    from bncli.render.norms import norm_word
+
+    out.append(claims_block(result, f"C6: is the {norm_word(spec)} network invariant to the scale of W?"))
     return out
 
 

@@ -149,7 +149,9 @@ def render_train(spec: Spec, result) -> list:
     lines = comparison_lines(spec, result.summary, classification)
     if lines:
         out.append("\n".join(lines))
-    out.append(claims_block(result, "C1: does BN train faster / tolerate larger lr?"))
+    from bncli.render.norms import norm_word
+
+    out.append(claims_block(result, f"C1: does {norm_word(spec)} train faster / tolerate larger lr?"))
     return out
 
 
