@@ -13,7 +13,7 @@ from bncli.data import Dataset
 from bncli.errors import DataError, SpecError
 from bncli.models import Net, build_model, copy_shared_state
 from bncli.results import RunRecord
-from bncli.runtime import configure_threads, resolve_device, seed_everything
+from bncli.runtime import configure_threads, resolve_device, resolve_threads, seed_everything
 from bncli.spec import ArmSpec, Spec
 from bncli.train import TrainOutcome
 
@@ -76,8 +76,8 @@ def prepare(spec: Spec, analyses: Sequence[str] | None = None) -> tuple[Dataset,
     from bncli.plan import job_data
 
     device = resolve_device(spec.device)
-    configure_threads(spec.threads)
     data = job_data(spec)
+    configure_threads(resolve_threads(spec, data.input_shape, data.n_out, data.n_train))
     check_budget(spec, data.input_shape, data.n_out, data.n_train, int(data.x_test.shape[0]),
                  device=device, analyses=analyses)
     check_compatible(spec, data)
@@ -145,9 +145,12 @@ def run_experiment(
     return Experiment(ex.records, ex.interrupted, data, device)
 
 
-def describe(spec: Spec, data: Dataset) -> str:
-    """One line a user can check: arms x lrs x seeds, the model's shape, the data split."""
+def describe(spec: Spec, data: Dataset, thread_ceiling: int | None = None) -> str:
+    """One line a user can check: arms x lrs x seeds, the model's shape, the data split, the
+    threads each run uses (`thread_ceiling`: at most this many, e.g. a Ray task's CPUs)."""
     import math as _math
+
+    from bncli.runtime import threads_label
 
     if spec.model.kind == "mlp":
         runs: list[list[int]] = []  # [width, count]: hidden 100, 100, 100 reads 100×3
@@ -165,5 +168,6 @@ def describe(spec: Spec, data: Dataset) -> str:
         f"{len(spec.arms)} arms ({', '.join(a.name for a in spec.arms)}) × {len(spec.train.lr)} "
         f"learning rate(s) × {spec.seeds} seed(s); {shape}; {spec.data.source} {data.task}, "
         f"{data.n_train} train / {data.x_test.shape[0]} held-out; {spec.train.steps} steps of "
-        f"{spec.train.optimizer}, batch {min(spec.train.batch_size, data.n_train)}"
+        f"{spec.train.optimizer}, batch {min(spec.train.batch_size, data.n_train)}; threads: "
+        f"{threads_label(spec, data.input_shape, data.n_out, data.n_train, thread_ceiling)}"
     )

@@ -123,12 +123,13 @@ def run_job(
     """Train one job with its analysis's probes (or `probe_factory`) and return its RunRecord."""
     from bncli.analyses import get_analysis
     from bncli.experiment import build_arm_model, initial_model, record_of
-    from bncli.runtime import configure_threads
+    from bncli.runtime import configure_threads, resolve_threads
     from bncli.train import train_run
 
     spec = job.spec
-    configure_threads(spec.threads)
     data = data if data is not None else job_data(spec)
+    # `auto` resolves here, from the job's model and batch size: the job key ignores threads
+    configure_threads(resolve_threads(spec, data.input_shape, data.n_out, data.n_train))
     arm = spec.arms[0]
     init = initial_model(spec, data, job.seed)
     model = build_arm_model(spec, arm, init, data, job.seed)

@@ -1,10 +1,13 @@
-"""Seeding, device choice and determinism: the only copy."""
+"""Seeding, device choice, threads and determinism: the only copy."""
 
 from __future__ import annotations
 
+import math
+import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,8 +43,84 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+# `threads: auto` uses one thread unless a training step does at least this many multiply-adds
+# (forward, per batch; backward is ~2x more). Measured by benchmarks/bench_threads.py: every
+# sample config (1e5..2e7 per step) runs at least as fast on 1 thread idle, and 10-40x faster on
+# 1 thread when another process keeps the cores busy (torch's threads spin-wait on each other);
+# a second thread only starts to pay on an idle machine at about 1e8 (e.g. 3 x 1024 units,
+# batch 256), and even there a busy machine makes it a loss.
+AUTO_MACS_PER_THREAD = 100_000_000
+AUTO_MAX_THREADS = 4  # beyond this, these small layers stop scaling even on an idle machine
+_thread_ceiling: int | None = None  # a worker's share of the cores (set by the executors)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def set_thread_ceiling(n: int | None) -> None:
+    """The most threads `auto` may pick in this process (a worker's cores / N; None: all cores)."""
+    global _thread_ceiling
+    _thread_ceiling = n
+
+
+def step_macs(model: Any, input_shape: Sequence[int], n_out: int, batch: int) -> int:
+    """Multiply-adds of one forward pass of a training batch: widths x fan-ins (x map sizes) x
+    batch. A rough size of the per-step work, enough to choose a thread count."""
+    per_example = 0
+    if model.kind == "mlp":
+        fan_in = math.prod(input_shape)
+        for w in model.hidden:
+            per_example += fan_in * w
+            fan_in = w
+        per_example += fan_in * n_out
+    else:
+        c, h, w = input_shape if len(input_shape) == 3 else (math.prod(input_shape), 1, 1)
+        for ch in model.channels:
+            per_example += c * ch * 9 * h * w
+            if model.pool and h >= 2 and w >= 2:
+                h, w = h // 2, w // 2
+            c = ch
+        per_example += c * h * w * n_out
+    return per_example * max(1, batch)
+
+
+def auto_threads(macs: int, ceiling: int | None = None) -> int:
+    """The thread count `threads: auto` picks for a step of `macs` multiply-adds: 1 below
+    AUTO_MACS_PER_THREAD, then one more per that much work, at most AUTO_MAX_THREADS and the
+    cores this process may use (or `ceiling`)."""
+    cap = min(AUTO_MAX_THREADS, ceiling or _thread_ceiling or available_cores())
+    return max(1, min(cap, macs // AUTO_MACS_PER_THREAD))
+
+
+def resolve_threads(spec: Any, input_shape: Sequence[int], n_out: int, n_train: int) -> int | None:
+    """The spec's `threads` as a number: an explicit count as given, `auto` by the per-step work
+    of its model and batch size (auto_threads), None (torch's default) as None."""
+    t = spec.threads
+    if t != "auto":
+        return t
+    batch = min(spec.train.batch_size, n_train)
+    return auto_threads(step_macs(spec.model, input_shape, n_out, batch))
+
+
+def threads_label(spec: Any, input_shape: Sequence[int], n_out: int, n_train: int,
+                  ceiling: int | None = None) -> str:
+    """What a run's header says about threads: '1 (auto)', '4', or "8 (torch's default)"."""
+    t = spec.threads
+    if t is None:
+        return f"{torch.get_num_threads()} (torch's default)"
+    if t != "auto":
+        return str(t)
+    batch = min(spec.train.batch_size, n_train)
+    return f"{auto_threads(step_macs(spec.model, input_shape, n_out, batch), ceiling)} (auto)"
+
+
 def configure_threads(threads: int | None) -> None:
-    """Set torch's intra-op CPU threads when the spec asks for a number (None: torch's default)."""
+    """Set torch's intra-op CPU threads when given a number (None: leave torch's default)."""
     if threads is not None and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 

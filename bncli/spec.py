@@ -298,9 +298,10 @@ class Spec(Strict):
     seed: Seed = 0
     seeds: Annotated[Int, Field(gt=0, le=MAX_SEEDS)] = 1  # runs seed, seed+1, ..., seed+seeds-1
     device: str = "auto"
-    # torch intra-op CPU threads; None keeps torch's default. Small models often run faster
-    # with 1, and much faster with 1 when other processes share the cores.
-    threads: Annotated[Int, Field(gt=0, le=MAX_THREADS)] | None = None
+    # torch intra-op CPU threads: auto picks by the per-step work of the model and batch size
+    # (1 for every sample config: small models run at least as fast on 1, and 10-40x faster when
+    # other processes share the cores); a number sets it; null keeps torch's default (all cores)
+    threads: Literal["auto"] | Annotated[Int, Field(gt=0, le=MAX_THREADS)] | None = "auto"
     data: DataSpec = Field(default_factory=DataSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     arms: list[ArmSpec] = Field(

@@ -33,6 +33,8 @@ class OutputOptions:
     json: bool = False
     out: Path | None = None
     quiet: bool = False
+    detail: bool = False  # every per-layer / per-phase table and each verdict's notes
+    force: bool = False  # --out may replace the results already in the folder
 
 
 def stderr_console() -> Console:
@@ -147,14 +149,81 @@ def load(spec_path: Path, opts: OutputOptions, overrides: dict[str, Any] | None 
     if any(v is not None for v in overrides.values()):
         spec = apply_overrides(spec, overrides, source=f"{spec_path} (with command-line options)")
     if opts.out is not None:  # fail before training, not after
-        check_out_folder(opts.out)
+        check_out_folder(opts.out, force=opts.force)
     return spec
 
 
-def check_out_folder(out: Path) -> None:
-    """Make --out and prove it writable now (a read-only file system is found before training)."""
+# what bncli writes into an --out folder: a subcommand's files, a batch's, a report's
+_RESULT_FILES = ("summary.json", "spec.yaml", "history.csv", "batch.json", "report.md", "report.html")
+_RESULT_DIRS = {"plots": "*.png", "report_files": "*.png", "jobs": "*.json"}
+
+
+def held_results(out: Path) -> str | None:
+    """What earlier results `out` holds, in words ("results of `bncli train`", "a batch's
+    results"), or None when it holds none (missing, empty, or only other files)."""
+    if (out / "batch.json").is_file() or (out / "jobs").is_dir():
+        return "a batch's results (batch.json, jobs/)"
+    summary = out / "summary.json"
+    if summary.is_file():
+        try:
+            command = json.loads(summary.read_text(encoding="utf-8")).get("command")
+        except (OSError, ValueError, AttributeError):
+            command = None
+        return f"results of `bncli {command}`" if isinstance(command, str) else "earlier results (summary.json)"
+    return None
+
+
+def _clear_results(out: Path) -> None:
+    """Remove what bncli wrote into `out` before (and a batch's comparison folders), so that
+    nothing stale stays beside the new results; files bncli did not write are left alone."""
+    folders: list[Path] = []
+    try:
+        doc = json.loads((out / "batch.json").read_text(encoding="utf-8"))
+        for c in doc.get("comparisons", []):
+            if isinstance(c, dict) and isinstance(c.get("path"), str) and c["path"]:
+                folders.append(out / c["path"])
+    except (OSError, ValueError, AttributeError):
+        pass
+    for folder in [*folders, out]:
+        if not folder.resolve().is_relative_to(out.resolve()):
+            continue  # a path in a hand-edited batch.json must not reach outside --out
+        for name in _RESULT_FILES:
+            (folder / name).unlink(missing_ok=True)
+        for sub, pattern in _RESULT_DIRS.items():
+            d = folder / sub
+            if d.is_dir():
+                for f in d.glob(pattern):
+                    f.unlink(missing_ok=True)
+                if not any(d.iterdir()):
+                    d.rmdir()
+        while folder != out and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # an emptied comparison folder (and its emptied parent)
+            folder = folder.parent
+
+
+def check_out_folder(out: Path, force: bool = False, resume: bool = False) -> None:
+    """Make --out and prove it writable now (a read-only file system is found before training).
+
+    A folder that already holds results (a summary.json, a batch.json or a batch's jobs/) is
+    refused: a second command would overwrite some files and leave the first one's plots beside
+    its own. `force` removes the earlier results first; `resume` (a batch continuing its own
+    jobs) keeps them.
+    """
     import tempfile
 
+    held = held_results(out) if out.is_dir() else None
+    if held is not None and resume and force:
+        raise UsageError("--resume keeps the stored jobs and --force removes them: give one of them")
+    if held is not None and not (resume and held.startswith("a batch")):
+        if not force:
+            raise UsageError(
+                f"--out: {out} already holds {held}; give a new folder, or --force to replace them"
+                + (" (bncli batch --resume continues a batch)" if "batch" in held else "")
+            )
+        try:
+            _clear_results(out)
+        except OSError as exc:
+            raise UsageError(f"--out: cannot remove the earlier results in {out}: {exc.strerror or exc}") from None
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".bncli-write-check."):

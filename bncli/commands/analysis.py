@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from bncli.analyses import Analysis, Option
 from bncli.commands._common import OutputOptions, SpecArg, finish, guarded, load, reporter
@@ -17,6 +18,12 @@ from bncli.commands._common import OutputOptions, SpecArg, finish, guarded, load
 
 def _lr_list(v: Any) -> Any:
     return list(v) if v else None
+
+
+def _threads_value(v: str) -> Any:
+    """`--threads 2` -> 2, `--threads auto` -> 'auto'; anything else is left for the spec's check."""
+    v = v.strip()
+    return int(v) if v.isdigit() else v
 
 
 # every analysis subcommand takes these; each overrides one spec field
@@ -33,8 +40,9 @@ COMMON: tuple[Option, ...] = (
            "batchnorm_post, noisy_plain (overrides arms)."),
     Option("batch_size", ("--batch-size",), int | None, "train.batch_size",
            "Mini-batch size m (overrides train.batch_size)."),
-    Option("threads", ("--threads",), int | None, "threads",
-           "CPU threads for torch (overrides threads; small models: try 1)."),
+    Option("threads", ("--threads",), str | None, "threads",
+           "CPU threads for torch: N, or auto (the default: 1 unless the model and batch are "
+           "large; overrides threads).", to_spec=_threads_value, metavar="N|auto"),
 )
 EXECUTION: tuple[Option, ...] = (
     Option("backend", ("--backend",), Literal["local", "ray"], None,
@@ -45,7 +53,13 @@ EXECUTION: tuple[Option, ...] = (
 OUTPUT: tuple[Option, ...] = (
     Option("json", ("--json",), bool, None, "Print one JSON document on stdout and nothing else there."),
     Option("out", ("--out",), Path | None, None,
-           "Write summary.json, history.csv, spec.yaml and plots/*.png here."),
+           "Write summary.json, history.csv, spec.yaml and plots/*.png here (a folder that already "
+           "holds results is refused unless --force)."),
+    Option("force", ("--force",), bool, None,
+           "--out may hold earlier results: remove them first (nothing stale is left beside the new)."),
+    Option("detail", ("--detail",), bool, None,
+           "Also print the full per-layer / per-phase tables and each verdict's notes (--json and "
+           "--out always have them)."),
     Option("quiet", ("--quiet", "-q"), bool, None, "No progress bars or notes on stderr."),
 )
 
@@ -72,19 +86,34 @@ def spec_overrides(options: tuple[Option, ...], values: dict[str, Any]) -> dict[
 
 def run_command(analysis: Analysis, spec_path: Path, values: dict[str, Any]) -> None:
     """Load, override, run the analysis's plan, render: what every analysis subcommand does."""
-    opts = OutputOptions(values["json"], values["out"], values["quiet"])
+    opts = OutputOptions(values["json"], values["out"], values["quiet"], values["detail"], values["force"])
     with guarded(spec_path):
         from bncli.executors import make_executor
         from bncli.pipeline import run_analysis
 
         render = importlib.import_module(analysis.render)
         spec = load(spec_path, opts, spec_overrides(analysis.options + COMMON, values))
-        executor = make_executor(values["backend"], 1, values["address"], threads=spec.threads)
+        threads = spec.threads if isinstance(spec.threads, int) else None  # auto: per job
+        executor = make_executor(values["backend"], 1, values["address"], threads=threads)
         with reporter(opts) as rep:
             result = run_analysis(spec, analysis, rep, executor)
         # user text (the spec's name) is printed literally, never read as Rich markup
         shown = spec.model_copy(update={"name": escape(spec.name)})
-        finish(result, render.render(shown, result), opts)
+        lines = render.render(shown, result, detail=opts.detail)
+        finish(result, [run_header(analysis, spec, values["backend"]), *lines], opts)
+
+
+def run_header(analysis: Analysis, spec: Any, backend: str) -> Text:
+    """The output's first line: the command, the spec's name, what ran (arms x lrs x seeds, the
+    model, the data, steps) and the threads each run used."""
+    from bncli.experiment import describe
+    from bncli.plan import job_data
+
+    ceiling = 1 if backend == "ray" and spec.threads == "auto" else None  # a Ray task asks for 1 CPU
+    text = Text()
+    text.append(f"bncli {analysis.command} · {spec.name}: ", style="bold")
+    text.append(describe(spec, job_data(spec), ceiling))
+    return text
 
 
 def make_command(analysis: Analysis):

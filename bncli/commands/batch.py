@@ -44,6 +44,8 @@ def batch(
                                                              "ray: a Ray cluster.")] = "local",
     address: Annotated[str | None, typer.Option("--address", help="Ray: auto or ray://host:port "
                                                 "(default: a private local Ray).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="--out may hold earlier results: remove them first "
+                                        "(without it such a folder is refused; --resume continues a batch).")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print batch.json on stdout and nothing else.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or notes on stderr.")] = False,
 ) -> None:
@@ -68,7 +70,7 @@ def batch(
         from bncli.batch.expand import check_expectations, expand, load_batch
         from bncli.errors import UsageError
 
-        opts = OutputOptions(json, out, quiet)
+        opts = OutputOptions(json, out, quiet, force=force)
         spec_batch = load_batch(batch_path)
         cli = {"train.steps": steps, "seeds": seeds, "threads": threads, "device": device}
         cells = expand(batch_path, spec_batch, cli, only)
@@ -79,7 +81,7 @@ def batch(
             _dry_run(cells, out if resume else None, json)
             return
         if out is not None:
-            check_out_folder(out)
+            check_out_folder(out, force=force, resume=resume)
         from bncli.batch.run import run_batch
         from bncli.executors import make_executor
 

@@ -24,7 +24,9 @@ def _worker(conn: Connection, threads: int, probe_factory: Any) -> None:
     import torch
 
     from bncli.plan import run_job
+    from bncli.runtime import set_thread_ceiling
 
+    set_thread_ceiling(threads)  # `threads: auto` stays within this worker's share of the cores
     torch.set_num_threads(threads)
     while True:
         try:

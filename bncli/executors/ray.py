@@ -47,7 +47,9 @@ def _run_on_worker(job: RunJob, data: Any, device: str, threads: int, probe_fact
     import torch
 
     from bncli.plan import run_job
+    from bncli.runtime import set_thread_ceiling
 
+    set_thread_ceiling(threads)  # `threads: auto` stays within the CPUs this task asked for
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     if device != "cpu":
@@ -124,7 +126,10 @@ class RayExecutor:
     # -- resources --------------------------------------------------------------------------------
 
     def _threads(self, job: RunJob) -> int:
-        return job.spec.threads or self.threads_per_job or 1
+        """CPUs a task asks for: the spec's number; for `auto` (or torch's default) the executor's
+        threads per job, else 1 (auto picks 1 for every sample config)."""
+        t = job.spec.threads
+        return t if isinstance(t, int) else (self.threads_per_job or 1)
 
     @staticmethod
     def _device(spec_device: str, cluster_gpus: float) -> str:

@@ -119,7 +119,7 @@ def legend(spec: Spec, rows: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def render_ics(spec: Spec, result: CommandResult) -> list:
+def render_ics(spec: Spec, result: CommandResult, detail: bool = False) -> list:
     """Everything `bncli measure-ics` prints: training speed, C2 and C3 tables, the claims block."""
     from bncli.render.norms import c9_lines
     from bncli.render.train import train_table

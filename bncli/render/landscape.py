@@ -77,7 +77,7 @@ def jacobian_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
     return t
 
 
-def render_lipschitz(spec: Spec, result: CommandResult) -> list[Any]:
+def render_lipschitz(spec: Spec, result: CommandResult, detail: bool = False) -> list[Any]:
     """Everything `bncli lipschitz` prints: landscape table, Jacobian table, claims."""
     from bncli.render.norms import c9_lines
 

@@ -121,7 +121,7 @@ def gradient_table(result: CommandResult, lr: float) -> Table:
     return t
 
 
-def render_saturation(spec: Spec, result: CommandResult) -> list:
+def render_saturation(spec: Spec, result: CommandResult, detail: bool = False) -> list:
     """Everything `bncli saturation` prints: mode line, C7 and C8 tables, gradients, claims."""
     arms = [a.name for a in spec.arms]
     bn_affine = [a.name for a in spec.arms if a.has_affine]

@@ -130,7 +130,7 @@ def layer_table(spec: Spec, rows: Sequence[dict[str, Any]], grid: Sequence[float
     return t
 
 
-def render_scale(spec: Spec, result: CommandResult) -> list[Any]:
+def render_scale(spec: Spec, result: CommandResult, detail: bool = False) -> list[Any]:
     """Everything `bncli scale-check` prints: α tables (init, end), layers, notes, C6 claims."""
     sc = result.tables.get("scale", {})
     out: list[Any] = []

@@ -140,7 +140,7 @@ def plot_training(spec: Spec, records: Sequence[RunRecord], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def render_train(spec: Spec, result) -> list:
+def render_train(spec: Spec, result, detail: bool = False) -> list:
     """Everything `bncli train` prints: summary table, BN-minus-plain lines, claims table."""
     from bncli.render.common import claims_block
 

@@ -1,0 +1,158 @@
+"""Issue 16: threads: auto, the run's header line, --out reuse refused (or --force), spec discovery."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from bncli.cli import app
+from bncli.runtime import AUTO_MACS_PER_THREAD, auto_threads, resolve_threads, step_macs
+from bncli.spec import ModelSpec, parse_spec
+
+runner = CliRunner()
+
+
+# --------------------------------------------------------------------------- threads: auto
+
+
+def test_step_macs_counts_widths_times_fan_in_times_batch():
+    mlp = ModelSpec(kind="mlp", hidden=[100, 100, 100])
+    assert step_macs(mlp, (64,), 10, 60) == (64 * 100 + 100 * 100 * 2 + 100 * 10) * 60
+    cnn = ModelSpec(kind="cnn", channels=[16, 32], pool=True)
+    # 8x8 conv (1->16), pool to 4x4, conv (16->32), pool to 2x2, head 32*2*2 -> 10
+    per = 1 * 16 * 9 * 64 + 16 * 32 * 9 * 16 + 32 * 4 * 10
+    assert step_macs(cnn, (1, 8, 8), 10, 2) == per * 2
+
+
+def test_auto_is_one_thread_for_small_work_and_more_only_for_large():
+    assert auto_threads(1) == 1
+    assert auto_threads(AUTO_MACS_PER_THREAD - 1, ceiling=16) == 1
+    assert auto_threads(3 * AUTO_MACS_PER_THREAD, ceiling=16) == 3
+    assert auto_threads(100 * AUTO_MACS_PER_THREAD, ceiling=2) == 2  # never above the cores
+    assert auto_threads(100 * AUTO_MACS_PER_THREAD, ceiling=64) <= 4
+
+
+def test_every_sample_config_gets_one_thread(sample_config_paths):
+    from bncli.data import load_data
+    from bncli.spec import load_spec
+
+    for path in sample_config_paths:
+        spec = load_spec(path)
+        assert spec.threads == "auto"
+        data = load_data(spec.data)
+        assert resolve_threads(spec, data.input_shape, data.n_out, data.n_train) == 1, path.name
+
+
+def test_explicit_threads_and_null_are_kept(tiny_spec_dict_factory):
+    assert resolve_threads(parse_spec(tiny_spec_dict_factory(threads=3)), (8,), 3, 100) == 3
+    assert resolve_threads(parse_spec(tiny_spec_dict_factory(threads=None)), (8,), 3, 100) is None
+
+
+def test_run_job_resolves_auto_without_changing_the_job_key(tiny_spec_dict_factory):
+    from bncli.plan import plan, run_job
+
+    auto = plan(parse_spec(tiny_spec_dict_factory()), "train")[0]
+    one = plan(parse_spec(tiny_spec_dict_factory(threads=1)), "train")[0]
+    assert auto.spec.threads == "auto" and auto.key == one.key
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        run_job(auto)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_header_line_says_how_many_threads(write_spec, tiny_spec_dict_factory):
+    p = write_spec(tiny_spec_dict_factory())
+    res = runner.invoke(app, ["train", str(p), "--quiet"])
+    assert res.exit_code == 0, res.output
+    first = res.stdout.splitlines()[0]
+    assert first.startswith("bncli train · tiny:"), first
+    assert "threads: 1 (auto)" in " ".join(res.stdout.split())
+    res = runner.invoke(app, ["train", str(p), "--quiet", "--threads", "2"])
+    assert res.exit_code == 0, res.output
+    assert "threads: 2" in " ".join(res.stdout.split()) and "(auto)" not in res.stdout
+    res = runner.invoke(app, ["train", str(p), "--quiet", "--threads", "auto", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["spec"]["threads"] == "auto"
+
+
+def test_bad_threads_option_is_a_spec_error(write_spec, tiny_spec_dict_factory):
+    res = runner.invoke(app, ["train", str(write_spec(tiny_spec_dict_factory())), "--threads", "many"])
+    assert res.exit_code == 2 and "threads" in res.stderr
+
+
+# --------------------------------------------------------------------------- --out reuse
+
+
+def _train(p, out, *extra):
+    return runner.invoke(app, ["train", str(p), "--out", str(out), "--quiet", *extra])
+
+
+def test_out_holding_results_is_refused_unless_force(write_spec, tiny_spec_dict_factory, tmp_path):
+    p = write_spec(tiny_spec_dict_factory())
+    out = tmp_path / "o"
+    assert _train(p, out).exit_code == 0
+    before = (out / "summary.json").read_text()
+    res = runner.invoke(app, ["scale-check", str(p), "--out", str(out), "--quiet"])
+    assert res.exit_code == 2, res.output
+    assert "already holds results of `bncli train`" in res.stderr and "--force" in res.stderr
+    assert (out / "summary.json").read_text() == before  # nothing touched, nothing trained
+    res = _train(p, out)  # the same command again: refused too (it would replace the results)
+    assert res.exit_code == 2 and "--force" in res.stderr
+
+
+def test_force_replaces_and_leaves_nothing_stale(write_spec, tiny_spec_dict_factory, tmp_path):
+    p = write_spec(tiny_spec_dict_factory())
+    out = tmp_path / "o"
+    assert _train(p, out).exit_code == 0
+    (out / "notes.txt").write_text("mine")
+    assert (out / "plots" / "training.png").exists()
+    res = runner.invoke(app, ["scale-check", str(p), "--out", str(out), "--quiet", "--force"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "summary.json").read_text())["command"] == "scale-check"
+    assert not (out / "plots" / "training.png").exists()  # the train plot is gone
+    assert any((out / "plots").glob("scale_*.png"))
+    assert (out / "notes.txt").read_text() == "mine"  # files bncli did not write are kept
+
+
+def test_out_with_other_files_only_is_fine(write_spec, tiny_spec_dict_factory, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "README").write_text("x")
+    assert _train(write_spec(tiny_spec_dict_factory()), out).exit_code == 0
+
+
+def test_batch_folder_is_refused_by_a_subcommand_and_a_new_batch(write_spec, tiny_spec_dict_factory,
+                                                                  tmp_path):
+    import yaml
+
+    p = write_spec(tiny_spec_dict_factory())
+    b = tmp_path / "b.yaml"
+    b.write_text(yaml.safe_dump({"comparisons": [{"name": "c", "spec": str(p), "command": "train"}]}))
+    out = tmp_path / "o"
+    assert runner.invoke(app, ["batch", str(b), "--jobs", "1", "--out", str(out), "-q"]).exit_code == 0
+    res = _train(p, out)
+    assert res.exit_code == 2 and "a batch's results" in res.stderr and "--resume" in res.stderr
+    res = runner.invoke(app, ["batch", str(b), "--jobs", "1", "--out", str(out), "-q"])
+    assert res.exit_code == 2, res.output
+    res = runner.invoke(app, ["batch", str(b), "--jobs", "1", "--out", str(out), "-q", "--resume"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["batch", str(b), "--jobs", "1", "--out", str(out), "-q", "--resume", "--force"])
+    assert res.exit_code == 2, res.output
+    res = _train(p, out, "--force")
+    assert res.exit_code == 0, res.output
+    assert not (out / "batch.json").exists() and not (out / "jobs").exists()
+    assert not (out / "c").exists()  # the batch's comparison folder went with it
+
+
+@pytest.fixture
+def sample_config_paths():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "sample_configs"
+    return [p for p in sorted(root.glob("*.yaml")) if not p.name.startswith(("batch_", "ci_"))]
