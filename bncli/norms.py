@@ -71,6 +71,18 @@ def group_problem(groups: int, width: int, conv: bool) -> str | None:
     return None
 
 
+def arm_width_problem(arm: Any, widths: Any, conv: bool) -> str | None:
+    """Why an arm cannot normalize layers of these widths (None when it can): for a spec-level
+    check before any training, naming `arms.N.groups`. Only GroupNorm constrains widths."""
+    if arm.norm != "group":
+        return None
+    for i, width in enumerate(widths):
+        problem = group_problem(arm.groups, width, conv)
+        if problem is not None:
+            return f"{problem} (layer{i + 1})"
+    return None
+
+
 def _group(arm: Any, width: int, conv: bool) -> Any:
     from torch import nn
 
@@ -78,7 +90,7 @@ def _group(arm: Any, width: int, conv: bool) -> Any:
     if problem is not None:
         from bncli.errors import SpecError
 
-        raise SpecError(f"arms: {arm.name}: groups: {problem}")
+        raise SpecError(f"arms ({arm.name}).groups: {problem}")
     return nn.GroupNorm(arm.groups, width, eps=arm.eps, affine=arm.affine)
 
 

@@ -22,6 +22,7 @@ from bncli.errors import SpecError
 from bncli.experiment import build_arm_model, initial_model
 from bncli.models import build_model
 from bncli.norm_layers import LpNorm
+from bncli.norms import arm_width_problem
 from bncli.pipeline import run_analysis
 from bncli.plan import RunJob, job_spec, run_job
 from bncli.probes.scale_static import expected_invariance
@@ -160,11 +161,16 @@ def test_every_arm_starts_from_the_same_weights(kind):
 def test_groups_must_divide_every_width():
     gn = {"name": "gn", "norm": "group", "groups": 4}
     spec = parse_spec({"model": {"kind": "mlp", "hidden": [8, 6]}, "arms": [gn]})
-    with pytest.raises(SpecError, match="gn.*groups.*does not divide"):
+    with pytest.raises(SpecError, match=r"arms \(gn\).groups: 4 does not divide"):
         build_model(spec.model, spec.arms[0], (5,), 3)
     spec = parse_spec({"model": {"kind": "mlp", "hidden": [6]}, "arms": [{"name": "gn", "norm": "group", "groups": 6}]})
     with pytest.raises(SpecError, match="one unit per group"):
         build_model(spec.model, spec.arms[0], (5,), 3)
+    # the same check for a whole spec, before any training (layer named)
+    assert arm_width_problem(gn_arm := _arm("groupnorm", groups=4), [8, 6], False) == (
+        "4 does not divide the layer's 6 units (layer2)")
+    assert arm_width_problem(gn_arm, [16, 32], True) is None
+    assert arm_width_problem(_arm("layernorm"), [5], False) is None
 
 
 def test_presets_and_p_values():
