@@ -273,6 +273,17 @@ def test_c9_verdict_logic(lp, verdict, parts):
     assert [(r["arm"], r["would_be"]) for r in reported] == [("layernorm", verdict)]
 
 
+def test_c9_comparable_to_bn_means_within_the_margin_not_just_insignificant():
+    """A large gap to BN that Welch cannot confirm (noisy seeds) is not 'comparable': (a) undecided."""
+    runs = _runs({"plain": (0.5, 0.3, 10.0), "batchnorm": (0.2, 0.1, 2.0), "l1norm": (0.21, 0.5, 1.0)})
+    noisy = [RunRecord(**{**r.__dict__, "train_loss": [1.0, (0.1, 0.9, 0.4)[r.seed]],
+                          "test_loss": [1.0, (0.1, 0.9, 0.4)[r.seed]]}) if r.arm == "l1norm" else r
+             for r in runs]
+    (claim,) = c9_claims(C9_SPEC, noisy)
+    assert "no worse than batchnorm beyond the margin: undecided" in claim.note
+    assert claim.verdict == "inconclusive"
+
+
 def test_c9_needs_plain_and_batchnorm_and_both_probes():
     runs = _runs({"plain": (0.5, 0.3, 10.0), "batchnorm": (0.2, 0.1, 2.0), "l1norm": (0.21, 0.5, 1.0)})
     no_bn = parse_spec({"arms": ["plain", "l1norm"]})
