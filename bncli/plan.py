@@ -72,7 +72,12 @@ class RunJob:
 
 
 def job_spec(spec: Spec, section: str | None, arm_name: str, lr: float, seed: int) -> str:
-    """The canonical JSON of one run's spec: everything that can change its record, nothing else."""
+    """The canonical JSON of one run's spec: everything that can change its record, nothing else.
+
+    Its analysis section, plus the companion sections claim C9 needs on the arms it compares (the
+    other probe of measure-ics / lipschitz, only in specs with an ℓp arm: bncli.analyses.c9)."""
+    from bncli.analyses.c9 import companion_sections
+
     d = spec.model_dump(mode="json")
     d["name"] = "run"
     d["seed"] = seed
@@ -80,7 +85,8 @@ def job_spec(spec: Spec, section: str | None, arm_name: str, lr: float, seed: in
     d["arms"] = [a for a in d["arms"] if a["name"] == arm_name]
     d["train"]["lr"] = [lr]
     d["verdict"] = VerdictSpec().model_dump(mode="json")
-    d["analysis"] = {section: d["analysis"][section]} if section else {}
+    sections = ([section] if section else []) + companion_sections(spec, section, arm_name)
+    d["analysis"] = {s: d["analysis"][s] for s in sections}
     return _canonical(d)
 
 
