@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from bncli.errors import SpecError
-from bncli.norms import NormInfo, norm_info, norm_names
+from bncli.norms import NormInfo, arm_width_problem, norm_info, norm_names
 from bncli.spec_analysis import (  # noqa: F401  (re-exported: analyses import them from here)
     AnalysisSpec,
     IcsSpec,
@@ -349,6 +349,11 @@ class Spec(Strict):
                     f"analysis.{field}.layers: no normalization point named {', '.join(missing)} "
                     f"(this model has layer1..layer{depth})"
                 )
+        widths = self.model.hidden if self.model.kind == "mlp" else self.model.channels
+        for i, arm in enumerate(self.arms):
+            problem = arm_width_problem(arm, widths, self.model.kind == "cnn")
+            if problem is not None:
+                raise ValueError(f"arms.{i}.groups: {problem}")
         return self
 
     @property

@@ -58,7 +58,9 @@ def run_landscape_stats(record: RunRecord) -> dict[str, float]:
         c4 = key in C4_KEYS
         out[f"{key}_mean"] = mean_or_inf(vals) if c4 else finite_mean(vals)
         out[f"{key}_max"] = worst_max(vals) if c4 else finite_max(vals)
-    out["n_nonfinite"] = float(sum(not math.isfinite(s["loss_variation"]) for s in series))
+    # a reloaded document has null where the run had inf or NaN: that is non-finite too
+    out["n_nonfinite"] = float(sum(s.get("loss_variation") is None or not math.isfinite(s["loss_variation"])
+                                   for s in series))
     out["n_finite"] = float(len(series)) - out["n_nonfinite"]
     if any("lambda_max" in s for s in series):
         out["hessian_unconverged"] = float(sum(not (s.get("hessian_converged_max") and s.get("hessian_converged_min"))

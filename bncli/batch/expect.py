@@ -88,6 +88,19 @@ def metric_value(result: CommandResult, name: str, arm: str, lr: float) -> float
     return finite_mean(vals)
 
 
+def _relative(v: float, w: float) -> str:
+    """' (+12.3%)', or a ratio ' (×1782)' / ' (×1/1782)' when the difference is past 10x."""
+    if not (math.isfinite(v) and math.isfinite(w)) or w == 0:
+        return ""
+    rel = (v - w) / abs(w)
+    if abs(rel) <= 9 and (v / w if w else 0) > 0.1:
+        return f" ({rel:+.1%})"
+    ratio = v / w
+    if ratio == 0:
+        return ""
+    return f" (×{ratio:.3g})" if abs(ratio) >= 1 else f" (×1/{1 / ratio:.3g})"
+
+
 def _lrs(e: Expectation, result: CommandResult) -> list[float]:
     return [e.lr] if e.lr is not None else sorted({s.lr for s in result.summary})
 
@@ -137,9 +150,7 @@ def _metric(cell: str, command: str, e: Expectation, result: CommandResult) -> O
             else:
                 limit = w * (1 + e.by) if w >= 0 else w * (1 - e.by)
                 good = math.isfinite(v) and math.isfinite(w) and v > limit
-            rel = (v - w) / abs(w) if math.isfinite(v) and math.isfinite(w) and w else math.nan
-            parts.append(f"lr {lr:g}: {fmt(v)} vs {fmt(w)} ({rel:+.1%})" if math.isfinite(rel)
-                         else f"lr {lr:g}: {fmt(v)} vs {fmt(w)}")
+            parts.append(f"lr {lr:g}: {fmt(v)} vs {fmt(w)}{_relative(v, w)}")
         ok = ok and good
     return Outcome(cell, command, e, ok, "; ".join(parts), values)
 
