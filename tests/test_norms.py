@@ -160,12 +160,15 @@ def test_every_arm_starts_from_the_same_weights(kind):
 
 def test_groups_must_divide_every_width():
     gn = {"name": "gn", "norm": "group", "groups": 4}
-    spec = parse_spec({"model": {"kind": "mlp", "hidden": [8, 6]}, "arms": [gn]})
+    # the spec refuses it (validate catches it, before any training), naming the arm's field
+    with pytest.raises(SpecError, match=r"arms.0.groups: 4 does not divide the layer's 6 units \(layer2\)"):
+        parse_spec({"model": {"kind": "mlp", "hidden": [8, 6]}, "arms": [gn]})
+    with pytest.raises(SpecError, match=r"arms.1.groups: .*one unit per group"):
+        parse_spec({"model": {"kind": "mlp", "hidden": [6]}, "arms": ["plain", {**gn, "groups": 6}]})
+    # and a model built directly says which arm
+    ok = parse_spec({"model": {"kind": "mlp", "hidden": [8, 6]}, "arms": ["plain"]})
     with pytest.raises(SpecError, match=r"arms \(gn\).groups: 4 does not divide"):
-        build_model(spec.model, spec.arms[0], (5,), 3)
-    spec = parse_spec({"model": {"kind": "mlp", "hidden": [6]}, "arms": [{"name": "gn", "norm": "group", "groups": 6}]})
-    with pytest.raises(SpecError, match="one unit per group"):
-        build_model(spec.model, spec.arms[0], (5,), 3)
+        build_model(ok.model, _arm("groupnorm", groups=4).model_copy(update={"name": "gn"}), (5,), 3)
     # the same check for a whole spec, before any training (layer named)
     assert arm_width_problem(gn_arm := _arm("groupnorm", groups=4), [8, 6], False) == (
         "4 does not divide the layer's 6 units (layer2)")
