@@ -11,6 +11,7 @@ from bncli.analyses import ANALYSES
 from bncli.commands.analysis import make_command
 from bncli.commands.batch import batch
 from bncli.commands.report import report
+from bncli.commands.spec import spec
 from bncli.commands.validate import validate
 
 app = typer.Typer(
@@ -44,3 +45,4 @@ for _analysis in ANALYSES.values():
 app.command("batch")(batch)
 app.command("validate")(validate)
 app.command("report")(report)
+app.command("spec")(spec)

@@ -54,23 +54,37 @@ from bncli.yamlio import load_yaml_file
 class DataSpec(Strict):
     """Where the examples come from. Everything is loaded into memory on the run's device."""
 
-    source: Literal["synthetic", "digits", "npz"] = "digits"
-    # synthetic: a Gaussian mixture (classification) or a linear teacher y = A x (regression).
-    # auto: npz infers it from y (integer labels are classes); synthetic and digits classify
-    task: Literal["auto", "classification", "regression"] = Field("auto", validate_default=True)
-    n_samples: Annotated[Int, Field(gt=0, le=MAX_COUNT)] = 2000
-    n_features: Annotated[Int, Field(gt=0, le=1_000_000)] = 20
-    n_classes: Annotated[Int, Field(ge=2, le=100_000)] = 10
-    n_outputs: Annotated[Int, Field(gt=0, le=100_000)] = 10
-    class_sep: NonNegFloat = 2.0
-    noise: NonNegFloat = 0.0
-    # digits: flat 64 features, or 1x8x8 images for the CNN
-    shape: Literal["flat", "image"] = "flat"
-    # npz: a file with X and y (optional X_test, y_test); relative paths resolve from the spec
-    path: Path | None = None
-    test_fraction: Fraction = 0.2
-    standardize: bool = True
-    seed: Seed = 0  # data generation and split; fixed across training seeds
+    # the `bncli spec --defaults` comments (descriptions) say which source each field is for
+    source: Literal["synthetic", "digits", "npz"] = Field(
+        "digits", description="synthetic (generated), digits (scikit-learn's 8x8, no download) or "
+        "npz (your file, see path)")
+    task: Literal["auto", "classification", "regression"] = Field(
+        "auto", validate_default=True,
+        description="synthetic: a Gaussian mixture (classification) or a linear teacher y = A x "
+        "(regression); auto: npz infers it from y (integer labels are classes), else classification")
+    n_samples: Annotated[Int, Field(gt=0, le=MAX_COUNT)] = Field(
+        2000, description="synthetic only: examples generated (train + held-out)")
+    n_features: Annotated[Int, Field(gt=0, le=1_000_000)] = Field(
+        20, description="synthetic only: input features")
+    n_classes: Annotated[Int, Field(ge=2, le=100_000)] = Field(
+        10, description="synthetic classification only: mixture components = classes")
+    n_outputs: Annotated[Int, Field(gt=0, le=100_000)] = Field(
+        10, description="synthetic regression only: outputs of the linear teacher")
+    class_sep: NonNegFloat = Field(
+        2.0, description="synthetic classification only: spread of the class means (larger is easier)")
+    noise: NonNegFloat = Field(0.0, description="synthetic regression only: std of noise added to y")
+    shape: Literal["flat", "image"] = Field(
+        "flat", description="digits only: flat (64 features, for an mlp) or image (1x8x8, for a cnn)")
+    path: Path | None = Field(
+        None, description="npz only: a file with X and y (optional X_test, y_test); a relative path "
+        "resolves from the spec's folder")
+    test_fraction: Fraction = Field(
+        0.2, description="held-out share of the examples (npz with X_test/y_test: not used)")
+    standardize: bool = Field(
+        True, description="scale each input feature to mean 0, std 1 (statistics of the training split)")
+    seed: Seed = Field(
+        0, description="data generation (synthetic) and the train/held-out split; fixed across "
+        "training seeds")
 
     @field_validator("path", mode="before")
     @classmethod
@@ -98,17 +112,41 @@ class DataSpec(Strict):
 # --------------------------------------------------------------------------- model
 
 
+def _refuse_idle(model: BaseModel, why: dict[str, str]) -> None:
+    """Keys the spec set (not defaults) to a value other than the default, where they do nothing:
+    a ValueError naming each (a spec dumped whole, e.g. a run's job, sets them to the default)."""
+    bad = [f"{name}: {reason}" for name, reason in why.items()
+           if name in model.model_fields_set
+           and getattr(model, name) != type(model).model_fields[name].get_default(call_default_factory=True)]
+    if bad:
+        raise ValueError("; ".join(bad) + " (remove the key, or set what it belongs to)")
+
+
 class ModelSpec(Strict):
     """The network shared by every arm. Each hidden layer is a normalization point layer1..layerK."""
 
-    kind: Literal["mlp", "cnn"] = "mlp"
-    hidden: list[Width] = Field(default_factory=lambda: [100, 100, 100], max_length=MAX_LAYERS)
-    channels: list[Width] = Field(default_factory=lambda: [16, 32], max_length=MAX_LAYERS)
-    pool: bool = True  # cnn: 2x2 max-pool after each conv block while the map is >= 2x2
-    activation: Literal["relu", "sigmoid", "tanh", "linear"] = "relu"
-    bias: bool = True
-    init: Literal["default", "xavier", "kaiming", "normal"] = "default"
-    init_std: PosFloat = 0.1  # std of init: normal
+    kind: Literal["mlp", "cnn"] = Field(
+        "mlp", description="mlp (fully connected) or cnn (3x3 conv blocks, then a linear head)")
+    hidden: list[Width] = Field(default_factory=lambda: [100, 100, 100], max_length=MAX_LAYERS,
+                                description="mlp only: units of each hidden layer")
+    channels: list[Width] = Field(default_factory=lambda: [16, 32], max_length=MAX_LAYERS,
+                                  description="cnn only: channels of each conv layer")
+    pool: bool = Field(True, description="cnn only: 2x2 max-pool after each conv block while the map "
+                       "is >= 2x2")
+    activation: Literal["relu", "sigmoid", "tanh", "linear"] = Field(
+        "relu", description="the nonlinearity after each hidden layer")
+    bias: bool = Field(True, description="biases in the hidden layers and the head")
+    init: Literal["default", "xavier", "kaiming", "normal"] = Field(
+        "default", description="weight init: torch's default, xavier, kaiming, or normal (init_std)")
+    init_std: PosFloat = Field(0.1, description="init: normal only: the weights' std")
+
+    @model_validator(mode="after")
+    def _no_idle_options(self) -> ModelSpec:
+        """init_std without init: normal does nothing: an error when the spec sets it to another
+        value than its default. (hidden and channels may both be given: one spec, a kind matrix.)"""
+        if self.init != "normal":
+            _refuse_idle(self, {"init_std": f"not used with init: {self.init} (only with init: normal)"})
+        return self
 
     @model_validator(mode="after")
     def _has_layers(self) -> ModelSpec:
@@ -255,17 +293,31 @@ def _arm_from_item(item: Any) -> Any:
 class TrainSpec(Strict):
     """The one training loop's settings."""
 
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: list[PosFloat] = Field(default_factory=lambda: [0.1], max_length=MAX_LIST)
-    momentum: Annotated[Float, Field(ge=0.0, lt=1.0)] = 0.0
-    weight_decay: NonNegFloat = 0.0
-    batch_size: BatchSize = 60
-    steps: Count = 1000
-    eval_every: Count = 100
-    target_accuracy: Annotated[Float, Field(gt=0.0, le=1.0)] | None = 0.9
-    target_loss: PosFloat | None = None  # regression: steps until held-out MSE <= this
-    divergence_factor: Annotated[Float, Field(gt=1.0)] = 100.0
-    eval_train_examples: Count = 2000  # train accuracy/loss are measured on this many
+    optimizer: Literal["sgd", "adam"] = Field("sgd", description="sgd or adam")
+    lr: list[PosFloat] = Field(default_factory=lambda: [0.1], max_length=MAX_LIST,
+                               description="learning rate, or a list: every arm runs at each")
+    momentum: Annotated[Float, Field(ge=0.0, lt=1.0)] = Field(
+        0.0, description="optimizer: sgd only: heavy-ball momentum")
+    weight_decay: NonNegFloat = Field(0.0, description="L2 weight decay (sgd and adam)")
+    batch_size: BatchSize = Field(60, description="mini-batch size m (at most the training examples)")
+    steps: Count = Field(1000, description="training steps (updates) per run")
+    eval_every: Count = Field(
+        100, description="evaluate every N steps; the train loss shown is the mean over the last N")
+    target_accuracy: Annotated[Float, Field(gt=0.0, le=1.0)] | None = Field(
+        0.9, description="classification: steps until held-out accuracy >= this (null: not measured)")
+    target_loss: PosFloat | None = Field(
+        None, description="regression: steps until held-out MSE <= this (null: not measured)")
+    divergence_factor: Annotated[Float, Field(gt=1.0)] = Field(
+        100.0, description="diverged: the loss is non-finite or above this x its first value")
+    eval_train_examples: Count = Field(
+        2000, description="train accuracy / loss in eval mode are measured on this many examples")
+
+    @model_validator(mode="after")
+    def _no_idle_options(self) -> TrainSpec:
+        if self.optimizer != "sgd":
+            _refuse_idle(self, {"momentum": f"not used with optimizer: {self.optimizer} (it is SGD's "
+                                            "momentum; Adam has its own)"})
+        return self
 
     @field_validator("lr", mode="before")
     @classmethod
@@ -283,9 +335,12 @@ class TrainSpec(Strict):
 class VerdictSpec(Strict):
     """How per-arm summaries become supported / refuted / inconclusive."""
 
-    margin: Annotated[Float, Field(ge=0.0, lt=1.0)] = 0.10
-    alpha: Fraction = 0.05
-    min_seeds_for_test: Annotated[Int, Field(ge=2, le=MAX_SEEDS)] = 3
+    margin: Annotated[Float, Field(ge=0.0, lt=1.0)] = Field(
+        0.10, description="a metric points a way when it differs from the baseline by more than this "
+        "(relative)")
+    alpha: Fraction = Field(0.05, description="Welch's t-test level, with enough seeds")
+    min_seeds_for_test: Annotated[Int, Field(ge=2, le=MAX_SEEDS)] = Field(
+        3, description="seeds per arm from which each metric must also pass Welch's t-test")
 
 
 # --------------------------------------------------------------------------- the spec
@@ -294,23 +349,29 @@ class VerdictSpec(Strict):
 class Spec(Strict):
     """A whole experiment: one model, several arms, a learning-rate x seed grid."""
 
-    name: str = "experiment"
-    seed: Seed = 0
-    seeds: Annotated[Int, Field(gt=0, le=MAX_SEEDS)] = 1  # runs seed, seed+1, ..., seed+seeds-1
-    device: str = "auto"
+    name: str = Field("experiment", description="a name for titles and reports")
+    seed: Seed = Field(0, description="first training seed (initial weights, batch order, noise)")
+    seeds: Annotated[Int, Field(gt=0, le=MAX_SEEDS)] = Field(
+        1, description="runs seed, seed+1, ..., seed+seeds-1 (3 or more: Welch's t-test too)")
+    device: str = Field("auto", description="auto (cuda if available), cpu, cuda or cuda:N")
     # torch intra-op CPU threads: auto picks by the per-step work of the model and batch size
     # (1 for every sample config: small models run at least as fast on 1, and 10-40x faster when
     # other processes share the cores); a number sets it; null keeps torch's default (all cores)
-    threads: Literal["auto"] | Annotated[Int, Field(gt=0, le=MAX_THREADS)] | None = "auto"
-    data: DataSpec = Field(default_factory=DataSpec)
-    model: ModelSpec = Field(default_factory=ModelSpec)
+    threads: Literal["auto"] | Annotated[Int, Field(gt=0, le=MAX_THREADS)] | None = Field(
+        "auto", description="torch CPU threads per run: auto (1 unless a step is large), N, or null "
+        "(torch's default: every core)")
+    data: DataSpec = Field(default_factory=DataSpec, description="where the examples come from")
+    model: ModelSpec = Field(default_factory=ModelSpec, description="the network every arm shares")
     arms: list[ArmSpec] = Field(
         default_factory=lambda: [ArmSpec(name="plain"), ArmSpec(name="batchnorm", norm="batch")],
         max_length=MAX_LIST,
+        description="presets (" + ", ".join(ARM_PRESETS) + ") or mappings with the keys below",
     )
-    train: TrainSpec = Field(default_factory=TrainSpec)
-    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
-    verdict: VerdictSpec = Field(default_factory=VerdictSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec, description="the one training loop")
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec,
+                                   description="each analysis subcommand's settings")
+    verdict: VerdictSpec = Field(default_factory=VerdictSpec,
+                                 description="how measurements become supported / refuted / inconclusive")
 
     @field_validator("arms", mode="before")
     @classmethod
@@ -447,7 +508,9 @@ def _format_validation_error(source: str, exc: ValidationError) -> str:
     shown = problems[:_MAX_PROBLEMS]
     if len(problems) > len(shown):
         shown.append(f"and {len(problems) - len(shown)} more problems")
-    return f"{source}: {'; '.join(shown)}"
+    hint = " (`bncli spec --defaults` lists every key)" if strays or any(
+        "unknown key" in p for p in problems) else ""
+    return f"{source}: {'; '.join(shown)}{hint}"
 
 
 def parse_spec(raw: Any, source: str = "spec") -> Spec:

@@ -22,32 +22,39 @@ from bncli.spec_types import (
 class IcsSpec(Strict):
     """measure-ics (C2, C3)."""
 
-    every: Count = 50
-    layers: list[str] | None = None  # None: every normalization point
-    tracked_units: Width = 3
-    probe_size: BatchSize = 256
-    gradient_ics: bool = True
+    every: Count = Field(50, description="measure every N steps")
+    layers: list[str] | None = Field(
+        None, description="normalization points to measure, e.g. [layer1, layer3] (null: every one)")
+    tracked_units: Width = Field(3, description="units per layer whose 15/50/85th percentiles are tracked")
+    probe_size: BatchSize = Field(256, description="examples in the fixed probe batch (at most the "
+                                  "training examples)")
+    gradient_ics: bool = Field(True, description="also Santurkar's gradient ICS ‖G − G′‖, cos(G, G′) (C3)")
 
 
 class LipschitzSpec(Strict):
     """lipschitz (C4, C5)."""
 
-    every: Count = 100
-    eta_range: tuple[PositiveFloat, PositiveFloat] = (0.5, 4.0)
-    eta_points: Annotated[Int, Field(ge=2, le=10_000)] = 8
-    hessian: bool = False
-    hessian_iters: Count = 100  # Hessian-vector products per eigenvalue (Lanczos), at most
-    hessian_tol: PositiveFloat = 1e-3  # converged when ‖Hv − λv‖ ≤ tol·|λ|
-    bn_mode: Literal["train", "eval"] = "train"
-    # linear spacing reproduces Santurkar's grid; log suits wide ranges like the deep linear net's
-    eta_spacing: Literal["linear", "log"] = "linear"
-    # the eta' grid as one vmap'ed computation; false evaluates it point by point (same numbers)
-    batched: bool = True
-    # C5: closed forms of BN's Jacobian / backward pass against autograd on the run's BN layers
-    jacobian: bool = True
-    jacobian_units: Width = 8  # units (channels) per layer whose full Jacobian is formed
-    jacobian_rows: BatchSize = 256  # rows of each unit's m x m Jacobian (all when m is smaller)
-    jacobian_tol: PositiveFloat = 1e-4  # max relative error for C5 to be supported
+    every: Count = Field(100, description="measure every N steps")
+    eta_range: tuple[PositiveFloat, PositiveFloat] = Field(
+        (0.5, 4.0), description="[low, high]: the η′ grid of step lengths, in multiples of the lr")
+    eta_points: Annotated[Int, Field(ge=2, le=10_000)] = Field(8, description="points on the η′ grid")
+    hessian: bool = Field(False, description="also the extreme Hessian eigenvalues λ_max, λ_min (Lanczos)")
+    hessian_iters: Count = Field(100, description="Hessian-vector products per eigenvalue (Lanczos), "
+                                 "at most")
+    hessian_tol: PositiveFloat = Field(1e-3, description="converged when ‖Hv − λv‖ ≤ tol·|λ|")
+    bn_mode: Literal["train", "eval"] = Field(
+        "train", description="train: batch statistics (what SGD optimizes); eval: running statistics")
+    eta_spacing: Literal["linear", "log"] = Field(
+        "linear", description="linear reproduces Santurkar's grid; log suits wide ranges like the "
+        "deep linear net's")
+    batched: bool = Field(True, description="the η′ grid as one vmap'ed computation; false: point by "
+                          "point (same numbers)")
+    jacobian: bool = Field(True, description="C5: BN's Jacobian / backward pass against their closed "
+                           "forms on the run's BN layers")
+    jacobian_units: Width = Field(8, description="units (channels) per layer whose full Jacobian is formed")
+    jacobian_rows: BatchSize = Field(256, description="rows of each unit's m x m Jacobian (all when m "
+                                     "is smaller)")
+    jacobian_tol: PositiveFloat = Field(1e-4, description="max relative error for C5 to be supported")
 
     @field_validator("eta_range")
     @classmethod
@@ -60,22 +67,26 @@ class LipschitzSpec(Strict):
 class ScaleSpec(Strict):
     """scale-check (C6)."""
 
-    every: Count = 50
+    every: Count = Field(50, description="record weight norms every N steps")
     alphas: list[PositiveFloat] = Field(
-        default_factory=lambda: [1e-3, 1e-2, 1e-1, 1e1, 1e2, 1e3], max_length=MAX_LIST
+        default_factory=lambda: [1e-3, 1e-2, 1e-1, 1e1, 1e2, 1e3], max_length=MAX_LIST,
+        description="the scales α in W_i ← α·W_i"
     )
-    probe_size: BatchSize = 256
-    layers: list[str] | None = None  # None: every layer whose weight feeds a normalization point
-    # a relative output change below this counts as invariant (float32 roundoff is ~1e-7)
-    tolerance: PositiveFloat = 1e-5
-    grad_tolerance: PositiveFloat = 0.01  # allowed |alpha * ratio - 1| for the 1/alpha law
-    # the verdict uses the alphas inside this range (SCIENCE.md C6: 0.01...100); outside it BN's
-    # eps dominates and the numbers are shown, not judged
-    verdict_alpha_range: tuple[PositiveFloat, PositiveFloat] = (0.01, 100.0)
-    explode_factor: Annotated[Float, Field(gt=1.0)] = 10.0  # ||W_end||/||W_0|| above: exploded
-    # a BN arm whose output still moves by more than this with eps -> 0 is not scale-invariant:
-    # the C6 verdict for it is `refuted` (far above float32 roundoff, ~1e-6)
-    not_invariant_above: PositiveFloat = 1e-3
+    probe_size: BatchSize = Field(256, description="examples in the fixed probe batch")
+    layers: list[str] | None = Field(
+        None, description="layers to scale (null: every layer whose weight feeds a normalization point)")
+    tolerance: PositiveFloat = Field(
+        1e-5, description="a relative output change below this counts as invariant (float32 roundoff "
+        "is ~1e-7)")
+    grad_tolerance: PositiveFloat = Field(0.01, description="allowed |α·ratio − 1| for the 1/α gradient law")
+    verdict_alpha_range: tuple[PositiveFloat, PositiveFloat] = Field(
+        (0.01, 100.0), description="the verdict uses the α inside [low, high]; outside it BN's ε "
+        "dominates (shown, not judged)")
+    explode_factor: Annotated[Float, Field(gt=1.0)] = Field(
+        10.0, description="‖W_end‖/‖W_0‖ above this: the weights exploded")
+    not_invariant_above: PositiveFloat = Field(
+        1e-3, description="a BN arm whose output still moves by more than this with ε → 0 is not "
+        "scale-invariant: C6 refuted for it")
 
     @field_validator("alphas")
     @classmethod
@@ -95,14 +106,16 @@ class ScaleSpec(Strict):
 class SaturationSpec(Strict):
     """saturation (C7, C8)."""
 
-    every: Count = 50
-    threshold: Fraction = 0.05  # saturated: derivative < threshold x its maximum (sigmoid/tanh)
-    probe_size: BatchSize = 256
-    linear_bound: PositiveFloat = 2.0  # the notes' "~95% of pre-activations within |x| <= 2"
+    every: Count = Field(50, description="measure every N steps")
+    threshold: Fraction = Field(
+        0.05, description="sigmoid/tanh: a unit is saturated when f′(x) < threshold × max f′")
+    probe_size: BatchSize = Field(256, description="examples in the fixed probe batch")
+    linear_bound: PositiveFloat = Field(
+        2.0, description="the share of pre-activations with |x| ≤ this (Ioffe: ~95% within 2)")
 
 
 class AnalysisSpec(Strict):
-    ics: IcsSpec = Field(default_factory=IcsSpec)
-    lipschitz: LipschitzSpec = Field(default_factory=LipschitzSpec)
-    scale: ScaleSpec = Field(default_factory=ScaleSpec)
-    saturation: SaturationSpec = Field(default_factory=SaturationSpec)
+    ics: IcsSpec = Field(default_factory=IcsSpec, description="measure-ics (C2, C3)")
+    lipschitz: LipschitzSpec = Field(default_factory=LipschitzSpec, description="lipschitz (C4, C5)")
+    scale: ScaleSpec = Field(default_factory=ScaleSpec, description="scale-check (C6)")
+    saturation: SaturationSpec = Field(default_factory=SaturationSpec, description="saturation (C7, C8)")

@@ -23,7 +23,9 @@ def test_train_table_and_verdict(write_spec, tiny_spec_dict_factory):
     claim_rows = [line for line in out.splitlines() if "batchnorm vs plain" in line]
     assert len(claim_rows) == 1 and "C1" in claim_rows[0]
     assert sum(v in claim_rows[0] for v in ("supported", "refuted", "inconclusive")) == 1
-    assert "lr=0.1: batchnorm - plain" in out
+    assert "lr=0.1: batchnorm - plain" not in out  # the arm-minus-baseline lines: --detail only
+    detail = runner.invoke(app, ["train", str(p), "--quiet", "--detail"])
+    assert detail.exit_code == 0 and "lr=0.1: batchnorm - plain" in detail.stdout
 
 
 def test_train_json_is_the_only_stdout(write_spec, tiny_spec_dict_factory):

@@ -279,7 +279,7 @@ def test_cli_tables_and_plots(tiny_spec_dict_factory, write_spec, tmp_path) -> N
     path = write_spec(tiny_spec_dict_factory(train={"steps": 10}))
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["measure-ics", str(path), "--every", "5", "--layers",
-                                      "layer2", "--out", str(out), "--quiet"])
+                                      "layer2", "--out", str(out), "--quiet", "--detail"])
     assert result.exit_code == 0, result.output
     assert "C2 at lr = 0.1" in result.stdout and "C3 at lr = 0.1" in result.stdout
     assert "layer1 " not in result.stdout  # only the requested layer is measured

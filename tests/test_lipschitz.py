@@ -270,9 +270,10 @@ def test_cli_json_and_out(tiny_spec_dict_factory, write_spec, tmp_path):
 def test_cli_tables(tiny_spec_dict_factory, write_spec):
     path = write_spec(tiny_spec_dict_factory(arms=["plain", "batchnorm", "noisy_batchnorm"]))
     result = CliRunner().invoke(app, ["lipschitz", str(path), "--steps", "6", "--every", "3",
-                                      "--bn-mode", "eval"])
+                                      "--bn-mode", "eval", "--detail"])
     assert result.exit_code == 0, result.output
-    assert "effective beta" in result.output and "noisy_batchnorm" in result.output
+    assert "effective β" in result.output and "noisy_batchnorm" in result.output
+    assert not any(ascii_ in result.output for ascii_ in ("eta'", "||g||", "y^", "beta"))  # one notation
     assert "Jacobian" in result.output and "C5" in result.output
 
 

@@ -297,7 +297,7 @@ def test_cli_json_claims_and_out(write_spec, tiny_spec_dict_factory, tmp_path):
 
 def test_cli_tables(write_spec, tiny_spec_dict_factory):
     p = write_spec(tiny_spec_dict_factory(train={"steps": 12}))
-    result = runner.invoke(app, ["saturation", str(p), "--every", "6", "--quiet"])
+    result = runner.invoke(app, ["saturation", str(p), "--every", "6", "--quiet", "--detail"])
     assert result.exit_code == 0, result.output
     for text in (
         "C7: pre-activations per layer, lr = 0.1",

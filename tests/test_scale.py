@@ -260,7 +260,7 @@ def test_cli_json_claims_and_options(tiny_spec_dict_factory, write_spec):
 def test_cli_text_and_out(tiny_spec_dict_factory, write_spec, tmp_path):
     path = write_spec(tiny_spec_dict_factory(arms=["plain", "batchnorm", "batchnorm_post"], train={"steps": 10}))
     out = tmp_path / "o"
-    r = _cli([str(path), "--quiet", "--out", str(out)])
+    r = _cli([str(path), "--quiet", "--out", str(out), "--detail"])
     assert r.exit_code == 0, r.output
     for text in (
         "static check at initialization",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -156,3 +157,126 @@ def sample_config_paths():
 
     root = Path(__file__).resolve().parent.parent / "sample_configs"
     return [p for p in sorted(root.glob("*.yaml")) if not p.name.startswith(("batch_", "ci_"))]
+
+
+# --------------------------------------------------------------------------- tables at 100 columns
+
+BOX = {chr(c) for c in range(0x2500, 0x2580)}
+COMMANDS = {  # command: (extra options, a word only --detail prints)
+    "train": ((), "note:"),
+    "measure-ics": ((), "layer1"),
+    "lipschitz": (("--hessian",), "Thm 4.1"),
+    "scale-check": ((), "static check"),
+    "saturation": ((), "layer1"),
+}
+
+
+def _words(text: str) -> set[str]:
+    text = re.sub(r"took [\d.]+ s \(median of \d+, max [\d.]+ s\)", "", " ".join(text.split()))  # timing
+    clean = "".join(" " if ch in BOX else ch for ch in text)
+    return {w for w in clean.split() if not w.startswith("(continued") and not re.fullmatch(r"\d+/\d+\)", w)}
+
+
+def _run_at(p, command, extra, columns, *more):
+    res = runner.invoke(app, [command, str(p), "--quiet", *extra, *more], env={"COLUMNS": str(columns)})
+    assert res.exit_code == 0, res.output
+    return res.stdout
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_tables_fit_100_columns_and_never_split_a_number(command, write_spec, tiny_spec_dict_factory):
+    from rich.cells import cell_len
+
+    d = tiny_spec_dict_factory(arms=["plain", "batchnorm", "batchnorm_noaffine"], seeds=2,
+                               train={"steps": 20, "eval_every": 10},
+                               analysis={k: {"every": 10} for k in ("ics", "lipschitz", "scale", "saturation")})
+    p = write_spec(d)
+    extra, detail_word = COMMANDS[command]
+    for more in ((), ("--detail",)):
+        narrow = _run_at(p, command, extra, 100, *more)
+        wide = _run_at(p, command, extra, 1000, *more)
+        long = [ln for ln in narrow.splitlines() if cell_len(ln.rstrip()) > 100]
+        assert not long, f"{command} {more}: {len(long)} lines over 100 columns, e.g. {long[0]!r}"
+        # a word or number cut in two ("6.33e+0⏎0", "batchn⏎orm") leaves pieces the same output
+        # printed 1000 columns wide does not have
+        pieces = _words(narrow) - _words(wide)
+        assert not pieces, f"{command} {more}: split words or numbers: {sorted(pieces)[:10]}"
+        assert ("(rel. diff, p)" not in narrow) and ", p)" not in narrow  # 2 seeds: no p-values
+        if more:
+            assert detail_word in narrow
+        else:
+            assert detail_word not in narrow, f"{command}: {detail_word!r} printed without --detail"
+            assert len(narrow.splitlines()) < 70, f"{command}: {len(narrow.splitlines())} lines by default"
+
+
+# --------------------------------------------------------------------------- spec discovery
+
+
+def test_spec_defaults_loads_back_as_the_default_spec():
+    import yaml
+
+    from bncli.spec import Spec
+
+    res = runner.invoke(app, ["spec", "--defaults"])
+    assert res.exit_code == 0, res.output
+    assert parse_spec(yaml.safe_load(res.stdout)) == Spec()
+    assert runner.invoke(app, ["spec"]).stdout == res.stdout  # --defaults is the default
+    lines = res.stdout.splitlines()
+    assert max(len(ln) for ln in lines) <= 100
+    # every key of every model is there, each with a comment where it is set
+    for key in ("tracked_units", "probe_size", "jacobian_units", "eval_train_examples",
+                "min_seeds_for_test", "bn_mode", "eta_spacing", "class_sep", "threads"):
+        line = next(ln for ln in lines if ln.lstrip("# ").startswith(f"{key}:"))
+        assert " # " in line, line
+    class_sep = next(ln for ln in lines if ln.strip().startswith("class_sep:"))
+    assert "synthetic" in class_sep  # which data source a field is for
+    assert any(ln.startswith("#   norm: none") for ln in lines)  # an arm mapping's keys
+
+
+def test_spec_schema_validates_every_sample_config_and_catches_mistakes(sample_config_paths):
+    jsonschema = pytest.importorskip("jsonschema")
+    from bncli.yamlio import load_yaml_file
+
+    res = runner.invoke(app, ["spec", "--schema"])
+    assert res.exit_code == 0, res.output
+    schema = json.loads(res.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in sample_config_paths:
+        errors = [e.message for e in validator.iter_errors(json.loads(json.dumps(load_yaml_file(path))))]
+        assert not errors, f"{path.name}: {errors}"
+    bad = {"model": {"hiden": [10], "hidden": [0]}, "train": {"optimizer": "adom"}, "threads": 0}
+    assert len(list(validator.iter_errors(bad))) >= 4
+
+
+def test_spec_options_conflict():
+    assert runner.invoke(app, ["spec", "--defaults", "--schema"]).exit_code == 2
+
+
+def test_options_that_do_nothing_are_errors_only_when_set():
+    from bncli.errors import SpecError
+
+    with pytest.raises(SpecError, match="train: momentum: not used with optimizer: adam"):
+        parse_spec({"train": {"optimizer": "adam", "momentum": 0.9}})
+    with pytest.raises(SpecError, match="model: init_std: not used with init: xavier"):
+        parse_spec({"model": {"init": "xavier", "init_std": 0.5}})
+    parse_spec({"train": {"optimizer": "adam"}})  # the default momentum is not the user's
+    parse_spec({"train": {"optimizer": "adam", "momentum": 0.0}})  # set, but to what adam does anyway
+    parse_spec({"model": {"init": "normal", "init_std": 0.5}})
+    # a whole spec dumped and loaded again (a run's job, spec.yaml) sets every key: still fine
+    from bncli.spec import Spec
+
+    Spec.model_validate(parse_spec({"train": {"optimizer": "adam"}}).model_dump(mode="json"))
+
+
+def test_unknown_key_points_to_spec_defaults(write_spec, tiny_spec_dict_factory):
+    res = runner.invoke(app, ["validate", str(write_spec(tiny_spec_dict_factory(model={"hiden": [4]})))])
+    assert res.exit_code == 2 and "did you mean 'hidden'?" in res.stderr
+    assert "bncli spec --defaults" in res.stderr
+
+
+def test_train_table_says_what_the_final_train_loss_is(write_spec, tiny_spec_dict_factory):
+    p = write_spec(tiny_spec_dict_factory(train={"steps": 25, "eval_every": 10}))
+    res = runner.invoke(app, ["train", str(p), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "final train loss (mean, last 5 steps)" in " ".join(res.stdout.split())

@@ -14,11 +14,11 @@ from bncli.verdicts import MetricInput, by_arm_lr, claim_pairs, make_claim
 
 C4_STATEMENT = (
     "BN smooths the loss landscape: smaller loss variation, gradient predictiveness and "
-    "effective beta-smoothness along the gradient (Santurkar et al. 2018 §3.2, Fig 4)"
+    "effective β-smoothness along the gradient (Santurkar et al. 2018 §3.2, Fig 4)"
 )
 C5_STATEMENT = (
-    "BN's Jacobian is (1/sigma)(I - 11^T/m - y^y^T/m): its backward pass rescales by gamma/sigma "
-    "and projects out 1 and y^ (Santurkar et al. 2018 Thm 4.1)"
+    "BN's Jacobian is (1/σ)(I − 11ᵀ/m − ŷŷᵀ/m): its backward pass rescales by γ/σ "
+    "and projects out 1 and ŷ (Santurkar et al. 2018 Thm 4.1)"
 )
 # landscape metrics that decide C4 (key in a probe record, label); lower is claimed for BN
 C4_METRICS = [
@@ -120,7 +120,7 @@ def arm_tables(spec: Spec, records: Sequence[RunRecord]) -> tuple[list[dict], li
 def c4_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     """C4 per learning rate and BN arm: the three landscape metrics, lower claimed for BN.
 
-    A measurement whose loss or gradient is non-finite somewhere on the eta' grid makes that
+    A measurement whose loss or gradient is non-finite somewhere on the η′ grid makes that
     seed's metrics inf (the landscape blew up: not smooth). When only one arm has such
     measurements, that decides the verdict against it; when both do, it is inconclusive.
     """
@@ -131,8 +131,8 @@ def c4_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
         sb = [run_landscape_stats(r) for r in b]
         metrics = [MetricInput(label, "lower", [s[f"{k}_mean"] for s in sa],
                                [s[f"{k}_mean"] for s in sb]) for k, label in C4_METRICS]
-        notes.append(f"per seed: mean over measurement steps; eta' in [{cfg.eta_range[0]:g}, "
-                     f"{cfg.eta_range[1]:g}] x lr; BN in {cfg.bn_mode} mode")
+        notes.append(f"per seed: mean over measurement steps; η′ in [{cfg.eta_range[0]:g}, "
+                     f"{cfg.eta_range[1]:g}]×lr; BN in {cfg.bn_mode} mode")
         blown = {n: int(sum(s["n_nonfinite"] for s in ss)) for n, ss in ((arm, sa), (base, sb))}
         for name, k in blown.items():
             if k:
@@ -176,7 +176,7 @@ def c5_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
             metrics = [
                 MetricInput("max rel. error, autograd Jacobian (float32) vs closed form",
                             "lower", jac, [tol]),
-                MetricInput("max rel. error, autograd dL/dx (float32) vs (gamma/sigma)P g",
+                MetricInput("max rel. error, autograd ∂L/∂x (float32) vs (γ/σ)Pg",
                             "lower", grad, [tol]),
             ]
             # a non-finite error is a failed check, whatever order the values come in
@@ -241,15 +241,15 @@ def c5_not_applicable(spec: Spec) -> str | None:
 HELP = """Measure the loss landscape along the gradient (C4) and check BN's Jacobian (C5).
 
 Every N steps of real training, before the update, on that step's batch: the loss
-L(theta - eta' g) on a grid of step lengths eta' (multiples of the lr), the gradient
-predictiveness ||g - grad L(theta - eta' g)||, the effective beta-smoothness
-max ||g - grad L(theta - eta' g)|| / ||eta' g||, ||g|| and (--hessian) the top Hessian
-eigenvalue. On BN arms: autograd's Jacobian of each BN layer against
-(1/sigma)(I - 11^T/m - y^y^T/m), orthogonality of dL/dx to 1 and y^, Santurkar Thm 4.1.
+L(θ − η′g) on a grid of step lengths η′ (multiples of the lr), the gradient
+predictiveness ‖g − ∇L(θ − η′g)‖, the effective β-smoothness
+max ‖g − ∇L(θ − η′g)‖ / ‖η′g‖, ‖g‖ and (--hessian) the extreme Hessian
+eigenvalues. On BN arms: autograd's Jacobian of each BN layer against
+(1/σ)(I − 11ᵀ/m − ŷŷᵀ/m), orthogonality of ∂L/∂x to 1 and ŷ, Santurkar Thm 4.1.
 Measuring changes nothing: training ends in the same weights as `bncli train`.
 
 C4 verdict (per lr, BN arm vs plain): supported when the BN arm's loss variation, gradient
-predictiveness and effective beta (each the mean over measurement steps, then over seeds)
+predictiveness and effective β (each the mean over measurement steps, then over seeds)
 are all lower than the plain arm's by more than the margin (default 10%, verdict.margin),
 refuted when all are higher by the margin, else inconclusive; with >= 3 seeds each must
 also pass Welch's t-test (p < 0.05). A non-finite loss or gradient anywhere on the grid
@@ -270,10 +270,10 @@ ANALYSIS = Analysis(
         Option("every", ("--every",), int | None, "analysis.lipschitz.every",
                "Measure every N steps (analysis.lipschitz.every)."),
         Option("eta_range", ("--eta-range",), tuple[float, float] | None, "analysis.lipschitz.eta_range",
-               "LOW HIGH: the eta' grid in multiples of the learning rate "
+               "LOW HIGH: the η′ grid in multiples of the learning rate "
                "(analysis.lipschitz.eta_range; default 0.5 4).", to_spec=list),
         Option("eta_points", ("--eta-points",), int | None, "analysis.lipschitz.eta_points",
-               "Points on the eta' grid (default 8)."),
+               "Points on the η′ grid (default 8)."),
         Option("hessian", ("--hessian/--no-hessian",), bool | None, "analysis.lipschitz.hessian",
                "Also the extreme Hessian eigenvalues λ_max and λ_min (Lanczos on Hessian-vector "
                "products, scipy eigsh)."),

@@ -241,6 +241,23 @@ def reporter(opts: OutputOptions):
     return RichReporter(console, enabled)
 
 
+def print_renderables(renderables: Sequence[RenderableType | str]) -> None:
+    """Print on stdout; a table too wide for the terminal even with every cell wrapped at its
+    spaces is printed as several tables of its columns (bncli.render.compact.fit), so that no
+    number is ever cut in two ("6.33e+0⏎0") or to "6.3…"."""
+    from bncli.render.compact import fit
+
+    out = stdout_console()
+    for i, r in enumerate(renderables):
+        if i and isinstance(r, Table):
+            out.print()  # compact tables have no frame: a blank line keeps them apart
+        for part in fit(r, out) if isinstance(r, Table) else [r]:
+            if isinstance(part, Table):
+                for col in part.columns:  # a word longer than its column still shows whole
+                    col.overflow = "fold"
+            out.print(part)
+
+
 def finish(
     result: Any,
     renderables: Sequence[RenderableType | str],
@@ -252,13 +269,7 @@ def finish(
         sys.stdout.write(json.dumps(doc, allow_nan=False) + "\n")
         sys.stdout.flush()
     else:
-        out = stdout_console()
-        for r in renderables:
-            if isinstance(r, Table):
-                # narrow terminals: wrap long cells instead of cutting numbers to "6.3…"
-                for col in r.columns:
-                    col.overflow = "fold"
-            out.print(r)
+        print_renderables(renderables)
     if opts.out is not None:
         from bncli.render.files import write_result_files
 

@@ -34,24 +34,26 @@ def verdict_text(verdict: str) -> Text:
 
 def claims_table(claims: Sequence[Claim], title: str = "Claims") -> Table:
     """One row per (claim, learning rate, BN arm): the verdict and every number behind it."""
+    from bncli.render.compact import has_p, num, rel_text
+
+    with_p = has_p(claims)
     table = Table(title=title, title_justify="left", show_lines=True)
     table.add_column("claim")
-    table.add_column("lr", justify="right")
+    table.add_column("lr", justify="right", no_wrap=True)
     table.add_column("arm vs baseline")
     table.add_column("verdict")
-    table.add_column("metric: arm | baseline (rel. diff, p) -> direction", overflow="fold")
+    table.add_column(f"metric: arm | baseline (Δ{', p' if with_p else ''}) → direction", overflow="fold")
     for c in claims:
         lines = []
         for m in c.metrics:
-            p = f", p={m.p_value:.3g}" if m.p_value is not None else ""
-            rel = f"{m.rel_diff:+.1%}" if m.rel_diff is not None and math.isfinite(m.rel_diff) else "n/a"
+            p = f", p={num(m.p_value, 3)}" if m.p_value is not None else ""
             lines.append(
-                f"{m.name} ({m.better} is claimed): {fmt(m.arm_mean)} | {fmt(m.baseline_mean)} "
-                f"({rel}{p}) -> {m.points}"
+                f"{m.name} ({m.better} is claimed): {num(m.arm_mean)} | {num(m.baseline_mean)} "
+                f"({rel_text(m.rel_diff)}{p}) → {m.points}"
             )
         if c.note:
             lines.append(f"note: {c.note}")
-        table.add_row(c.claim, fmt(c.lr), f"{c.arm} vs {c.baseline}", verdict_text(c.verdict),
+        table.add_row(c.claim, num(c.lr), f"{c.arm} vs {c.baseline}", verdict_text(c.verdict),
                       "\n".join(lines))
     return table
 

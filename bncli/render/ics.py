@@ -11,7 +11,8 @@ from rich import box
 from rich.table import Table
 
 from bncli.analyses.ics import c3_layers
-from bncli.render.common import arm_colors, claims_block, fmt, fmt_pm, log_scale, pyplot, save_figure
+from bncli.render import compact
+from bncli.render.common import arm_colors, fmt, log_scale, pyplot, save_figure
 from bncli.results import CommandResult, RunRecord
 from bncli.spec import Spec
 from bncli.stats import spread_indices
@@ -62,13 +63,13 @@ def dist_table(spec: Spec, rows: Sequence[dict[str, Any]], lr: float) -> Table:
         t.add_column(name, justify="left" if name in ("arm", "layer", "site") else "right",
                      no_wrap=name == "arm")
     for arm, rs in _by_arm(rows, lr).items():
-        loss = fmt_pm(rs[0]["final_train_loss"])
+        loss = compact.pm(rs[0]["final_train_loss"])
         for site in dict.fromkeys(r["site"] for r in rs):
             site_rows = [r for r in rs if r["site"] == site]
             for r in site_rows:
                 if r["layer"] in shown:
                     t.add_row(arm, r["layer"], SITE_LABEL[site],
-                              *(fmt_pm(r[m], 3) for m in DIST_HEAD), loss)
+                              *(compact.pm(r[m], 3) for m in DIST_HEAD), loss)
             t.add_row(arm, f"all {len(site_rows)}", SITE_LABEL[site],
                       *(fmt(_mean_of(site_rows, m), 3) for m in DIST_HEAD), loss,
                       style="bold", end_section=True)
@@ -85,10 +86,10 @@ def grad_table(spec: Spec, rows: Sequence[dict[str, Any]], lr: float) -> Table:
         t.add_column(name, justify="left" if name in ("arm", "layer") else "right",
                      no_wrap=name == "arm")
     for arm, rs in _by_arm(rows, lr).items():
-        loss = fmt_pm(rs[0]["final_train_loss"])
+        loss = compact.pm(rs[0]["final_train_loss"])
         for r in rs:
             if r["layer"] in shown:
-                t.add_row(arm, r["layer"], *(fmt_pm(r[m], 3) for m in GRAD_HEAD), loss)
+                t.add_row(arm, r["layer"], *(compact.pm(r[m], 3) for m in GRAD_HEAD), loss)
         t.add_row(arm, f"all {len(rs)}", *(fmt(_mean_of(rs, m), 3) for m in GRAD_HEAD), loss,
                   style="bold", end_section=True)
     return t
@@ -119,25 +120,59 @@ def legend(spec: Spec, rows: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def summary_table(spec: Spec, rows: dict[str, list[dict[str, Any]]]) -> Table:
+    """The default view: one row per learning rate x arm, each metric's mean over layers (C3:
+    layers 2..k) and steps at the nonlinearity's input, as the verdicts use them."""
+    t = compact.table(f"{spec.name}: shift per step of the nonlinearity's input (C2) and gradient "
+                      "ICS (C3); mean over layers and steps",
+                      caption="* fixed by construction for BN in training mode: shown, not judged. "
+                      "1 − cos(G, G′): the misalignment C3 judges. --detail: per layer and site.")
+    t.add_column("lr", justify="right", no_wrap=True)
+    t.add_column("arm")
+    for head in ("W1/step", "pctl/step", "|Δμ|/step*", "|Δσ²|/step*", "‖G − G′‖/‖G‖", "1 − cos(G, G′)",
+                 "final train loss"):
+        t.add_column(head, justify="right")
+    dist = [r for r in rows.get("distribution", []) if r["site"] == "preact"]
+    grad = rows.get("gradient", [])
+    for lr in spec.train.lr:
+        d_by, g_by = _by_arm(dist, lr), _by_arm(grad, lr)
+        for arm in dict.fromkeys([*d_by, *g_by]):
+            d, g = d_by.get(arm, []), g_by.get(arm, [])
+            misalign = [1 - r["cos"][0] for r in g if r["cos"][0] is not None and math.isfinite(r["cos"][0])]
+            loss = (d or g)[0]["final_train_loss"]
+            t.add_row(compact.num(lr), arm, *(compact.num(_mean_of(d, k), 3) if d else "-"
+                                              for k in ("w1", "d_pct", "d_mean", "d_var")),
+                      compact.num(_mean_of(g, "rel_diff"), 3) if g else "-",
+                      compact.num(sum(misalign) / len(misalign), 3) if misalign else "-",
+                      compact.pm(loss))
+    return t
+
+
 def render_ics(spec: Spec, result: CommandResult, detail: bool = False) -> list:
-    """Everything `bncli measure-ics` prints: training speed, C2 and C3 tables, the claims block."""
+    """What `bncli measure-ics` prints: one table of the C2/C3 means per arm and the short claims
+    table; with `detail` the training table, the per-layer C2 and C3 tables, the legend and the
+    claims' notes."""
     from bncli.render.norms import c9_lines
     from bncli.render.train import train_table
 
     classification = result.task == "classification"
     rows = result.tables.get("ics_rows", {})
-    out: list = [train_table(spec, result.summary, classification)]
-    for lr in spec.train.lr:
+    out: list = []
+    if detail:
+        out.append(train_table(spec, result.summary, classification))
+        for lr in spec.train.lr:
+            if rows.get("distribution"):
+                out.append(dist_table(spec, rows["distribution"], lr))
+            if rows.get("gradient"):
+                out.append(grad_table(spec, rows["gradient"], lr))
         if rows.get("distribution"):
-            out.append(dist_table(spec, rows["distribution"], lr))
-        if rows.get("gradient"):
-            out.append(grad_table(spec, rows["gradient"], lr))
-    if rows.get("distribution"):
-        out.append(legend(spec, rows))
-    out.append(claims_block(result, "C2 (distributions stable with BN?) and "
-                                    "C3 (BN does not reduce gradient ICS?)"
-                            + ("; C9 (ℓp: smoother without stable distributions?)"
-                               if any(c.claim == "C9" for c in result.claims) else "")))
+            out.append(legend(spec, rows))
+    elif rows.get("distribution") or rows.get("gradient"):
+        out.append(summary_table(spec, rows))
+    out.append(compact.claims_output(result, "C2 (distributions stable with BN?) and "
+                                             "C3 (BN does not reduce gradient ICS?)"
+                                     + ("; C9 (ℓp: smoother without stable distributions?)"
+                                        if any(c.claim == "C9" for c in result.claims) else ""), detail))
     out += c9_lines(result)
     return out
 

@@ -9,38 +9,46 @@ from typing import Any
 
 from rich.table import Table
 
-from bncli.render.common import arm_colors, claims_block, fmt, log_scale, pyplot, save_figure
+from bncli.render import compact
+from bncli.render.common import arm_colors, log_scale, pyplot, save_figure
 from bncli.results import CommandResult, RunRecord
 from bncli.spec import Spec
 
 
-def landscape_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
-    """Rows = learning rate x arm; each cell is mean | max over measurement steps (seeds pooled)."""
+def landscape_table(spec: Spec, rows: Sequence[dict[str, Any]], detail: bool = True) -> Table:
+    """Rows = learning rate x arm; each cell is the mean over measurement steps (seeds pooled),
+    and with `detail` also the max ('mean | max') and the mean-over-η′ predictiveness."""
     cfg = spec.analysis.lipschitz
     lo, hi = cfg.eta_range
-    t = Table(
-        title=f"{spec.name}: landscape along -g (C4), eta' = {cfg.eta_points} points in "
-        f"[{lo:g}, {hi:g}] x lr, BN in {cfg.bn_mode} mode; cells: mean | max over steps",
-        title_justify="left",
+    t = compact.table(
+        f"{spec.name}: landscape along −g (C4), η′ = {cfg.eta_points} points in [{lo:g}, {hi:g}]×lr, "
+        f"BN in {cfg.bn_mode} mode; " + ("cells: mean | max over steps" if detail else "mean over steps"),
     )
-    t.add_column("lr", justify="right")
+    t.add_column("lr", justify="right", no_wrap=True)
     t.add_column("arm")
     t.add_column("steps measured", justify="right")
-    t.add_column("loss variation (max-min L)", justify="right")
-    t.add_column("grad. predictiveness (max over η′ ‖g−g′‖)", justify="right")
-    t.add_column("(mean over η′)", justify="right")
-    t.add_column("effective beta (‖g−g′‖/‖η′g‖)", justify="right")
+    t.add_column("loss variation (max − min L)", justify="right")
+    t.add_column("gradient predictiveness (max over η′ ‖g − g′‖)", justify="right")
+    keys = ["loss_variation", "grad_pred_max"]
+    if detail:
+        t.add_column("(mean over η′)", justify="right")
+        keys.append("grad_pred_mean")
+    t.add_column("effective β-smoothness (‖g − g′‖/‖η′g‖)", justify="right")
     t.add_column("‖g‖", justify="right")
+    keys += ["beta", "grad_norm"]
     if cfg.hessian:
         t.add_column("λ_max (sharpness)", justify="right")
         t.add_column("λ_min", justify="right")
+
+    def cell(key: str) -> str:
+        return (f"{compact.num(r[f'{key}_mean'])} | {compact.num(r[f'{key}_max'])}" if detail
+                else compact.num(r[f"{key}_mean"]))
+
     for r in rows:
-        cells = [fmt(r["lr"]), r["arm"], f"{int(r['n_steps'])}"]
-        for key in ("loss_variation", "grad_pred_max", "grad_pred_mean", "beta", "grad_norm"):
-            cells.append(f"{fmt(r[f'{key}_mean'])} | {fmt(r[f'{key}_max'])}")
+        cells = [compact.num(r["lr"]), r["arm"], f"{int(r['n_steps'])}"]
+        cells += [cell(key) for key in keys]
         if cfg.hessian:
-            cells.append(f"{fmt(r['lambda_max_mean'])} | {fmt(r['lambda_max_max'])}")
-            cells.append(f"{fmt(r['lambda_min_mean'])} | {fmt(r['lambda_min_max'])}")
+            cells += [cell("lambda_max"), cell("lambda_min")]
             if r.get("hessian_unconverged"):
                 cells[-1] += f" [yellow]({int(r['hessian_unconverged'])} not converged)[/yellow]"
         if r.get("n_diverged"):
@@ -52,50 +60,50 @@ def landscape_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
 def jacobian_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
     """Rows = learning rate x BN arm x layer: the C5 checks (worst over steps and seeds)."""
     tol = spec.analysis.lipschitz.jacobian_tol
-    t = Table(
-        title=f"BN Jacobian check (C5) per layer: errors are max |autograd - closed form| / "
+    t = compact.table(
+        f"BN Jacobian check (C5) per layer: errors are max |autograd − closed form| / "
         f"max |closed form| (worst over steps, seeds; tolerance {tol:g}); closed forms in float64",
-        title_justify="left",
     )
     for col in ("lr", "arm", "layer", "m (values per unit)", "Jacobian err float32 | float64",
-                "dL/dx err float32", "max |cos(dL/dx, .)| with 1 | y^",
-                "Thm 4.1 ||dL/dx||^2 | RHS (max unit gap)", "||dL/dx|| / ||g|| (mean gamma/sigma)"):
+                "∂L/∂x err float32", "max |cos(∂L/∂x, ·)| with 1 | ŷ",
+                "Thm 4.1 ‖∂L/∂x‖² | RHS (max unit gap)", "‖∂L/∂x‖/‖g‖ (mean γ/σ)"):
         t.add_column(col, justify="left" if col in ("arm", "layer") else "right")
     for r in rows:
         bad = max(r["jacobian_err_f32"], r["grad_err"]) >= tol
-        err = (lambda v: f"[red]{fmt(v)}[/red]") if bad else fmt
+        err = (lambda v: f"[red]{compact.num(v)}[/red]") if bad else compact.num
         m = f"{int(r['m'])}"
         if r["rows_checked"] < r["m"]:
             m += f" ({int(r['rows_checked'])} rows)"
         t.add_row(
-            fmt(r["lr"]), r["arm"], r["layer"], m,
-            f"{err(r['jacobian_err_f32'])} | {fmt(r['jacobian_err_f64'])}", err(r["grad_err"]),
-            f"{fmt(r['cos_ones_max'])} | {fmt(r['cos_yhat_max'])}",
-            f"{fmt(r['thm41_lhs'])} | {fmt(r['thm41_rhs'])} ({fmt(r['thm41_gap_max'])})",
-            f"{fmt(r['grad_ratio'])} ({fmt(r['gamma_over_sigma'])})",
+            compact.num(r["lr"]), r["arm"], r["layer"], m,
+            f"{err(r['jacobian_err_f32'])} | {compact.num(r['jacobian_err_f64'])}", err(r["grad_err"]),
+            f"{compact.num(r['cos_ones_max'])} | {compact.num(r['cos_yhat_max'])}",
+            f"{compact.num(r['thm41_lhs'])} | {compact.num(r['thm41_rhs'])} ({compact.num(r['thm41_gap_max'])})",
+            f"{compact.num(r['grad_ratio'])} ({compact.num(r['gamma_over_sigma'])})",
         )
     return t
 
 
 def render_lipschitz(spec: Spec, result: CommandResult, detail: bool = False) -> list[Any]:
-    """Everything `bncli lipschitz` prints: landscape table, Jacobian table, claims."""
+    """What `bncli lipschitz` prints: the landscape table (means over steps) and the short claims
+    table; with `detail` the maxima too, the per-layer BN Jacobian table and the claims' notes."""
     from bncli.render.norms import c9_lines
 
     land = result.tables.get("landscape", [])
-    out: list[Any] = [landscape_table(spec, land)]
+    out: list[Any] = [landscape_table(spec, land, detail)]
     if any(math.isinf(v) for r in land for k, v in r.items() if isinstance(v, float)):
-        out.append("inf: a measurement hit a non-finite loss or gradient on the eta' grid (the "
+        out.append("inf: a measurement hit a non-finite loss or gradient on the η′ grid (the "
                    "landscape blew up); it is not dropped, and C4 counts it against that arm")
     jac = result.tables.get("jacobian", [])
-    if jac:
+    if jac and detail:
         out.append(jacobian_table(spec, jac))
-        out.append("cos(dL/dx, y^) and the Thm 4.1 gap are not exactly 0: with eps in sigma, "
-                   "||y^||^2 = m var/(var+eps) < m, so the projection is not exact")
-    out.append(claims_block(result, "C4: is the landscape smoother with BN? "
+        out.append("cos(∂L/∂x, ŷ) and the Thm 4.1 gap are not exactly 0: with ε in σ, "
+                   "‖ŷ‖² = m·var/(var + ε) < m, so the projection is not exact")
+    out.append(compact.claims_output(result, "C4: is the landscape smoother with BN? "
                             "C5: does BN's backward pass match its closed form?"
                             + (" C9: ℓp smoother without stable distributions?"
                                if any(c.claim == "C9" for c in result.claims) else ""),
-                            missing="the spec needs a BN arm (and a plain arm for C4)"))
+                            detail, missing="the spec needs a BN arm (and a plain arm for C4)"))
     out += c9_lines(result)
     return out
 
@@ -118,9 +126,9 @@ def plot_landscape(spec: Spec, records: Sequence[RunRecord], path: Path) -> Path
     lrs = spec.train.lr
     arms = [a.name for a in spec.arms]
     colors = arm_colors(arms)
-    panels = [("loss_min", "loss_max", "loss L(theta - eta' g) over the grid"),
-              ("grad_pred_min", "grad_pred_max", "gradient predictiveness ||g - g'||"),
-              ("beta", "beta", "effective beta-smoothness")]
+    panels = [("loss_min", "loss_max", "loss L(θ − η′g) over the grid"),
+              ("grad_pred_min", "grad_pred_max", "gradient predictiveness ‖g − g′‖"),
+              ("beta", "beta", "effective β-smoothness")]
     fig, axes = plt.subplots(len(panels), len(lrs), figsize=(4.4 * len(lrs), 9), squeeze=False)
     for j, lr in enumerate(lrs):
         for i, (lo, hi, label) in enumerate(panels):
@@ -142,7 +150,7 @@ def plot_landscape(spec: Spec, records: Sequence[RunRecord], path: Path) -> Path
                 ax.legend(fontsize=8)
             if i == len(panels) - 1:
                 ax.set_xlabel("step")
-    fig.suptitle(f"{spec.name}: landscape along the gradient (bands: min-max over eta' and seeds)")
+    fig.suptitle(f"{spec.name}: landscape along the gradient (bands: min–max over η′ and seeds)")
     return save_figure(fig, path)
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from rich.table import Table
 
-from bncli.render.common import arm_colors, claims_table, fmt, log_scale, pyplot, save_figure
+from bncli.render import compact
+from bncli.render.common import arm_colors, fmt, log_scale, pyplot, save_figure
 from bncli.results import CommandResult, RunRecord
 from bncli.spec import Spec
 
@@ -121,12 +122,59 @@ def gradient_table(result: CommandResult, lr: float) -> Table:
     return t
 
 
+def summary_table(spec: Spec, result: CommandResult) -> Table | None:
+    """The default view: one row per learning rate x arm at the end of training, each per-layer
+    metric's mean over layers, the first/last gradient-norm ratio at the start and the end."""
+    idx = _index(result)
+    if not idx:
+        return None
+    c7 = [m for m in ("saturated", "linear", "dead", "active")
+          if any(k[3] == m and any(v is not None for v in r["values"]) for k, r in idx.items())]
+    c8 = [m for m in ("gamma_mean", "beta_mean") if any(k[3] == m for k in idx)]
+    n = spec.seeds
+    end = next(iter(idx.values()))["at_steps"][-1]
+    t = compact.table(f"{spec.name}: pre-activations (C7) and γ, β (C8) at the end of training (step "
+                      f"{end}), mean over layers{f' and {n} seeds' if n > 1 else ''}",
+                      caption="‖∇W₁‖/‖∇W_k‖: gradient norm of the first layer over the last's (C7 "
+                      "judges |log10| of it). --detail: per layer, start / middle / end.")
+    t.add_column("lr", justify="right", no_wrap=True)
+    t.add_column("arm")
+    for m in c7:
+        t.add_column(_label(m, spec), justify="right")
+    t.add_column("‖∇W₁‖/‖∇W_k‖ start", justify="right")
+    t.add_column("‖∇W₁‖/‖∇W_k‖ end", justify="right")
+    for m in c8:
+        t.add_column(_label(m, spec), justify="right")
+
+    def end_mean(lr: float, arm: str, metric: str) -> float | None:
+        vals = [r["values"][-1] for k, r in idx.items() if k[:2] == (lr, arm) and k[3] == metric
+                and r["values"] and r["values"][-1] is not None and math.isfinite(r["values"][-1])]
+        return sum(vals) / len(vals) if vals else None
+
+    for lr in spec.train.lr:
+        for arm in [a.name for a in spec.arms]:
+            ratio = idx.get((lr, arm, "first/last", "grad_ratio"))
+            if ratio is None and not any(k[:2] == (lr, arm) for k in idx):
+                continue
+            first, last = (ratio["values"][0], ratio["values"][-1]) if ratio else (None, None)
+            t.add_row(compact.num(lr), arm, *(_cell(m, end_mean(lr, arm, m)) for m in c7),
+                      compact.num(first, 3), compact.num(last, 3),
+                      *(_cell(m, end_mean(lr, arm, m)) for m in c8))
+    return t
+
+
 def render_saturation(spec: Spec, result: CommandResult, detail: bool = False) -> list:
-    """Everything `bncli saturation` prints: mode line, C7 and C8 tables, gradients, claims."""
+    """What `bncli saturation` prints: one table of end-of-training means per arm and the short
+    claims table; with `detail` the mode line, the per-layer C7 and C8 tables over start /
+    middle / end, the gradients by depth and the claims' notes."""
     arms = [a.name for a in spec.arms]
     bn_affine = [a.name for a in spec.arms if a.has_affine]
-    out: list = [f"[dim]{result.tables.get('mode', '')}[/dim]"]
-    for lr in spec.train.lr:
+    if not detail:
+        summary = summary_table(spec, result)
+        out: list = [summary] if summary is not None else []
+    else:
+        out = [f"[dim]{result.tables.get('mode', '')}[/dim]"]
+    for lr in spec.train.lr if detail else []:
         t = layer_table(spec, result, lr, C7_COLUMNS, arms, "C7: pre-activations per layer")
         if t is not None:
             out.append(t)
@@ -144,7 +192,7 @@ def render_saturation(spec: Spec, result: CommandResult, detail: bool = False) -
     if no_gamma:
         out.append(f"{', '.join(no_gamma)}: weight norm has no γ/β (its gain g is part of W)")
     if result.claims:
-        out.append(claims_table(result.claims, title="C7 / C8: saturation, gradients, γ and β"))
+        out.append(compact.claims_output(result, "C7 / C8: saturation, gradients, γ and β", detail))
     if result.interrupted and not result.claims:
         out.append("no verdict: interrupted before the arms to compare had finished")
         return out

@@ -9,7 +9,8 @@ from typing import Any
 
 from rich.table import Table
 
-from bncli.render.common import arm_colors, claims_block, fmt, log_scale, pyplot, save_figure
+from bncli.render import compact
+from bncli.render.common import arm_colors, fmt, log_scale, pyplot, save_figure
 from bncli.results import CommandResult, RunRecord
 from bncli.spec import Spec
 
@@ -23,10 +24,8 @@ STATUS_STYLE = {
 
 
 def _e(v: float | None) -> str:
-    """Scientific for the small relative changes this command is about."""
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-" if v is None or math.isnan(v) else fmt(v)
-    return f"{v:.2e}"
+    """3 significant digits, one word (scientific below 1e-3: the small changes this is about)."""
+    return compact.num(v, 3)
 
 
 def static_table(spec: Spec, rows: Sequence[dict[str, Any]], when: str) -> Table:
@@ -67,7 +66,7 @@ def static_table(spec: Spec, rows: Sequence[dict[str, Any]], when: str) -> Table
             f"{r['alpha']:g}",
             f"{_e(r['out_abs'])} ({_e(r['out_rel'])}, {r['worst_layer']})",
             _e(r["loss_abs"]),
-            f"{r['ratio_min']:.4f}–{r['ratio_max']:.4f}",
+            f"{compact.num(r['ratio_min'])}–{compact.num(r['ratio_max'])}",
             _e(r["grad_err"]),
             "-" if r["eps0_out_rel"] is None else f"{_e(r['eps0_out_rel'])} | {_e(r['eps0_ratio_dev'])}",
             _e(r["eps_pred"]),
@@ -130,9 +129,65 @@ def layer_table(spec: Spec, rows: Sequence[dict[str, Any]], grid: Sequence[float
     return t
 
 
+_STATUS_ORDER = ["invariant", "ε-limited", "not invariant", "non-finite"]
+
+
+def summary_table(spec: Spec, sc: dict[str, Any]) -> Table | None:
+    """The default view: one row per learning rate x arm, the worst over layers and the verdict's
+    α of each C6 quantity, at initialization and at the end of training."""
+    static = [r for r in sc.get("static", []) if r["alpha"] in set(sc.get("verdict_alphas") or sc["alphas"])]
+    if not static:
+        return None
+    layers, norms = sc.get("layers", []), {(n["lr"], n["arm"]): n for n in sc.get("norms", [])}
+    alphas = ", ".join(f"{a:g}" for a in sc.get("verdict_alphas") or sc["alphas"])
+    n = spec.seeds
+    t = compact.table(f"{spec.name}: scale invariance (C6), W_i ← α·W_i for α ∈ {{{alphas}}}; worst over "
+                      f"α and layers{f', mean over {n} seeds' if n > 1 else ''}",
+                      caption="rel. Δoutput: max |Δoutput|/max |output|; |α·ratio − 1|: the 1/α "
+                      "gradient law, ratio = ‖∇_{αW}L‖/‖∇_W L‖; status: the worst α at the end. "
+                      "--detail: every α and layer, and the notes.")
+    t.add_column("lr", justify="right", no_wrap=True)
+    t.add_column("arm")
+    for head in ("rel. Δoutput init", "rel. Δoutput end", "|α·ratio − 1| init", "|α·ratio − 1| end",
+                 "|cos(∇_W L, W)| init", "|cos(∇_W L, W)| end", "‖W_end‖/‖W_0‖", "status"):
+        t.add_column(head, justify="left" if head == "status" else "right")
+
+    def worst(rows: list[dict[str, Any]], key: str) -> float | None:
+        vals = [r[key] for r in rows if r.get(key) is not None]
+        return max(vals, key=lambda v: v if math.isfinite(v) else math.inf) if vals else None
+
+    for lr in spec.train.lr:
+        for arm in [a.name for a in spec.arms]:
+            here = [r for r in static if r["lr"] == lr and r["arm"] == arm]
+            if not here:
+                continue
+            init = [r for r in here if r["when"] == "init"]
+            end = [r for r in here if r["when"] == "end"]
+            lay = [r for r in layers if r["lr"] == lr and r["arm"] == arm]
+            g = norms.get((lr, arm))
+            growth = (f"{compact.num(g['growth_min'], 3)}–{compact.num(g['growth_max'], 3)}"
+                      if g and not g["diverged_at"] else ("diverged" if g else "-"))
+            st = max((r["status"] for r in end or init), key=lambda s: _STATUS_ORDER.index(s)
+                     if s in _STATUS_ORDER else 0)
+            t.add_row(compact.num(lr), arm,
+                      *(compact.num(worst(rs, k), 3) for k in ("out_rel",) for rs in (init, end)),
+                      *(compact.num(worst(rs, "ratio_dev"), 3) for rs in (init, end)),
+                      *(compact.num(worst(lay, k), 3) for k in ("cos_init", "cos_end")),
+                      growth, f"[{STATUS_STYLE.get(st, '')}]{st}[/]")
+    return t
+
+
 def render_scale(spec: Spec, result: CommandResult, detail: bool = False) -> list[Any]:
-    """Everything `bncli scale-check` prints: α tables (init, end), layers, notes, C6 claims."""
+    """What `bncli scale-check` prints: one table of the C6 quantities per arm and the short
+    claims table; with `detail` the α tables (init, end), the per-layer table, the notes and the
+    claims' notes."""
+    from bncli.render.norms import norm_word
+
     sc = result.tables.get("scale", {})
+    title = f"C6: is the {norm_word(spec)} network invariant to the scale of W?"
+    if not detail:
+        summary = summary_table(spec, sc)
+        return [*([summary] if summary is not None else []), compact.claims_output(result, title, False)]
     out: list[Any] = []
     for when in ("init", "end"):
         if any(r["when"] == when for r in sc.get("static", [])):
@@ -148,9 +203,7 @@ def render_scale(spec: Spec, result: CommandResult, detail: bool = False) -> lis
         )
     if lines:
         out.append("\n".join(lines))
-    from bncli.render.norms import norm_word
-
-    out.append(claims_block(result, f"C6: is the {norm_word(spec)} network invariant to the scale of W?"))
+    out.append(compact.claims_output(result, title, True))
     return out
 
 

@@ -10,33 +10,45 @@ from pathlib import Path
 
 from rich.table import Table
 
-from bncli.render.common import arm_colors, atomic_write_text, fmt, fmt_pm, log_scale, pyplot, save_figure
+from bncli.render import compact
+from bncli.render.common import arm_colors, atomic_write_text, fmt, log_scale, pyplot, save_figure
 from bncli.results import ArmSummary, RunRecord
 from bncli.spec import Spec
 
 
-def train_table(spec: Spec, summary: Sequence[ArmSummary], classification: bool) -> Table:
-    """Rows = learning rate x arm; mean ± std over seeds."""
+def last_interval(spec: Spec) -> int:
+    """Steps in the last evaluation interval: what the final train loss is the mean over."""
+    steps, every = spec.train.steps, spec.train.eval_every
+    return steps % every or min(every, steps)
+
+
+def train_loss_header(spec: Spec) -> str:
+    return f"final train loss (mean, last {last_interval(spec)} steps)"
+
+
+def train_table(spec: Spec, summary: Sequence[ArmSummary], classification: bool,
+                detail: bool = True) -> Table:
+    """Rows = learning rate x arm; mean±std over seeds. The final held-out value with `detail`."""
     n_seeds = spec.seeds
-    title = f"{spec.name}: training (mean ± std over {n_seeds} seed{'s' if n_seeds > 1 else ''})"
-    t = Table(title=title, title_justify="left")
-    t.add_column("lr", justify="right")
+    title = (f"{spec.name}: training" + (f", mean±std over {n_seeds} seeds" if n_seeds > 1 else ""))
+    t = compact.table(title)
+    t.add_column("lr", justify="right", no_wrap=True)
     t.add_column("arm")
-    t.add_column("final train loss", justify="right")
+    t.add_column(train_loss_header(spec), justify="right")
+    what = "acc" if classification else "MSE"
+    if detail:
+        t.add_column(f"final held-out {what}", justify="right")
+    t.add_column(f"best held-out {what}", justify="right")
     if classification:
-        t.add_column("final held-out acc", justify="right")
-        t.add_column("best held-out acc", justify="right")
         target = spec.train.target_accuracy
         t.add_column(f"steps to acc≥{target:g}" if target else "steps to target", justify="right")
     else:
-        t.add_column("final held-out MSE", justify="right")
-        t.add_column("best held-out MSE", justify="right")
         target = spec.train.target_loss
         t.add_column(f"steps to MSE≤{target:g}" if target else "steps to target", justify="right")
     t.add_column("diverged")
     for s in summary:
         if s.n_reached_target:
-            reach = fmt_pm(s.steps_to_target, 4)
+            reach = compact.pm(s.steps_to_target, 4)
             if s.n_reached_target < s.n_seeds:
                 reach += f" ({s.n_reached_target}/{s.n_seeds} reached)"
         else:
@@ -46,11 +58,10 @@ def train_table(spec: Spec, summary: Sequence[ArmSummary], classification: bool)
             at = ", ".join(str(d) for d in s.diverged_at if d is not None)
             div = (f"[red]at step {at}[/red]" if s.n_seeds == 1
                    else f"[red]{s.n_diverged}/{s.n_seeds} (steps {at})[/red]")
-        row = [fmt(s.lr), s.arm, fmt_pm(s.final_train_loss)]
-        if classification:
-            row += [fmt_pm(s.final_test_acc), fmt_pm(s.best_test_acc)]
-        else:
-            row += [fmt_pm(s.final_test_loss), fmt_pm(s.best_test_loss)]
+        row = [compact.num(s.lr), s.arm, compact.pm(s.final_train_loss)]
+        final, best = ((s.final_test_acc, s.best_test_acc) if classification
+                       else (s.final_test_loss, s.best_test_loss))
+        row += [compact.pm(final), compact.pm(best)] if detail else [compact.pm(best)]
         t.add_row(*row, reach, div)
     return t
 
@@ -141,17 +152,17 @@ def plot_training(spec: Spec, records: Sequence[RunRecord], path: Path) -> Path:
 
 
 def render_train(spec: Spec, result, detail: bool = False) -> list:
-    """Everything `bncli train` prints: summary table, BN-minus-plain lines, claims table."""
-    from bncli.render.common import claims_block
-
-    classification = result.task == "classification"
-    out: list = [train_table(spec, result.summary, classification)]
-    lines = comparison_lines(spec, result.summary, classification)
-    if lines:
-        out.append("\n".join(lines))
+    """What `bncli train` prints: the training table and the short C1 claims table; with
+    `detail` also the final held-out column, the arm-minus-baseline lines and the claims' notes."""
     from bncli.render.norms import norm_word
 
-    out.append(claims_block(result, f"C1: does {norm_word(spec)} train faster / tolerate larger lr?"))
+    classification = result.task == "classification"
+    out: list = [train_table(spec, result.summary, classification, detail)]
+    lines = comparison_lines(spec, result.summary, classification) if detail else []
+    if lines:
+        out.append("\n".join(lines))
+    out.append(compact.claims_output(result, f"C1: does {norm_word(spec)} train faster / tolerate "
+                                             "larger lr?", detail))
     return out
 
 

@@ -1,0 +1,254 @@
+"""What every subcommand prints by default: short numbers, the short claims table, one compact
+metrics table, and tables that fit the terminal without splitting a number across lines.
+
+Numbers have 3-4 significant digits (scientific below 1e-3 and from 1e4, with 3 digits and a short
+exponent: 1.35e-7); a number is one word (no spaces: '0.9148±0.012'), so Rich wraps tables between numbers,
+never inside one. A relative difference beyond +900 % reads as a ratio (×1783).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Column, Table
+from rich.text import Text
+
+from bncli.results import Claim
+
+MARK = {"claimed": "✓", "against": "✗", "neither": "·"}
+ARROW = {"lower": "↓", "higher": "↑"}
+# leading columns that name a row; a table split for width repeats them in every part
+KEY_HEADERS = {"lr", "arm", "layer", "site", "α", "claim", "arm vs baseline", "phase (step)", "when"}
+
+
+def num(value: float | int | None, sig: int = 4) -> str:
+    """A number in `sig` significant digits, as one word: '-' for missing, 'inf', '0.9148',
+    '1234', '1.35e-7', '2.41e+5'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    v = float(value)
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v == 0:
+        return "0"
+    if 1e-3 <= abs(v) < 1e4:
+        s = f"{v:.{sig}g}"
+        return f"{v:.0f}" if "e" in s else s  # 1412 with 3 digits: 1412, not 1.41e+03
+    mant, exp = f"{v:.{max(1, min(sig, 3) - 1)}e}".split("e")
+    return f"{mant}e{exp[0]}{int(exp[1:])}"
+
+
+def count(value: float | int | None) -> str:
+    """A whole number (steps, counts) without decimals."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return num(value)
+    return str(int(round(float(value))))
+
+
+def pm(pair: Sequence[float | None], sig: int = 4) -> str:
+    """'mean±std' as one word (just the mean when std is 0 or missing: one seed)."""
+    m, s = (list(pair) + [None, None])[:2]
+    if m is None or (isinstance(m, float) and math.isnan(m)):
+        return "-"
+    if not s or (isinstance(s, float) and not math.isfinite(s)):
+        return num(m, sig)
+    return f"{num(m, sig)}±{num(s, 2)}"
+
+
+def rel_text(rel: float | None) -> str:
+    """(arm − baseline)/|baseline| as '+39.4%', or as a ratio '×1783' once it passes +900 %."""
+    if rel is None or not math.isfinite(rel):
+        return "n/a"
+    if rel >= 9:
+        ratio = 1 + rel
+        return f"×{ratio:.3g}" if ratio < 100 else (f"×{ratio:.0f}" if ratio < 1e6 else f"×{num(ratio, 3)}")
+    return f"{rel:+.1%}".replace("-", "−")
+
+
+def short_metric(name: str) -> str:
+    """A claim metric's name without its trailing explanation in parentheses:
+    'loss variation (max − min of L over the η′ grid)' -> 'loss variation'."""
+    out = name
+    while True:
+        m = re.search(r"\s+\((?:[^()]|\([^()]*\))*\)\s*$", out)
+        if not m or m.start() < 6:
+            return out
+        out = out[: m.start()]
+
+
+def table(title: str, caption: str | None = None) -> Table:
+    """A compact table: no vertical rules (two spaces between columns), left-aligned title."""
+    return Table(title=title, title_justify="left", caption=caption, caption_justify="left",
+                 box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+
+
+def has_p(claims: Sequence[Claim]) -> bool:
+    return any(m.p_value is not None for c in claims for m in c.metrics)
+
+
+def short_claims_table(claims: Sequence[Claim], title: str) -> Table:
+    """One row per metric: claim, lr, arm vs baseline and verdict on the claim's first row, then
+    the metric, both means, Δ (relative; a ratio when large), p (only with enough seeds for a test)
+    and whether it points the claimed way. Notes are in --detail."""
+    with_p = has_p(claims)
+    t = table(title, caption="↓/↑: the claimed direction for the arm; ✓ points that way by more than "
+              "the margin, ✗ the other way, · neither; Δ relative to the baseline"
+              + ("; p: Welch's t-test over seeds" if with_p else "")
+              + ". --detail adds each verdict's notes.")
+    t.add_column("claim")
+    t.add_column("lr", justify="right", no_wrap=True)
+    t.add_column("arm vs baseline", max_width=20)  # long arm names wrap here, not the metrics
+    t.add_column("verdict")
+    t.add_column("metric")
+    t.add_column("arm", justify="right", no_wrap=True)
+    t.add_column("baseline", justify="right", no_wrap=True)
+    t.add_column("Δ", justify="right", no_wrap=True)
+    if with_p:
+        t.add_column("p", justify="right", no_wrap=True)
+    t.add_column("", no_wrap=True)
+    from bncli.render.common import verdict_text
+
+    for i, c in enumerate(claims):
+        for j, m in enumerate(c.metrics or [None]):  # type: ignore[list-item]
+            head = ([c.claim, num(c.lr), f"{c.arm} vs {c.baseline}", verdict_text(c.verdict)] if j == 0
+                    else ["", "", "", ""])
+            if m is None:
+                t.add_row(*head, "-", "", "", "", *([""] if with_p else []), "")
+                continue
+            cells = [f"{ARROW.get(m.better, '')} {short_metric(m.name)}", num(m.arm_mean),
+                     num(m.baseline_mean), rel_text(m.rel_diff)]
+            if with_p:
+                cells.append(num(m.p_value, 2) if m.p_value is not None else "")
+            t.add_row(*head, *cells, MARK.get(m.points, ""),
+                      end_section=j == len(c.metrics) - 1 and i < len(claims) - 1)
+    return t
+
+
+def claims_output(result: Any, title: str, detail: bool,
+                  missing: str = "the spec needs a plain arm and a BN arm to compare") -> Any:
+    """The short claims table, or with --detail the full one with every note."""
+    from bncli.render.common import claims_block
+
+    if detail or not result.claims:
+        return claims_block(result, title, missing)
+    t = short_claims_table(result.claims, title)
+    left = result.tables.get("left_out") if hasattr(result, "tables") else None
+    if left:
+        t.caption = f"{t.caption} Verdicts use complete, paired runs only; left out: {', '.join(left)}"
+    return t
+
+
+def detail_hint(what: str = "the per-layer tables") -> Text:
+    return Text(f"--detail prints {what} and each verdict's notes; --json and --out have every "
+                "number.", style="dim")
+
+
+# --------------------------------------------------------------------------- fitting the width
+
+
+def _min_width(console: Console, t: Table) -> int:
+    """The narrowest the table can be with every column at least as wide as its longest word
+    (Rich's own measurement is capped at the console's width)."""
+    try:
+        options = console.options.update(max_width=10**6)
+        return sum(t._measure_column(console, options, c).minimum for c in t.columns) + t._extra_width
+    except AttributeError:
+        return Measurement.get(console, console.options, t).minimum
+
+
+def _key_count(t: Table) -> int:
+    n = 0
+    for col in t.columns:
+        if str(col.header) in KEY_HEADERS:
+            n += 1
+        else:
+            break
+    return n
+
+
+def _sub_table(t: Table, cols: Sequence[int], part: int, parts: int) -> Table:
+    title = t.title
+    if title is not None and part > 0:
+        title = f"{title} (continued, {part + 1}/{parts})" if isinstance(title, str) else title
+    columns = [Column(header=t.columns[i].header, justify=t.columns[i].justify, style=t.columns[i].style,
+                      no_wrap=t.columns[i].no_wrap, overflow=t.columns[i].overflow,
+                      min_width=t.columns[i].min_width, max_width=t.columns[i].max_width,
+                      ratio=t.columns[i].ratio) for i in cols]
+    new = Table(*columns, title=title if part == 0 or isinstance(title, str) else None,
+                title_justify=t.title_justify, caption=t.caption if part == parts - 1 else None,
+                caption_justify=t.caption_justify, box=t.box, show_lines=t.show_lines,
+                pad_edge=t.pad_edge, show_header=t.show_header, header_style=t.header_style,
+                title_style=t.title_style, show_edge=t.show_edge, padding=t.padding)
+    cells = [list(t.columns[i].cells) for i in cols]
+    for r, row in enumerate(t.rows):
+        new.add_row(*(c[r] for c in cells), style=row.style, end_section=row.end_section)
+    return new
+
+
+def _set_widths(t: Table, console: Console) -> Table:
+    """Give each column a width between its narrowest (its longest word) and its widest layout,
+    the spare room going first to cells, then headers, and to the columns that need least of it to
+    stay on one line. Rich's own squeeze cuts
+    the widest columns below their longest word ("|Δσ²|/ste⏎p*") while narrower ones have room;
+    a table whose narrowest layout is still too wide is left to Rich (fit splits those first)."""
+    try:
+        options = console.options
+        ranges = [t._measure_column(console, options, col) for col in t.columns]
+        pads = [t._get_padding_width(i) for i in range(len(t.columns))]
+        room = console.width - t._extra_width
+    except AttributeError:  # another Rich: keep its layout
+        return t
+    lo = [r.minimum for r in ranges]
+    hi = [max(r.maximum, r.minimum) for r in ranges]
+    if sum(hi) <= room or sum(lo) > room:
+        return t
+    body = []  # what the cells need on one line (headers may wrap before cells do)
+    for col, pad, a, b in zip(t.columns, pads, lo, hi):
+        need = max((Measurement.get(console, options, c).maximum for c in col.cells), default=0)
+        body.append(min(b, max(a, need + pad)))
+    widths = list(lo)
+    spare = room - sum(lo)
+    # cells before headers; in each round the columns that need least first: as few wrap as can be
+    for target in (body, hi):
+        for i in sorted(range(len(widths)), key=lambda k: target[k] - widths[k]):
+            give = max(0, min(target[i] - widths[i], spare))
+            widths[i] += give
+            spare -= give
+    for col, w, pad in zip(t.columns, widths, pads):
+        col.width = max(1, w - pad)
+    return t
+
+
+def fit(t: Table, console: Console) -> list[Table]:
+    """The table, or several tables of its columns (the key columns repeated in each) when even
+    its narrowest layout (every word on a line of its own) is wider than the console: Rich would
+    otherwise cut numbers in two. Column widths never go below a column's longest word."""
+    return [_set_widths(part, console) for part in _split(t, console)]
+
+
+def _split(t: Table, console: Console) -> list[Table]:
+    width = console.width
+    if _min_width(console, t) <= width or len(t.columns) < 3:
+        return [t]
+    keys = _key_count(t)
+    rest = list(range(keys, len(t.columns)))
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for i in rest:
+        trial = _sub_table(t, list(range(keys)) + current + [i], 0, 1)
+        if current and _min_width(console, trial) > width:
+            groups.append(current)
+            current = [i]
+        else:
+            current.append(i)
+    if current:
+        groups.append(current)
+    if len(groups) <= 1:
+        return [t]
+    return [_sub_table(t, list(range(keys)) + g, k, len(groups)) for k, g in enumerate(groups)]
