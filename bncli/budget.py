@@ -119,7 +119,7 @@ def estimate_parts(
         lip = a.lipschitz
         # the eta' grid as one vmap'ed batch: a parameter copy and a batch of activations per point
         grid = lip.eta_points * (3 * params * F32 + 2 * batch * act * F32)
-        probe.append(("lipschitz eta' grid", grid, "analysis.lipschitz.eta_points"))
+        probe.append(("lipschitz η′ grid", grid, "analysis.lipschitz.eta_points"))
         if lip.hessian:
             probe.append(("lipschitz Hessian", 6 * params * F32 + 4 * batch * act * F32, "analysis.lipschitz.hessian"))
         if lip.jacobian:

@@ -20,8 +20,9 @@ def test_train_table_and_verdict(write_spec, tiny_spec_dict_factory):
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "final train loss" in out and "batchnorm" in out and "plain" in out
-    claim_rows = [line for line in out.splitlines() if "batchnorm vs plain" in line]
-    assert len(claim_rows) == 1 and "C1" in claim_rows[0]
+    assert "arm (vs plain)" in out  # one baseline: named in the claims table's header
+    claim_rows = [line for line in out.splitlines() if line.startswith("C1 ")]
+    assert len(claim_rows) == 1 and "batchnorm" in claim_rows[0]
     assert sum(v in claim_rows[0] for v in ("supported", "refuted", "inconclusive")) == 1
     assert "lr=0.1: batchnorm - plain" not in out  # the arm-minus-baseline lines: --detail only
     detail = runner.invoke(app, ["train", str(p), "--quiet", "--detail"])

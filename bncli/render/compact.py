@@ -103,7 +103,9 @@ def short_claims_table(claims: Sequence[Claim], title: str) -> Table:
               + ". --detail adds each verdict's notes.")
     t.add_column("claim")
     t.add_column("lr", justify="right", no_wrap=True)
-    t.add_column("arm vs baseline", max_width=20)  # long arm names wrap here, not the metrics
+    bases = {c.baseline for c in claims}
+    one_base = len(bases) == 1  # then the header names it, and the column is narrower
+    t.add_column(f"arm (vs {next(iter(bases))})" if one_base else "arm vs baseline", max_width=20)
     t.add_column("verdict")
     t.add_column("metric")
     t.add_column("arm", justify="right", no_wrap=True)
@@ -116,7 +118,8 @@ def short_claims_table(claims: Sequence[Claim], title: str) -> Table:
 
     for i, c in enumerate(claims):
         for j, m in enumerate(c.metrics or [None]):  # type: ignore[list-item]
-            head = ([c.claim, num(c.lr), f"{c.arm} vs {c.baseline}", verdict_text(c.verdict)] if j == 0
+            arm = c.arm if one_base else f"{c.arm} vs {c.baseline}"
+            head = ([c.claim, num(c.lr), arm, verdict_text(c.verdict)] if j == 0
                     else ["", "", "", ""])
             if m is None:
                 t.add_row(*head, "-", "", "", "", *([""] if with_p else []), "")
