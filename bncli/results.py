@@ -229,6 +229,7 @@ class CommandResult:
     device: str = "cpu"
     tables: dict[str, Any] = field(default_factory=dict)
     bncli_version: str | None = None  # set when loaded from a document; None: this bncli
+    command_line: str | None = None  # how it was made (provenance), when a command made it
 
     def to_json(self) -> dict[str, Any]:
         from bncli import __version__
@@ -245,6 +246,7 @@ class CommandResult:
                 "runs": [r.to_json() for r in self.runs],
                 "task": self.task,
                 "device": self.device,
+                **({"command_line": self.command_line} if self.command_line else {}),
                 **self.tables,
             }
         )
@@ -260,7 +262,7 @@ class CommandResult:
                 f"(made by bncli {doc.get('bncli_version', '?') if isinstance(doc, dict) else '?'})"
             )
         known = {"schema_version", "command", "bncli_version", "interrupted", "spec", "summary",
-                 "claims", "runs", "task", "device"}
+                 "claims", "runs", "task", "device", "command_line"}
         return cls(
             command=doc["command"],
             spec=doc["spec"],
@@ -272,4 +274,5 @@ class CommandResult:
             device=doc.get("device", "cpu"),
             tables={k: v for k, v in doc.items() if k not in known},
             bncli_version=doc.get("bncli_version"),
+            command_line=doc.get("command_line"),
         )

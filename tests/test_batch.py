@@ -306,3 +306,18 @@ def test_backend_ray_without_ray_is_exit_2_with_the_install_hint(tmp_path, monke
     res = runner.invoke(app, [cmd, str(target), "--backend", "ray"])
     assert res.exit_code == 2, res.output
     assert "pip install" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_out_writes_the_report_unless_no_report(tmp_path):
+    spec = write(tmp_path, TINY, "s.yaml")
+    res = runner.invoke(app, ["train", str(spec), "--out", str(tmp_path / "a"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "a" / "report.html").stat().st_size > 0 and (tmp_path / "a" / "report.md").exists()
+    doc = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert doc["command_line"].startswith("bncli ")
+    res = runner.invoke(app, ["train", str(spec), "--out", str(tmp_path / "b"), "-q", "--no-report"])
+    assert res.exit_code == 0 and not (tmp_path / "b" / "report.html").exists()
+    p = _batch(tmp_path, [{"not_diverged": "plain"}])
+    res = runner.invoke(app, ["batch", str(p), "--jobs", "1", "--out", str(tmp_path / "c"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "c" / "report.html").exists() and (tmp_path / "c" / "batch.json").exists()

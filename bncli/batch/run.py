@@ -45,6 +45,7 @@ class BatchRun:
     n_reused: int
     wall_s: float
     batch_file: str
+    command_line: str | None = None
 
     @property
     def outcomes(self) -> list[Outcome]:
@@ -70,6 +71,7 @@ class BatchRun:
             "kind": "batch",
             "bncli_version": __version__,
             "batch_file": self.batch_file,
+            **({"command_line": self.command_line} if self.command_line else {}),
             "interrupted": self.interrupted,
             "exit_code": self.exit_code(),
             "counts": {

@@ -35,6 +35,7 @@ class OutputOptions:
     quiet: bool = False
     detail: bool = False  # every per-layer / per-phase table and each verdict's notes
     force: bool = False  # --out may replace the results already in the folder
+    report: bool = True  # with --out, also write report.md and report.html (bncli report)
 
 
 def stderr_console() -> Console:
@@ -258,6 +259,13 @@ def print_renderables(renderables: Sequence[RenderableType | str]) -> None:
             out.print(part)
 
 
+def command_line() -> str:
+    """The command as the user typed it (for the results' provenance)."""
+    import shlex
+
+    return shlex.join(["bncli", *sys.argv[1:]])
+
+
 def finish(
     result: Any,
     renderables: Sequence[RenderableType | str],
@@ -274,6 +282,10 @@ def finish(
         from bncli.render.files import write_result_files
 
         written = write_result_files(result, opts.out)
+        if opts.report:
+            from bncli.render.report import write_report
+
+            written += write_report(opts.out)
         if not opts.quiet:
             stderr_console().print(f"wrote {len(written)} files to {opts.out}/")
     if result.interrupted:

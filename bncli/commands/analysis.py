@@ -3,6 +3,7 @@ pipeline, one render step. The analyses themselves come from the registry (bncli
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 from pathlib import Path
@@ -13,7 +14,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from bncli.analyses import Analysis, Option
-from bncli.commands._common import OutputOptions, SpecArg, finish, guarded, load, reporter
+from bncli.commands._common import OutputOptions, SpecArg, command_line, finish, guarded, load, reporter
 
 
 def _lr_list(v: Any) -> Any:
@@ -60,6 +61,8 @@ OUTPUT: tuple[Option, ...] = (
     Option("detail", ("--detail",), bool, None,
            "Also print the full per-layer / per-phase tables and each verdict's notes (--json and "
            "--out always have them)."),
+    Option("no_report", ("--no-report",), bool, None,
+           "With --out: don't write report.md / report.html (bncli report DIR makes them later)."),
     Option("quiet", ("--quiet", "-q"), bool, None, "No progress bars or notes on stderr."),
 )
 
@@ -86,7 +89,8 @@ def spec_overrides(options: tuple[Option, ...], values: dict[str, Any]) -> dict[
 
 def run_command(analysis: Analysis, spec_path: Path, values: dict[str, Any]) -> None:
     """Load, override, run the analysis's plan, render: what every analysis subcommand does."""
-    opts = OutputOptions(values["json"], values["out"], values["quiet"], values["detail"], values["force"])
+    opts = OutputOptions(values["json"], values["out"], values["quiet"], values["detail"], values["force"],
+                         report=not values["no_report"])
     with guarded(spec_path):
         from bncli.executors import make_executor
         from bncli.pipeline import run_analysis
@@ -97,6 +101,7 @@ def run_command(analysis: Analysis, spec_path: Path, values: dict[str, Any]) -> 
         executor = make_executor(values["backend"], 1, values["address"], threads=threads)
         with reporter(opts) as rep:
             result = run_analysis(spec, analysis, rep, executor)
+        result = dataclasses.replace(result, command_line=command_line())
         # user text (the spec's name) is printed literally, never read as Rich markup
         shown = spec.model_copy(update={"name": escape(spec.name)})
         lines = render.render(shown, result, detail=opts.detail)

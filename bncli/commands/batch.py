@@ -47,6 +47,8 @@ def batch(
     force: Annotated[bool, typer.Option("--force", help="--out may hold earlier results: remove them first "
                                         "(without it such a folder is refused; --resume continues a batch).")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print batch.json on stdout and nothing else.")] = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="With --out: don't write report.md / "
+                                            "report.html (bncli report DIR makes them later).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or notes on stderr.")] = False,
 ) -> None:
     """Run many comparisons from one YAML file as one plan and check their expectations.
@@ -70,7 +72,7 @@ def batch(
         from bncli.batch.expand import check_expectations, expand, load_batch
         from bncli.errors import UsageError
 
-        opts = OutputOptions(json, out, quiet, force=force)
+        opts = OutputOptions(json, out, quiet, force=force, report=not no_report)
         spec_batch = load_batch(batch_path)
         cli = {"train.steps": steps, "seeds": seeds, "threads": threads, "device": device}
         cells = expand(batch_path, spec_batch, cli, only)
@@ -89,6 +91,9 @@ def batch(
         executor = make_executor(backend, n, address, raise_errors=False)
         with reporter(opts) as rep:
             run = run_batch(cells, str(batch_path), executor, rep, out, resume)
+        from bncli.commands._common import command_line
+
+        run.command_line = command_line()
         _output(run, opts, junit_xml)
         from bncli.commands._common import interrupt_exit_code
 
@@ -141,6 +146,10 @@ def _output(run, opts: OutputOptions, junit: Path | None) -> None:
     doc = run.to_json()
     if opts.out is not None:
         atomic_write_json(opts.out / "batch.json", doc)
+        if opts.report:
+            from bncli.render.report import write_report
+
+            write_report(opts.out)
     if junit is not None:
         from bncli.batch.junit import junit_xml
 
