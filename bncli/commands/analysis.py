@@ -15,6 +15,7 @@ from rich.text import Text
 
 from bncli.analyses import Analysis, Option
 from bncli.commands._common import OutputOptions, SpecArg, command_line, finish, guarded, load, reporter
+from bncli.spec import ARM_PRESETS
 
 
 def _lr_list(v: Any) -> Any:
@@ -37,8 +38,7 @@ COMMON: tuple[Option, ...] = (
     Option("seed", ("--seed",), int | None, "seed", "First seed (overrides seed)."),
     Option("device", ("--device",), str | None, "device", "auto, cpu, cuda or cuda:N (overrides device)."),
     Option("arms", ("--arms",), str | None, "arms",
-           "Comma-separated arm presets: plain, batchnorm, noisy_batchnorm, batchnorm_noaffine, "
-           "batchnorm_post, noisy_plain (overrides arms)."),
+           f"Comma-separated arm presets: {', '.join(ARM_PRESETS)} (overrides arms)."),
     Option("batch_size", ("--batch-size",), int | None, "train.batch_size",
            "Mini-batch size m (overrides train.batch_size)."),
     Option("threads", ("--threads",), str | None, "threads",
