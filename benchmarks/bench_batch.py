@@ -2,7 +2,7 @@
 the batch against running the same comparisons as separate subcommand calls (goal: faster, since
 data and start-up are shared).
 
-    python benchmarks/bench_batch.py [--steps 600] [--repeats 3]
+    python benchmarks/bench_batch.py [--steps 2000] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def run(args: list[str]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

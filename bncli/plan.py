@@ -106,18 +106,32 @@ def plan(spec: Spec, analysis: str) -> list[RunJob]:
 _DATA_CACHE: dict[str, Any] = {}
 
 
+def data_key(spec: Spec) -> str:
+    """What identifies a run's data in memory: the data spec and the device."""
+    from bncli.runtime import resolve_device
+
+    return _canonical({"data": spec.data.model_dump(mode="json"), "device": str(resolve_device(spec.device))})
+
+
 def job_data(spec: Spec) -> Any:
     """The run's data on its device, loaded once per process (specs that share data share it)."""
     from bncli.data import load_data
     from bncli.runtime import resolve_device
 
-    device = resolve_device(spec.device)
-    key = _canonical({"data": spec.data.model_dump(mode="json"), "device": str(device)})
+    key = data_key(spec)
     if key not in _DATA_CACHE:
         if len(_DATA_CACHE) >= 8:
             _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
-        _DATA_CACHE[key] = load_data(spec.data, "cpu").to(device)
+        _DATA_CACHE[key] = load_data(spec.data, "cpu").to(resolve_device(spec.device))
     return _DATA_CACHE[key]
+
+
+def seed_data(spec: Spec, data: Any) -> None:
+    """Give this process a run's data that another process already loaded (a worker gets it from
+    the parent once, instead of loading it again)."""
+    from bncli.runtime import resolve_device
+
+    _DATA_CACHE[data_key(spec)] = data.to(resolve_device(spec.device))
 
 
 def run_job(

@@ -23,19 +23,22 @@ def _worker(conn: Connection, threads: int, probe_factory: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import torch
 
-    from bncli.plan import run_job
+    from bncli.plan import run_job, seed_data
     from bncli.runtime import set_thread_ceiling
 
     set_thread_ceiling(threads)  # `threads: auto` stays within this worker's share of the cores
     torch.set_num_threads(threads)
     while True:
         try:
-            job = conn.recv()
+            msg = conn.recv()
         except EOFError:
             return
-        if job is None:
+        if msg is None:
             return
+        job, data = msg
         try:
+            if data is not None:  # the parent's copy, sent once per data set
+                seed_data(job.spec, data)
             record = run_job(job, probe_factory=probe_factory)
             conn.send(("ok", record))
         except BaseException as exc:  # noqa: BLE001 - every failure is reported, one line
@@ -64,12 +67,23 @@ class _Worker:
         self.proc.start()
         child.close()
         self.job: RunJob | None = None
+        self.has_data: set[str] = set()  # data keys this worker already holds
 
     def stop(self) -> None:
         if self.proc.is_alive():
             self.proc.terminate()
         self.proc.join(timeout=5)
         self.conn.close()
+
+
+def _context() -> Any:
+    """The forkserver context, its server started (it imports torch once, in the background)."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "bncli.plan", "bncli.train", "bncli.analyses"])
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+    return ctx
 
 
 def default_threads(jobs: int) -> int:
@@ -84,12 +98,27 @@ class LocalExecutor:
         self.jobs = max(1, jobs)
         self.threads = threads or default_threads(self.jobs)
         self.probe_factory = probe_factory
+        _context()  # start the server now: it imports torch while this process checks the specs
+
+    @staticmethod
+    def _data_for(w: _Worker, job: RunJob) -> Any:
+        """The job's data (on the CPU) the first time this worker needs it, else None: workers
+        don't load data sets themselves (saves a scikit-learn import and a load per worker)."""
+        from bncli.plan import data_key, job_data
+
+        key = data_key(job.spec)
+        if key in w.has_data:
+            return None
+        w.has_data.add(key)
+        try:
+            return job_data(job.spec).to("cpu")
+        except Exception:  # noqa: BLE001 - the worker then loads it and reports the error itself
+            return None
 
     def run(self, jobs: Sequence[RunJob], reporter: Reporter | None = None) -> Iterator[JobResult]:
         # forkserver: a clean server process (no torch threads inherited) imports torch once;
         # each worker then forks from it quickly instead of importing torch itself (spawn)
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "bncli.plan", "bncli.train", "bncli.analyses"])
+        ctx = _context()
         todo = list(jobs)
         workers = [_Worker(ctx, self.threads, self.probe_factory) for _ in range(min(self.jobs, len(todo)))]
         try:
@@ -97,7 +126,7 @@ class LocalExecutor:
                 for w in workers:
                     if w.job is None and todo:
                         w.job = todo.pop(0)
-                        w.conn.send(w.job)
+                        w.conn.send((w.job, self._data_for(w, w.job)))
                 busy = [w for w in workers if w.job is not None]
                 ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy])
                 for w in list(busy):
