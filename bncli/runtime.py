@@ -43,14 +43,16 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-# `threads: auto` uses one thread unless a training step does at least this many multiply-adds
-# (forward, per batch; backward is ~2x more). Measured by benchmarks/bench_threads.py: every
-# sample config (1e5..2e7 per step) runs at least as fast on 1 thread idle, and 10-40x faster on
-# 1 thread when another process keeps the cores busy (torch's threads spin-wait on each other);
-# a second thread only starts to pay on an idle machine at about 1e8 (e.g. 3 x 1024 units,
-# batch 256), and even there a busy machine makes it a loss.
-AUTO_MACS_PER_THREAD = 100_000_000
-AUTO_MAX_THREADS = 4  # beyond this, these small layers stop scaling even on an idle machine
+# `threads: auto` uses one more thread per this many multiply-adds in a forward pass of the batch
+# (runtime.step_macs): 1 thread below 2x this. Measured by benchmarks/bench_threads.py (2 cores,
+# 100 steps, both arms): every sample config (1.6e6-9.8e7 per step) and MLPs up to 5.6e8 run
+# faster on 1 thread than on 2 even without a competing process, and 3-40x faster when another
+# process keeps the cores busy (torch's threads wait for each other). A second thread pays on
+# an idle machine from about 2e9 (3 x 1024 units, batch 1024: 2.1x faster) but costs 2.6x there
+# when the cores are busy; at 4.4e9 (3 x 2048, batch 512) it is 1.7x faster idle and only 1.1x
+# slower busy. So: 2 threads from 4e9.
+AUTO_MACS_PER_THREAD = 2_000_000_000
+AUTO_MAX_THREADS = 4  # a cap: more threads per run were not measured
 _thread_ceiling: int | None = None  # a worker's share of the cores (set by the executors)
 
 

@@ -355,7 +355,7 @@ class Spec(Strict):
         1, description="runs seed, seed+1, ..., seed+seeds-1 (3 or more: Welch's t-test too)")
     device: str = Field("auto", description="auto (cuda if available), cpu, cuda or cuda:N")
     # torch intra-op CPU threads: auto picks by the per-step work of the model and batch size
-    # (1 for every sample config: small models run at least as fast on 1, and 10-40x faster when
+    # (1 for every sample config: small models run at least as fast on 1, and 3-40x faster when
     # other processes share the cores); a number sets it; null keeps torch's default (all cores)
     threads: Literal["auto"] | Annotated[Int, Field(gt=0, le=MAX_THREADS)] | None = Field(
         "auto", description="torch CPU threads per run: auto (1 unless a step is large), N, or null "
