@@ -14,18 +14,10 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from bncli.spec import _inner_model  # one copy: the error formatter walks models the same way
+
 COMMENT_COLUMN = 34  # comments start here when the key and value are shorter
 WIDTH = 100
-
-
-def _inner_model(tp: Any) -> type[BaseModel] | None:
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return tp
-    for arg in typing.get_args(tp):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
 
 
 def _choices(tp: Any) -> list[Any]:
