@@ -43,31 +43,23 @@ def available_bytes(device: Any = None) -> int | None:
         return None
 
 
+def _layers_field(spec: Spec) -> str:
+    from bncli.models.registry import get_family
+
+    return get_family(spec.model.kind).LAYERS_FIELD
+
+
+def _widths(spec: Spec) -> list[int]:
+    from bncli.models.registry import widths
+
+    return widths(spec.model)
+
+
 def _model_size(model: ModelSpec, input_shape: tuple[int, ...], n_out: int) -> tuple[int, int, int]:
     """(parameters incl. norm buffers, activations per example, positions per unit: 1, or H x W)."""
-    params = act = 0
-    if model.kind == "mlp":
-        fan_in = math.prod(input_shape)
-        act += fan_in
-        for w in model.hidden:
-            params += fan_in * w + w + 4 * w  # weight, bias; norm affine + running stats
-            act += 6 * w  # weight out, norm in/out, noise, pre-activation, activation
-            fan_in = w
-        params += fan_in * n_out + n_out
-        positions = 1
-    else:
-        c, h, w = input_shape if len(input_shape) == 3 else (math.prod(input_shape), 1, 1)
-        act += c * h * w
-        positions = h * w  # the first conv layer's map is the largest
-        for ch in model.channels:
-            params += c * ch * 9 + ch + 4 * ch
-            act += 6 * ch * h * w
-            if model.pool and h >= 2 and w >= 2:
-                h, w = h // 2, w // 2
-                act += ch * h * w
-            c = ch
-        params += c * h * w * n_out + n_out
-    act += 2 * n_out
+    from bncli.models.registry import get_family
+
+    params, act, positions = get_family(model.kind).size(model, tuple(input_shape), n_out)
     return params, act, positions
 
 
@@ -88,7 +80,7 @@ def estimate_parts(
     n_in = math.prod(input_shape)
     batch = max(1, min(spec.train.batch_size, n_train))
     label = max(n_out * F32, 8)  # regression targets, or int64 class labels
-    layers = "model.hidden" if spec.model.kind == "mlp" else "model.channels"
+    layers = _layers_field(spec)
     data_field = "data.path" if spec.data.source == "npz" else "data.n_samples"
 
     parts: list[tuple[str, int, str]] = [
@@ -181,13 +173,12 @@ def likely_field(
         sub = getattr(spec.analysis, name).model_copy(update=update)
         return spec.model_copy(update={"analysis": spec.analysis.model_copy(update={name: sub})})
 
-    mlp = spec.model.kind == "mlp"
-    layers = spec.model.hidden if mlp else spec.model.channels
+    field = _layers_field(spec)
+    layers = _widths(spec)
     scale = min(1.0, 2000 / max(1, n_train + n_test))
     a = spec.analysis
     candidates: list[tuple[str, int]] = [
-        ("model.hidden" if mlp else "model.channels",
-         est(with_("model", **{"hidden" if mlp else "channels": [min(w, 100) for w in layers]}))),
+        (field, est(with_("model", **{field.split(".")[-1]: [min(w, 100) for w in layers]}))),
         ("data.path" if spec.data.source == "npz" else "data.n_samples",
          est(spec, max(2, int(n_train * scale)), max(1, int(n_test * scale)))),
         ("train.batch_size", est(with_("train", batch_size=min(spec.train.batch_size, 60)))),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import random
 from collections.abc import Iterator, Sequence
@@ -73,21 +72,9 @@ def set_thread_ceiling(n: int | None) -> None:
 def step_macs(model: Any, input_shape: Sequence[int], n_out: int, batch: int) -> int:
     """Multiply-adds of one forward pass of a training batch: widths x fan-ins (x map sizes) x
     batch. A rough size of the per-step work, enough to choose a thread count."""
-    per_example = 0
-    if model.kind == "mlp":
-        fan_in = math.prod(input_shape)
-        for w in model.hidden:
-            per_example += fan_in * w
-            fan_in = w
-        per_example += fan_in * n_out
-    else:
-        c, h, w = input_shape if len(input_shape) == 3 else (math.prod(input_shape), 1, 1)
-        for ch in model.channels:
-            per_example += c * ch * 9 * h * w
-            if model.pool and h >= 2 and w >= 2:
-                h, w = h // 2, w // 2
-            c = ch
-        per_example += c * h * w * n_out
+    from bncli.models.registry import get_family
+
+    per_example = get_family(model.kind).macs_per_example(model, tuple(input_shape), n_out)
     return per_example * max(1, batch)
 
 

@@ -19,7 +19,9 @@ from pydantic import (
     model_validator,
 )
 
+from bncli.data.registry import SOURCE_HELP, source_names
 from bncli.errors import SpecError
+from bncli.models.registry import FAMILY_HELP, family_names
 from bncli.norms import NormInfo, arm_width_problem, norm_info, norm_names
 from bncli.spec_analysis import (  # noqa: F401  (re-exported: analyses import them from here)
     AnalysisSpec,
@@ -55,9 +57,8 @@ class DataSpec(Strict):
     """Where the examples come from. Everything is loaded into memory on the run's device."""
 
     # the `bncli spec --defaults` comments (descriptions) say which source each field is for
-    source: Literal["synthetic", "digits", "npz"] = Field(
-        "digits", description="synthetic (generated), digits (scikit-learn's 8x8, no download) or "
-        "npz (your file, see path)")
+    source: Literal[source_names()] = Field(  # type: ignore[valid-type]  (the data-source registry)
+        "digits", description=SOURCE_HELP)
     task: Literal["auto", "classification", "regression"] = Field(
         "auto", validate_default=True,
         description="synthetic: a Gaussian mixture (classification) or a linear teacher y = A x "
@@ -125,8 +126,8 @@ def _refuse_idle(model: BaseModel, why: dict[str, str]) -> None:
 class ModelSpec(Strict):
     """The network shared by every arm. Each hidden layer is a normalization point layer1..layerK."""
 
-    kind: Literal["mlp", "cnn"] = Field(
-        "mlp", description="mlp (fully connected) or cnn (3x3 conv blocks, then a linear head)")
+    kind: Literal[family_names()] = Field(  # type: ignore[valid-type]  (the model-family registry)
+        "mlp", description=FAMILY_HELP)
     hidden: list[Width] = Field(default_factory=lambda: [100, 100, 100], max_length=MAX_LAYERS,
                                 description="mlp only: units of each hidden layer")
     channels: list[Width] = Field(default_factory=lambda: [16, 32], max_length=MAX_LAYERS,
@@ -150,9 +151,11 @@ class ModelSpec(Strict):
 
     @model_validator(mode="after")
     def _has_layers(self) -> ModelSpec:
-        layers = self.hidden if self.kind == "mlp" else self.channels
-        if not layers:
-            field = "hidden" if self.kind == "mlp" else "channels"
+        from bncli.models.registry import get_family
+
+        family = get_family(self.kind)
+        if not family.widths(self):
+            field = family.LAYERS_FIELD.split(".")[-1]
             raise ValueError(f"{field}: a {self.kind} needs at least one hidden layer")
         return self
 
@@ -401,7 +404,11 @@ class Spec(Strict):
 
     @model_validator(mode="after")
     def _layer_names_exist(self) -> Spec:
-        depth = len(self.model.hidden) if self.model.kind == "mlp" else len(self.model.channels)
+        from bncli.models.registry import get_family
+
+        family = get_family(self.model.kind)
+        widths = family.widths(self.model)
+        depth = len(widths)
         names = [f"layer{i + 1}" for i in range(depth)]
         for field, wanted in (("ics", self.analysis.ics.layers), ("scale", self.analysis.scale.layers)):
             missing = [n for n in wanted or [] if n not in names]
@@ -410,9 +417,8 @@ class Spec(Strict):
                     f"analysis.{field}.layers: no normalization point named {', '.join(missing)} "
                     f"(this model has layer1..layer{depth})"
                 )
-        widths = self.model.hidden if self.model.kind == "mlp" else self.model.channels
         for i, arm in enumerate(self.arms):
-            problem = arm_width_problem(arm, widths, self.model.kind == "cnn")
+            problem = arm_width_problem(arm, widths, family.CONV)
             if problem is not None:
                 raise ValueError(f"arms.{i}.groups: {problem}")
         return self

@@ -249,7 +249,9 @@ def _diverged_note(rs: Sequence[RunRecord]) -> str:
 def saturation_claims(spec: Spec, records: Sequence[RunRecord], classification: bool) -> list[Claim]:
     """C7 per (lr, BN arm vs plain); C8 per (lr, affine BN arm vs the same arm without γ/β)."""
     act = spec.model.activation
-    n_layers = len(spec.model.hidden if spec.model.kind == "mlp" else spec.model.channels)
+    from bncli.models.registry import widths
+
+    n_layers = len(widths(spec.model))
     cfg = spec.verdict
     floor = f"fractions within {FRACTION_FLOOR:.1%} (absolute) of each other count as equal"
     claims: list[Claim] = []

@@ -113,7 +113,7 @@ def job_path(out: Path, job: RunJob) -> Path:
 def store_job(out: Path, job: RunJob, record: RunRecord) -> None:
     """Atomically store a finished job. NaN and ±inf are kept (JSON's NaN/Infinity literals),
     so a resumed record is bitwise the record that was stored."""
-    from bncli.render.common import atomic_write_text
+    from bncli.io import atomic_write_text
 
     doc = {"format": JOB_FORMAT, "key": job.key, "label": job.label, "analysis": job.analysis,
            "record": dataclasses.asdict(record)}

@@ -131,8 +131,8 @@ def _dry_run(cells, out: Path | None, as_json: bool) -> None:
 
 
 def _output(run, opts: OutputOptions, junit: Path | None) -> None:
+    from bncli.io import atomic_write_json, atomic_write_text
     from bncli.render.batch import render_batch
-    from bncli.render.common import atomic_write_json, atomic_write_text
 
     if opts.out is not None:
         from bncli.render.files import write_result_files

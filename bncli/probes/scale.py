@@ -109,8 +109,9 @@ class ScaleProbe(ProbeBase):
 
 def scale_layers(spec: Spec) -> list[str]:
     """The layers whose W feeds a normalization point (analysis.scale.layers, default all)."""
-    k = len(spec.model.hidden) if spec.model.kind == "mlp" else len(spec.model.channels)
-    names = [f"layer{i + 1}" for i in range(k)]
+    from bncli.models.registry import point_names
+
+    names = point_names(spec.model)
     wanted = spec.analysis.scale.layers
     if not wanted:
         return names

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +10,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from bncli.io import atomic_write_bytes, atomic_write_json, atomic_write_text, current_umask  # noqa: F401
 from bncli.results import Claim
 from bncli.stats import fmt  # noqa: F401  (re-exported for the renderers)
 
@@ -73,30 +71,6 @@ def claims_block(
     return f"no verdict: {missing}"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: no half-written files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600: give what open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_json(path: Path, doc: Any) -> None:
-    atomic_write_text(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
-
-
 def pyplot():
     """matplotlib.pyplot with the headless Agg backend (no display needed)."""
     import matplotlib
@@ -126,18 +100,14 @@ def log_scale(ax: Any, which: str = "y") -> bool:
 
 
 def save_figure(fig: Any, path: Path) -> Path:
-    """Save a figure atomically as PNG and close it."""
+    """Save a figure atomically (format from the suffix, PNG by default) and close it."""
+    import io as _io
+
     plt = pyplot()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        buf = _io.BytesIO()
+        fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
+        atomic_write_bytes(path, buf.getvalue())
     finally:
         plt.close(fig)
     return path

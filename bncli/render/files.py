@@ -12,7 +12,7 @@ from bncli.spec import Spec, spec_to_yaml
 def write_result_files(result: CommandResult, out_dir: Path, render_module: str | None = None) -> list[Path]:
     """Write every file of one command's result (atomically); return their paths."""
     from bncli.analyses import get_analysis
-    from bncli.render.common import atomic_write_json, atomic_write_text
+    from bncli.io import atomic_write_json, atomic_write_text
     from bncli.render.train import write_history_csv
 
     spec = Spec.model_validate(result.spec)

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -346,25 +344,11 @@ def build_report(folder: Path, jobs: int | None = None) -> Report:
                   build_sections(docs, colors, jobs), provenance(docs, batch))
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    from bncli.render.common import current_umask
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(folder: Path, formats: Sequence[str] = FORMATS, jobs: int | None = None) -> list[Path]:
     """Write report.md (+ report_files/*.png) and/or report.html (one self-contained file) into
     `folder`, from its summary.json or batch.json; return the paths written. `jobs`: processes
     drawing figures (default: one per core once there are several figures; 1: in this process)."""
-    from bncli.render.common import atomic_write_text
+    from bncli.io import atomic_write_bytes, atomic_write_text
     from bncli.render.report_text import to_html, to_markdown
 
     bad = [f for f in formats if f not in FORMATS]
@@ -381,7 +365,7 @@ def write_report(folder: Path, formats: Sequence[str] = FORMATS, jobs: int | Non
         for sec in report.sections:
             for _, fig, _ in sec.items:
                 if fig is not None and fig.png is not None:
-                    _write_bytes(files / fig.filename, fig.png)
+                    atomic_write_bytes(files / fig.filename, fig.png)
                     written.append(files / fig.filename)
         atomic_write_text(folder / "report.md", to_markdown(report))
         written.append(folder / "report.md")

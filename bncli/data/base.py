@@ -1,15 +1,14 @@
-"""Dataset sources -> in-memory tensors on the run's device, and the seeded batch iterator."""
+"""The in-memory Dataset every source becomes: shared checks, split, standardization, and the
+seeded batch iterator."""
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from bncli.budget import check_synthetic_size
 from bncli.errors import DataError
 from bncli.runtime import make_generator
 from bncli.spec import DataSpec
@@ -50,69 +49,6 @@ class Dataset:
         return self.x_train[:n], self.y_train[:n]
 
 
-def _synthetic(spec: DataSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
-    n, d = spec.n_samples, spec.n_features
-    if spec.task == "classification":
-        centers = rng.normal(size=(spec.n_classes, d))
-        centers *= spec.class_sep / np.sqrt(d) * np.sqrt(2.0)
-        y = rng.integers(0, spec.n_classes, size=n)
-        x = centers[y] + rng.normal(size=(n, d))
-        return x, y, "classification"
-    teacher = rng.normal(size=(d, spec.n_outputs)) / np.sqrt(d)
-    x = rng.normal(size=(n, d))
-    y = x @ teacher + spec.noise * rng.normal(size=(n, spec.n_outputs))
-    return x, y, "regression"
-
-
-def _digits(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, str]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    return bunch.data.astype(np.float64), bunch.target.astype(np.int64), "classification"
-
-
-def _npz(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    path = spec.path
-    assert path is not None
-    try:
-        if not path.exists():
-            raise DataError(f"{path}: data.path: no such file")
-        if path.is_dir():
-            raise DataError(f"{path}: data.path: is a directory, not an .npz file")
-        # np.load guesses .npy or pickle for anything else and answers with allow_pickle advice
-        if not zipfile.is_zipfile(path):
-            raise DataError(
-                f"{path}: data.path: not an .npz file (expected the zip archive numpy.savez writes)"
-            )
-    except (OSError, ValueError) as exc:  # permissions, a NUL byte in the name, ...
-        raise DataError(f"{path}: data.path: cannot read: {exc}") from None
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {}
-            for k in f.files:
-                try:
-                    arrays[k] = f[k]
-                except ValueError as exc:
-                    if "pickle" not in str(exc):
-                        raise
-                    raise DataError(
-                        f"{path}: data.path: array {k!r} holds Python objects; save numeric arrays"
-                    ) from None
-    except DataError:
-        raise
-    except MemoryError:
-        raise DataError(f"{path}: data.path: the arrays do not fit in memory") from None
-    except Exception as exc:  # numpy and zipfile raise several types for a damaged file
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise DataError(f"{path}: data.path: not a readable .npz file ({first})") from None
-    for key in ("X", "y"):
-        if key not in arrays:
-            raise DataError(f"{path}: data.path: array {key!r} missing (found: {sorted(arrays)})")
-    if ("X_test" in arrays) != ("y_test" in arrays):
-        raise DataError(f"{path}: data.path: give both X_test and y_test, or neither")
-    return arrays["X"], arrays["y"], arrays.get("X_test"), arrays.get("y_test")
-
-
 def _check_pair(x: np.ndarray, y: np.ndarray, name: str, where: str) -> None:
     for arr, label in ((x, "X"), (y, "y")):
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
@@ -150,31 +86,41 @@ def _infer_task(y: np.ndarray) -> str:
     return "regression"
 
 
-def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
-    """Build the dataset the spec names: deterministic split (data.seed) and standardization."""
-    rng = np.random.default_rng(spec.seed)
-    x_test = y_test = None
-    where = str(spec.path) if spec.source == "npz" else "data"
-    if spec.source == "synthetic":
-        check_synthetic_size(spec)  # before allocating: n_samples: 1e7 x n_features: 1e6 is 80 TB
-        try:
-            x, y, task = _synthetic(spec, rng)
-        except MemoryError:
-            raise DataError("data.n_samples: the synthetic data does not fit in memory") from None
-    elif spec.source == "digits":
-        x, y, task = _digits(spec)
-    else:
-        x, y, x_test, y_test = _npz(spec)
-        _check_pair(x, y, "X/y", where)
-        # an explicit data.task wins; auto: integer labels mean classes
-        task = spec.task if spec.task != "auto" else _infer_task(y)
-        if x_test is not None:
-            _check_pair(x_test, y_test, "X_test/y_test", where)
-            if x_test.shape[1:] != x.shape[1:]:
-                raise DataError(
-                    f"{where}: X_test has shape {x_test.shape[1:]} per example, X has {x.shape[1:]}"
-                )
+@dataclass
+class RawData:
+    """What a data source returns: arrays as read (any numeric dtype), before the shared checks,
+    split, standardization and float32 cast. x_test/y_test None: split off test_fraction."""
 
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    task: str | None = None  # None: the spec's data.task, or inferred from y when auto
+    image_shape: tuple[int, ...] | None = None  # reshape each example to this after standardizing
+
+
+def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
+    """Build the dataset the spec names: its source's arrays, then a deterministic split
+    (data.seed), standardization and the checks every source shares."""
+    from bncli.data.registry import get_source
+
+    source = get_source(spec.source)
+    rng = np.random.default_rng(spec.seed)
+    where = source.where(spec)
+    raw = source.load(spec, rng)
+    x, y, x_test, y_test = raw.x, raw.y, raw.x_test, raw.y_test
+    if raw.task is None:
+        _check_pair(x, y, "X/y", where)
+    task = raw.task or (spec.task if spec.task != "auto" else _infer_task(y))
+    if x_test is not None:
+        if raw.task is None:
+            _check_pair(x_test, y_test, "X_test/y_test", where)
+        if x_test.shape[1:] != x.shape[1:]:
+            raise DataError(
+                f"{where}: X_test has shape {x_test.shape[1:]} per example, X has {x.shape[1:]}"
+            )
+
+    test_x_label, test_y_label = getattr(source, "TEST_LABELS", ("X", "y"))
     if x_test is None:
         perm = rng.permutation(len(x))
         n_test = max(1, int(round(spec.test_fraction * len(x))))
@@ -182,12 +128,12 @@ def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
             raise DataError(f"{where}: too few examples ({len(x)}) to split off a held-out set")
         x, y, x_test, y_test = x[perm[n_test:]], y[perm[n_test:]], x[perm[:n_test]], y[perm[:n_test]]
 
-    hint = " (data.class_sep or data.noise too large?)" if spec.source == "synthetic" else ""
+    hint = getattr(source, "OVERFLOW_HINT", "")
     with np.errstate(over="ignore"):  # an overflow is reported just below, as a DataError
         x = x.astype(np.float32)
         x_test = x_test.astype(np.float32)
     _check_float32(x, "X", where, hint)
-    _check_float32(x_test, "X_test" if spec.source == "npz" else "X", where, hint)
+    _check_float32(x_test, test_x_label, where, hint)
     if spec.standardize:
         # per-feature statistics of the training split only
         mean = x.mean(axis=0, keepdims=True)
@@ -201,9 +147,9 @@ def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
                 "rescale it, or set data.standardize: false"
             )
 
-    if spec.source == "digits" and spec.shape == "image":
-        x = x.reshape(-1, 1, 8, 8)
-        x_test = x_test.reshape(-1, 1, 8, 8)
+    if raw.image_shape is not None:
+        x = x.reshape(-1, *raw.image_shape)
+        x_test = x_test.reshape(-1, *raw.image_shape)
 
     if task == "classification":
         y_all = np.concatenate([np.asarray(y).ravel(), np.asarray(y_test).ravel()])
@@ -223,7 +169,7 @@ def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
         y2 = y2[:, None] if y2.ndim == 1 else y2
         y2t = y2t[:, None] if y2t.ndim == 1 else y2t
         _check_float32(y2, "y", where, hint)
-        _check_float32(y2t, "y_test" if spec.source == "npz" else "y", where, hint)
+        _check_float32(y2t, test_y_label, where, hint)
         n_out = int(y2.shape[1])
         if y2t.shape[1:] != y2.shape[1:]:
             raise DataError(

@@ -1,4 +1,5 @@
-"""build_model(model_spec, arm, ...) -> Net with named normalization points layer1..layerK."""
+"""The network every family builds: Blocks (weight, normalization point, activation) named
+layer1..layerK in forward order, a head, and build_model(model_spec, arm, ...) -> Net."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from bncli.errors import DataError
 from bncli.norms import build_norm, norm_info, reparametrize_weight
 from bncli.spec import ArmSpec, ModelSpec, NoiseSpec
 
@@ -197,36 +197,15 @@ def _init_weights(module: nn.Module, spec: ModelSpec) -> None:
 def build_model(
     spec: ModelSpec, arm: ArmSpec, input_shape: tuple[int, ...], n_out: int
 ) -> Net:
-    """Build the arm's network. Initial values come from the global RNG: seed before calling."""
-    blocks: list[Block] = []
-    if spec.kind == "mlp":
-        fan_in = math.prod(input_shape)
-        for i, width in enumerate(spec.hidden):
-            lin = nn.Linear(fan_in, width, bias=spec.bias)
-            blocks.append(Block(lin, width, False, spec.activation, arm, i))
-            fan_in = width
-        head = nn.Linear(fan_in, n_out, bias=spec.bias)
-        net = Net(blocks, head, flatten_input=True)
-    else:
-        if len(input_shape) != 3:
-            raise DataError(
-                f"model.kind: cnn needs image inputs (C, H, W) but the data has shape "
-                f"{input_shape}; for digits set data.shape: image"
-            )
-        c, h, w = input_shape
-        for i, ch in enumerate(spec.channels):
-            pool = spec.pool and h >= 2 and w >= 2
-            conv = nn.Conv2d(c, ch, 3, padding=1, bias=spec.bias)
-            blocks.append(Block(conv, ch, True, spec.activation, arm, i, pool=pool))
-            c = ch
-            if pool:
-                h, w = h // 2, w // 2
-        head = nn.Linear(c * h * w, n_out, bias=spec.bias)
-        net = Net(blocks, head, flatten_input=False)
+    """Build the arm's network (its family's blocks, bncli.models.registry), then the init and the
+    weight reparametrization. Initial values come from the global RNG: seed before calling."""
+    from bncli.models.registry import get_family
+
+    net = get_family(spec.kind).build(spec, arm, tuple(input_shape), n_out)
     for m in net.modules():
         _init_weights(m, spec)
     # after the init: weight norm starts from the initialized W (g = ‖W‖ per unit, v = W)
-    for blk in blocks:
+    for blk in net.layers.values():
         reparametrize_weight(arm, blk.weight_module)
     return net
 

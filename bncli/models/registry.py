@@ -1,0 +1,45 @@
+"""The model-family registry: `model.kind` -> the module that builds and sizes it.
+
+A new family is one module in `bncli/models/` and one line here. The module keeps torch out of
+its top level (spec validation, memory estimates and `threads: auto` read it without torch) and
+provides:
+- `widths(spec) -> list[int]`: the units (channels) of each normalization point, in forward order;
+- `LAYERS_FIELD`: the spec field that sets them (errors and the memory estimate name it);
+- `CONV`: whether its normalization points are conv maps (per-channel norms);
+- `macs_per_example(spec, input_shape, n_out)`, `size(spec, input_shape, n_out) ->
+  (parameters, activations per example, positions per unit)`: rough sizes for threads and memory;
+- `describe(spec, input_shape, n_out) -> str`: the shape line of the run header;
+- `build(spec, arm, input_shape, n_out) -> Net`: the blocks and head (bncli.models.base).
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+FAMILIES: dict[str, str] = {
+    "mlp": "bncli.models.mlp",
+    "cnn": "bncli.models.cnn",
+}
+
+FAMILY_HELP = "mlp (fully connected) or cnn (3x3 conv blocks, then a linear head)"
+
+
+def family_names() -> tuple[str, ...]:
+    return tuple(FAMILIES)
+
+
+def get_family(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(FAMILIES[name])
+    except KeyError:
+        raise KeyError(f"unknown model kind {name!r} (known: {', '.join(FAMILIES)})") from None
+
+
+def widths(spec) -> list[int]:
+    """The widths of the model's normalization points layer1..layerK."""
+    return list(get_family(spec.kind).widths(spec))
+
+
+def point_names(spec) -> list[str]:
+    return [f"layer{i + 1}" for i in range(len(widths(spec)))]
