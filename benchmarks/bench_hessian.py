@@ -22,11 +22,11 @@ from torch import nn
 from torch.func import functional_call
 
 from bncli.data import load_data
-from bncli.experiment import build_arm_model, initial_model
 from bncli.models import loss_fn_for
 from bncli.probes.base import buffer_copies
 from bncli.probes.hessian import hessian_extremes, hvp_closure
 from bncli.probes.landscape import hessian_top_eig
+from bncli.runner.build import build_arm_model, initial_model
 from bncli.runtime import make_generator
 from bncli.spec import load_spec
 

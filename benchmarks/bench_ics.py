@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 from _timing import interleaved_medians, timed
 
-from bncli.experiment import build_arm_model, initial_model, prepare
 from bncli.probes.base import ProbeBase
 from bncli.probes.ics import ics_probes
 from bncli.probes.ics_grad import gprime_batched, gprime_loop, gprime_shared
+from bncli.runner.build import build_arm_model, initial_model, prepare
 from bncli.spec import Spec, apply_overrides, load_spec
 from bncli.train import train_run
 

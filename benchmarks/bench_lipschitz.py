@@ -13,9 +13,8 @@ import torch
 import torch.nn.functional as F
 from _timing import interleaved_medians, median_time
 
-from bncli.experiment import run_experiment
 from bncli.models import build_model
-from bncli.pipeline import run_analysis
+from bncli.pipeline import run_analysis, run_experiment
 from bncli.probes.landscape import eta_grid, hessian_top_eig, line_search
 from bncli.spec import ArmSpec, LipschitzSpec, load_spec
 

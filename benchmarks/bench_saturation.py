@@ -16,8 +16,8 @@ import torch
 from _timing import interleaved_medians
 
 from bncli.data import load_data
-from bncli.experiment import build_arm_model, initial_model
-from bncli.probes.saturation import probe_factory
+from bncli.probes.saturation import make_probe
+from bncli.runner.build import build_arm_model, initial_model
 from bncli.spec import apply_overrides, load_spec
 from bncli.train import train_run
 
@@ -41,12 +41,11 @@ def main() -> None:
     data = load_data(spec.data)
     lr, seed = spec.train.lr[0], spec.seed
     init = initial_model(spec, data, seed)
-    make = probe_factory(spec)
     totals = [0.0, 0.0]
     for arm in spec.arms:
 
         def with_probe(arm=arm):
-            m, probes = build_arm_model(spec, arm, init, data, seed), make(spec, arm, lr, seed, data)
+            m, probes = build_arm_model(spec, arm, init, data, seed), [make_probe(spec, arm, lr, seed, data)]
             return lambda: train_run(m, data, arm, spec.train, lr, seed, probes)
 
         def without(arm=arm):

@@ -17,10 +17,10 @@ import torch
 from _timing import interleaved_medians, median_time
 
 from bncli.data import load_data
-from bncli.experiment import build_arm_model, initial_model
 from bncli.models import loss_fn_for
 from bncli.probes.scale import ScaleProbe, scale_layers
 from bncli.probes.scale_static import static_check
+from bncli.runner.build import build_arm_model, initial_model
 from bncli.spec import apply_overrides, load_spec
 from bncli.train import train_run
 

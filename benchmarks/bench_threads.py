@@ -22,7 +22,7 @@ import torch
 from _timing import interleaved_medians
 
 from bncli.data import load_data
-from bncli.experiment import build_arm_model, initial_model
+from bncli.runner.build import build_arm_model, initial_model
 from bncli.runtime import auto_threads, available_cores, resolve_threads, step_macs
 from bncli.spec import Spec, apply_overrides, load_spec, parse_spec
 from bncli.train import train_run

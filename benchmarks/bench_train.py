@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from bncli.data import batch_indices, load_data
-from bncli.experiment import build_arm_model, initial_model
+from bncli.runner.build import build_arm_model, initial_model
 from bncli.spec import apply_overrides, load_spec
 from bncli.train import train_run
 

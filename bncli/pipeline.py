@@ -4,9 +4,13 @@ analysis.summarize -> CommandResult. Nothing here draws or prints."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from bncli.analyses import Analysis, DataInfo, get_analysis
-from bncli.executors.base import Executor, Reporter, execute
+from bncli.analyses.base import ProbeFactory
+from bncli.executors import execute
+from bncli.executors.base import Executor, Reporter
 from bncli.plan import plan
 from bncli.results import CommandResult, RunRecord, summarize
 from bncli.spec import Spec
@@ -15,7 +19,7 @@ from bncli.spec import Spec
 def check_spec(spec: Spec, analyses: Sequence[str] | None = None) -> DataInfo:
     """Everything that can fail before training: the device, the data, that the model fits it,
     and that the run fits in memory (an estimate of data + models + probes, bncli.budget)."""
-    from bncli.experiment import data_info, prepare
+    from bncli.runner.build import data_info, prepare
 
     data, device = prepare(spec, analyses)
     return data_info(data, device)
@@ -70,3 +74,29 @@ def run_analysis(
     info = check_spec(spec, [a.section] if a.section else [])
     ex = execute(plan(spec, a.name), executor, reporter)
     return build_result(spec, a, ex.records, ex.interrupted, info)
+
+
+@dataclass
+class Experiment:
+    """Records of every seed x lr x arm of one spec (run_experiment's result)."""
+
+    records: list[RunRecord]
+    interrupted: bool
+    data: Any
+    device: Any
+
+
+def run_experiment(
+    spec: Spec,
+    probe_factory: ProbeFactory | None = None,
+    reporter: Reporter | None = None,
+    prepared: tuple[Any, Any] | None = None,
+) -> Experiment:
+    """Every seed x learning rate x arm with the given probes (or none), serially: for tests and
+    benchmarks (the commands use run_analysis). Ctrl-C keeps the finished runs."""
+    from bncli.executors.serial import SerialExecutor
+    from bncli.runner.build import prepare
+
+    data, device = prepared if prepared is not None else prepare(spec)
+    ex = execute(plan(spec, "train"), SerialExecutor(probe_factory=probe_factory), reporter)
+    return Experiment(ex.records, ex.interrupted, data, device)

@@ -1,15 +1,15 @@
-"""The run plan: a RunJob is one (resolved spec, analysis, arm, lr, seed) value with a stable
-content key; run_job(job) trains it with its analysis's probes and returns a plain RunRecord.
+"""The run plan, values only: a RunJob is one (resolved spec, analysis, arm, lr, seed, probes)
+value with a stable content key; plan(spec, analysis) lists a command's jobs in report order.
 
-Initial weights and batch order are functions of (spec, seed) only, so any executor (a loop, a
-process pool, Ray) gives bitwise the same record for the same job and thread count.
+Jobs are trained by bncli.runner (groups of jobs -> records); executors only move them. Initial
+weights and batch order are functions of (spec, seed) only, so any executor (a loop, a process
+pool, Ray) gives bitwise the same record for the same job and thread count.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -17,10 +17,11 @@ from typing import Any
 from bncli.spec import Spec, VerdictSpec
 
 # bump when a change makes stored job results (batch --resume) incompatible
-JOB_FORMAT = 1
+JOB_FORMAT = 2
 
 
-def _canonical(doc: Any) -> str:
+def canonical(doc: Any) -> str:
+    """Canonical JSON: sorted keys, no spaces, no NaN (what keys are hashed from)."""
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
@@ -29,27 +30,18 @@ def _spec_from_json(spec_json: str) -> Spec:
     return Spec.model_validate(json.loads(spec_json))
 
 
-def _file_digest(path: str) -> str:
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    except OSError:
-        return "unreadable"
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class RunJob:
     """One training run: small, picklable and hashable. `spec_json` is the run's own spec (this
-    arm, this lr, this seed, only this analysis's section), canonical JSON."""
+    arm, this lr, this seed, only the settings sections its probes read), canonical JSON;
+    `probes` names the probes it runs, in order (bncli.probes.registry)."""
 
     analysis: str
     arm: str
     lr: float
     seed: int
     spec_json: str
+    probes: tuple[str, ...] = ()
 
     @property
     def spec(self) -> Spec:
@@ -62,22 +54,25 @@ class RunJob:
     @property
     def key(self) -> str:
         """A content key: equal for jobs that would produce the same record (threads and the
-        spec's name don't count; an npz file counts by its bytes)."""
-        doc = json.loads(self.spec_json)
-        doc.pop("threads", None)
-        path = doc.get("data", {}).get("path")
-        material = {"format": JOB_FORMAT, "analysis": self.analysis, "spec": doc,
-                    "data_digest": _file_digest(path) if path else None}
-        return hashlib.sha256(_canonical(material).encode()).hexdigest()[:24]
+        spec's name don't count; a data file counts by its bytes)."""
+        return _job_key(self.analysis, self.spec_json, self.probes)
 
 
-def job_spec(spec: Spec, section: str | None, arm_name: str, lr: float, seed: int) -> str:
-    """The canonical JSON of one run's spec: everything that can change its record, nothing else.
+@lru_cache(maxsize=4096)
+def _job_key(analysis: str, spec_json: str, probes: tuple[str, ...]) -> str:
+    from bncli.data.registry import key_material
 
-    Its analysis section, plus the companion sections claim C9 needs on the arms it compares (the
-    other probe of measure-ics / lipschitz, only in specs with an ℓp arm: bncli.analyses.c9)."""
-    from bncli.analyses.c9 import companion_sections
+    doc = json.loads(spec_json)
+    doc.pop("threads", None)
+    spec = _spec_from_json(spec_json)
+    material = {"format": JOB_FORMAT, "analysis": analysis, "probes": list(probes), "spec": doc,
+                "data_digest": key_material(spec.data)}
+    return hashlib.sha256(canonical(material).encode()).hexdigest()[:24]
 
+
+def job_spec(spec: Spec, sections: list[str], arm_name: str, lr: float, seed: int) -> str:
+    """The canonical JSON of one run's spec: everything that can change its record, nothing else
+    (of the analysis settings, only the `sections` its probes read)."""
     d = spec.model_dump(mode="json")
     d["name"] = "run"
     d["seed"] = seed
@@ -85,75 +80,23 @@ def job_spec(spec: Spec, section: str | None, arm_name: str, lr: float, seed: in
     d["arms"] = [a for a in d["arms"] if a["name"] == arm_name]
     d["train"]["lr"] = [lr]
     d["verdict"] = VerdictSpec().model_dump(mode="json")
-    sections = ([section] if section else []) + companion_sections(spec, section, arm_name)
     d["analysis"] = {s: d["analysis"][s] for s in sections}
-    return _canonical(d)
+    return canonical(d)
+
+
+def make_job(spec: Spec, analysis: str, arm_name: str, lr: float, seed: int) -> RunJob:
+    """One job of `analysis` on an arm of `spec`, with the probes the analysis plans for it."""
+    from bncli.analyses import get_analysis
+    from bncli.probes.registry import sections_of
+
+    a = get_analysis(analysis)
+    arm = next(x for x in spec.arms if x.name == arm_name)
+    probes = tuple(a.plan_probes(spec, arm))
+    sections = ([a.section] if a.section else []) + [s for s in sections_of(probes) if s != a.section]
+    return RunJob(a.name, arm_name, lr, seed, job_spec(spec, sections, arm_name, lr, seed), probes)
 
 
 def plan(spec: Spec, analysis: str) -> list[RunJob]:
     """Every seed x learning rate x arm of the spec for one analysis, in the order they report."""
-    from bncli.analyses import get_analysis
-
-    a = get_analysis(analysis)
-    return [
-        RunJob(a.name, arm.name, lr, seed, job_spec(spec, a.section, arm.name, lr, seed))
-        for seed in spec.seed_list
-        for lr in spec.train.lr
-        for arm in spec.arms
-    ]
-
-
-_DATA_CACHE: dict[str, Any] = {}
-
-
-def data_key(spec: Spec) -> str:
-    """What identifies a run's data in memory: the data spec and the device."""
-    from bncli.runtime import resolve_device
-
-    return _canonical({"data": spec.data.model_dump(mode="json"), "device": str(resolve_device(spec.device))})
-
-
-def job_data(spec: Spec) -> Any:
-    """The run's data on its device, loaded once per process (specs that share data share it)."""
-    from bncli.data import load_data
-    from bncli.runtime import resolve_device
-
-    key = data_key(spec)
-    if key not in _DATA_CACHE:
-        if len(_DATA_CACHE) >= 8:
-            _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
-        _DATA_CACHE[key] = load_data(spec.data, "cpu").to(resolve_device(spec.device))
-    return _DATA_CACHE[key]
-
-
-def seed_data(spec: Spec, data: Any) -> None:
-    """Give this process a run's data that another process already loaded (a worker gets it from
-    the parent once, instead of loading it again)."""
-    from bncli.runtime import resolve_device
-
-    _DATA_CACHE[data_key(spec)] = data.to(resolve_device(spec.device))
-
-
-def run_job(
-    job: RunJob,
-    data: Any = None,
-    probe_factory: Callable[..., Sequence[Any]] | None = None,
-    on_progress: Callable[[int], None] | None = None,
-):
-    """Train one job with its analysis's probes (or `probe_factory`) and return its RunRecord."""
-    from bncli.analyses import get_analysis
-    from bncli.experiment import build_arm_model, initial_model, record_of
-    from bncli.runtime import configure_threads, resolve_threads
-    from bncli.train import train_run
-
-    spec = job.spec
-    data = data if data is not None else job_data(spec)
-    # `auto` resolves here, from the job's model and batch size: the job key ignores threads
-    configure_threads(resolve_threads(spec, data.input_shape, data.n_out, data.n_train))
-    arm = spec.arms[0]
-    init = initial_model(spec, data, job.seed)
-    model = build_arm_model(spec, arm, init, data, job.seed)
-    factory = probe_factory if probe_factory is not None else get_analysis(job.analysis).probe_factory
-    probes = list(factory(spec, arm, job.lr, job.seed, data)) if factory is not None else []
-    outcome = train_run(model, data, arm, spec.train, job.lr, job.seed, probes, on_progress)
-    return record_of(spec, job, outcome, probes, data.task)
+    return [make_job(spec, analysis, arm.name, lr, seed)
+            for seed in spec.seed_list for lr in spec.train.lr for arm in spec.arms]

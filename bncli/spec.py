@@ -567,3 +567,16 @@ def apply_overrides(spec: Spec, overrides: dict[str, Any], source: str = "comman
 def spec_to_yaml(spec: Spec) -> str:
     """The resolved spec as YAML (what a run actually used)."""
     return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+
+
+def refresh_registry_choices() -> None:
+    """Rebuild the spec models after a data source or model family was registered at run time
+    (bncli.data.registry.register_source, bncli.models.registry.register_family): `data.source`
+    and `model.kind` accept exactly the registered names."""
+    from bncli.data.registry import source_names
+    from bncli.models.registry import family_names
+
+    DataSpec.model_fields["source"].annotation = Literal[source_names()]  # type: ignore[valid-type]
+    ModelSpec.model_fields["kind"].annotation = Literal[family_names()]  # type: ignore[valid-type]
+    for model in (DataSpec, ModelSpec, Spec):
+        model.model_rebuild(force=True)

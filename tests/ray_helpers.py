@@ -15,8 +15,9 @@ from bncli.analyses import get_analysis
 
 
 def _analysis_probes(analysis: str, spec, arm, lr, seed, data) -> list:
-    factory = get_analysis(analysis).probe_factory
-    return list(factory(spec, arm, lr, seed, data)) if factory is not None else []
+    from bncli.probes.registry import make_probes
+
+    return make_probes(get_analysis(analysis).plan_probes(spec, arm), spec, arm, lr, seed, data)
 
 
 def _log_attempt(log: str, arm, lr, seed) -> None:

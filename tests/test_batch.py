@@ -188,14 +188,14 @@ def test_exit_0_and_1_and_junit(tmp_path):
 
 
 def test_exit_3_when_a_job_fails_and_the_rest_finish(tmp_path, monkeypatch):
-    import bncli.executors.serial as serial
+    import bncli.runner.single as serial
 
     real = serial.run_job
 
-    def flaky(job, **kw):
+    def flaky(job, *a, **kw):
         if job.arm == "batchnorm":
             raise RuntimeError("CUDA out of memory (simulated)")
-        return real(job, **kw)
+        return real(job, *a, **kw)
 
     monkeypatch.setattr(serial, "run_job", flaky)
     p = _batch(tmp_path, [{"not_diverged": "plain"}])
@@ -209,16 +209,16 @@ def test_exit_3_when_a_job_fails_and_the_rest_finish(tmp_path, monkeypatch):
 
 
 def test_exit_130_keeps_finished_jobs_and_resume_finishes(tmp_path, monkeypatch):
-    import bncli.executors.serial as serial
+    import bncli.runner.single as serial
 
     real = serial.run_job
     calls = []
 
-    def interrupt_second(job, **kw):
+    def interrupt_second(job, *a, **kw):
         calls.append(job)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(job, **kw)
+        return real(job, *a, **kw)
 
     monkeypatch.setattr(serial, "run_job", interrupt_second)
     p = _batch(tmp_path, [{"not_diverged": "plain"}], matrix={"seed": [0, 1]})

@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from bncli.analyses.ics import c3_claims, layer_rows
 from bncli.cli import app
-from bncli.experiment import build_arm_model, initial_model, prepare
 from bncli.pipeline import run_analysis
 from bncli.probes.base import ProbeBase, as_units, spread_indices
 from bncli.probes.ics import DistributionProbe, ics_probes, next_noise_seed
@@ -26,6 +25,7 @@ from bncli.probes.ics_grad import (
 )
 from bncli.probes.ics_stats import shift_stats, unit_percentiles, wasserstein1
 from bncli.results import RunRecord
+from bncli.runner.build import build_arm_model, initial_model, prepare
 from bncli.spec import parse_spec
 from bncli.train import train_run
 

@@ -12,9 +12,8 @@ import torch.nn.functional as F
 from typer.testing import CliRunner
 
 from bncli.cli import app
-from bncli.experiment import run_experiment
 from bncli.models import build_model
-from bncli.pipeline import run_analysis
+from bncli.pipeline import run_analysis, run_experiment
 from bncli.probes.base import as_units
 from bncli.probes.jacobian import (
     autograd_jacobian,

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from bncli.data import load_data
-from bncli.experiment import build_arm_model, initial_model
 from bncli.models import NoiseInjection, build_model
+from bncli.runner.build import build_arm_model, initial_model
 from bncli.spec import ArmSpec, ModelSpec, NoiseSpec, parse_spec
 
 

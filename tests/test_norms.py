@@ -4,6 +4,7 @@ point, scale invariance per norm, and C9's verdict logic on hand-made records.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -13,20 +14,20 @@ import torch
 from bncli.analyses.c9 import (
     c9_claims,
     c9_tables,
-    companion_probes,
-    companion_sections,
+    extra_probes,
     verdict_of,
 )
 from bncli.data import load_data
 from bncli.errors import SpecError
-from bncli.experiment import build_arm_model, initial_model
 from bncli.models import build_model
 from bncli.norm_layers import LpNorm
 from bncli.norms import arm_width_problem
 from bncli.pipeline import run_analysis
-from bncli.plan import RunJob, job_spec, run_job
+from bncli.plan import make_job
 from bncli.probes.scale_static import expected_invariance
 from bncli.results import RunRecord
+from bncli.runner import run_job
+from bncli.runner.build import build_arm_model, initial_model
 from bncli.spec import ArmSpec, ModelSpec, parse_spec
 
 NEW_ARMS = ["layernorm", "groupnorm", "weightnorm", "l1norm", "l2norm", "linfnorm"]
@@ -303,22 +304,25 @@ def test_c9_rule_table():
     assert verdict_of(h, f, h) == verdict_of(u, h, h) == verdict_of(f, h, u) == "inconclusive"
 
 
-def test_companion_probes_ride_along_only_where_c9_applies():
+def test_c9_extra_probes_ride_along_only_where_c9_applies():
     spec = _spec("mlp", arms=["plain", "batchnorm", "l2norm", "weightnorm", "noisy_batchnorm"])
-    assert companion_sections(spec, "ics", "l2norm") == ["lipschitz"]
-    assert companion_sections(spec, "lipschitz", "plain") == ["ics"]
-    assert companion_sections(spec, "lipschitz", "weightnorm") == []
-    assert companion_sections(spec, "scale", "l2norm") == []
+    assert extra_probes(spec, "l2norm", "ics") == ("landscape",)
+    assert extra_probes(spec, "plain", "lipschitz") == ("ics_dist",)
+    assert extra_probes(spec, "weightnorm", "lipschitz") == ()
+    assert extra_probes(spec, "l2norm", "scale") == ()
     bn_only = _spec("mlp", arms=["plain", "batchnorm"])
-    assert companion_sections(bn_only, "ics", "batchnorm") == []
-    # the plan gives the job the companion section, and the job then runs the other probe
-    doc = json.loads(job_spec(spec, "ics", "l2norm", 0.1, 3))
-    assert set(doc["analysis"]) == {"ics", "lipschitz"}
-    rec = run_job(RunJob("ics", "l2norm", 0.1, 3, job_spec(spec, "ics", "l2norm", 0.1, 3)))
-    assert {"ics_dist", "ics_grad", "landscape"} <= set(rec.probes)
-    # without the section (e.g. weight norm, not compared by C9) no companion probe runs
-    wn = RunJob("ics", "weightnorm", 0.1, 3, job_spec(spec, "ics", "weightnorm", 0.1, 3))
-    assert companion_probes(wn.spec, wn.spec.arms[0], 0.1, 3, None, "ics") == []
+    assert extra_probes(bn_only, "batchnorm", "ics") == ()
+    # the plan names the probes on the job, keeps their settings, and the job runs them
+    job = make_job(spec, "ics", "l2norm", 0.1, 3)
+    assert job.probes == ("ics_dist", "ics_grad", "landscape")
+    assert set(json.loads(job.spec_json)["analysis"]) == {"ics", "lipschitz"}
+    rec = run_job(job)
+    assert list(rec.probes) == ["ics_dist", "ics_grad", "landscape"]
+    # weight norm is not compared by C9: no extra probe, no extra section
+    wn = make_job(spec, "ics", "weightnorm", 0.1, 3)
+    assert wn.probes == ("ics_dist", "ics_grad") and set(json.loads(wn.spec_json)["analysis"]) == {"ics"}
+    # the probes are part of the job's key
+    assert dataclasses.replace(job, probes=job.probes[:2]).key != job.key
 
 
 def test_the_plan_gives_c9_arms_their_companion_section():

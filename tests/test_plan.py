@@ -15,8 +15,9 @@ from bncli.analyses import ANALYSES, get_analysis
 from bncli.errors import SchemaError
 from bncli.executors import execute
 from bncli.pipeline import run_analysis
-from bncli.plan import plan, run_job
+from bncli.plan import plan
 from bncli.results import CommandResult
+from bncli.runner import SingleRunner, run_job
 from bncli.spec import apply_overrides, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,12 +97,15 @@ def test_identical_jobs_run_once(tiny_spec_dict_factory):
     calls = []
 
     class Counting:
-        def run(self, js, reporter=None):
+        runner = SingleRunner()
+
+        def run(self, groups, reporter=None):
             from bncli.executors.base import JobResult
 
-            for j in js:
-                calls.append(j)
-                yield JobResult(j, run_job(j))
+            for g in groups:
+                for j in g:
+                    calls.append(j)
+                    yield JobResult(j, run_job(j))
 
     ex = execute(jobs + jobs[:2], Counting())
     assert len(calls) == len(jobs) and len(ex.records) == len(jobs) + 2
@@ -135,3 +139,80 @@ def test_cli_imports_no_torch():
     code = "import sys, bncli.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """bncli's modules -> the bncli modules each imports (any import, also inside functions)."""
+    mods: dict[str, Path] = {}
+    for f in (ROOT / "bncli").rglob("*.py"):
+        rel = f.relative_to(ROOT).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        mods[".".join(parts)] = f
+    graph: dict[str, set[str]] = {}
+    for name, f in mods.items():
+        deps = set()
+        for m in _imports(f):
+            # `from bncli.x import y` may name a submodule y; count the deepest module that exists
+            while m and m not in mods:
+                m = m.rpartition(".")[0]
+            if m and m != name:
+                deps.add(m)
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("bncli"):
+                for a in node.names:
+                    sub = f"{node.module}.{a.name}"
+                    if sub in mods and sub != name:
+                        deps.add(sub)
+        graph[name] = deps
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[set[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = set()
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.add(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(comp)
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_import_graph_of_the_runner_layer():
+    """No import loop through the plan, the runner or the executors; none among the analyses;
+    batch/ writes files through bncli.io, never through render/."""
+    graph = _module_graph()
+    for comp in _cycles(graph):
+        core = {m for m in comp if m == "bncli.plan" or m.startswith(("bncli.executors", "bncli.runner",
+                                                                       "bncli.analyses"))}
+        assert not core, f"import loop through {sorted(comp)}"
+    for name, deps in graph.items():
+        if name.startswith("bncli.batch"):
+            assert not {d for d in deps if d.startswith("bncli.render")}, f"{name} imports render/"
+    assert not {d for d in graph["bncli.plan"] if d.startswith(("bncli.runner", "bncli.executors"))}

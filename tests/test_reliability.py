@@ -55,13 +55,16 @@ def test_interrupted_command_judges_only_complete_pairs(tiny_spec_dict_factory):
     from bncli.executors import execute
     from bncli.executors.base import JobResult
     from bncli.pipeline import build_result, check_spec
-    from bncli.plan import plan, run_job
+    from bncli.plan import plan
+    from bncli.runner import SingleRunner, run_job
 
     spec = parse_spec(tiny_spec_dict_factory(seeds=2))
 
     class StopAtThird:  # Ctrl-C while the third job (seed 1, plain) runs
-        def run(self, js, reporter=None):
-            for i, j in enumerate(js):
+        runner = SingleRunner()
+
+        def run(self, groups, reporter=None):
+            for i, (j,) in enumerate(groups):
                 if i == 2:
                     raise KeyboardInterrupt
                 yield JobResult(j, run_job(j))

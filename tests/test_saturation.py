@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 from bncli.analyses.saturation import ablation_pairs, init_gradients, saturation_claims
 from bncli.cli import app
 from bncli.data import batch_indices, load_data
-from bncli.experiment import build_arm_model, initial_model
 from bncli.models import build_model
 from bncli.probes.saturation import SaturationProbe, identity_recovery, preact_stats
 from bncli.results import RunRecord
+from bncli.runner.build import build_arm_model, initial_model
 from bncli.spec import parse_spec
 from bncli.train import train_run
 

@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 from bncli.cli import app
 from bncli.data import load_data
-from bncli.experiment import build_arm_model, initial_model
 from bncli.models import build_model, loss_fn_for
 from bncli.probes.base import ProbeBase
 from bncli.probes.scale import ScaleProbe
 from bncli.probes.scale_static import eps_break_alpha, eps_effect, static_check
+from bncli.runner.build import build_arm_model, initial_model
 from bncli.spec import ArmSpec, ModelSpec, parse_spec
 from bncli.train import train_run
 

@@ -6,8 +6,7 @@ import math
 
 import torch
 
-from bncli.experiment import run_experiment
-from bncli.pipeline import run_analysis
+from bncli.pipeline import run_analysis, run_experiment
 from bncli.probes.base import ProbeBase
 from bncli.spec import parse_spec
 

@@ -53,7 +53,8 @@ def test_explicit_threads_and_null_are_kept(tiny_spec_dict_factory):
 
 
 def test_run_job_resolves_auto_without_changing_the_job_key(tiny_spec_dict_factory):
-    from bncli.plan import plan, run_job
+    from bncli.plan import plan
+    from bncli.runner import run_job
 
     auto = plan(parse_spec(tiny_spec_dict_factory()), "train")[0]
     one = plan(parse_spec(tiny_spec_dict_factory(threads=1)), "train")[0]

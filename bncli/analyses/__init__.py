@@ -1,17 +1,18 @@
 """The analysis registry: one line per analysis. A new analysis is its own module here (and in
-probes/), one render module, and one line below."""
+probes/), one render module, and one line below. C9 is a claim judged from two analyses' probes:
+it wraps ics and landscape here (bncli.analyses.c9.with_c9), so neither imports it."""
 
 from __future__ import annotations
 
-from bncli.analyses import ics, landscape, saturation, scale, train
+from bncli.analyses import c9, ics, landscape, saturation, scale, train
 from bncli.analyses.base import Analysis, DataInfo, Option, Summary
 
 ANALYSES: dict[str, Analysis] = {
     a.name: a
     for a in (
         train.ANALYSIS,
-        ics.ANALYSIS,
-        landscape.ANALYSIS,
+        c9.with_c9(ics.ANALYSIS),  # C9 plugs into measure-ics and lipschitz (its probes, claims)
+        c9.with_c9(landscape.ANALYSIS),
         scale.ANALYSIS,
         saturation.ANALYSIS,
     )

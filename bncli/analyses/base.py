@@ -41,25 +41,31 @@ class Summary:
     tables: dict[str, Any] = field(default_factory=dict)
 
 
-ProbeFactory = Callable[..., Sequence[Any]]  # (spec, arm, lr, seed, data) -> probes
+ProbeFactory = Callable[..., Sequence[Any]]  # (spec, arm, lr, seed, data) -> probes (tests, benchmarks)
+ProbePlan = Callable[[Any, Any], tuple[str, ...]]  # (spec, arm) -> the probes a job runs, by name
 Summarizer = Callable[[Any, Sequence[RunRecord], DataInfo], Summary]  # (spec, records, data)
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """One registered analysis. `probe_factory` is a module-level function (picklable, so any
-    executor can ship it); `render` names the module with render(spec, result) -> renderables and
-    write_files(spec, result, out_dir) -> paths."""
+    """One registered analysis. `plan_probes(spec, arm)` names, at plan time, the probes each of
+    its jobs runs (bncli.probes.registry builds them in the runner); `render` names the module
+    with render(spec, result) -> renderables and write_files(spec, result, out_dir) -> paths."""
 
     name: str
     command: str
     claims: tuple[str, ...]
     section: str | None  # its `analysis.<section>` in the spec (None: train only)
     options: tuple[Option, ...]
-    probe_factory: ProbeFactory | None
+    plan_probes: ProbePlan
     summarize: Summarizer
     render: str
     help: str
     # names a batch expectation can test ({metric: NAME, arm: ...}), beside the summary metrics
     # (final_train_loss, best_test_acc, ...): keys of this analysis's per (lr, arm) table rows
     metrics: tuple[str, ...] = ()
+
+
+def no_probes(spec: Any, arm: Any) -> tuple[str, ...]:
+    """The plan of an analysis without probes (train: the curves only)."""
+    return ()

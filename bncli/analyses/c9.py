@@ -11,16 +11,18 @@ fails while (c) holds, or (c) fails; else inconclusive. LayerNorm and GroupNorm 
 three parts in a table, reported but not judged (SCIENCE.md C9).
 
 The data: (b) needs the C2 distribution probe (`ics_dist`) and (c) the landscape probe on the same
-runs. `measure-ics` and `lipschitz` each attach the other's probe, as a companion, to the arms C9
-compares, when the job carries the other analysis's settings section: the plan adds that section
-to those jobs (companion_sections) only when the spec has an ℓp arm, a plain arm and a batchnorm
-arm, so specs without ℓp arms run exactly as before.
+runs. The registry plugs C9 into `measure-ics` and `lipschitz` (with_c9): at plan time each of
+their jobs on an arm C9 compares names the other analysis's probe too (extra_probes; the job spec
+then keeps that probe's settings section), only when the spec has an ℓp arm, a plain arm and a
+batchnorm arm, so specs without ℓp arms run exactly as before.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bncli.results import Claim, RunRecord
@@ -33,8 +35,8 @@ C9_STATEMENT = (
     "well as BN and better than plain, its layer inputs shift more than BN's, and its loss "
     "landscape is smoother than plain's"
 )
-# the analysis sections whose probes C9 combines, and each one's companion
-COMPANIONS = {"ics": "lipschitz", "lipschitz": "ics"}
+# the analysis sections whose probes C9 combines, and the probe it adds to each one's jobs
+EXTRA_PROBE = {"ics": "landscape", "lipschitz": "ics_dist"}
 # norms compared the C9 way: lp is judged; layer and group are reported (SCIENCE.md C9)
 JUDGED = ("lp",)
 REPORTED = ("layer", "group")
@@ -67,42 +69,50 @@ def c9_applies(spec: Spec, norms: Sequence[str] = JUDGED) -> bool:
     return bool(c9_arms(spec, norms)) and plain_arm(spec) is not None and batchnorm_arm(spec) is not None
 
 
-def companion_sections(spec: Spec, section: str | None, arm_name: str) -> list[str]:
-    """The other analysis sections one job must carry so that C9 has its data (for plan.job_spec).
-
-    A measure-ics job of an arm C9 compares carries `lipschitz` (the landscape probe runs with its
-    settings), a lipschitz job carries `ics`; every other job carries nothing extra. LN and GN arms
-    of such a spec get them too, for the reported (not judged) comparison; specs without an ℓp
-    arm run as they always did."""
-    if section not in COMPANIONS or not c9_applies(spec):
-        return []
+def compared_arm_names(spec: Spec) -> set[str]:
+    """The arms whose jobs carry C9's extra probe: ℓp, LN and GN arms (LN/GN reported, not judged)
+    with the plain and batchnorm arms, when C9 applies (an ℓp arm, a plain arm, a batchnorm arm)."""
+    if not c9_applies(spec):
+        return set()
     names = {a.name for a in c9_arms(spec, JUDGED + REPORTED)}
-    names |= {plain_arm(spec).name, batchnorm_arm(spec).name}  # type: ignore[union-attr]
-    return [COMPANIONS[section]] if arm_name in names else []
+    return names | {plain_arm(spec).name, batchnorm_arm(spec).name}  # type: ignore[union-attr]
 
 
-def companion_probes(spec: Spec, arm: ArmSpec, lr: float, seed: int, data: Any, section: str) -> list[Any]:
-    """The companion probe of a job whose spec carries the companion section (see the module doc).
-
-    A job spec has one arm and only the sections its plan gave it; a multi-arm spec (a direct
-    call) gets companions only where C9 applies to it."""
-    other = COMPANIONS.get(section)
-    if other is None or other not in spec.analysis.model_fields_set:
-        return []
-    if len(spec.arms) > 1 and arm.name not in companion_names(spec):
-        return []
-    if other == "lipschitz":
-        from bncli.probes.landscape import LandscapeProbe
-
-        return [LandscapeProbe(spec.analysis.lipschitz, lr, seed)]
-    from bncli.probes.ics import ics_probes
-
-    return [p for p in ics_probes(spec, arm, lr, seed, data) if p.name == "ics_dist"]
+def extra_probes(spec: Spec, arm_name: str, section: str | None) -> tuple[str, ...]:
+    """The probe C9 adds to one job at plan time: a measure-ics job of an arm C9 compares runs the
+    landscape probe too, a lipschitz job the C2 distribution probe; every other job nothing."""
+    if section not in EXTRA_PROBE or arm_name not in compared_arm_names(spec):
+        return ()
+    return (EXTRA_PROBE[section],)
 
 
-def companion_names(spec: Spec) -> set[str]:
-    """Arms of a full spec that get C9's companion probes (none when C9 does not apply)."""
-    return {a.name for a in spec.arms if companion_sections(spec, "ics", a.name)}
+@dataclass(frozen=True)
+class _PlanWithC9:
+    base: Any
+    section: str | None
+
+    def __call__(self, spec: Spec, arm: ArmSpec) -> tuple[str, ...]:
+        return tuple(self.base(spec, arm)) + extra_probes(spec, arm.name, self.section)
+
+
+@dataclass(frozen=True)
+class _SummaryWithC9:
+    base: Any
+
+    def __call__(self, spec: Spec, records: Sequence[RunRecord], data: Any) -> Any:
+        from bncli.analyses.base import Summary
+
+        s = self.base(spec, records, data)
+        return Summary(s.claims + c9_claims(spec, records), {**s.tables, **c9_tables(spec, records)})
+
+
+def with_c9(analysis: Any) -> Any:
+    """`analysis` (ics or lipschitz) with C9 plugged in: its extra probe on the arms C9 compares,
+    its claims and its tables after the analysis's own (the registry does this: neither analysis
+    imports C9)."""
+    return dataclasses.replace(analysis, plan_probes=_PlanWithC9(analysis.plan_probes, analysis.section),
+                               summarize=_SummaryWithC9(analysis.summarize),
+                               claims=tuple(analysis.claims) + (("C9",) if "C9" not in analysis.claims else ()))
 
 
 # --------------------------------------------------------------------------- judging

@@ -194,20 +194,15 @@ def layer_list(text: str | None) -> list[str] | None:
     return names or None
 
 
-def probes(spec: Spec, arm: Any, lr: float, seed: int, data: Any) -> list[Any]:
-    """The distribution probe (C2) and, unless switched off, the gradient-ICS probe (C3); on the
-    arms C9 compares, when the job carries the lipschitz settings, the landscape probe too."""
-    from bncli.analyses.c9 import companion_probes
-    from bncli.probes.ics import ics_probes
-
-    return ics_probes(spec, arm, lr, seed, data) + companion_probes(spec, arm, lr, seed, data, "ics")
+def plan_probes(spec: Spec, arm: Any) -> tuple[str, ...]:
+    """The distribution probe (C2) and, unless switched off, the gradient-ICS probe (C3) (C9 adds
+    the landscape probe on the arms it compares: bncli.analyses.c9)."""
+    return ("ics_dist", "ics_grad") if spec.analysis.ics.gradient_ics else ("ics_dist",)
 
 
 def summarize(spec: Spec, records: Sequence[RunRecord], data: DataInfo) -> Summary:
-    from bncli.analyses.c9 import c9_claims, c9_tables
-
-    claims = c2_claims(spec, records) + c3_claims(spec, records) + c9_claims(spec, records)
-    return Summary(claims, {"ics_rows": layer_rows(spec, records), **c9_tables(spec, records)})
+    claims = c2_claims(spec, records) + c3_claims(spec, records)
+    return Summary(claims, {"ics_rows": layer_rows(spec, records)})
 
 
 HELP = """Train every arm and measure internal covariate shift both ways; test claims C2 and C3.
@@ -245,7 +240,7 @@ ANALYSIS = Analysis(
                "analysis.ics.gradient_ics",
                "Measure Santurkar's gradient ICS (C3) too (analysis.ics.gradient_ics)."),
     ),
-    probe_factory=probes,
+    plan_probes=plan_probes,
     summarize=summarize,
     render="bncli.render.ics",
     help=HELP,

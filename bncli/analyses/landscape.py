@@ -193,19 +193,12 @@ def c5_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     return out
 
 
-def probes(spec: Spec, arm: Any, lr: float, seed: int, data: Any) -> list[Any]:
-    """The landscape probe on every arm; the BN-Jacobian probe where C5's closed form applies."""
-    from bncli.analyses.c9 import companion_probes
-    from bncli.probes.jacobian import BnJacobianProbe
-    from bncli.probes.landscape import LandscapeProbe
-
-    cfg = spec.analysis.lipschitz
-    out: list[Any] = [LandscapeProbe(cfg, lr, seed)]
-    if cfg.jacobian and arm.norm_info.jacobian_closed_form:
-        out.append(BnJacobianProbe(cfg, seed))
-    # on the arms C9 compares, when the job carries the ics settings: the C2 distribution probe
-    out += companion_probes(spec, arm, lr, seed, data, "lipschitz")
-    return out
+def plan_probes(spec: Spec, arm: Any) -> tuple[str, ...]:
+    """The landscape probe on every arm; the BN-Jacobian probe where C5's closed form applies (C9
+    adds the C2 distribution probe on the arms it compares: bncli.analyses.c9)."""
+    if spec.analysis.lipschitz.jacobian and arm.norm_info.jacobian_closed_form:
+        return ("landscape", "bn_jacobian")
+    return ("landscape",)
 
 
 def summarize(spec: Spec, records: Sequence[RunRecord], data: DataInfo) -> Summary:
@@ -213,10 +206,8 @@ def summarize(spec: Spec, records: Sequence[RunRecord], data: DataInfo) -> Summa
 
     cfg = spec.analysis.lipschitz
     land, jac = arm_tables(spec, records)
-    from bncli.analyses.c9 import c9_claims, c9_tables
-
-    claims = c4_claims(spec, records) + c5_claims(spec, records) + c9_claims(spec, records)
-    extra = c9_tables(spec, records)
+    claims = c4_claims(spec, records) + c5_claims(spec, records)
+    extra: dict[str, Any] = {}
     na = c5_not_applicable(spec)
     if na:
         extra["c5_note"] = na
@@ -285,7 +276,7 @@ ANALYSIS = Analysis(
                "train: batch statistics, what SGD optimizes (default); eval: the inference network "
                "(running statistics, no noise), its own gradient."),
     ),
-    probe_factory=probes,
+    plan_probes=plan_probes,
     summarize=summarize,
     render="bncli.render.landscape",
     help=HELP,

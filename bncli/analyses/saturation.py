@@ -283,13 +283,9 @@ MODE_NOTE = (
 )
 
 
-def probes(spec: Spec, arm: Any, lr: float, seed: int, data: Any) -> list[Any]:
+def plan_probes(spec: Spec, arm: Any) -> tuple[str, ...]:
     """The saturation probe on a fixed probe batch."""
-    from bncli.probes.saturation import SaturationProbe
-
-    cfg = spec.analysis.saturation
-    x, _y = data.probe_batch(cfg.probe_size)
-    return [SaturationProbe(cfg.every, x, spec.model.activation, cfg.threshold, cfg.linear_bound)]
+    return ("saturation",)
 
 
 def summarize(spec: Spec, records: Sequence[RunRecord], data: DataInfo) -> Summary:
@@ -340,7 +336,7 @@ ANALYSIS = Analysis(
                "Sigmoid/tanh unit value counts as saturated when its derivative is below this "
                "fraction of the maximum derivative (overrides analysis.saturation.threshold)."),
     ),
-    probe_factory=probes,
+    plan_probes=plan_probes,
     summarize=summarize,
     render="bncli.render.saturation",
     help=HELP,

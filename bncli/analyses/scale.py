@@ -445,11 +445,9 @@ def c6_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     return out
 
 
-def probes(spec: Spec, arm: Any, lr: float, seed: int, data: Any) -> list[Any]:
+def plan_probes(spec: Spec, arm: Any) -> tuple[str, ...]:
     """The scale probe: the static check at init and end, and the weight-norm dynamics."""
-    from bncli.probes.scale import ScaleProbe, scale_layers
-
-    return [ScaleProbe(spec.analysis.scale, spec.train, lr, data, scale_layers(spec))]
+    return ("scale",)
 
 
 def summarize(spec: Spec, records: Sequence[RunRecord], data: DataInfo) -> Summary:
@@ -487,7 +485,7 @@ ANALYSIS = Analysis(
         Option("every", ("--every",), int | None, "analysis.scale.every",
                "Record ‖W‖ every N steps (overrides analysis.scale.every)."),
     ),
-    probe_factory=probes,
+    plan_probes=plan_probes,
     summarize=summarize,
     render="bncli.render.scale",
     help=HELP,

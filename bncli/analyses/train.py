@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bncli.analyses.base import Analysis, DataInfo, Summary
+from bncli.analyses.base import Analysis, DataInfo, Summary, no_probes
 from bncli.results import Claim, RunRecord
 from bncli.spec import Spec
 from bncli.verdicts import MetricInput, by_arm_lr, comparison_pairs, make_claim
@@ -99,7 +99,7 @@ ANALYSIS = Analysis(
     claims=("C1",),
     section=None,
     options=(),
-    probe_factory=None,
+    plan_probes=no_probes,
     summarize=summarize,
     render="bncli.render.train",
     help=HELP,

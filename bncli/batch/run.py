@@ -14,7 +14,8 @@ from typing import Any
 
 from bncli.batch.expand import Cell
 from bncli.batch.expect import Outcome, evaluate
-from bncli.executors.base import Executor, JobResult, Reporter, execute
+from bncli.executors import execute
+from bncli.executors.base import Executor, JobResult, Reporter
 from bncli.plan import JOB_FORMAT, RunJob, plan
 from bncli.results import SCHEMA_VERSION, CommandResult, RunRecord, clean
 

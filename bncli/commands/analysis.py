@@ -111,8 +111,8 @@ def run_command(analysis: Analysis, spec_path: Path, values: dict[str, Any]) -> 
 def run_header(analysis: Analysis, spec: Any, backend: str) -> Text:
     """The output's first line: the command, the spec's name, what ran (arms x lrs x seeds, the
     model, the data, steps) and the threads each run used."""
-    from bncli.experiment import describe
-    from bncli.plan import job_data
+    from bncli.render.describe import describe
+    from bncli.runner.cache import job_data
 
     ceiling = 1 if backend == "ray" and spec.threads == "auto" else None  # a Ray task asks for 1 CPU
     text = Text()

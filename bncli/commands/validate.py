@@ -37,7 +37,8 @@ def validate(
 def _validate_one(spec_path: Path, json: bool, no_data: bool) -> None:
     from rich.markup import escape
 
-    from bncli.experiment import describe, prepare
+    from bncli.render.describe import describe
+    from bncli.runner.build import prepare
     from bncli.spec import load_spec
 
     spec = load_spec(spec_path)

@@ -20,6 +20,15 @@ SOURCES: dict[str, str] = {
 SOURCE_HELP = "synthetic (generated), digits (scikit-learn's 8x8, no download) or npz (your file, see path)"
 
 
+def register_source(name: str, module: str) -> None:
+    """Add a source at run time (a plugin; built-in sources are lines in SOURCES): `module` is
+    imported on first use; the spec accepts `data.source: name` from now on."""
+    from bncli.spec import refresh_registry_choices
+
+    SOURCES[name] = module
+    refresh_registry_choices()
+
+
 def source_names() -> tuple[str, ...]:
     return tuple(SOURCES)
 

@@ -1,4 +1,5 @@
-"""The executor interface: take a plan, yield each job's outcome as it finishes."""
+"""The executor interface: take a plan's groups of jobs (bncli.runner groups them), run each group
+with the executor's runner, yield each job's outcome as its group finishes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, Protocol
 
 from bncli.plan import RunJob
 from bncli.results import RunRecord
+from bncli.runner.base import Runner, group_jobs
 
 
 class Reporter(Protocol):
@@ -31,11 +33,13 @@ class JobResult:
 
 
 class Executor(Protocol):
-    """Runs jobs and yields a JobResult per job as each finishes (in any order). A job that raises
-    yields a JobResult with `error`; Ctrl-C (KeyboardInterrupt) propagates after the finished
-    results were yielded."""
+    """Runs groups of jobs with its `runner` and yields a JobResult per job as each group finishes
+    (groups in any order). A group that raises yields a JobResult with `error` for each of its
+    jobs; Ctrl-C (KeyboardInterrupt) propagates after the finished results were yielded."""
 
-    def run(self, jobs: Sequence[RunJob], reporter: Reporter | None = None) -> Iterator[JobResult]: ...
+    runner: Runner
+
+    def run(self, groups: Sequence[Sequence[RunJob]], reporter: Reporter | None = None) -> Iterator[JobResult]: ...
 
 
 @dataclass
@@ -58,15 +62,13 @@ class Execution:
 
 def execute(
     jobs: Sequence[RunJob],
-    executor: Executor | None = None,
+    executor: Executor,
     reporter: Reporter | None = None,
     on_result: Callable[[JobResult], Any] | None = None,
 ) -> Execution:
-    """Run a plan on an executor (the serial one by default). Ctrl-C keeps every finished result.
-    Jobs with the same content key run once; every copy gets the record."""
-    from bncli.executors.serial import SerialExecutor
-
-    executor = executor or SerialExecutor()
+    """Run a plan on an executor, in the groups its runner makes.
+    Ctrl-C keeps every finished result. Jobs with the same content key run once; every copy gets
+    the record."""
     jobs = list(jobs)
     unique: dict[str, RunJob] = {}
     for j in jobs:
@@ -76,7 +78,7 @@ def execute(
     if reporter is not None and hasattr(reporter, "start_plan"):
         reporter.start_plan(len(unique))
     try:
-        for res in executor.run(list(unique.values()), reporter):
+        for res in executor.run(group_jobs(list(unique.values()), executor.runner), reporter):
             key = res.job.key
             for i, j in enumerate(jobs):
                 if j.key == key:

@@ -1,6 +1,7 @@
-"""The local executor: N worker processes on this machine (`--jobs N`), one job at a time each.
+"""The local executor: N worker processes on this machine (`--jobs N`), one group of jobs at a
+time each (a group is what the runner trains together; SingleRunner's groups are single jobs).
 
-A worker that dies (killed, out of memory) fails only the job it was running, with the reason,
+A worker that dies (killed, out of memory) fails only the group it was running, with the reason,
 and is replaced; the others go on. Workers ignore Ctrl-C: the parent stops them and keeps every
 finished result. Each worker sets torch's threads to cores / N unless the spec says otherwise.
 """
@@ -16,14 +17,15 @@ from typing import Any
 
 from bncli.executors.base import JobResult, Reporter
 from bncli.plan import RunJob
+from bncli.runner import Runner, SingleRunner
 
 
-def _worker(conn: Connection, threads: int, probe_factory: Any) -> None:
-    """Loop: receive a job, run it, send back ("ok", record) or ("error", text)."""
+def _worker(conn: Connection, threads: int, runner: Any) -> None:
+    """Loop: receive a group, run it, send back ("ok", records) or ("error", text)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import torch
 
-    from bncli.plan import run_job, seed_data
+    from bncli.runner.cache import seed_data
     from bncli.runtime import set_thread_ceiling
 
     set_thread_ceiling(threads)  # `threads: auto` stays within this worker's share of the cores
@@ -35,12 +37,11 @@ def _worker(conn: Connection, threads: int, probe_factory: Any) -> None:
             return
         if msg is None:
             return
-        job, data = msg
+        group, data = msg
         try:
             if data is not None:  # the parent's copy, sent once per data set
-                seed_data(job.spec, data)
-            record = run_job(job, probe_factory=probe_factory)
-            conn.send(("ok", record))
+                seed_data(group[0].spec, data)
+            conn.send(("ok", runner.run(group)))
         except BaseException as exc:  # noqa: BLE001 - every failure is reported, one line
             first = str(exc).splitlines()[0] if str(exc) else ""
             conn.send(("error", f"{type(exc).__name__}: {first}"))
@@ -61,12 +62,12 @@ def _death_reason(code: int | None) -> str:
 
 
 class _Worker:
-    def __init__(self, ctx: Any, threads: int, probe_factory: Any) -> None:
+    def __init__(self, ctx: Any, threads: int, runner: Any) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker, args=(child, threads, probe_factory), daemon=True)
+        self.proc = ctx.Process(target=_worker, args=(child, threads, runner), daemon=True)
         self.proc.start()
         child.close()
-        self.job: RunJob | None = None
+        self.job: list[RunJob] | None = None  # the group it is running
         self.has_data: set[str] = set()  # data keys this worker already holds
 
     def stop(self) -> None:
@@ -79,7 +80,7 @@ class _Worker:
 def _context() -> Any:
     """The forkserver context, its server started (it imports torch once, in the background)."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["torch", "bncli.plan", "bncli.train", "bncli.analyses"])
+    ctx.set_forkserver_preload(["torch", "bncli.plan", "bncli.runner", "bncli.train", "bncli.analyses"])
     from multiprocessing import forkserver
 
     forkserver.ensure_running()
@@ -94,39 +95,40 @@ class LocalExecutor:
     """Runs a plan on `jobs` worker processes (forked from a clean forkserver: no torch state of
     this process is inherited)."""
 
-    def __init__(self, jobs: int, threads: int | None = None, probe_factory: Any = None) -> None:
+    def __init__(self, jobs: int, threads: int | None = None, probe_factory: Any = None,
+                 runner: Runner | None = None) -> None:
         self.jobs = max(1, jobs)
         self.threads = threads or default_threads(self.jobs)
-        self.probe_factory = probe_factory
+        self.runner = runner if runner is not None else SingleRunner(probe_factory)
         _context()  # start the server now: it imports torch while this process checks the specs
 
     @staticmethod
     def _data_for(w: _Worker, job: RunJob) -> Any:
         """The job's data (on the CPU) the first time this worker needs it, else None: workers
-        don't load data sets themselves (saves a scikit-learn import and a load per worker)."""
-        from bncli.plan import data_key, job_data
+        don't load data sets themselves (one load in this process, whatever the workers)."""
+        from bncli.runner.cache import cpu_data, data_key
 
-        key = data_key(job.spec)
+        key = data_key(job.spec, "cpu")
         if key in w.has_data:
             return None
         w.has_data.add(key)
         try:
-            return job_data(job.spec).to("cpu")
+            return cpu_data(job.spec)
         except Exception:  # noqa: BLE001 - the worker then loads it and reports the error itself
             return None
 
-    def run(self, jobs: Sequence[RunJob], reporter: Reporter | None = None) -> Iterator[JobResult]:
+    def run(self, groups: Sequence[Sequence[RunJob]], reporter: Reporter | None = None) -> Iterator[JobResult]:
         # forkserver: a clean server process (no torch threads inherited) imports torch once;
         # each worker then forks from it quickly instead of importing torch itself (spawn)
         ctx = _context()
-        todo = list(jobs)
-        workers = [_Worker(ctx, self.threads, self.probe_factory) for _ in range(min(self.jobs, len(todo)))]
+        todo = [list(g) for g in groups]
+        workers = [_Worker(ctx, self.threads, self.runner) for _ in range(min(self.jobs, len(todo)))]
         try:
             while todo or any(w.job is not None for w in workers):
                 for w in workers:
                     if w.job is None and todo:
                         w.job = todo.pop(0)
-                        w.conn.send((w.job, self._data_for(w, w.job)))
+                        w.conn.send((w.job, self._data_for(w, w.job[0])))
                 busy = [w for w in workers if w.job is not None]
                 ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy])
                 for w in list(busy):
@@ -143,15 +145,18 @@ class LocalExecutor:
                         continue
                     w.job = None
                     if kind == "ok":
-                        yield JobResult(job, payload)
+                        for j, record in zip(job, payload):
+                            yield JobResult(j, record)
                     elif kind == "error":
-                        yield JobResult(job, None, payload)
+                        for j in job:
+                            yield JobResult(j, None, payload)
                     else:
                         w.proc.join(timeout=5)
                         reason = _death_reason(w.proc.exitcode)
                         w.stop()
-                        workers[workers.index(w)] = _Worker(ctx, self.threads, self.probe_factory)
-                        yield JobResult(job, None, reason)
+                        workers[workers.index(w)] = _Worker(ctx, self.threads, self.runner)
+                        for j in job:
+                            yield JobResult(j, None, reason)
         finally:
             for w in workers:
                 try:

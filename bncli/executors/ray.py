@@ -1,4 +1,5 @@
-"""The Ray executor (`--backend ray`): every RunJob is one Ray task, on a private local Ray or a cluster.
+"""The Ray executor (`--backend ray`): every group of jobs (the runner's; SingleRunner: one job) is
+one Ray task, on a private local Ray or a cluster.
 
 What runs where: the driver (this process) loads each distinct dataset once on the CPU and puts it
 in Ray's object store, so a node fetches it once, whatever its number of jobs; every job is a task
@@ -12,7 +13,6 @@ not retried and is reported like a local failure. Ctrl-C cancels the outstanding
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +21,7 @@ from typing import Any
 from bncli.errors import DeviceError, UsageError
 from bncli.executors.base import JobResult, Reporter
 from bncli.plan import RunJob
+from bncli.runner import Runner, SingleRunner
 
 INSTALL_HINT = "--backend ray needs Ray: pip install 'bncli[ray]' (or pip install ray)"
 
@@ -42,11 +43,10 @@ def _import_ray() -> Any:
     return ray
 
 
-def _run_on_worker(job: RunJob, data: Any, device: str, threads: int, probe_factory: Any) -> Any:
-    """The task body: the job's data on its device, `threads` torch threads, then run_job."""
+def _run_on_worker(group: list[RunJob], data: Any, device: str, threads: int, runner: Any) -> Any:
+    """The task body: the group's data on its device, `threads` torch threads, then the runner."""
     import torch
 
-    from bncli.plan import run_job
     from bncli.runtime import set_thread_ceiling
 
     set_thread_ceiling(threads)  # `threads: auto` stays within the CPUs this task asked for
@@ -54,7 +54,7 @@ def _run_on_worker(job: RunJob, data: Any, device: str, threads: int, probe_fact
         torch.set_num_threads(threads)
     if device != "cpu":
         data = data.to(torch.device(device))
-    return run_job(job, data=data, probe_factory=probe_factory)
+    return runner.run(group, data)
 
 
 def _remote(ray: Any) -> Any:
@@ -94,12 +94,13 @@ class RayExecutor:
         num_cpus: int | None = None,
         threads_per_job: int | None = None,
         probe_factory: Callable[..., Sequence[Any]] | None = None,
+        runner: Runner | None = None,
     ) -> None:
         self.address = address
         self.max_retries = max_retries
         self.num_cpus = num_cpus
         self.threads_per_job = threads_per_job
-        self.probe_factory = probe_factory
+        self.runner = runner if runner is not None else SingleRunner(probe_factory)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -154,10 +155,10 @@ class RayExecutor:
 
     # -- running ----------------------------------------------------------------------------------
 
-    def run(self, jobs: Sequence[RunJob], reporter: Reporter | None = None) -> Iterator[JobResult]:
-        """Submit every job, yield each JobResult as its task finishes (no per-step progress)."""
+    def run(self, groups: Sequence[Sequence[RunJob]], reporter: Reporter | None = None) -> Iterator[JobResult]:
+        """Submit every group, yield each job's JobResult as its task finishes (no per-step progress)."""
         ray, started = self._connect()
-        pending: dict[Any, RunJob] = {}
+        pending: dict[Any, list[RunJob]] = {}
         # Ray's driver prints task errors ("Task failed ... will be retried") to stdout whatever
         # log_to_driver says; stdout is data (--json), and a failure is reported in its JobResult
         ray_worker = getattr(ray, "_private", None) and getattr(ray._private, "worker", None)
@@ -165,7 +166,7 @@ class RayExecutor:
         if logs_were is not None:
             ray_worker._worker_logs_enabled = False
         try:
-            yield from self._run(ray, list(jobs), pending, check=started and self.address is None)
+            yield from self._run(ray, [list(g) for g in groups], pending, check=started and self.address is None)
         finally:
             if logs_were is not None:
                 ray_worker._worker_logs_enabled = logs_were
@@ -179,41 +180,44 @@ class RayExecutor:
                 ray.shutdown()
 
     def _run(
-        self, ray: Any, jobs: list[RunJob], pending: dict[Any, RunJob], check: bool
+        self, ray: Any, groups: list[list[RunJob]], pending: dict[Any, list[RunJob]], check: bool
     ) -> Iterator[JobResult]:
-        from bncli.data import load_data
+        from bncli.runner.cache import cpu_data, data_key
 
-        if not jobs:
+        if not groups:
             return
         gpus = float(ray.cluster_resources().get("GPU", 0))
         if check:
-            self._check_fits(ray, jobs, gpus)
+            self._check_fits(ray, [j for g in groups for j in g], gpus)
         task = _remote(ray)
         data_refs: dict[str, Any] = {}
-        for job in jobs:
+        for group in groups:
+            job = group[0]
             spec = job.spec
-            dkey = json.dumps(spec.data.model_dump(mode="json"), sort_keys=True)
+            dkey = data_key(spec, "cpu")
             if dkey not in data_refs:  # once per distinct dataset; nodes fetch it from the store
-                data_refs[dkey] = ray.put(load_data(spec.data, "cpu"))
+                data_refs[dkey] = ray.put(cpu_data(spec))
             device, threads = self._device(spec.device, gpus), self._threads(job)
             ref = task.options(
                 num_cpus=threads,
                 num_gpus=1 if device.startswith("cuda") else 0,
                 max_retries=self.max_retries,
                 retry_exceptions=False,
-            ).remote(job, data_refs[dkey], device, threads, self.probe_factory)
-            pending[ref] = job
+            ).remote(group, data_refs[dkey], device, threads, self.runner)
+            pending[ref] = group
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
-                job = pending.pop(ref)
+                group = pending.pop(ref)
                 try:
-                    record = ray.get(ref)
+                    records = ray.get(ref)
                 except ray.exceptions.RayError as exc:
                     text, cause = _error_of(ray, exc)
-                    yield JobResult(job, None, text, cause)
+                    for job in group:
+                        yield JobResult(job, None, text, cause)
                     continue
-                yield JobResult(job, record)
+                for job, record in zip(group, records):
+                    yield JobResult(job, record)
 
 
 def make_ray_executor(address: str | None = None, **kw: Any) -> RayExecutor:

@@ -1,37 +1,42 @@
-"""The serial executor: one job after another in this process, with per-step progress."""
+"""The serial executor: one group after another in this process, with per-step progress."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from bncli.errors import BncliError
 from bncli.executors.base import JobResult, Reporter
-from bncli.plan import RunJob, run_job
+from bncli.plan import RunJob
+from bncli.runner import Runner, SingleRunner, group_label
 
 
 class SerialExecutor:
-    """Runs each job here, in order. A job that raises becomes a failed JobResult unless
-    `raise_errors` (what single subcommands want: the error is the command's error)."""
+    """Runs each group here, in order, with `runner` (default: SingleRunner(probe_factory)). A
+    group that raises becomes failed JobResults unless `raise_errors` (what single subcommands
+    want: the error is the command's error)."""
 
-    def __init__(self, raise_errors: bool = True, probe_factory=None) -> None:
+    def __init__(self, raise_errors: bool = True, probe_factory: Callable[..., Sequence[Any]] | None = None,
+                 runner: Runner | None = None) -> None:
         self.raise_errors = raise_errors
-        self.probe_factory = probe_factory
+        self.runner = runner if runner is not None else SingleRunner(probe_factory)
 
-    def run(self, jobs: Sequence[RunJob], reporter: Reporter | None = None) -> Iterator[JobResult]:
-        for job in jobs:
+    def run(self, groups: Sequence[Sequence[RunJob]], reporter: Reporter | None = None) -> Iterator[JobResult]:
+        for group in groups:
             if reporter is not None:
-                reporter.start_run(job.label, job.spec.train.steps)
+                reporter.start_run(group_label(group), group[0].spec.train.steps * len(group))
             try:
-                record = run_job(job, probe_factory=self.probe_factory,
-                                 on_progress=reporter.advance if reporter is not None else None)
+                records = self.runner.run(list(group), None, reporter.advance if reporter is not None else None)
             except KeyboardInterrupt:
                 raise
             except Exception as exc:
                 if self.raise_errors or (isinstance(exc, BncliError) and exc.exit_code == 2):
                     raise
-                yield JobResult(job, None, f"{type(exc).__name__}: {exc}", exc)
+                for job in group:
+                    yield JobResult(job, None, f"{type(exc).__name__}: {exc}", exc)
                 continue
             finally:
                 if reporter is not None:
                     reporter.end_run()
-            yield JobResult(job, record)
+            for job, record in zip(group, records):
+                yield JobResult(job, record)

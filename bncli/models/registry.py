@@ -25,6 +25,15 @@ FAMILIES: dict[str, str] = {
 FAMILY_HELP = "mlp (fully connected) or cnn (3x3 conv blocks, then a linear head)"
 
 
+def register_family(name: str, module: str) -> None:
+    """Add a model family at run time (a plugin; built-in families are lines in FAMILIES): the spec
+    accepts `model.kind: name` from now on."""
+    from bncli.spec import refresh_registry_choices
+
+    FAMILIES[name] = module
+    refresh_registry_choices()
+
+
 def family_names() -> tuple[str, ...]:
     return tuple(FAMILIES)
 

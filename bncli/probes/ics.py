@@ -147,3 +147,15 @@ def ics_probes(spec: Spec, arm: ArmSpec, lr: float, seed: int, data: Dataset) ->
     if cfg.gradient_ics:
         probes.append(GradientIcsProbe(cfg.every, cfg.layers))
     return probes
+
+
+def make_distribution_probe(spec: Spec, arm: ArmSpec, lr: float, seed: int, data: Dataset) -> ProbeBase:
+    """The C2 distribution probe (registry: ics_dist)."""
+    cfg = spec.analysis.ics
+    return DistributionProbe(cfg.every, data.probe_batch(cfg.probe_size), cfg.layers, cfg.tracked_units)
+
+
+def make_gradient_probe(spec: Spec, arm: ArmSpec, lr: float, seed: int, data: Dataset) -> ProbeBase:
+    """The C3 gradient-ICS probe (registry: ics_grad)."""
+    cfg = spec.analysis.ics
+    return GradientIcsProbe(cfg.every, cfg.layers)

@@ -178,3 +178,8 @@ class BnJacobianProbe(ProbeBase):
 
     def result(self) -> dict[str, Any]:
         return {"series": self.series}
+
+
+def make_probe(spec: Any, arm: Any, lr: float, seed: int, data: Any) -> BnJacobianProbe:
+    """The C5 BN-Jacobian probe (registry: bn_jacobian)."""
+    return BnJacobianProbe(spec.analysis.lipschitz, seed)

@@ -207,3 +207,8 @@ class LandscapeProbe(ProbeBase):
 
     def result(self) -> dict[str, Any]:
         return {"eta": self.etas, "bn_mode": self.spec.bn_mode, "series": self.series}
+
+
+def make_probe(spec: Any, arm: Any, lr: float, seed: int, data: Any) -> LandscapeProbe:
+    """The C4 landscape probe (registry: landscape)."""
+    return LandscapeProbe(spec.analysis.lipschitz, lr, seed)

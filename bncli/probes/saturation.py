@@ -182,3 +182,10 @@ def _ratio(a: float, b: float) -> float:
     if not (math.isfinite(a) and math.isfinite(b)) or b == 0:
         return math.nan
     return a / b
+
+
+def make_probe(spec: Any, arm: Any, lr: float, seed: int, data: Any) -> SaturationProbe:
+    """The C7/C8 saturation probe on a fixed probe batch (registry: saturation)."""
+    cfg = spec.analysis.saturation
+    x, _y = data.probe_batch(cfg.probe_size)
+    return SaturationProbe(cfg.every, x, spec.model.activation, cfg.threshold, cfg.linear_bound)

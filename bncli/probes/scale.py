@@ -122,3 +122,8 @@ def scale_layers(spec: Spec) -> list[str]:
             f"(this model has {', '.join(names)})"
         )
     return [n for n in names if n in wanted]
+
+
+def make_probe(spec: Spec, arm: Any, lr: float, seed: int, data: Dataset) -> ScaleProbe:
+    """The C6 scale probe (registry: scale)."""
+    return ScaleProbe(spec.analysis.scale, spec.train, lr, data, scale_layers(spec))

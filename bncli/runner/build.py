@@ -1,11 +1,10 @@
-"""Building blocks of a run: the shared initial weights of a seed, an arm's copy of them, the
-checks before training (device, data, model fits), and a run's record."""
+"""Building a run: the shared initial weights of a seed, an arm's copy of them, the checks before
+training (device, data, model fits, memory), and a finished run's record."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -16,19 +15,6 @@ from bncli.results import RunRecord
 from bncli.runtime import configure_threads, resolve_device, resolve_threads, seed_everything
 from bncli.spec import ArmSpec, Spec
 from bncli.train import TrainOutcome
-
-if TYPE_CHECKING:
-    from bncli.executors.base import Reporter
-
-ProbeFactory = Callable[[Spec, ArmSpec, float, int, Dataset], Sequence[Any]]
-
-
-@dataclass
-class Experiment:
-    records: list[RunRecord]
-    interrupted: bool
-    data: Dataset
-    device: torch.device
 
 
 def _reference_arm() -> ArmSpec:
@@ -73,7 +59,7 @@ def prepare(spec: Spec, analyses: Sequence[str] | None = None) -> tuple[Dataset,
     bncli.budget's estimate for `analyses`, None: the most demanding) and that the model fits the
     data: everything that can fail before training."""
     from bncli.budget import check_budget
-    from bncli.plan import job_data
+    from bncli.runner.cache import job_data
 
     device = resolve_device(spec.device)
     data = job_data(spec)
@@ -125,49 +111,4 @@ def record_of(spec: Spec, job: Any, outcome: TrainOutcome, probes: Sequence[Any]
         wall_s=outcome.wall_s,
         interrupted=outcome.interrupted,
         probes={p.name: p.result() for p in probes},
-    )
-
-
-def run_experiment(
-    spec: Spec,
-    probe_factory: ProbeFactory | None = None,
-    reporter: Reporter | None = None,
-    prepared: tuple[Dataset, torch.device] | None = None,
-) -> Experiment:
-    """Every seed x learning rate x arm with the given probes, serially (tests and benchmarks;
-    the commands go through bncli.pipeline). Ctrl-C keeps the finished runs."""
-    from bncli.executors import execute
-    from bncli.executors.serial import SerialExecutor
-    from bncli.plan import plan
-
-    data, device = prepared if prepared is not None else prepare(spec)
-    ex = execute(plan(spec, "train"), SerialExecutor(probe_factory=probe_factory), reporter)
-    return Experiment(ex.records, ex.interrupted, data, device)
-
-
-def describe(spec: Spec, data: Dataset, thread_ceiling: int | None = None) -> str:
-    """One line a user can check: arms x lrs x seeds, the model's shape, the data split, the
-    threads each run uses (`thread_ceiling`: at most this many, e.g. a Ray task's CPUs)."""
-    import math as _math
-
-    from bncli.runtime import threads_label
-
-    if spec.model.kind == "mlp":
-        runs: list[list[int]] = []  # [width, count]: hidden 100, 100, 100 reads 100×3
-        for w in spec.model.hidden:
-            if runs and runs[-1][0] == w:
-                runs[-1][1] += 1
-            else:
-                runs.append([w, 1])
-        hidden = ", ".join(f"{w}×{n}" if n > 1 else str(w) for w, n in runs)
-        chain = f"in {_math.prod(data.input_shape)} → hidden {hidden} → out {data.n_out}"
-        shape = f"mlp {chain} ({spec.model.activation})"
-    else:
-        shape = f"cnn channels {spec.model.channels} ({spec.model.activation}) on {data.input_shape}"
-    return (
-        f"{len(spec.arms)} arms ({', '.join(a.name for a in spec.arms)}) × {len(spec.train.lr)} "
-        f"learning rate(s) × {spec.seeds} seed(s); {shape}; {spec.data.source} {data.task}, "
-        f"{data.n_train} train / {data.x_test.shape[0]} held-out; {spec.train.steps} steps of "
-        f"{spec.train.optimizer}, batch {min(spec.train.batch_size, data.n_train)}; threads: "
-        f"{threads_label(spec, data.input_shape, data.n_out, data.n_train, thread_ceiling)}"
     )
