@@ -61,6 +61,9 @@ class RunRecord:
     wall_s: float
     interrupted: bool = False
     probes: dict[str, Any] = field(default_factory=dict)
+    # the learning rate at each of `steps` (its last update's) when train.schedule or warmup
+    # varies it; empty (and left out of the JSON) for a constant lr
+    lr_curve: list[float] = field(default_factory=list)
 
     @property
     def diverged(self) -> bool:
@@ -90,7 +93,10 @@ class RunRecord:
         return min(vals) if vals and not self.diverged else math.nan
 
     def to_json(self) -> dict[str, Any]:
-        return clean(asdict(self))
+        doc = clean(asdict(self))
+        if not doc.get("lr_curve"):
+            doc.pop("lr_curve", None)
+        return doc
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RunRecord:

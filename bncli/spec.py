@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from bncli.data.registry import SOURCE_HELP, source_names
+from bncli.data.registry import IMAGE_SOURCES, SOURCE_HELP, source_names
 from bncli.errors import SpecError
 from bncli.models.registry import FAMILY_HELP, family_names
 from bncli.norms import NormInfo, arm_width_problem, norm_info, norm_names
@@ -79,19 +79,35 @@ class DataSpec(Strict):
     path: Path | None = Field(
         None, description="npz only: a file with X and y (optional X_test, y_test); a relative path "
         "resolves from the spec's folder")
+    root: Path | None = Field(
+        None, description="mnist, fashion_mnist, cifar10, cifar100 only: the folder holding the "
+        "downloaded files (torchvision's layout, e.g. ROOT/MNIST/raw/ or ROOT/cifar-10-batches-py/, "
+        "or the files directly); null: $BNCLI_DATA, else ./data; a relative path resolves from the "
+        "spec's folder")
+    subset: Annotated[Int, Field(ge=2, le=MAX_COUNT)] | None = Field(
+        None, description="train on a fixed subset of N training examples (drawn with data.seed); "
+        "null: all")
+    test_subset: Annotated[Int, Field(ge=1, le=MAX_COUNT)] | None = Field(
+        None, description="evaluate on a fixed subset of N held-out examples (drawn with data.seed); "
+        "null: all")
+    augment: bool = Field(
+        False, description="cifar10, cifar100 only: random crop (4-pixel zero padding) + horizontal "
+        "flip of each training batch, drawn from the run's seed and step (paired arms see the same)")
     test_fraction: Fraction = Field(
-        0.2, description="held-out share of the examples (npz with X_test/y_test: not used)")
+        0.2, description="held-out share of the examples (npz with X_test/y_test, mnist, cifar: not "
+        "used, the files have a test split)")
     standardize: bool = Field(
         True, description="scale each input feature to mean 0, std 1 (statistics of the training split)")
     seed: Seed = Field(
         0, description="data generation (synthetic) and the train/held-out split; fixed across "
         "training seeds")
 
-    @field_validator("path", mode="before")
+    @field_validator("path", "root", mode="before")
     @classmethod
-    def _usable_path(cls, v: Any) -> Any:
+    def _usable_path(cls, v: Any, info: ValidationInfo) -> Any:
         if isinstance(v, str) and (not v.strip() or "\0" in v):
-            raise ValueError("give the path of an .npz file (not empty, no NUL characters)")
+            what = "an .npz file" if info.field_name == "path" else "a folder"
+            raise ValueError(f"give the path of {what} (not empty, no NUL characters)")
         return v
 
     @field_validator("task")
@@ -107,6 +123,11 @@ class DataSpec(Strict):
     def _npz_needs_path(self) -> DataSpec:
         if self.source == "npz" and self.path is None:
             raise ValueError("source 'npz' needs a 'path' to an .npz file")
+        if self.augment and self.source not in ("cifar10", "cifar100"):
+            raise ValueError(f"augment: crop + flip is for cifar10 and cifar100, not {self.source}")
+        if self.source not in IMAGE_SOURCES:
+            _refuse_idle(self, {"root": f"not used with source: {self.source} (only with "
+                                        f"{', '.join(IMAGE_SOURCES)})"})
         return self
 
 
@@ -314,12 +335,31 @@ class TrainSpec(Strict):
         100.0, description="diverged: the loss is non-finite or above this x its first value")
     eval_train_examples: Count = Field(
         2000, description="train accuracy / loss in eval mode are measured on this many examples")
+    schedule: Literal["constant", "step", "cosine"] = Field(
+        "constant", description="learning rate over the run: constant, step (x gamma at each of "
+        "milestones) or cosine (down to 0 at the last step); every lr in `lr` is the peak")
+    milestones: list[Annotated[Int, Field(gt=0, le=MAX_COUNT)]] = Field(
+        default_factory=list, max_length=MAX_LIST,
+        description="schedule: step only: the updates after which the lr is multiplied by gamma")
+    gamma: Annotated[Float, Field(gt=0.0, le=1.0)] = Field(
+        0.1, description="schedule: step only: the factor at each milestone")
+    warmup_steps: Annotated[Int, Field(ge=0, le=MAX_COUNT)] = Field(
+        0, description="linear warmup: the lr rises from lr/N to lr over the first N updates (any "
+        "schedule)")
 
     @model_validator(mode="after")
     def _no_idle_options(self) -> TrainSpec:
         if self.optimizer != "sgd":
             _refuse_idle(self, {"momentum": f"not used with optimizer: {self.optimizer} (it is SGD's "
                                             "momentum; Adam has its own)"})
+        if self.schedule != "step":
+            _refuse_idle(self, {
+                "milestones": f"not used with schedule: {self.schedule} (only with schedule: step)",
+                "gamma": f"not used with schedule: {self.schedule} (only with schedule: step)"})
+        elif not self.milestones:
+            raise ValueError("milestones: schedule: step needs at least one milestone (an update count)")
+        if sorted(self.milestones) != list(self.milestones):
+            raise ValueError("milestones: give them in increasing order")
         return self
 
     @field_validator("lr", mode="before")
@@ -538,9 +578,16 @@ def load_spec(path: str | Path) -> Spec:
     p = Path(path)
     raw = load_yaml_file(p)
     spec = parse_spec(raw, str(p))
-    if spec.data.path is not None and not spec.data.path.is_absolute():
-        spec.data.path = (p.parent / spec.data.path).resolve()
+    resolve_data_paths(spec, p.parent)
     return spec
+
+
+def resolve_data_paths(spec: Spec, base_dir: Path) -> None:
+    """data.path and data.root, when relative, resolve from `base_dir` (the spec file's folder)."""
+    for field in ("path", "root"):
+        value = getattr(spec.data, field)
+        if value is not None and not value.is_absolute():
+            setattr(spec.data, field, (base_dir / value).resolve())
 
 
 def apply_overrides(spec: Spec, overrides: dict[str, Any], source: str = "command line") -> Spec:

@@ -32,6 +32,7 @@ from torch import nn
 from bncli.data import Dataset, batch_indices
 from bncli.models import Net, loss_fn_for
 from bncli.runtime import derive_seed
+from bncli.schedule import lr_at, scheduled
 from bncli.spec import ArmSpec, TrainSpec
 
 
@@ -64,6 +65,7 @@ class StepContext:
     loss: torch.Tensor
     noise_seed: int | None
     buffers_before: dict[str, torch.Tensor]
+    lr: float | None = None  # this step's learning rate (the schedule's; None: run.lr)
 
 
 class Probe(Protocol):
@@ -83,6 +85,7 @@ class History:
     train_acc: list[float | None] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)
     test_acc: list[float | None] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)  # the lr of the last update (step 0: the first)
 
 
 @dataclass
@@ -106,16 +109,19 @@ def make_optimizer(model: nn.Module, spec: TrainSpec, lr: float) -> torch.optim.
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, chunk: int = 4096
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, chunk: int = 4096,
+    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[float, float | None]:
-    """Mean loss and accuracy (classification) in eval mode; restores the previous mode."""
+    """Mean loss and accuracy (classification) in eval mode; restores the previous mode.
+    `prepare` turns stored examples into inputs chunk by chunk (uint8 images: Dataset.prepare)."""
     was_training = model.training
     model.eval()
     loss_fn = loss_fn_for(task)
     total, correct = 0.0, 0
     n = x.shape[0]
     for i in range(0, n, chunk):
-        out = model(x[i : i + chunk])
+        xc = x[i : i + chunk]
+        out = model(xc if prepare is None else prepare(xc))
         yb = y[i : i + chunk]
         per_example = 1 if task == "classification" else yb[0].numel()
         total += float(loss_fn(out, yb, reduction="sum")) / per_example
@@ -137,6 +143,12 @@ def _first_bad(losses: Sequence[float], start: int, ref: float, factor: float) -
         if v > factor * ref:
             return start + i, f"loss {v:.3g} > {factor:g} x first loss {ref:.3g}"
     return None
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The schedule's lr for this update (only called when a schedule or warmup is set)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def train_run(
@@ -163,9 +175,9 @@ def train_run(
     noisy = bool(model.noise_modules())
     noise_base = derive_seed(seed, 7919)
     batches = batch_indices(data.n_train, spec.batch_size, seed, device)
-    x_all, y_all = data.x_train, data.y_train
+    has_schedule = scheduled(spec)
     n_eval_train = min(spec.eval_train_examples, data.n_train)
-    x_tr_eval, y_tr_eval = x_all[:n_eval_train], y_all[:n_eval_train]
+    x_tr_eval, y_tr_eval = data.x_train[:n_eval_train], data.y_train[:n_eval_train]
 
     hist = History()
     all_losses: list[float] = []
@@ -177,14 +189,15 @@ def train_run(
     def record_eval(step: int, window: list[float]) -> None:
         """One curve point: held-out and train-set metrics in eval mode, and the mean batch loss
         since the previous point (at step 0, before any batch, the eval-mode train loss)."""
-        te_loss, te_acc = evaluate(model, data.x_test, data.y_test, data.task)
-        tr_loss, tr_acc = evaluate(model, x_tr_eval, y_tr_eval, data.task)
+        te_loss, te_acc = evaluate(model, data.x_test, data.y_test, data.task, prepare=data.prepare)
+        tr_loss, tr_acc = evaluate(model, x_tr_eval, y_tr_eval, data.task, prepare=data.prepare)
         hist.step.append(step)
         hist.train_loss.append(sum(window) / len(window) if window else tr_loss)
         hist.train_eval_loss.append(tr_loss)
         hist.train_acc.append(tr_acc)
         hist.test_loss.append(te_loss)
         hist.test_acc.append(te_acc)
+        hist.lr.append(lr_at(spec, lr, max(0, step - 1)) if has_schedule else lr)
 
     for p in probes:
         if hasattr(p, "on_start"):
@@ -211,7 +224,10 @@ def train_run(
     try:
         for step in range(spec.steps):
             idx = next(batches)
-            xb, yb = x_all[idx], y_all[idx]
+            xb, yb = data.batch(idx, seed, step)
+            step_lr = lr_at(spec, lr, step) if has_schedule else lr
+            if has_schedule:
+                _set_lr(optimizer, step_lr)
             noise_seed = None
             if noisy:
                 noise_seed = (noise_base + step) % (1 << 62)
@@ -234,7 +250,8 @@ def train_run(
                 if not math.isfinite(lv) or lv > limit:
                     due = []  # the divergence check below marks this step
             if due:
-                ctx = StepContext(run, step, xb, yb, loss.detach(), noise_seed, buffers_before)
+                ctx = StepContext(run, step, xb, yb, loss.detach(), noise_seed, buffers_before,
+                                  step_lr)
                 for p in due:
                     if hasattr(p, "before_update"):
                         p.before_update(ctx)

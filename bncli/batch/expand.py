@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from bncli.batch.model import BatchFile, Comparison, Expectation
 from bncli.errors import SpecError
-from bncli.spec import Spec, _format_validation_error, parse_spec
+from bncli.spec import Spec, _format_validation_error, parse_spec, resolve_data_paths
 from bncli.yamlio import load_yaml_file
 
 # metrics of every command: the per (lr, arm) summary over seeds (the mean is compared)
@@ -127,8 +127,7 @@ def expand(
             name = cell_name(comp.name, values)
             where = label if not values else f"{label} {name}"
             spec = parse_spec(d, where)
-            if spec.data.path is not None and not spec.data.path.is_absolute():
-                spec.data.path = (base_dir / spec.data.path).resolve()
+            resolve_data_paths(spec, base_dir)
             cells.append(Cell(name, comp.name, values, spec, comp.commands, list(comp.expect)))
     if only and not cells:
         raise SpecError(f"{path}: --only {' '.join(only)} matches no comparison")

@@ -1,5 +1,6 @@
 """The in-memory Dataset every source becomes: shared checks, split, standardization, and the
-seeded batch iterator."""
+seeded batch iterator. Image sources (mnist, cifar) keep uint8 images and prepare each batch
+when drawn (bncli.data.transform)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bncli.data.transform import ImageTransform, channel_stats
 from bncli.errors import DataError
 from bncli.runtime import make_generator
 from bncli.spec import DataSpec
@@ -16,7 +18,8 @@ from bncli.spec import DataSpec
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train and held-out tensors, already standardized and on the device."""
+    """Train and held-out tensors on the device: already standardized float32, or (with a
+    `transform`) uint8 images that batch() / prepare() normalize (and augment) per batch."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -24,6 +27,7 @@ class Dataset:
     y_test: torch.Tensor
     task: str  # "classification" | "regression"
     n_out: int  # classes, or regression outputs
+    transform: ImageTransform | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -41,12 +45,25 @@ class Dataset:
             self.y_test.to(device),
             self.task,
             self.n_out,
+            None if self.transform is None else self.transform.to(device),
         )
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Stored examples -> model inputs (uint8 images are normalized; floats pass as they are)."""
+        return x if self.transform is None else self.transform.normalize(x)
+
+    def batch(self, idx: torch.Tensor, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training batch `idx` of step `step` as model inputs: augmented (data.augment) from
+        (seed, step) only, so every arm of a seed sees the same images."""
+        x = self.x_train[idx]
+        if self.transform is not None:
+            x = self.transform.train_batch(x, seed, step)
+        return x, self.y_train[idx]
 
     def probe_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """A fixed batch for probes: the first `size` training examples (the split is shuffled)."""
         n = min(size, self.n_train)
-        return self.x_train[:n], self.y_train[:n]
+        return self.prepare(self.x_train[:n]), self.y_train[:n]
 
 
 def _check_pair(x: np.ndarray, y: np.ndarray, name: str, where: str) -> None:
@@ -97,6 +114,10 @@ class RawData:
     y_test: np.ndarray | None = None
     task: str | None = None  # None: the spec's data.task, or inferred from y when auto
     image_shape: tuple[int, ...] | None = None  # reshape each example to this after standardizing
+    # uint8 (N, C, H, W) images with int labels, kept as bytes and normalized per batch
+    uint8_images: bool = False
+    augment: bool = False  # random crop + flip of training batches (uint8_images only)
+    n_classes: int | None = None  # uint8_images: the label count (a subset may miss a class)
 
 
 def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
@@ -108,6 +129,8 @@ def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
     rng = np.random.default_rng(spec.seed)
     where = source.where(spec)
     raw = source.load(spec, rng)
+    if raw.uint8_images:
+        return _image_dataset(spec, raw, rng, where).to(torch.device(device))
     x, y, x_test, y_test = raw.x, raw.y, raw.x_test, raw.y_test
     if raw.task is None:
         _check_pair(x, y, "X/y", where)
@@ -127,6 +150,8 @@ def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
         if len(x) - n_test < 2:
             raise DataError(f"{where}: too few examples ({len(x)}) to split off a held-out set")
         x, y, x_test, y_test = x[perm[n_test:]], y[perm[n_test:]], x[perm[:n_test]], y[perm[:n_test]]
+    x, y = _subset(x, y, spec.subset, rng)
+    x_test, y_test = _subset(x_test, y_test, spec.test_subset, rng)
 
     hint = getattr(source, "OVERFLOW_HINT", "")
     with np.errstate(over="ignore"):  # an overflow is reported just below, as a DataError
@@ -179,6 +204,34 @@ def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
 
     ds = Dataset(torch.as_tensor(x), yt, torch.as_tensor(x_test), yte, task, n_out)
     return ds.to(torch.device(device))
+
+
+def _subset(x: np.ndarray, y: np.ndarray, n: int | None, rng: np.random.Generator):
+    """A fixed subset of n examples (data.seed's draw, sorted: the order stays the file's)."""
+    if n is None or n >= len(x):
+        return x, y
+    keep = np.sort(rng.choice(len(x), size=n, replace=False))
+    return x[keep], y[keep]
+
+
+def _image_dataset(spec: DataSpec, raw: RawData, rng: np.random.Generator, where: str) -> Dataset:
+    """uint8 images stay uint8; the training split's per-channel mean/std normalize each batch."""
+    assert raw.x_test is not None and raw.y_test is not None
+    x, y = _subset(raw.x, raw.y, spec.subset, rng)
+    x_test, y_test = _subset(raw.x_test, raw.y_test, spec.test_subset, rng)
+    if len(x) < 2:
+        raise DataError(f"{where}: data.subset: need at least 2 training examples")
+    if spec.standardize:
+        mean, std = channel_stats(x)
+    else:  # scaled to [0, 1] only
+        mean, std = np.zeros(x.shape[1]), np.full(x.shape[1], 255.0)
+    shape = (1, x.shape[1], 1, 1)
+    tf = ImageTransform(torch.as_tensor(mean, dtype=torch.float32).reshape(shape),
+                        torch.as_tensor(std, dtype=torch.float32).reshape(shape), raw.augment)
+    n_out = raw.n_classes or int(max(y.max(initial=0), y_test.max(initial=0))) + 1
+    return Dataset(torch.as_tensor(np.ascontiguousarray(x)), torch.as_tensor(y.astype(np.int64)),
+                   torch.as_tensor(np.ascontiguousarray(x_test)),
+                   torch.as_tensor(y_test.astype(np.int64)), "classification", n_out, tf)
 
 
 def batch_indices(

@@ -15,9 +15,17 @@ SOURCES: dict[str, str] = {
     "synthetic": "bncli.data.synthetic",
     "digits": "bncli.data.digits",
     "npz": "bncli.data.npz",
+    "mnist": "bncli.data.mnist",
+    "fashion_mnist": "bncli.data.mnist",
+    "cifar10": "bncli.data.cifar",
+    "cifar100": "bncli.data.cifar",
 }
 
-SOURCE_HELP = "synthetic (generated), digits (scikit-learn's 8x8, no download) or npz (your file, see path)"
+IMAGE_SOURCES = ("mnist", "fashion_mnist", "cifar10", "cifar100")  # read from data.root
+
+SOURCE_HELP = ("synthetic (generated), digits (scikit-learn's 8x8, no download), npz (your file, see "
+               "path), or mnist, fashion_mnist, cifar10, cifar100 (the published files in a local "
+               "folder, see root; bncli never downloads)")
 
 
 def register_source(name: str, module: str) -> None:

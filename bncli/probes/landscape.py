@@ -191,9 +191,14 @@ class LandscapeProbe(ProbeBase):
             if spec.bn_mode == "eval":
                 # the inference network's own gradient: eval-mode BN, no noise
                 g, loss0 = full_gradient(model, ctx.run.loss_fn, ctx.x, ctx.y, theta, buffers)
-            rec = landscape_point(model, ctx.run.loss_fn, ctx.x, ctx.y, theta, g, self.etas,
+            # under a schedule the η′ grid follows this step's lr (a point records its own grid)
+            step_lr = getattr(ctx, "lr", None)
+            etas = self.etas if step_lr is None or step_lr == self.lr else eta_grid(step_lr, spec)
+            rec = landscape_point(model, ctx.run.loss_fn, ctx.x, ctx.y, theta, g, etas,
                                   buffers, spec.batched)
             rec = {"step": ctx.step, "loss_at_theta": loss0, **rec}
+            if etas is not self.etas:
+                rec["eta"] = etas
             if spec.hessian:
                 seed = derive_seed(self.seed, ctx.step, 4241)
                 loss_of = _loss_of(model, ctx.run.loss_fn, ctx.x, ctx.y)

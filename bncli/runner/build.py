@@ -13,6 +13,7 @@ from bncli.errors import DataError, SpecError
 from bncli.models import Net, build_model, copy_shared_state
 from bncli.results import RunRecord
 from bncli.runtime import configure_threads, resolve_device, resolve_threads, seed_everything
+from bncli.schedule import scheduled
 from bncli.spec import ArmSpec, Spec
 from bncli.train import TrainOutcome
 
@@ -41,7 +42,7 @@ def check_compatible(spec: Spec, data: Dataset) -> None:
         model = build_model(spec.model, spec.arms[0], data.input_shape, data.n_out)
         with torch.no_grad():
             model.eval()
-            model(data.x_train[:2].cpu())
+            model(data.probe_batch(2)[0].cpu())
     except DataError:
         raise
     except RuntimeError as exc:
@@ -111,4 +112,5 @@ def record_of(spec: Spec, job: Any, outcome: TrainOutcome, probes: Sequence[Any]
         wall_s=outcome.wall_s,
         interrupted=outcome.interrupted,
         probes={p.name: p.result() for p in probes},
+        lr_curve=list(h.lr) if scheduled(spec.train) else [],
     )

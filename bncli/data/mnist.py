@@ -1,0 +1,111 @@
+"""MNIST and Fashion-MNIST from their IDX files in a local folder (bncli never downloads):
+`train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`,
+`t10k-labels-idx1-ubyte`, gzipped or not, in torchvision's layout (ROOT/MNIST/raw/,
+ROOT/FashionMNIST/raw/) or directly in ROOT. Kept as uint8 (1, 28, 28) images."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+
+from bncli.data.base import RawData
+from bncli.errors import DataError
+from bncli.spec import DataSpec
+
+FILES = {
+    "x": "train-images-idx3-ubyte",
+    "y": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+SUBDIR = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+WHERE_TO_GET = {
+    "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/ (torchvision's mirror of "
+             "http://yann.lecun.com/exdb/mnist/)",
+    "fashion_mnist": "https://github.com/zalandoresearch/fashion-mnist (data/fashion/)",
+}
+_DTYPES = {0x08: np.uint8}  # IDX type codes bncli reads (MNIST files are all unsigned bytes)
+
+
+def data_root(spec: DataSpec) -> Path:
+    """data.root, else $BNCLI_DATA, else ./data."""
+    return spec.root if spec.root is not None else Path(os.environ.get("BNCLI_DATA") or "data")
+
+
+def where(spec: DataSpec) -> str:
+    return f"data.root {data_root(spec)}"
+
+
+def describe(spec: DataSpec) -> str:
+    return spec.source
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def locate(spec: DataSpec) -> dict[str, Path]:
+    """The four files, from ROOT/<MNIST|FashionMNIST>/raw/ or ROOT; a DataError that says what to
+    put where when they are not there."""
+    root = data_root(spec)
+    candidates = [root / SUBDIR[spec.source] / "raw", root]
+    for folder in candidates:
+        found = {k: _find(folder, stem) for k, stem in FILES.items()}
+        if all(found.values()):
+            return found  # type: ignore[return-value]
+    raise DataError(
+        f"data.root: {spec.source} files not found in {candidates[0]} or {root}: expected "
+        f"{', '.join(FILES.values())} (each may end in .gz); download them from "
+        f"{WHERE_TO_GET[spec.source]} into {candidates[0]}, or set data.root (or $BNCLI_DATA)"
+    )
+
+
+def key_material(spec: DataSpec) -> object:
+    """The files' names, sizes and modification times (cheap; a replaced file is new data)."""
+    try:
+        return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in locate(spec).values())
+    except DataError:
+        return "missing"
+
+
+def read_idx(path: Path, ndim: int) -> np.ndarray:
+    """An IDX array (big-endian header: 0, 0, type, ndim, then ndim uint32 sizes, then data)."""
+    try:
+        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read ({exc})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise DataError(f"{path}: not an IDX file (bad magic number)")
+    code, dims = raw[2], raw[3]
+    if code not in _DTYPES or dims != ndim:
+        raise DataError(f"{path}: expected an IDX file of unsigned bytes with {ndim} dimensions "
+                        f"(type 0x{code:02x}, {dims} dimensions)")
+    header = 4 + 4 * dims
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header")
+    shape = tuple(int(v) for v in np.frombuffer(raw, ">u4", count=dims, offset=4))
+    count = int(np.prod(shape))
+    if len(raw) - header != count:
+        raise DataError(f"{path}: IDX header says {shape} ({count} bytes) but {len(raw) - header} follow")
+    return np.frombuffer(raw, np.uint8, count=count, offset=header).reshape(shape)
+
+
+def load(spec: DataSpec, rng: np.random.Generator) -> RawData:
+    files = locate(spec)
+    x, y = read_idx(files["x"], 3), read_idx(files["y"], 1)
+    x_test, y_test = read_idx(files["x_test"], 3), read_idx(files["y_test"], 1)
+    for imgs, labels, what in ((x, y, "train"), (x_test, y_test, "t10k")):
+        if len(imgs) != len(labels):
+            raise DataError(f"{where(spec)}: {what} images ({len(imgs)}) and labels ({len(labels)}) differ")
+        if labels.size and labels.max() > 9:
+            raise DataError(f"{where(spec)}: {what} labels must be 0..9 (found {int(labels.max())})")
+    if x.shape[1:] != x_test.shape[1:]:
+        raise DataError(f"{where(spec)}: train images are {x.shape[1:]}, t10k images {x_test.shape[1:]}")
+    return RawData(x[:, None], y.astype(np.int64), x_test[:, None], y_test.astype(np.int64),
+                   task="classification", uint8_images=True, n_classes=10)
