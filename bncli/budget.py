@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from bncli.data.registry import IMAGE_SOURCES
 from bncli.errors import SpecError
 
 if TYPE_CHECKING:
@@ -55,6 +56,22 @@ def _widths(spec: Spec) -> list[int]:
     return widths(spec.model)
 
 
+def _smaller_model(spec: Spec, field: str, layers: list[int], with_: Any) -> Spec:
+    """The spec with an ordinary-sized model: widths 100 (mlp, cnn), first stage 16 (vgg, resnet)."""
+    key = field.split(".")[-1]
+    if key == "width":
+        return with_("model", width=min(layers[0] if layers else 16, 16))
+    if key in ("hidden", "channels"):
+        return with_("model", **{key: [min(w, 100) for w in layers]})
+    return spec  # a user's module: nothing to shrink here
+
+
+def _data_field(spec: Spec) -> str:
+    if spec.data.source == "npz":
+        return "data.path"
+    return "data.subset" if spec.data.source in IMAGE_SOURCES else "data.n_samples"
+
+
 def _model_size(model: ModelSpec, input_shape: tuple[int, ...], n_out: int) -> tuple[int, int, int]:
     """(parameters incl. norm buffers, activations per example, positions per unit: 1, or H x W)."""
     from bncli.models.registry import get_family
@@ -81,10 +98,12 @@ def estimate_parts(
     batch = max(1, min(spec.train.batch_size, n_train))
     label = max(n_out * F32, 8)  # regression targets, or int64 class labels
     layers = _layers_field(spec)
-    data_field = "data.path" if spec.data.source == "npz" else "data.n_samples"
+    data_field = _data_field(spec)
+    # image sources keep uint8 pixels (normalized per batch); the others float32 features
+    pixel = 1 if spec.data.source in IMAGE_SOURCES else F32
 
     parts: list[tuple[str, int, str]] = [
-        ("data", (n_train + n_test) * (n_in * F32 + label), data_field),
+        ("data", (n_train + n_test) * (n_in * pixel + label), data_field),
         # parameters, gradients, optimizer state (adam: two moments) and a spare copy, for
         # every arm plus the shared initial model
         ("models", params * F32 * (5 if spec.train.optimizer == "adam" else 4) * (len(spec.arms) + 1),
@@ -178,8 +197,8 @@ def likely_field(
     scale = min(1.0, 2000 / max(1, n_train + n_test))
     a = spec.analysis
     candidates: list[tuple[str, int]] = [
-        (field, est(with_("model", **{field.split(".")[-1]: [min(w, 100) for w in layers]}))),
-        ("data.path" if spec.data.source == "npz" else "data.n_samples",
+        (field, est(_smaller_model(spec, field, layers, with_))),
+        (_data_field(spec),
          est(spec, max(2, int(n_train * scale)), max(1, int(n_test * scale)))),
         ("train.batch_size", est(with_("train", batch_size=min(spec.train.batch_size, 60)))),
         ("analysis.ics.probe_size", est(with_analysis("ics", probe_size=min(a.ics.probe_size, 256)))),

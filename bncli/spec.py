@@ -155,6 +155,15 @@ class ModelSpec(Strict):
                                   description="cnn only: channels of each conv layer")
     pool: bool = Field(True, description="cnn only: 2x2 max-pool after each conv block while the map "
                        "is >= 2x2")
+    depth: Annotated[Int, Field(gt=0, le=1000)] | None = Field(
+        None, description="vgg: 11, 13 or 16 (null: 11); resnet: 20 or 56 (CIFAR ResNets) or 18 "
+        "(ResNet-18) (null: 20)")
+    width: Width | None = Field(
+        None, description="vgg, resnet only: channels of the first stage, later stages scale with it "
+        "(null: the paper's: vgg 64, resnet 20/56 16, resnet 18 64)")
+    factory: str | None = Field(
+        None, description="module only: \"package.module:function\" building your nn.Module "
+        "(README: the contract for its normalization points)")
     activation: Literal["relu", "sigmoid", "tanh", "linear"] = Field(
         "relu", description="the nonlinearity after each hidden layer")
     bias: bool = Field(True, description="biases in the hidden layers and the head")
@@ -171,11 +180,30 @@ class ModelSpec(Strict):
         return self
 
     @model_validator(mode="after")
+    def _family_options(self) -> ModelSpec:
+        from bncli.models.registry import get_family
+
+        depths = getattr(get_family(self.kind), "DEPTHS", None)
+        if depths is None:
+            _refuse_idle(self, {"depth": f"not used with kind: {self.kind} (only vgg, resnet)"})
+        elif self.depth is not None and self.depth not in depths:
+            raise ValueError(f"depth: a {self.kind} has depth {', '.join(map(str, depths))}, "
+                             f"not {self.depth}")
+        if self.kind not in ("vgg", "resnet"):
+            _refuse_idle(self, {"width": f"not used with kind: {self.kind} (only vgg, resnet)"})
+        if self.kind == "module":
+            if not self.factory:
+                raise ValueError('factory: kind: module needs factory: "package.module:function"')
+        else:
+            _refuse_idle(self, {"factory": f"not used with kind: {self.kind} (only module)"})
+        return self
+
+    @model_validator(mode="after")
     def _has_layers(self) -> ModelSpec:
         from bncli.models.registry import get_family
 
         family = get_family(self.kind)
-        if not family.widths(self):
+        if getattr(family, "WIDTHS_KNOWN", True) and not family.widths(self):
             field = family.LAYERS_FIELD.split(".")[-1]
             raise ValueError(f"{field}: a {self.kind} needs at least one hidden layer")
         return self
@@ -447,6 +475,8 @@ class Spec(Strict):
         from bncli.models.registry import get_family
 
         family = get_family(self.model.kind)
+        if not getattr(family, "WIDTHS_KNOWN", True):
+            return self  # a user's module: its points are known once it is built
         widths = family.widths(self.model)
         depth = len(widths)
         names = [f"layer{i + 1}" for i in range(depth)]

@@ -142,7 +142,13 @@ class Block(nn.Module):
 
 
 class Net(nn.Module):
-    """The network of one arm. `layers` maps layer1..layerK to Blocks; `head` is the output layer."""
+    """The network of one arm. `layers` maps layer1..layerK to Blocks; `head` is the output layer.
+
+    `is_chain`: forward is flatten (optional) -> the blocks in order -> head. Probes that rerun
+    part of the net from one block on use that; subclasses whose points are not a chain
+    (ResidualNet, a user's module) set it False and the probes run the whole net instead."""
+
+    is_chain = True
 
     def __init__(self, blocks: list[Block], head: nn.Module, flatten_input: bool) -> None:
         super().__init__()
@@ -178,6 +184,42 @@ class Net(nn.Module):
         for blk in self.layers.values():
             x = blk(x)
         return self.head(x.flatten(1))
+
+
+class ResidualNet(Net):
+    """Residual blocks over the named points: layer1 is the stem; each block (a, b, shortcut)
+    computes act(b(a(h)) + shortcut(h)) (shortcut None: h itself); global average pool, head.
+    The points keep a forward order (their names) but are not a chain: probes that would rerun
+    the net from one block on run it whole (Net.is_chain)."""
+
+    is_chain = False
+
+    def __init__(self, blocks: list[Block], head: nn.Module,
+                 residual: list[tuple[str, str, str | None]], activation: str) -> None:
+        super().__init__(blocks, head, flatten_input=False)
+        self.residual = list(residual)
+        self.out_act = _ACTIVATIONS[activation]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.layers["layer1"](x)
+        for a, b, sc in self.residual:
+            out = self.layers[b](self.layers[a](h))
+            h = self.out_act(out + (h if sc is None else self.layers[sc](h)))
+        return self.head(F.adaptive_avg_pool2d(h, 1).flatten(1))
+
+
+class ModuleNet(Net):
+    """A user's module (bncli.models.module): `body` computes the output; its normalization points
+    are also registered as `layers` (first, so parameters are named layers.layerK.*)."""
+
+    is_chain = False
+
+    def __init__(self, blocks: list[Block], body: nn.Module) -> None:
+        super().__init__(blocks, nn.Identity(), flatten_input=False)
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
 
 
 def _init_weights(module: nn.Module, spec: ModelSpec) -> None:

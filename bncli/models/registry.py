@@ -10,6 +10,8 @@ provides:
   (parameters, activations per example, positions per unit)`: rough sizes for threads and memory;
 - `describe(spec, input_shape, n_out) -> str`: the shape line of the run header;
 - `build(spec, arm, input_shape, n_out) -> Net`: the blocks and head (bncli.models.base).
+Optionally `DEPTHS` (the allowed `model.depth` values) and `WIDTHS_KNOWN = False` when the points
+are only known once the model is built (a user's module): spec checks of layer names then wait.
 """
 
 from __future__ import annotations
@@ -20,9 +22,14 @@ from types import ModuleType
 FAMILIES: dict[str, str] = {
     "mlp": "bncli.models.mlp",
     "cnn": "bncli.models.cnn",
+    "vgg": "bncli.models.vgg",
+    "resnet": "bncli.models.resnet",
+    "module": "bncli.models.module",
 }
 
-FAMILY_HELP = "mlp (fully connected) or cnn (3x3 conv blocks, then a linear head)"
+FAMILY_HELP = ("mlp (fully connected; flattens images), cnn (3x3 conv blocks, then a linear head), "
+               "vgg (depth 11/13/16, for 32x32 images), resnet (depth 20/56: CIFAR ResNets, 18: "
+               "ResNet-18) or module (your own nn.Module: see factory)")
 
 
 def register_family(name: str, module: str) -> None:
@@ -48,6 +55,10 @@ def get_family(name: str) -> ModuleType:
 def widths(spec) -> list[int]:
     """The widths of the model's normalization points layer1..layerK."""
     return list(get_family(spec.kind).widths(spec))
+
+
+def widths_known(spec) -> bool:
+    return getattr(get_family(spec.kind), "WIDTHS_KNOWN", True)
 
 
 def point_names(spec) -> list[str]:

@@ -276,7 +276,10 @@ class GradientIcsProbe(ProbeBase):
         if todo:
             # with few mixes the batched form's fixed cost exceeds what it saves (measured by
             # benchmarks/bench_ics.py: 2 mixes ~0.7x the loop's speed, 23 mixes ~2x)
-            gprime = gprime_shared if len(todo) >= SHARED_MIN_MIXES else gprime_loop
+            # gprime_shared follows a chain of blocks; a residual net or a user's module takes the
+            # loop (one whole forward/backward per layer, the same definition)
+            shared = len(todo) >= SHARED_MIN_MIXES and model.is_chain
+            gprime = gprime_shared if shared else gprime_loop
             with noise_seed(model, ctx.noise_seed):
                 gp.update(gprime(model, ctx.run.loss_fn, ctx.x, ctx.y, self._old, new,
                                  ctx.buffers_before, todo))

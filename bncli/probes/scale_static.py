@@ -109,7 +109,12 @@ def _unit_var(z: torch.Tensor) -> torch.Tensor:
 
 
 def _run_from(net: Net, h: torch.Tensor, start: int = 0, inputs: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """Net.forward from block `start` on (the same operations), recording each block's input."""
+    """Net.forward from block `start` on (the same operations), recording each block's input.
+    A net whose points are not a chain (a ResNet, a user's module) runs whole from its input
+    (`start` 0 only; nothing recorded)."""
+    if not net.is_chain:
+        assert start == 0
+        return net(h)
     names = net.point_names
     if start == 0 and net.flatten_input:
         h = h.flatten(1)
@@ -156,7 +161,8 @@ def _sweep(
                 with torch.no_grad():
                     w.copy_(originals[n] * a)
                 with torch.set_grad_enabled(grads):
-                    out = _run_from(net, block_in[n], start)
+                    # a chain reruns from block i; other nets from the input
+                    out = _run_from(net, block_in[n], start) if net.is_chain else net(x)
                     loss = loss_fn(out, y)
                 d_abs, d_rel = _rel(out.detach(), out1)
                 rows["out_abs"].append(d_abs)
