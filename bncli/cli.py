@@ -17,7 +17,8 @@ from bncli.commands.validate import validate
 app = typer.Typer(
     name="bncli",
     help="Why does Batch Normalization work? Paired trainings with and without BN that test "
-    "each claim (ICS, landscape smoothing, scale invariance, saturation) on your own model.",
+    "each claim (ICS, landscape smoothing, scale invariance, saturation) on MLPs, CNNs, VGG, "
+    "ResNet or your own nn.Module, on synthetic data, your arrays, MNIST or CIFAR.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",

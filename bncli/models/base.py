@@ -4,6 +4,7 @@ layer1..layerK in forward order, a head, and build_model(model_spec, arm, ...) -
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -208,14 +209,38 @@ class ResidualNet(Net):
         return self.head(F.adaptive_avg_pool2d(h, 1).flatten(1))
 
 
+class _PointRef(nn.Module):
+    """Where a user's module held a point: calls the Block registered in ModuleNet.layers without
+    registering it a second time (torch.func.functional_call mishandles a module registered under
+    two names: it leaves a plain tensor where the parameter was)."""
+
+    def __init__(self, block: Block) -> None:
+        super().__init__()
+        object.__setattr__(self, "_block", block)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self._block(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.__dict__["_block"], name)
+
+
 class ModuleNet(Net):
     """A user's module (bncli.models.module): `body` computes the output; its normalization points
-    are also registered as `layers` (first, so parameters are named layers.layerK.*)."""
+    live in `layers` (parameters named layers.layerK.*), the body calls them through _PointRef."""
 
     is_chain = False
 
     def __init__(self, blocks: list[Block], body: nn.Module) -> None:
         super().__init__(blocks, nn.Identity(), flatten_input=False)
+        ids = {id(b) for b in blocks}
+        for parent in list(body.modules()):
+            for name, child in list(parent._modules.items()):
+                if child is not None and id(child) in ids:
+                    parent._modules[name] = _PointRef(child)  # type: ignore[assignment]
         self.body = body
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

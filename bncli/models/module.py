@@ -22,6 +22,8 @@ from typing import Any
 
 from bncli.errors import SpecError
 
+_BUILT: dict[str, list[int]] = {}  # factory -> the widths of its points, once built in this process
+
 LAYERS_FIELD = "model.factory"
 CONV = True  # per-channel norms on conv points; a Linear point gets the 1-D form (Block decides)
 WIDTHS_KNOWN = False
@@ -61,6 +63,7 @@ def build(spec: Any, arm: Any, input_shape: tuple[int, ...], n_out: int) -> Any:
             raise SpecError(f"model.factory: point(activation={activation!r}): use one of "
                             f"{', '.join(_ACTIVATIONS)}")
         blk = Block(weight_module, int(width), conv, activation, arm, len(blocks), pool=pool)
+        blk.norm_width = int(width)
         blocks.append(blk)
         return blk
 
@@ -69,6 +72,7 @@ def build(spec: Any, arm: Any, input_shape: tuple[int, ...], n_out: int) -> Any:
         raise SpecError(f"model.factory: {spec.factory} returned {type(body).__name__}, not an nn.Module")
     if not blocks:
         raise SpecError(f"model.factory: {spec.factory} made no normalization points (call point())")
+    _BUILT[spec.factory] = [int(b.norm_width) for b in blocks]
     return ModuleNet(blocks, body)
 
 
@@ -106,7 +110,9 @@ def _profile(factory: str, input_shape: tuple[int, ...], n_out: int) -> tuple[in
 
 
 def widths(spec: Any) -> list[int]:
-    return []  # known once built (WIDTHS_KNOWN = False)
+    """Known once the model was built in this process (every run builds it before its probes);
+    before that, [] (WIDTHS_KNOWN = False: spec checks of layer names wait)."""
+    return list(_BUILT.get(spec.factory or "", []))
 
 
 def macs_per_example(spec: Any, input_shape: tuple[int, ...], n_out: int) -> int:
