@@ -8,12 +8,12 @@ import textwrap
 
 import pytest
 import torch
+from bncli.runner.build import build_arm_model, initial_model
 from image_files import make_cifar, make_mnist
 from typer.testing import CliRunner
 
 from bncli.cli import app
 from bncli.data import load_data
-from bncli.experiment import build_arm_model, initial_model
 from bncli.models import build_model
 from bncli.models.registry import point_names, widths
 from bncli.spec import ArmSpec, DataSpec, ModelSpec, parse_spec

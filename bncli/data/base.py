@@ -229,8 +229,10 @@ def _image_dataset(spec: DataSpec, raw: RawData, rng: np.random.Generator, where
     tf = ImageTransform(torch.as_tensor(mean, dtype=torch.float32).reshape(shape),
                         torch.as_tensor(std, dtype=torch.float32).reshape(shape), raw.augment)
     n_out = raw.n_classes or int(max(y.max(initial=0), y_test.max(initial=0))) + 1
-    return Dataset(torch.as_tensor(np.ascontiguousarray(x)), torch.as_tensor(y.astype(np.int64)),
-                   torch.as_tensor(np.ascontiguousarray(x_test)),
+    # IDX arrays are read-only views of the file's bytes: one writable copy each
+    return Dataset(torch.as_tensor(np.require(x, requirements=["C", "W"])),
+                   torch.as_tensor(y.astype(np.int64)),
+                   torch.as_tensor(np.require(x_test, requirements=["C", "W"])),
                    torch.as_tensor(y_test.astype(np.int64)), "classification", n_out, tf)
 
 
