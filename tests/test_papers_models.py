@@ -8,7 +8,6 @@ import textwrap
 
 import pytest
 import torch
-from bncli.runner.build import build_arm_model, initial_model
 from image_files import make_cifar, make_mnist
 from typer.testing import CliRunner
 
@@ -16,6 +15,7 @@ from bncli.cli import app
 from bncli.data import load_data
 from bncli.models import build_model
 from bncli.models.registry import point_names, widths
+from bncli.runner.build import build_arm_model, initial_model
 from bncli.spec import ArmSpec, DataSpec, ModelSpec, parse_spec
 
 ANALYSES = ["train", "measure-ics", "lipschitz", "scale-check", "saturation"]
