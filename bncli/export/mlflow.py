@@ -59,9 +59,9 @@ def export_mlflow(results: Sequence[tuple[str, CommandResult]], tracking_uri: st
                   parent_tags: dict[str, str] | None = None) -> dict[str, Any]:
     """Log every job of `results` ((comparison, result) pairs) under one parent run; return
     {"experiment_id", "parent_run_id", "runs": {run name: run id}}."""
-    from mlflow.entities import Metric, Param, RunTag
-
     import time
+
+    from mlflow.entities import Metric, Param, RunTag
 
     client = _client(tracking_uri)
     now = int(time.time() * 1000)

@@ -90,6 +90,18 @@ class LiveTensorBoard:
         self.written: set[str] = set()
         _writer_class()
 
+    @classmethod
+    def for_jobs(cls, logdir: Path, groups: Iterable[tuple[str, str, Sequence[Any]]]) -> LiveTensorBoard:
+        """From (comparison, command, jobs) groups; refuses a log dir whose run folders hold events."""
+        names: dict[str, list[tuple[str, str]]] = {}
+        runs = []
+        for comparison, command, jobs in groups:
+            for j in jobs:
+                names.setdefault(j.key, []).append((comparison, command))
+                runs.append(f"{comparison}/{j.arm}/lr={j.lr:g}/seed={j.seed}")
+        check_logdir(Path(logdir), runs)
+        return cls(Path(logdir), names)
+
     def job_done(self, res: Any) -> None:
         rec: RunRecord | None = res.record
         if rec is None:
@@ -108,3 +120,12 @@ class LiveTensorBoard:
                     write_curves(self.logdir, ref)
                     self.written.add(ref.name)
                 write_texts(self.logdir, ref, res)
+
+
+def live_for_spec(logdir: Path, spec: Any, command: str) -> tuple[str, LiveTensorBoard]:
+    """(comparison name, live writer) for one subcommand's plan of `spec`."""
+    from bncli.analyses import BY_COMMAND
+    from bncli.plan import plan
+
+    name = f"{spec.name}/{command}"
+    return name, LiveTensorBoard.for_jobs(Path(logdir), [(name, command, plan(spec, BY_COMMAND[command].name))])

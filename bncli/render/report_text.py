@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from bncli.render.report import FILES_DIR, Doc, Report, Verdict, metric_text, rel_text
+from bncli.render.report import FILES_DIR, Doc, Report, Verdict, metric_text, no_verdict_reason, rel_text
 from bncli.results import Claim
 from bncli.stats import fmt
 
@@ -25,6 +25,8 @@ def short_decided(v: Verdict) -> str:
     if m is None:
         return ""
     name = re.split(r"\s*[(,]", m.name, maxsplit=1)[0]
+    if m.points == "neither":  # within the margin: a relative difference would read as a strong effect
+        return f"{name} {fmt(m.arm_mean, 3)} vs {fmt(m.baseline_mean, 3)}, neither way"
     if v.claim.baseline not in {r.arm for r in v.doc.result.runs}:  # a tolerance, not an arm: the value
         return f"{name} {fmt(m.arm_mean, 3)} vs {fmt(m.baseline_mean, 3)}"
     return f"{name} {rel_text(m)}"
@@ -65,8 +67,10 @@ def run_rows(docs: list[Doc]) -> tuple[list[str], list[list[str]]]:
             return "-"
         return fmt(m) if not s or math.isnan(s) else f"{fmt(m)} ± {fmt(s, 2)}"
 
-    head = ["result", "η", "arm", "seeds", "final train loss", "best held-out acc (MSE)", "steps to target",
-            "diverged"]
+    tasks = {d.result.task == "classification" for d in docs}
+    best_head = {frozenset({True}): "best held-out acc", frozenset({False}): "best held-out MSE"}.get(
+        frozenset(tasks), "best held-out acc or (MSE)")
+    head = ["result", "η", "arm", "seeds", "final train loss", best_head, "steps to target", "diverged"]
     rows = []
     for doc in docs:
         cls = doc.result.task == "classification"
@@ -74,7 +78,8 @@ def run_rows(docs: list[Doc]) -> tuple[list[str], list[list[str]]]:
             div = "no" if not s.n_diverged else (f"{s.n_diverged}/{s.n_seeds} at step "
                                                  + ", ".join(str(d) for d in s.diverged_at if d is not None))
             reach = pm(s.steps_to_target) + (f" ({s.n_reached_target}/{s.n_seeds})" if s.n_reached_target else "")
-            best = pm(s.best_test_acc) if cls else f"({pm(s.best_test_loss)})"
+            best = pm(s.best_test_acc) if cls else (pm(s.best_test_loss) if len(tasks) == 1
+                                                    else f"({pm(s.best_test_loss)})")
             rows.append([doc.label if k == 0 else "", fmt(s.lr), s.arm, str(s.n_seeds), pm(s.final_train_loss),
                          best, reach if s.n_reached_target else "not reached", div])
     return head, rows
@@ -156,15 +161,17 @@ def to_markdown(r: Report) -> str:
         out += [f"## {sec.claim}" + (f": {sec.statement}" if sec.statement else ""), ""]
         for doc, fig, claims in sec.items:
             out += [f"### {sec.claim} · {doc.label}", ""]
-            if fig is not None and fig.png is not None:
-                out += [f"![{sec.claim} · {_md(doc.label)}]({FILES_DIR}/{fig.filename})", "", f"*{fig.caption}*", ""]
+            if fig is not None and fig.data is not None:
+                link = f"[{sec.claim} · {_md(doc.label)}]({FILES_DIR}/{fig.filename})"
+                shown = link + " (PDF)" if fig.filename.endswith(".pdf") else "!" + link
+                out += [shown, "", f"*{_md(fig.caption)}*", ""]
             if fig is not None:
                 out += [f"> note: {_md(n)}" for n in fig.notes] + ([""] if fig.notes else [])
             if claims:
                 out += _md_table(METRIC_HEAD, [row for c in claims for row in metric_rows(c)])
                 out += [f"- η={fmt(c.lr)}, {c.arm}: {_md(c.note)}" for c in claims if c.note] + [""]
             else:
-                out += ["No verdict here (a claim needs complete, paired runs of both arms).", ""]
+                out += [no_verdict_reason(doc, sec.claim), ""]
     out += ["## Runs", "", "Mean ± std over seeds; final train loss: the mean over the last evaluation interval.", ""]
     out += _md_table(*run_rows(r.docs))
     out += ["## Provenance", ""] + [f"- **{k}**: {_md(v)}" for k, v in prov_rows(r)] + [""]
@@ -303,9 +310,10 @@ def to_html(r: Report) -> str:
                     + (f": {_e(sec.statement)}" if sec.statement else "") + "</h2>")
         for doc, fig, claims in sec.items:
             body.append(f"<h3>{_e(sec.claim)} · {_e(doc.label)}</h3>")
-            if fig is not None and fig.png is not None:
-                data = base64.b64encode(fig.png).decode("ascii")
-                body.append(f'<figure id="{_e(fig.anchor)}"><img src="data:image/png;base64,{data}" '
+            if fig is not None and fig.html_data is not None:
+                data = base64.b64encode(fig.html_data).decode("ascii")
+                size = f' style="width:{fig.width_in:.2f}in"' if fig.width_in else ""  # print size
+                body.append(f'<figure id="{_e(fig.anchor)}"><img src="data:{fig.html_mime};base64,{data}"{size} '
                             f'alt="{_e(sec.claim)} · {_e(doc.label)}"><figcaption>{_e(fig.caption)}</figcaption>'
                             "</figure>")
             if fig is not None:
@@ -315,7 +323,7 @@ def to_html(r: Report) -> str:
                                         numeric=(0, 5, 6, 7, 8)))
                 body += [f'<p class="note">η={_e(fmt(c.lr))}, {_e(c.arm)}: {_e(c.note)}</p>' for c in claims if c.note]
             else:
-                body.append("<p>No verdict here (a claim needs complete, paired runs of both arms).</p>")
+                body.append(f"<p>{_e(no_verdict_reason(doc, sec.claim))}</p>")
         body.append("</section>")
     head, rows = run_rows(r.docs)
     body += ['<section id="runs"><h2>Runs</h2><p class="sub">Mean ± std over seeds; final train loss: the mean '
