@@ -99,7 +99,9 @@ def _claims(loaded: Any, with_group: bool) -> dict[Key, Claim]:
         rows = [(comp.name, comp.command, c) for comp in loaded.comparisons for c in comp.claims]
     out: dict[Key, Claim] = {}
     for group, command, c in rows:
-        key = (group if with_group else "", command, c.claim, float(c.lr), c.arm, c.baseline)
+        # a baseline that is not an arm ("tolerance 1e-4") is a setting: it may change between A and B
+        base = c.baseline if " " not in c.baseline else ""
+        key = (group if with_group else "", command, c.claim, float(c.lr), c.arm, base)
         if key in out:
             raise UsageError("compare: a batch's claims only match another batch's (by comparison name): "
                              f"{command} {c.claim} at lr={c.lr:g} appears in several comparisons")
@@ -121,7 +123,8 @@ def compare_claims(a: Any, b: Any, name_a: str = "A", name_b: str = "B") -> Resu
         ma = {m.name: m for m in x.metrics} if x else {}
         mb = {m.name: m for m in y.metrics} if y else {}
         metrics = [MetricChange(n, ma.get(n), mb.get(n)) for n in dict.fromkeys([*ma, *mb])]
-        group, command, claim, lr, arm, baseline = key
+        group, command, claim, lr, arm, _ = key
+        baseline = " / ".join(dict.fromkeys(c.baseline for c in (x, y) if c is not None))
         out.append(ClaimChange(group, command, claim, lr, arm, baseline, x.verdict if x else None,
                                y.verdict if y else None, metrics))
     return ResultComparison(name_a, name_b, out)

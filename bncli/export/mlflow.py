@@ -40,7 +40,7 @@ def _client(tracking_uri: str) -> Any:
 
 
 def _verdict_tags(claims: Sequence[Claim], prefix: str = "verdict") -> dict[str, str]:
-    return {metric_key(f"{prefix}.{c.claim}.lr={c.lr:g}.{c.arm}_vs_{c.baseline}"): c.verdict for c in claims}
+    return {metric_key(f"{prefix}.{c.claim}.lr_{c.lr:g}.{c.arm}_vs_{c.baseline}"): c.verdict for c in claims}
 
 
 def _log_in_batches(client: Any, run_id: str, metrics: list[Any] = (), params: list[Any] = (),
