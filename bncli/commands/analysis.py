@@ -19,7 +19,22 @@ from bncli.spec import ARM_PRESETS
 
 
 def _lr_list(v: Any) -> Any:
-    return list(v) if v else None
+    """`--lr 0.1 --lr 0.5` -> [0.1, 0.5]; `--lr 0.1,0.5` is refused with what to type instead."""
+    from bncli.errors import UsageError
+
+    if not v:
+        return None
+    out = []
+    for x in v:
+        text = str(x).strip()
+        if "," in text:
+            raise UsageError(f"--lr {text}: repeat --lr for a sweep: "
+                             + " ".join(f"--lr {p.strip()}" for p in text.split(",") if p.strip()))
+        try:
+            out.append(float(text))
+        except ValueError:
+            raise UsageError(f"--lr {text}: not a number (repeat --lr for a sweep: --lr 0.1 --lr 0.5)") from None
+    return out
 
 
 def _threads_value(v: str) -> Any:
@@ -31,7 +46,7 @@ def _threads_value(v: str) -> Any:
 # every analysis subcommand takes these; each overrides one spec field
 COMMON: tuple[Option, ...] = (
     Option("steps", ("--steps",), int | None, "train.steps", "Training steps (overrides train.steps)."),
-    Option("lr", ("--lr",), list[float] | None, "train.lr",
+    Option("lr", ("--lr",), list[str] | None, "train.lr",
            "Learning rate; repeat for a sweep (overrides train.lr).", to_spec=_lr_list),
     Option("seeds", ("--seeds",), int | None, "seeds",
            "Number of seeds: seed, seed+1, ... (overrides seeds)."),

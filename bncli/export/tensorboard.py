@@ -129,3 +129,11 @@ def live_for_spec(logdir: Path, spec: Any, command: str) -> tuple[str, LiveTenso
 
     name = f"{spec.name}/{command}"
     return name, LiveTensorBoard.for_jobs(Path(logdir), [(name, command, plan(spec, BY_COMMAND[command].name))])
+
+
+def live_for_batch(logdir: Path, cells: Sequence[Any]) -> LiveTensorBoard:
+    """The live writer for a batch: every cell x command named `<comparison>/<command>`."""
+    from bncli.batch.run import entries_of
+
+    return LiveTensorBoard.for_jobs(Path(logdir), [(f"{e.cell.name}/{e.command}", e.command, e.jobs)
+                                                   for e in entries_of(list(cells))])

@@ -354,6 +354,7 @@ def provenance(docs: Sequence[Doc], batch: dict[str, Any] | None) -> dict[str, A
         "n_runs": len(runs),
         "run_wall_s": sum(r.wall_s for r in runs if r.wall_s is not None and math.isfinite(r.wall_s)),
         "batch_wall_s": batch.get("wall_s") if batch else None,
+        "batch_previous": (batch or {}).get("previous_runs", []),
         "batch_file": batch.get("batch_file") if batch else None,
         "command_lines": list(dict.fromkeys(command_lines)),
         "specs": [(labels, text) for text, labels in specs.items()],

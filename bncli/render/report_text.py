@@ -101,6 +101,12 @@ def prov_rows(r: Report) -> list[tuple[str, str]]:
         rows.append(("batch file", str(p["batch_file"])))
     if p["batch_wall_s"] is not None:
         rows.append(("batch wall time", f"{p['batch_wall_s']:.1f} s"))
+    for k, prev in enumerate(p.get("batch_previous") or []):  # the runs before a --resume
+        wall = prev.get("wall_s")
+        text = (f"{wall:.1f} s" if isinstance(wall, (int, float)) else "?") + (
+            ", interrupted" if prev.get("interrupted") else "") + (
+            f": {prev['command_line']}" if prev.get("command_line") else "")
+        rows.append((f"earlier run {k + 1} (before --resume)", text))
     rows.append(("command line", " ; ".join(p["command_lines"]) if p["command_lines"]
                  else "not stored in the document (rerun with the spec below)"))
     return rows
