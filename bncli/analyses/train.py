@@ -55,8 +55,8 @@ def c1_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
             a_div = sum(r.diverged for r in a) / len(a)
             b_div = sum(r.diverged for r in b) / len(b)
             missed = sum(r.steps_to_target is None and not r.diverged for r in [*a, *b]) if has_target else 0
-            override, note = None, (f"{missed} run(s) never reached the target: counted as {horizon} steps"
-                                    if missed else "")
+            # said only when a run did miss it (a note about censoring nothing misleads)
+            override, note = None, f"runs that never reach the target count as {horizon} steps" if missed else ""
             if a_div or b_div:
                 metrics.append(MetricInput("diverged (fraction of seeds)", "lower",
                                            [float(r.diverged) for r in a], [float(r.diverged) for r in b]))
