@@ -9,8 +9,9 @@ from pathlib import Path
 
 from rich.table import Table
 
+from bncli.io import atomic_write_text
 from bncli.render import compact
-from bncli.render.common import atomic_write_text, fmt
+from bncli.render.common import fmt
 from bncli.results import ArmSummary, RunRecord
 from bncli.spec import Spec
 
