@@ -6,19 +6,14 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     """bncli.run, bncli.load, CommandResult, BatchResult: imported on first use, so that `import
     bncli` (and the CLI) stays light."""
-    if name in ("run", "load"):
-        from bncli import api
+    import importlib
 
-        return getattr(api, name)
-    if name == "CommandResult":
-        from bncli.results import CommandResult
-
-        return CommandResult
-    if name == "BatchResult":
-        from bncli.saved import BatchResult
-
-        return BatchResult
+    # looked up on first use, never at `import bncli`: the package itself depends on none of them
+    where = {"run": "bncli.api", "load": "bncli.api", "Result": "bncli.api", "CommandResult": "bncli.results",
+             "BatchResult": "bncli.saved"}
+    if name in where:
+        return getattr(importlib.import_module(where[name]), name)
     raise AttributeError(f"module 'bncli' has no attribute {name!r}")
 
 
-__all__ = ["BatchResult", "CommandResult", "__version__", "load", "run"]
+__all__ = ["BatchResult", "CommandResult", "Result", "__version__", "load", "run"]

@@ -12,12 +12,42 @@ no signal handler is installed, so the kernel's own stay in place."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from bncli.errors import UsageError
 from bncli.results import CommandResult
 from bncli.saved import BatchResult
+
+
+@dataclass(frozen=True)
+class Result(CommandResult):
+    """A CommandResult with what a notebook wants: to_pandas(), claims_frame() and the verdict
+    grid as its HTML view (what bncli.run and bncli.load return)."""
+
+    @classmethod
+    def of(cls, result: CommandResult) -> Result:
+        return result if isinstance(result, cls) else cls(**{f.name: getattr(result, f.name) for f in fields(result)})
+
+    def to_pandas(self) -> Any:
+        """Every curve of every run, long format: run, arm, lr, seed, step, metric, value (the
+        training curves and each probe's per-step series). Needs pandas (bncli[pandas])."""
+        from bncli.frames import result_frame
+
+        return result_frame(self)
+
+    def claims_frame(self) -> Any:
+        """One row per claim x metric: verdict, both means, the relative difference, p, direction."""
+        from bncli.frames import claims_frame
+
+        return claims_frame(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows a result as its verdict grid."""
+        from bncli.frames import verdict_grid_html
+
+        return verdict_grid_html(self)
 
 # keyword arguments of run() that are not spec overrides (named like the command-line options)
 _OUTPUT = ("out", "force", "report", "figure_format", "figure_size", "tensorboard", "backend", "address",
@@ -49,9 +79,10 @@ def _as_option(name: str, value: Any) -> Any:
     return value
 
 
-def run(command: str, spec_or_path: Any, **overrides: Any) -> CommandResult:
+def run(command: str, spec_or_path: Any, **overrides: Any) -> Result:
     """Run one analysis subcommand ("train", "measure-ics", "lipschitz", "scale-check",
-    "saturation") on a spec (a YAML path, a dict or a Spec) and return its CommandResult.
+    "saturation") on a spec (a YAML path, a dict or a Spec) and return its result (a
+    CommandResult with to_pandas(), claims_frame() and an HTML view).
 
     Overrides are named as the command-line options: steps=, lr= (a number or a list), seeds=,
     seed=, device=, arms= ("plain,batchnorm" or a list), batch_size=, threads=, and the
@@ -86,7 +117,7 @@ def run(command: str, spec_or_path: Any, **overrides: Any) -> CommandResult:
     return _execute(a, spec, Path(out) if out is not None else None, overrides)
 
 
-def _execute(a: Any, spec: Any, out: Path | None, kw: dict[str, Any]) -> CommandResult:
+def _execute(a: Any, spec: Any, out: Path | None, kw: dict[str, Any]) -> Result:
     import dataclasses
     from contextlib import nullcontext
 
@@ -109,7 +140,7 @@ def _execute(a: Any, spec: Any, out: Path | None, kw: dict[str, Any]) -> Command
         rep_cm = RichReporter(Console(stderr=True), True)
     with rep_cm as rep:
         result = run_analysis(spec, a, rep, executor, on_job=live.job_done if live else None)
-    result = dataclasses.replace(result, command_line=f"bncli.run({a.command!r}, ...)")
+    result = Result.of(dataclasses.replace(result, command_line=f"bncli.run({a.command!r}, ...)"))
     if live is not None:
         live.finish([(name, result)])
     if out is not None:
@@ -124,9 +155,10 @@ def _execute(a: Any, spec: Any, out: Path | None, kw: dict[str, Any]) -> Command
     return result
 
 
-def load(path: str | Path) -> CommandResult | BatchResult:
+def load(path: str | Path) -> Result | BatchResult:
     """A saved result: a folder (a subcommand's or a batch's --out) or a JSON document
     (summary.json, batch.json, or `--json` output saved to a file)."""
     from bncli.saved import load_result
 
-    return load_result(path)
+    loaded = load_result(path)
+    return Result.of(loaded) if isinstance(loaded, CommandResult) else loaded

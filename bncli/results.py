@@ -251,25 +251,6 @@ class CommandResult:
             }
         )
 
-    def to_pandas(self) -> Any:
-        """Every curve of every run, long format: run, arm, lr, seed, step, metric, value (the
-        training curves and each probe's per-step series). Needs pandas (bncli[pandas])."""
-        from bncli.frames import result_frame
-
-        return result_frame(self)
-
-    def claims_frame(self) -> Any:
-        """One row per claim x metric: verdict, both means, the relative difference, p, direction."""
-        from bncli.frames import claims_frame
-
-        return claims_frame(self)
-
-    def _repr_html_(self) -> str:
-        """Jupyter shows a result as its verdict grid."""
-        from bncli.frames import verdict_grid_html
-
-        return verdict_grid_html(self)
-
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> CommandResult:
         """Load a saved document (summary.json) back; to_json() of the result gives `doc` again.

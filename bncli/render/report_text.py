@@ -235,7 +235,8 @@ dl.prov dt{font-weight:600}dl.prov dd{margin:0}
  table.grid td.cell{min-width:0;max-width:none}.v{padding:2px 4px}.v small{font-size:7pt}
  table.grid{table-layout:fixed;width:100%;font-size:7pt;break-inside:auto}table.grid tr{break-inside:avoid}
  table.grid th:nth-child(1){width:24mm}table.grid th:nth-child(2){width:10mm}table.grid th:nth-child(3){width:20mm}
- table.grid td{overflow-wrap:anywhere}table.grid .v{white-space:normal;overflow-wrap:normal;padding:1px 2px;font-size:6.5pt}
+ table.grid td{overflow-wrap:anywhere}
+ table.grid .v{white-space:normal;overflow-wrap:normal;padding:1px 2px;font-size:6.5pt}
  table.grid .v small{font-size:6pt;overflow-wrap:anywhere}
  pre{white-space:pre-wrap}details pre{column-count:2;column-gap:8mm;font-size:7.5pt;break-inside:auto}
 }
