@@ -10,6 +10,8 @@ from bncli import __version__
 from bncli.analyses import ANALYSES
 from bncli.commands.analysis import make_command
 from bncli.commands.batch import batch
+from bncli.commands.compare import compare
+from bncli.commands.export import export
 from bncli.commands.report import report
 from bncli.commands.spec import spec
 from bncli.commands.validate import validate
@@ -47,3 +49,5 @@ app.command("batch")(batch)
 app.command("validate")(validate)
 app.command("report")(report)
 app.command("spec")(spec)
+app.command("compare")(compare)
+app.add_typer(export, name="export")

@@ -43,3 +43,9 @@ class SchemaError(BncliError):
     """A saved result document this bncli cannot read (another schema_version, or not one)."""
 
     exit_code = 2
+
+
+class ExtraMissingError(BncliError):
+    """An optional library (an extra such as bncli[tensorboard]) is not installed."""
+
+    exit_code = 2

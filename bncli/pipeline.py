@@ -3,14 +3,14 @@ analysis.summarize -> CommandResult. Nothing here draws or prints."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bncli.analyses import Analysis, DataInfo, get_analysis
 from bncli.analyses.base import ProbeFactory
 from bncli.executors import execute
-from bncli.executors.base import Executor, Reporter
+from bncli.executors.base import Executor, JobResult, Reporter
 from bncli.plan import plan
 from bncli.results import CommandResult, RunRecord, summarize
 from bncli.spec import Spec
@@ -68,11 +68,13 @@ def run_analysis(
     analysis: str | Analysis,
     reporter: Reporter | None = None,
     executor: Executor | None = None,
+    on_job: Callable[[JobResult], Any] | None = None,
 ) -> CommandResult:
-    """Plan every seed x lr x arm of `spec` for one analysis, run the plan, judge the records."""
+    """Plan every seed x lr x arm of `spec` for one analysis, run the plan, judge the records.
+    `on_job` sees each job's result as it finishes (e.g. to write it to TensorBoard)."""
     a = analysis if isinstance(analysis, Analysis) else get_analysis(analysis)
     info = check_spec(spec, [a.section] if a.section else [])
-    ex = execute(plan(spec, a.name), executor, reporter)
+    ex = execute(plan(spec, a.name), executor, reporter, on_result=on_job)
     return build_result(spec, a, ex.records, ex.interrupted, info)
 
 

@@ -49,3 +49,40 @@ def write_spec(tmp_path):
         return p
 
     return _write
+
+
+SAVED_SPEC = {  # every subcommand's tiny spec for the saved-results fixture (API, exports, compare, figures)
+    "name": "tiny", "seed": 0, "device": "cpu", "threads": 1,
+    "data": {"source": "synthetic", "n_samples": 160, "n_features": 6, "n_classes": 3},
+    "model": {"kind": "mlp", "hidden": [12, 10, 10], "activation": "relu"},
+    "arms": ["plain", "batchnorm"],
+    "train": {"lr": [0.1], "batch_size": 32, "steps": 12, "eval_every": 6},
+    "analysis": {"ics": {"every": 4}, "lipschitz": {"every": 6}, "scale": {"every": 6},
+                 "saturation": {"every": 6}},
+}
+
+
+@pytest.fixture(scope="session")
+def saved_results(tmp_path_factory):
+    """{name: folder} of real results made once through bncli.run(..., out=): every subcommand,
+    plus `lipschitz_tight` (jacobian_tol 1e-12: C5 refuted where `lipschitz` has it supported)."""
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    import bncli
+
+    root = tmp_path_factory.mktemp("saved")
+    runs = {
+        "train": ("train", {"train": {**SAVED_SPEC["train"], "lr": [0.1, 0.5]}}, {"figure_format": "pdf"}),
+        "measure-ics": ("measure-ics", {}, {"figure_format": "svg", "report": False}),
+        "lipschitz": ("lipschitz", {}, {"report": False}),
+        "lipschitz_tight": ("lipschitz", {"analysis": {**SAVED_SPEC["analysis"], "lipschitz": {
+            "every": 6, "jacobian_tol": 1e-12}}}, {"report": False}),
+        "scale-check": ("scale-check", {}, {"report": False}),
+        "saturation": ("saturation", {"arms": ["plain", "batchnorm", "batchnorm_noaffine"],
+                                      "model": {**SAVED_SPEC["model"], "activation": "sigmoid"}},
+                       {"report": False, "figure_size": "column"}),
+    }
+    out = {}
+    for name, (command, change, kw) in runs.items():
+        out[name] = root / name
+        bncli.run(command, {**SAVED_SPEC, **change}, out=out[name], **kw)
+    return out

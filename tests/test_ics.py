@@ -284,7 +284,7 @@ def test_cli_tables_and_plots(tiny_spec_dict_factory, write_spec, tmp_path) -> N
     assert "C2 at lr = 0.1" in result.stdout and "C3 at lr = 0.1" in result.stdout
     assert "layer1 " not in result.stdout  # only the requested layer is measured
     names = {p.name for p in (out / "plots").iterdir()}
-    assert {"percentiles_lr0.1.png", "gradient_ics_lr0.1.png", "shifts_lr0.1.png"} <= names
+    assert {"distribution_shift.png", "gradient_ics.png", "captions.md"} <= names
     assert (out / "history.csv").exists() and (out / "summary.json").exists()
 
 
@@ -345,7 +345,8 @@ def test_c3_judges_misalignment_without_layer1(tiny_spec_dict_factory) -> None:
 def test_c3_plots_and_tables_leave_out_layer1_without_warnings(tiny_spec_dict_factory, tmp_path):
     import warnings
 
-    from bncli.render.ics import render_ics, write_ics_files
+    from bncli.render.files import write_plots
+    from bncli.render.ics import render_ics
 
     spec = _spec(tiny_spec_dict_factory, train={"steps": 6}, analysis={"ics": {"every": 3}})
     res = run_analysis_ics(spec)
@@ -353,9 +354,9 @@ def test_c3_plots_and_tables_leave_out_layer1_without_warnings(tiny_spec_dict_fa
     assert run["first_layer"] == "layer1" and run["per_layer"]["layer1"]["diff_norm"] == [0.0] * 3
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        files = write_ics_files(spec, res, tmp_path)
+        files = write_plots(res, tmp_path)
         render_ics(spec, res)
-    assert any(p.name == "gradient_ics_lr0.1.png" for p in files)
+    assert any(p.name == "gradient_ics.png" for p in files)
     assert not [w for w in caught if "log" in str(w.message)], [str(w.message) for w in caught]
     assert {r["layer"] for r in res.tables["ics_rows"]["gradient"]} == {"layer2"}
 

@@ -232,7 +232,7 @@ def _load(folder: Path) -> CommandResult:
     ("measure-ics", "C3", 2),  # ‖G − G′‖ and cos for layer 2 (layer 1 has no earlier layers)
     ("lipschitz", "C4", 3),  # loss range, predictiveness, effective β (one rate: side by side)
     ("lipschitz", "C5", 2),  # Jacobian and backward errors
-    ("scale-check", "C6", 2),  # output change vs α, ‖W‖ over steps
+    ("scale-check", "C6", 3),  # output change vs α, ‖W‖ over steps per arm (plain, batchnorm)
     ("saturation", "C7", 2),  # saturated fraction by layer, gradient norm by depth
     ("saturation", "C8", 2),  # γ and β
 ])

@@ -292,7 +292,7 @@ def test_cli_json_claims_and_out(write_spec, tiny_spec_dict_factory, tmp_path):
         run["probes"]["saturation"]["per_layer"]["layer1"]
     )
     pngs = sorted(q.name for q in (out / "plots").glob("*.png"))
-    assert pngs == ["beta_lr0.1.png", "grad_depth_lr0.1.png", "saturation_units_lr0.1.png"]
+    assert pngs == ["gamma_beta.png", "saturation.png"]
 
 
 def test_cli_tables(write_spec, tiny_spec_dict_factory):

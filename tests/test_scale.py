@@ -273,8 +273,7 @@ def test_cli_text_and_out(tiny_spec_dict_factory, write_spec, tmp_path):
     ):
         assert text in r.stdout, text
     assert (out / "history.csv").read_text().startswith("arm,lr,seed,step")
-    assert (out / "plots" / "scale_norms_lr0.1.png").stat().st_size > 0
-    assert (out / "plots" / "scale_static_lr0.1.png").stat().st_size > 0
+    assert (out / "plots" / "scale.png").stat().st_size > 0
     doc = json.loads((out / "summary.json").read_text())
     assert math.isfinite(doc["scale"]["static_wall_s"]["median"])
     verdicts = {c["arm"]: c["verdict"] for c in doc["claims"]}

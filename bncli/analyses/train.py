@@ -54,11 +54,13 @@ def c1_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
                 metrics.append(MetricInput("steps to target", "lower", to_target(a), to_target(b)))
             a_div = sum(r.diverged for r in a) / len(a)
             b_div = sum(r.diverged for r in b) / len(b)
-            override, note = None, f"runs that never reach the target count as {horizon} steps"
+            missed = sum(r.steps_to_target is None and not r.diverged for r in [*a, *b]) if has_target else 0
+            # said only when a run did miss it (a note about censoring nothing misleads)
+            override, note = None, f"runs that never reach the target count as {horizon} steps" if missed else ""
             if a_div or b_div:
                 metrics.append(MetricInput("diverged (fraction of seeds)", "lower",
                                            [float(r.diverged) for r in a], [float(r.diverged) for r in b]))
-                note += (f"; diverged: {arm} {sum(r.diverged for r in a)}/{len(a)} seeds, {base} "
+                note += (f"{'; ' if note else ''}diverged: {arm} {sum(r.diverged for r in a)}/{len(a)} seeds, {base} "
                          f"{sum(r.diverged for r in b)}/{len(b)} (diverged runs are left out of the metrics)")
             if a_div == 0 and b_div == 1:
                 override = "supported"

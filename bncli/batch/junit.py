@@ -15,8 +15,12 @@ def junit_xml(run: BatchRun) -> str:
                         failures=str(failures), errors=str(errors), time=f"{run.wall_s:.3f}")
     suite = ET.SubElement(suites, "testsuite", name=run.batch_file, tests=str(len(outcomes)),
                           failures=str(failures), errors=str(errors), time=f"{run.wall_s:.3f}")
+    # a testcase's time: the training time of the comparison it checks (its runs' wall time)
+    times = {(e.cell.name, e.command): sum(r.wall_s for r in e.result.runs if r.wall_s == r.wall_s)
+             if e.result is not None else 0.0 for e in run.entries}
     for o in outcomes:
-        case = ET.SubElement(suite, "testcase", classname=f"{o.cell}.{o.command}", name=o.expectation.describe())
+        case = ET.SubElement(suite, "testcase", classname=f"{o.cell}.{o.command}", name=o.expectation.describe(),
+                             time=f"{times.get((o.cell, o.command), 0.0):.3f}")
         if not o.passed:
             fail = ET.SubElement(case, "failure", message=o.detail[:500], type="ExpectationNotMet")
             fail.text = o.detail
@@ -24,7 +28,8 @@ def junit_xml(run: BatchRun) -> str:
             ET.SubElement(case, "system-out").text = o.detail
     for e in run.entries:
         if e.failures:
-            case = ET.SubElement(suite, "testcase", classname=f"{e.cell.name}.{e.command}", name="jobs ran")
+            case = ET.SubElement(suite, "testcase", classname=f"{e.cell.name}.{e.command}", name="jobs ran",
+                                 time=f"{times.get((e.cell.name, e.command), 0.0):.3f}")
             err = ET.SubElement(case, "error", message=f"{len(e.failures)} job(s) failed", type="JobFailed")
             err.text = "\n".join(f"{lbl}: {why}" for lbl, why in e.failures)
     ET.indent(suites)

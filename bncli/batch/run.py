@@ -47,6 +47,7 @@ class BatchRun:
     wall_s: float
     batch_file: str
     command_line: str | None = None
+    previous: list[dict[str, Any]] = field(default_factory=list)  # earlier runs of it (before --resume)
 
     @property
     def outcomes(self) -> list[Outcome]:
@@ -81,6 +82,7 @@ class BatchRun:
                 "expectations_passed": sum(o.passed for o in outcomes),
             },
             "wall_s": self.wall_s,
+            **({"previous_runs": self.previous} if self.previous else {}),
             "comparisons": [{
                 "name": e.cell.name,
                 "comparison": e.cell.comparison,
@@ -131,6 +133,25 @@ def load_job(out: Path, job: RunJob) -> RunRecord | None:
         return None
     rec = RunRecord.from_json(doc["record"])
     return None if rec.interrupted else rec
+
+
+def pending_jobs(cells: list[Cell], out: Path | None) -> int:
+    """Distinct jobs a run would train: all of them, less those stored under `out` (--resume)."""
+    unique = {j.key: j for e in entries_of(cells) for j in e.jobs}
+    return sum(out is None or load_job(out, j) is None for j in unique.values())
+
+
+def earlier_runs(out: Path) -> list[dict[str, Any]]:
+    """What `out`'s batch.json says of the runs before this --resume: each one's command line,
+    wall time and whether it was interrupted (kept beside the resume's own)."""
+    try:
+        old = json.loads((out / "batch.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(old, dict):
+        return []
+    mine = {k: old.get(k) for k in ("command_line", "wall_s", "interrupted")}
+    return [*old.get("previous_runs", []), mine]
 
 
 # ---------------------------------------------------------------- running

@@ -36,6 +36,8 @@ class OutputOptions:
     detail: bool = False  # every per-layer / per-phase table and each verdict's notes
     force: bool = False  # --out may replace the results already in the folder
     report: bool = True  # with --out, also write report.md and report.html (bncli report)
+    figure_format: str = "png"  # plots/ and report_files/: png | svg | pdf
+    figure_size: str = "page"  # page (two columns, ~7 in) | column (~3.3 in)
 
 
 def stderr_console() -> Console:
@@ -156,7 +158,8 @@ def load(spec_path: Path, opts: OutputOptions, overrides: dict[str, Any] | None 
 
 # what bncli writes into an --out folder: a subcommand's files, a batch's, a report's
 _RESULT_FILES = ("summary.json", "spec.yaml", "history.csv", "batch.json", "report.md", "report.html")
-_RESULT_DIRS = {"plots": "*.png", "report_files": "*.png", "jobs": "*.json"}
+_FIGURES = ("*.png", "*.svg", "*.pdf")
+_RESULT_DIRS = {"plots": (*_FIGURES, "captions.md"), "report_files": _FIGURES, "jobs": ("*.json",)}
 
 
 def held_results(out: Path) -> str | None:
@@ -190,10 +193,10 @@ def _clear_results(out: Path) -> None:
             continue  # a path in a hand-edited batch.json must not reach outside --out
         for name in _RESULT_FILES:
             (folder / name).unlink(missing_ok=True)
-        for sub, pattern in _RESULT_DIRS.items():
+        for sub, patterns in _RESULT_DIRS.items():
             d = folder / sub
             if d.is_dir():
-                for f in d.glob(pattern):
+                for f in (f for pattern in patterns for f in d.glob(pattern)):
                     f.unlink(missing_ok=True)
                 if not any(d.iterdir()):
                     d.rmdir()
@@ -281,11 +284,12 @@ def finish(
     if opts.out is not None:
         from bncli.render.files import write_result_files
 
-        written = write_result_files(result, opts.out)
+        written = write_result_files(result, opts.out, figure_format=opts.figure_format,
+                                     figure_size=opts.figure_size)
         if opts.report:
             from bncli.render.report import write_report
 
-            written += write_report(opts.out)
+            written += write_report(opts.out, figure_format=opts.figure_format, figure_size=opts.figure_size)
         if not opts.quiet:
             stderr_console().print(f"wrote {len(written)} files to {opts.out}/")
     if result.interrupted:

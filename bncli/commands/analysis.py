@@ -19,7 +19,22 @@ from bncli.spec import ARM_PRESETS
 
 
 def _lr_list(v: Any) -> Any:
-    return list(v) if v else None
+    """`--lr 0.1 --lr 0.5` -> [0.1, 0.5]; `--lr 0.1,0.5` is refused with what to type instead."""
+    from bncli.errors import UsageError
+
+    if not v:
+        return None
+    out = []
+    for x in v:
+        text = str(x).strip()
+        if "," in text:
+            raise UsageError(f"--lr {text}: repeat --lr for a sweep: "
+                             + " ".join(f"--lr {p.strip()}" for p in text.split(",") if p.strip()))
+        try:
+            out.append(float(text))
+        except ValueError:
+            raise UsageError(f"--lr {text}: not a number (repeat --lr for a sweep: --lr 0.1 --lr 0.5)") from None
+    return out
 
 
 def _threads_value(v: str) -> Any:
@@ -31,7 +46,7 @@ def _threads_value(v: str) -> Any:
 # every analysis subcommand takes these; each overrides one spec field
 COMMON: tuple[Option, ...] = (
     Option("steps", ("--steps",), int | None, "train.steps", "Training steps (overrides train.steps)."),
-    Option("lr", ("--lr",), list[float] | None, "train.lr",
+    Option("lr", ("--lr",), list[str] | None, "train.lr",
            "Learning rate; repeat for a sweep (overrides train.lr).", to_spec=_lr_list),
     Option("seeds", ("--seeds",), int | None, "seeds",
            "Number of seeds: seed, seed+1, ... (overrides seeds)."),
@@ -63,12 +78,21 @@ OUTPUT: tuple[Option, ...] = (
            "--out always have them)."),
     Option("no_report", ("--no-report",), bool, None,
            "With --out: don't write report.md / report.html (bncli report DIR makes them later)."),
+    Option("figure_format", ("--figure-format",), Literal["png", "svg", "pdf"], None,
+           "With --out: plots (and the report's figure files) as png (200 dpi), svg or pdf."),
+    Option("figure_size", ("--figure-size",), Literal["page", "column"], None,
+           "Figure width: page (two columns, about 7 in) or column (one column, about 3.3 in)."),
+    Option("tensorboard", ("--tensorboard",), Path | None, None,
+           "Also write every run to TensorBoard under this folder as it finishes (curves, spec, "
+           "verdicts; needs bncli[tensorboard])."),
     Option("quiet", ("--quiet", "-q"), bool, None, "No progress bars or notes on stderr."),
 )
 
+_DEFAULTS = {"backend": "local", "figure_format": "png", "figure_size": "page"}
+
 
 def _parameter(opt: Option) -> inspect.Parameter:
-    default = False if opt.annotation is bool else ("local" if opt.param == "backend" else None)
+    default = False if opt.annotation is bool else _DEFAULTS.get(opt.param)
     info = typer.Option(*opt.decls, help=opt.help, show_default=False, metavar=opt.metavar)
     return inspect.Parameter(opt.param, inspect.Parameter.KEYWORD_ONLY, default=default,
                              annotation=Annotated[opt.annotation, info])
@@ -90,7 +114,8 @@ def spec_overrides(options: tuple[Option, ...], values: dict[str, Any]) -> dict[
 def run_command(analysis: Analysis, spec_path: Path, values: dict[str, Any]) -> None:
     """Load, override, run the analysis's plan, render: what every analysis subcommand does."""
     opts = OutputOptions(values["json"], values["out"], values["quiet"], values["detail"], values["force"],
-                         report=not values["no_report"])
+                         report=not values["no_report"], figure_format=values["figure_format"],
+                         figure_size=values["figure_size"])
     with guarded(spec_path):
         from bncli.executors import make_executor
         from bncli.pipeline import run_analysis
@@ -99,9 +124,16 @@ def run_command(analysis: Analysis, spec_path: Path, values: dict[str, Any]) -> 
         spec = load(spec_path, opts, spec_overrides(analysis.options + COMMON, values))
         threads = spec.threads if isinstance(spec.threads, int) else None  # auto: per job
         executor = make_executor(values["backend"], 1, values["address"], threads=threads)
+        live = None
+        if values["tensorboard"] is not None:
+            from bncli.export.tensorboard import live_for_spec
+
+            tb_name, live = live_for_spec(values["tensorboard"], spec, analysis.command)
         with reporter(opts) as rep:
-            result = run_analysis(spec, analysis, rep, executor)
+            result = run_analysis(spec, analysis, rep, executor, on_job=live.job_done if live else None)
         result = dataclasses.replace(result, command_line=command_line())
+        if live is not None:
+            live.finish([(tb_name, result)])
         # user text (the spec's name) is printed literally, never read as Rich markup
         shown = spec.model_copy(update={"name": escape(spec.name)})
         lines = render.render(shown, result, detail=opts.detail)

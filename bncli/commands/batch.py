@@ -49,6 +49,13 @@ def batch(
     json: Annotated[bool, typer.Option("--json", help="Print batch.json on stdout and nothing else.")] = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="With --out: don't write report.md / "
                                             "report.html (bncli report DIR makes them later).")] = False,
+    figure_format: Annotated[Literal["png", "svg", "pdf"], typer.Option(
+        "--figure-format", help="With --out: plots and the report's figure files as png (200 dpi), svg or pdf.")]
+    = "png",
+    figure_size: Annotated[Literal["page", "column"], typer.Option(
+        "--figure-size", help="Figure width: page (about 7 in) or column (about 3.3 in).")] = "page",
+    tensorboard: Annotated[Path | None, typer.Option("--tensorboard", help="Also write every run to "
+                                                     "TensorBoard under this folder as it finishes.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or notes on stderr.")] = False,
 ) -> None:
     """Run many comparisons from one YAML file as one plan and check their expectations.
@@ -72,7 +79,8 @@ def batch(
         from bncli.batch.expand import check_expectations, expand, load_batch
         from bncli.errors import UsageError
 
-        opts = OutputOptions(json, out, quiet, force=force, report=not no_report)
+        opts = OutputOptions(json, out, quiet, force=force, report=not no_report, figure_format=figure_format,
+                             figure_size=figure_size)
         spec_batch = load_batch(batch_path)
         cli = {"train.steps": steps, "seeds": seeds, "threads": threads, "device": device}
         cells = expand(batch_path, spec_batch, cli, only)
@@ -84,16 +92,28 @@ def batch(
             return
         if out is not None:
             check_out_folder(out, force=force, resume=resume)
-        from bncli.batch.run import run_batch
+        from bncli.batch.run import earlier_runs, pending_jobs, run_batch
         from bncli.executors import make_executor
 
-        n = jobs or os.cpu_count() or 1
-        executor = make_executor(backend, n, address, raise_errors=False)
+        todo = pending_jobs(cells, out if resume else None)
+        n = min(jobs or os.cpu_count() or 1, max(1, todo))
+        # nothing left to run (a finished batch resumed): no worker processes, no Ray
+        executor = make_executor(backend if todo else "local", n if todo else 1, address, raise_errors=False)
+        previous = earlier_runs(out) if resume and out is not None else []
+        live = None
+        if tensorboard is not None:
+            from bncli.export.tensorboard import live_for_batch
+
+            live = live_for_batch(tensorboard, cells)
         with reporter(opts) as rep:
-            run = run_batch(cells, str(batch_path), executor, rep, out, resume)
+            run = run_batch(cells, str(batch_path), executor, rep, out, resume,
+                            on_job=live.job_done if live else None)
+        if live is not None:
+            live.finish([(f"{e.cell.name}/{e.command}", e.result) for e in run.entries if e.result is not None])
         from bncli.commands._common import command_line
 
         run.command_line = command_line()
+        run.previous = previous
         _output(run, opts, junit_xml)
         from bncli.commands._common import interrupt_exit_code
 
@@ -102,6 +122,7 @@ def batch(
 
 def _dry_run(cells, out: Path | None, as_json: bool) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from bncli.batch.run import entries_of, job_path
 
@@ -125,7 +146,7 @@ def _dry_run(cells, out: Path | None, as_json: bool) -> None:
         t.add_column(col)
     for r in rows:
         note = "stored" if r["stored"] else ("shared" if r["shared"] else "")
-        t.add_row(r["comparison"], r["command"], r["arm"], f"{r['lr']:g}", str(r["seed"]), str(r["steps"]),
+        t.add_row(Text(r["comparison"]), r["command"], r["arm"], f"{r['lr']:g}", str(r["seed"]), str(r["steps"]),
                   r["key"][:12], note)
     stdout_console().print(t)
 
@@ -141,7 +162,8 @@ def _output(run, opts: OutputOptions, junit: Path | None) -> None:
             if e.result is None or not e.result.runs:
                 continue
             rel = Path(e.cell.folder) / e.command
-            write_result_files(e.result, opts.out / rel)
+            write_result_files(e.result, opts.out / rel, figure_format=opts.figure_format,
+                               figure_size=opts.figure_size)
             e.path = str(rel)
     doc = run.to_json()
     if opts.out is not None:
@@ -149,7 +171,7 @@ def _output(run, opts: OutputOptions, junit: Path | None) -> None:
         if opts.report:
             from bncli.render.report import write_report
 
-            write_report(opts.out)
+            write_report(opts.out, figure_format=opts.figure_format, figure_size=opts.figure_size)
     if junit is not None:
         from bncli.batch.junit import junit_xml
 

@@ -18,6 +18,11 @@ def report(
     format: Annotated[Literal["md", "html", "both"], typer.Option(
         "--format", help="md: report.md + report_files/*.png; html: one self-contained report.html; "
         "both.")] = "both",
+    figure_format: Annotated[Literal["png", "svg", "pdf"], typer.Option(
+        "--figure-format", help="report_files/ as png (200 dpi), svg or pdf (report.html embeds png, or svg).")]
+    = "png",
+    figure_size: Annotated[Literal["page", "column"], typer.Option(
+        "--figure-size", help="Figure width: page (about 7 in, two columns) or column (about 3.3 in).")] = "page",
     open_: Annotated[bool, typer.Option("--open", help="Open report.html in a web browser.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No notes on stderr.")] = False,
 ) -> None:
@@ -35,10 +40,11 @@ def report(
         from bncli.render.report import write_report
 
         formats = ("md", "html") if format == "both" else (format,)
-        written = write_report(folder, formats)
+        written = write_report(folder, formats, figure_format=figure_format, figure_size=figure_size)
         if not quiet:
-            stderr_console().print(f"wrote {', '.join(str(p) for p in written if p.suffix != '.png')}"
-                                   f" ({sum(p.suffix == '.png' for p in written)} figure files)")
+            figs = [p for p in written if p.suffix in (".png", ".svg", ".pdf")]
+            stderr_console().print(f"wrote {', '.join(str(p) for p in written if p not in figs)}"
+                                   f" ({len(figs)} figure files)")
         html_path = folder / "report.html"
         if open_ and html_path in written:
             import webbrowser

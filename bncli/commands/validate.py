@@ -46,7 +46,11 @@ def _validate_one(spec_path: Path, json: bool, no_data: bool) -> None:
     if json:
         sys.stdout.write(jsonlib.dumps(spec.model_dump(mode="json")) + "\n")
     else:
-        stdout_console().print(
-            f"[green]ok[/green]: {escape(str(spec_path))}: {escape(description)}".rstrip(": "),
-            soft_wrap=True,
-        )
+        # the path as given (relative stays relative), the description on its own wrapped lines
+        console = stdout_console()
+        console.print(f"[green]ok[/green]: {escape(str(spec_path))}", soft_wrap=True)
+        if description:
+            import textwrap
+
+            for line in textwrap.wrap(description, max(40, console.width - 4)):
+                console.print("    " + escape(line), soft_wrap=True)

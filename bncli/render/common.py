@@ -1,10 +1,9 @@
-"""Shared rendering: number formatting, the claims table, atomic file writes, matplotlib setup."""
+"""Shared rendering: number formatting, the claims table; atomic writes re-exported from bncli.io."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -69,51 +68,3 @@ def claims_block(
     if result.interrupted:
         return "no verdict: interrupted before the arms to compare had finished"
     return f"no verdict: {missing}"
-
-
-def pyplot():
-    """matplotlib.pyplot with the headless Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def log_scale(ax: Any, which: str = "y") -> bool:
-    """Log-scale an axis only when its plotted data has a finite positive value; otherwise keep it
-    linear and say so on the axes (a run whose loss is non-finite from the start has none, and
-    matplotlib refuses to log-scale such an axis)."""
-    import numpy as np
-
-    vals = []
-    for line in ax.get_lines():
-        d = np.asarray(line.get_ydata() if which == "y" else line.get_xdata(), dtype=float)
-        vals.append(d[np.isfinite(d) & (d > 0)])
-    if any(v.size for v in vals):
-        (ax.set_yscale if which == "y" else ax.set_xscale)("log")
-        return True
-    ax.text(0.5, 0.5, "no finite positive values to plot", transform=ax.transAxes, ha="center",
-            va="center", fontsize=8, color="0.4")
-    return False
-
-
-def save_figure(fig: Any, path: Path) -> Path:
-    """Save a figure atomically (format from the suffix, PNG by default) and close it."""
-    import io as _io
-
-    plt = pyplot()
-    try:
-        buf = _io.BytesIO()
-        fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
-        atomic_write_bytes(path, buf.getvalue())
-    finally:
-        plt.close(fig)
-    return path
-
-
-def arm_colors(arms: Sequence[str]) -> dict[str, Any]:
-    plt = pyplot()
-    cmap = plt.get_cmap("tab10")
-    return {a: cmap(i % 10) for i, a in enumerate(arms)}

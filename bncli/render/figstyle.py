@@ -1,5 +1,7 @@
-"""The report's one figure style (Okabe–Ito colours, small fonts, dpi 90) and the series helpers
-every report figure shares: NaN-safe means over seeds, log axes only when they can hold the data."""
+"""The one figure style of bncli's plots/ and reports, sized for print: a page (two columns, 7 in)
+or one column (3.3 in) wide, tick labels 8 pt at that size, Okabe–Ito colours, PNG at 200 dpi, SVG
+or PDF; and the series helpers every figure shares: NaN-safe means over seeds, log axes only when
+they can hold the data."""
 
 from __future__ import annotations
 
@@ -15,22 +17,29 @@ from bncli.results import CommandResult, RunRecord
 # faint on white, so only the 8th arm of a report gets it.
 OKABE_ITO = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442"]
 UNIT_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7"]  # tracked units inside one panel
-DPI = 90  # small PNGs: matplotlib's drawing is most of a report's time
+# layers inside one panel (arms differ by line style there): distinct hues, not shades of one
+LAYER_COLORS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9"]
+ARM_STYLES = ["-", "--", ":", "-."]
+DPI = 200  # PNG resolution: print quality at the figure's own size
+FORMATS = ("png", "svg", "pdf")
+WIDTHS = {"page": 7.0, "column": 3.3}  # inches: two columns of a paper, or one
 
 STYLE: dict[str, Any] = {
-    "figure.dpi": DPI,
+    "figure.dpi": 100,
     "savefig.dpi": DPI,
     "font.family": "DejaVu Sans",  # ships with matplotlib: ‖, Δ, η′, ✕ render everywhere
-    "font.size": 8,
-    "axes.titlesize": 8.5,
+    "font.size": 9,
+    "axes.titlesize": 9,
     "axes.titley": 1.0,  # a fixed title position: auto-placing it measures every tick label again
     "axes.titlepad": 4.0,
-    "axes.labelsize": 8,
+    "axes.labelsize": 8.5,
     "figure.titlesize": 9.5,
-    "legend.fontsize": 7,
+    "legend.fontsize": 8,
     "legend.frameon": False,
-    "xtick.labelsize": 7,
-    "ytick.labelsize": 7,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "svg.fonttype": "none",  # text stays text in SVG (searchable, editable)
+    "pdf.fonttype": 42,  # TrueType in PDF: what journals ask for
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
@@ -63,16 +72,42 @@ def style() -> Iterator[Any]:
         yield plt
 
 
-def png_bytes(fig: Any) -> bytes:
-    """The figure as PNG bytes; the figure is closed. No bbox='tight' (it draws the figure twice):
-    finish() already placed everything."""
+def figure_bytes(fig: Any, fmt: str = "png", close: bool = True) -> bytes:
+    """The figure as PNG (200 dpi), SVG or PDF bytes; the figure is closed unless `close` is
+    False. No bbox='tight' (it draws the figure twice): finish() already placed everything.
+    No dates in the files: the same result draws the same bytes."""
     plt = pyplot()
     buf = io.BytesIO()
+    meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt, {})
     try:
-        fig.savefig(buf, format="png", dpi=DPI)
+        fig.savefig(buf, format=fmt, dpi=DPI, metadata=meta)
     finally:
-        plt.close(fig)
+        if close:
+            plt.close(fig)
     return buf.getvalue()
+
+
+def png_bytes(fig: Any) -> bytes:
+    return figure_bytes(fig, "png")
+
+
+_WIDTH = [WIDTHS["page"]]  # the width figures are laid out for (set by sized())
+
+
+@contextmanager
+def sized(size: str = "page") -> Iterator[None]:
+    """Lay figures out for a page (7 in) or one column (3.3 in) while inside."""
+    old = _WIDTH[0]
+    _WIDTH[0] = WIDTHS.get(size, WIDTHS["page"])
+    try:
+        yield
+    finally:
+        _WIDTH[0] = old
+
+
+def layer_style(k: int, n: int) -> str:
+    """A layer's colour (k of n shown)."""
+    return LAYER_COLORS[k % len(LAYER_COLORS)] if n else LAYER_COLORS[0]
 
 
 def arm_colors(arms: Iterable[str]) -> dict[str, str]:
@@ -176,13 +211,13 @@ def end_label(ax: Any, xs: Sequence[float], ys: Sequence[float], text: str, colo
     """A small label at a line's last finite point (which layer a line is, without a legend entry)."""
     pts = [(x, y) for x, y in zip(xs, ys, strict=False) if not math.isnan(num(y))]
     if pts:
-        ax.annotate(text, pts[-1], xytext=(2, 0), textcoords="offset points", fontsize=6, color=color,
+        ax.annotate(text, pts[-1], xytext=(2, 0), textcoords="offset points", fontsize=7, color=color,
                     va="center")
 
 
 def no_data(ax: Any, text: str = "no finite values") -> None:
     """Say so in the panel instead of drawing an empty (or crashing) axis."""
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=7,
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=8,
             color="#555555", wrap=True)
     ax.set_yticks([])
 
@@ -203,14 +238,37 @@ def legend(ax: Any, **kw: Any) -> None:
 
 # Fixed margins in inches. matplotlib's constrained layout would find them itself, but it costs
 # about 60% of a figure's time, and a report draws dozens of figures.
-LEFT, RIGHT, WGAP, HGAP, TOP, BOTTOM = 0.8, 0.2, 0.85, 0.62, 0.32, 0.5
-TITLE_LINE, LEGEND_ROW, MAX_WIDTH = 0.19, 0.2, 13.0
+LEFT, RIGHT, WGAP, HGAP, TOP, BOTTOM = 0.72, 0.15, 0.72, 0.62, 0.32, 0.5
+TITLE_LINE, LEGEND_ROW, MIN_PANEL = 0.2, 0.21, 1.5
+
+
+def fit_columns() -> int:
+    """How many panels of at least MIN_PANEL inches fit side by side in the current width."""
+    return max(1, int((_WIDTH[0] - LEFT - RIGHT + WGAP) // (MIN_PANEL + WGAP)))
 
 
 def new_figure(plt: Any, rows: int, cols: int, w: float, h: float, grid: bool = False, **kw: Any) -> tuple[Any, Any]:
-    """A figure of rows x cols panels of w x h inches (narrower panels past MAX_WIDTH): (fig, axes)
-    or, with grid=True, (fig, gridspec). finish() sizes and lays it out."""
-    w = min(w, (MAX_WIDTH - LEFT - RIGHT - (cols - 1) * WGAP) / cols)
+    """A figure of rows x cols panels of w x h inches, at most the current width (sized()):
+    (fig, axes[rows][cols]) or, with grid=True, (fig, gridspec). When the columns don't fit, the
+    panels flow into as many columns as fit, in reading order (axes[i][j] still names the
+    panel). finish() sizes and lays it out."""
+    import numpy as np
+
+    avail = _WIDTH[0] - LEFT - RIGHT
+    if not grid and cols > fit_columns():
+        n, c2 = rows * cols, fit_columns()
+        r2 = -(-n // c2)
+        w2 = min(w, (avail - (c2 - 1) * WGAP) / c2)
+        fig = plt.figure(figsize=(c2 * w2, r2 * h))
+        fig._bncli_grid = (r2, c2, w2, h)
+        flat = list(fig.subplots(r2, c2, squeeze=False).ravel())
+        for ax in flat[n:]:
+            fig.delaxes(ax)
+        axes = np.empty((rows, cols), dtype=object)
+        for i in range(n):
+            axes[i // cols][i % cols] = flat[i]
+        return fig, axes
+    w = min(w, (avail - (cols - 1) * WGAP) / cols)
     fig = plt.figure(figsize=(cols * w, rows * h))
     fig._bncli_grid = (rows, cols, w, h)
     if grid:
@@ -222,7 +280,7 @@ def _tick_label(x: float, _pos: Any = None) -> str:
     return f"{x:g}".replace("-", "−")
 
 
-def _lean_ticks(ax: Any) -> None:
+def _lean_ticks(ax: Any, panel_w: float = 3.0) -> None:
     """Few ticks, no minor ticks, plain labels ('0.01', not mathtext '$10^{-2}$'). Tick labels are
     most of what matplotlib draws: this halves a figure's time and reads the same."""
     from matplotlib.ticker import AutoLocator, FuncFormatter, LogLocator, MaxNLocator, NullLocator
@@ -232,7 +290,8 @@ def _lean_ticks(ax: Any) -> None:
             lo, hi = sorted(lim())
             span = hi / lo if lo > 0 else math.inf  # short spans get ticks inside decades too
             subs = tuple(range(1, 10)) if span < 3 else (1.0, 2.0, 5.0) if span < 30 else (1.0,)
-            axis.set_major_locator(LogLocator(subs=subs, numticks=8))
+            n = 8 if axis is ax.yaxis else max(3, min(8, int(panel_w * 2.4)))  # x labels must not touch
+            axis.set_major_locator(LogLocator(subs=subs, numticks=n))
             axis.set_major_formatter(FuncFormatter(_tick_label))
             axis.set_minor_locator(NullLocator())
         elif isinstance(axis.get_major_locator(), AutoLocator):  # not where a panel set its own ticks
@@ -268,7 +327,7 @@ def finish(fig: Any, title: str, legend_skip: Iterable[Any] = ()) -> None:
 
     rows, cols, w, h = fig._bncli_grid
     width = LEFT + RIGHT + cols * w + (cols - 1) * WGAP
-    lines = textwrap.wrap(title, max(40, int(width * 14)))
+    lines = textwrap.wrap(title, max(30, int(width * 12))) if title else []
     seen: dict[str, Any] = {}
     skip_ids = {id(a) for a in legend_skip}
     for ax in fig.axes:
@@ -278,21 +337,22 @@ def finish(fig: Any, title: str, legend_skip: Iterable[Any] = ()) -> None:
                     seen.setdefault(lab, handle)
     ncol = legend_rows = 0
     if seen:
-        entry = 0.5 + 0.058 * max(len(lab) for lab in seen)
+        entry = 0.55 + 0.066 * max(len(lab) for lab in seen)
         ncol = max(1, min(len(seen), int((width - 0.3) // entry)))
         legend_rows = -(-len(seen) // ncol)
     top = TOP + TITLE_LINE * len(lines)
     bottom = BOTTOM + LEGEND_ROW * legend_rows
     height = top + bottom + rows * h + (rows - 1) * HGAP
     for ax in fig.axes:
-        _lean_ticks(ax)
+        _lean_ticks(ax, w)
     fig.set_size_inches(width, height)
     fig.subplots_adjust(left=LEFT / width, right=1 - RIGHT / width, bottom=bottom / height,
                         top=1 - top / height, wspace=WGAP / w, hspace=HGAP / h)
-    fig.suptitle("\n".join(lines), y=1 - 0.08 / height, va="top", fontsize=9)
+    if lines:
+        fig.suptitle("\n".join(lines), y=1 - 0.08 / height, va="top", fontsize=9.5)
     if seen:
         fig.legend(list(seen.values()), list(seen), loc="lower center", bbox_to_anchor=(0.5, 0.04 / height),
-                   ncol=ncol, fontsize=7)
+                   ncol=ncol, fontsize=8)
 
 
 def lr_label(lr: float) -> str:

@@ -25,8 +25,14 @@ def statement(result: CommandResult, claim: str, default: str) -> str:
 
 
 def title(fig: Any, result: CommandResult, claim: str, default: str, legend_skip: tuple[Any, ...] = ()) -> None:
-    """The claim and its verdicts as the title, the figure's one legend, and its layout."""
-    fs.finish(fig, f"{claim}: {statement(result, claim, default)} — {verdict_line(result, claim)}", legend_skip)
+    """The claim as the title (its verdicts go in the caption: caption()), the figure's one
+    legend, and its layout."""
+    fs.finish(fig, f"{claim}: {default}", legend_skip)  # short: the full statement heads the report's section
+
+
+def caption(result: CommandResult, claim: str) -> str:
+    """What a figure shows, then the verdicts it illustrates."""
+    return f"{CAPTIONS.get(claim, '')} Verdict: {verdict_line(result, claim)}.".strip()
 
 
 # ------------------------------------------------------------------ C1 training curves
@@ -134,11 +140,17 @@ def c2_figure(result: CommandResult, colors: dict[str, str] | None = None,
             if (rs := [r for r in fs.runs_of(result, arm, lr, "ics_dist") if r.probes["ics_dist"].get("steps")])]
     if not rows:
         return None
-    layers = fs.spread_pick(rows[0][2].probes["ics_dist"].get("layers", []), max_layers)
+    fit = fs.fit_columns()
+    stacked = fit < 2  # one column: the W1 panels go under the percentile panels
+    layers = fs.spread_pick(rows[0][2].probes["ics_dist"].get("layers", []),
+                            1 if stacked else min(max_layers, fit - 1))
     if not layers:
         return None
     with fs.style() as plt:
-        fig, gs = fs.new_figure(plt, len(rows), len(layers) + 1, 2.6, 1.55, grid=True)
+        if stacked:
+            fig, gs = fs.new_figure(plt, len(rows) + len(lrs), 1, 2.6, 1.55, grid=True)
+        else:
+            fig, gs = fs.new_figure(plt, len(rows), len(layers) + 1, 2.6, 1.55, grid=True)
         pct_axes: list[Any] = []  # their unit legend stays inside the first panel
         for i, (lr, arm, r) in enumerate(rows):
             p = r.probes["ics_dist"]
@@ -162,17 +174,17 @@ def c2_figure(result: CommandResult, colors: dict[str, str] | None = None,
                 ax.set_title(f"{arm}, {fs.lr_label(lr)} · {layer}", color=colors[arm])
                 if j == 0:
                     ax.set_ylabel("activation input")
-                if i == len(rows) - 1:
+                if i == len(rows) - 1 and not stacked:
                     ax.set_xlabel("training step")
                 pct_axes.append(ax)
                 if i == 0 and j == 0:
-                    ax.legend(loc="upper left", fontsize=6)
+                    ax.legend(loc="upper left", fontsize=7)
         # the W1 column: one axis per learning rate, spanning that learning rate's rows
-        for lr in lrs:
+        for k, lr in enumerate(lrs):
             idx = [i for i, row in enumerate(rows) if row[0] == lr]
             if not idx:
                 continue
-            ax = fig.add_subplot(gs[idx[0]: idx[-1] + 1, len(layers)])
+            ax = fig.add_subplot(gs[len(rows) + k, 0] if stacked else gs[idx[0]: idx[-1] + 1, len(layers)])
             vals: list[float] = []
             for arm in arms:
                 rs = fs.runs_of(result, arm, lr, "ics_dist")
@@ -183,7 +195,7 @@ def c2_figure(result: CommandResult, colors: dict[str, str] | None = None,
             if not fs.log_if_possible(ax, vals) and not fs.has_finite(vals):
                 fs.no_data(ax)
             ax.set_title(f"W1 shift per step, {fs.lr_label(lr)}")
-            ax.set_ylabel("1-Wasserstein / step (mean over layers)")
+            ax.set_ylabel("W1 / step (layer mean)")
             ax.set_xlabel("training step")
         title(fig, result, "C2", "BN keeps each layer's input distribution stable", legend_skip=tuple(pct_axes))
     return fig
@@ -262,13 +274,14 @@ CAPTIONS = {
           "seeds (Santurkar Fig 4a–b); bottom, effective β-smoothness, mean ± std over seeds.",
     "C5": "Worst relative error over layers (max over seeds) of autograd against BN's closed-form "
           "Jacobian and backward pass; dotted: the tolerance.",
-    "C6": "Left: relative output change when one layer's W is scaled by α, worst layer, at "
-          "initialization (dashed) and at the end (solid). Right: ‖W_i‖ over training, one line per "
-          "layer (darker = deeper), mean over seeds.",
+    "C6": "Left: relative output change when one layer's weight W is scaled by α, worst layer, at "
+          "initialization (dashed) and at the end (solid). Right: each layer's ‖W‖ relative to its first "
+          "measurement, one colour per layer, one line style per arm, mean over seeds.",
     "C7": "Left: saturated (sigmoid/tanh) or dead (ReLU) fraction per layer, mean over measurement "
           "steps, mean ± std over seeds. Right: gradient norm by depth at the first (solid) and last "
           "(dashed) measurement, mean over seeds.",
-    "C8": "Mean γ and β over units per normalized layer (darker = deeper), mean over seeds.",
+    "C8": "Mean γ and β over units per normalized layer (one colour per layer, one line style per arm), "
+          "mean over seeds.",
     "C9": "Each point: one arm at one learning rate; x: 1-Wasserstein shift per step (C2), y: "
           "effective β-smoothness (C4). Santurkar §3.3: ℓp-normalized nets shift more, yet are smoother.",
 }

@@ -146,7 +146,7 @@ def _norm_series(r: Any, layer: str) -> tuple[list[Any], list[Any]]:
 
 def c6_figure(result: CommandResult, colors: dict[str, str] | None = None,
               notes: list[str] | None = None) -> Any:
-    """Relative output change against α (log-log), and ‖W_i‖ over steps; one row per learning rate."""
+    """Relative output change against α (log-log), and ‖Wᵢ‖ over steps; one row per learning rate."""
     notes = notes if notes is not None else []
     lrs, arms = fs.result_lrs(result), fs.result_arms(result)
     colors = colors or fs.arm_colors(arms)
@@ -155,10 +155,11 @@ def c6_figure(result: CommandResult, colors: dict[str, str] | None = None,
     if not static and not any(r.probes.get("scale") for r in result.runs):
         return None
     floor = 1e-9  # an exact zero cannot go on a log axis
+    n_norm = max([len([a for a in arms if fs.runs_of(result, a, lr, "scale")]) for lr in lrs] + [1])
     with fs.style() as plt:
-        fig, axes = fs.new_figure(plt, len(lrs), 2, 4.2, 2.5)
+        fig, axes = fs.new_figure(plt, len(lrs), 1 + n_norm, 3.4, 2.4)
         for i, lr in enumerate(lrs):
-            ax_s, ax_n = axes[i]
+            ax_s = axes[i][0]
             floored = False
             vals: list[float] = []
             for arm in arms:
@@ -182,15 +183,18 @@ def c6_figure(result: CommandResult, colors: dict[str, str] | None = None,
                 ax_s.set_yscale("log")
             else:
                 fs.no_data(ax_s, "no static check")
-            ax_s.set_xlabel("α (W_i ← α·W_i)")
+            ax_s.set_xlabel("α (Wᵢ ← α·Wᵢ)")
             ax_s.set_ylabel("rel. output change (worst layer)" + (f"; <{floor:g} drawn at it" if floored else ""))
             ax_s.set_title(f"scale check, {fs.lr_label(lr)}")
             ax_s.plot([], [], **_proxy_kw("--", "at initialization"))
             ax_s.plot([], [], **_proxy_kw("-", "at the end of training"))
-            nvals: list[float] = []
-            for arm in arms:
+            norm_arms = [a for a in arms if fs.runs_of(result, a, lr, "scale")]
+            for a_i, arm in enumerate(norm_arms[:len(axes[i]) - 1]):
+                ax_n = axes[i][1 + a_i]
                 rs = fs.runs_of(result, arm, lr, "scale")
-                layers = rs[0].probes["scale"].get("layers", []) if rs else []
+                layers = fs.spread_pick(rs[0].probes["scale"].get("layers", []), len(fs.LAYER_COLORS))
+                div = [r.diverged_at for r in rs if r.diverged_at is not None]
+                nvals: list[float] = []
                 for k, layer in enumerate(layers):
                     xs, m, _ = fs.mean_std_over([_norm_series(r, layer) for r in rs])
                     if not fs.has_finite(m):
@@ -198,22 +202,23 @@ def c6_figure(result: CommandResult, colors: dict[str, str] | None = None,
                         continue
                     m0 = next((v for v in m if not math.isnan(v) and v > 0), math.nan)
                     rel = [v / m0 for v in m]
-                    div = [r.diverged_at for r in rs if r.diverged_at is not None]
-                    ax_n.plot(xs, rel, color=colors[arm], alpha=0.35 + 0.65 * (k + 1) / len(layers), lw=1,
-                              label=fs.arm_label(arm, lr, lrs) + (f" (✕ diverged at step {min(div)})" if div else ""))
+                    color = fs.layer_style(k, len(layers))
+                    ax_n.plot(xs, rel, color=color, label=layer)
                     last = [v for x, v in zip(xs, rel, strict=True) if not math.isnan(v) and (not div or x < min(div))]
-                    if div and last and k == len(layers) - 1:
-                        ax_n.plot([min(div)], [last[-1]], "X", color=colors[arm], ms=8, mec="white")
-                    if k in (0, len(layers) - 1):
-                        fs.end_label(ax_n, xs, rel, layer, colors[arm])
+                    if div and last:
+                        ax_n.plot([min(div)], [last[-1]], "X", color=color, ms=8, mec="white")
                     nvals += rel
-            if not fs.has_finite(nvals):
-                fs.no_data(ax_n)
-            else:
-                fs.log_if_possible(ax_n, nvals, spread=20)
-            ax_n.set_xlabel("training step")
-            ax_n.set_ylabel("‖W_i‖ / ‖W_i‖ at the first step")
-            ax_n.set_title(f"weight norms, {fs.lr_label(lr)}")
+                if not fs.has_finite(nvals):
+                    fs.no_data(ax_n)
+                else:
+                    fs.log_if_possible(ax_n, nvals, spread=20)
+                ax_n.set_xlabel("training step")
+                if a_i == 0:
+                    ax_n.set_ylabel("‖Wᵢ‖ / ‖Wᵢ‖ at first step")
+                ax_n.set_title(f"‖Wᵢ‖, {arm}, {fs.lr_label(lr)}" + (f" (✕ diverged at {min(div)})" if div else ""),
+                               color=colors[arm])
+            for ax in axes[i][1 + len(norm_arms):]:
+                fs.no_data(ax, "no weight norms measured")
         title(fig, result, "C6", "Scale invariance: BN(αWx) = BN(Wx)")
     return fig
 
@@ -289,7 +294,7 @@ def c7_figure(result: CommandResult, colors: dict[str, str] | None = None,
             ax_g.plot([], [], **_proxy_kw("--", "last measurement"))
             ax_f.set_ylabel(label)
             ax_f.set_title(f"{label.split(' (')[0]} by layer, {fs.lr_label(lr)}")
-            ax_g.set_ylabel("‖∇W_i L‖₂")
+            ax_g.set_ylabel("‖∇Wᵢ L‖₂")
             ax_g.set_title(f"gradient norm by depth, {fs.lr_label(lr)}")
         title(fig, result, "C7", "BN keeps units out of saturation and gradients alive")
     return fig
@@ -319,19 +324,22 @@ def c8_figure(result: CommandResult, colors: dict[str, str] | None = None,
             for ax, key, label in ((axes[i][0], "gamma_mean", "γ, mean over units"),
                                    (axes[i][1], "beta_mean", "β, mean over units")):
                 drawn = False
-                for arm in arms:
+                shown: set[str] = set()
+                for a_i, arm in enumerate(arms):
                     rs = [r for r in fs.runs_of(result, arm, lr, "saturation") if affine(r)]
-                    layers = rs[0].probes["saturation"].get("layers", []) if rs else []
+                    layers = fs.spread_pick(rs[0].probes["saturation"].get("layers", []) if rs else [],
+                                            len(fs.LAYER_COLORS))
+                    ls = fs.ARM_STYLES[a_i % len(fs.ARM_STYLES)]
+                    if layers:
+                        ax.plot([], [], ls=ls, color="#555555", label=fs.arm_label(arm, lr, lrs))
                     for k, layer in enumerate(layers):
                         xs, m, _ = fs.mean_std_over([(r.probes["saturation"]["steps"], r.probes["saturation"]
                                                       ["per_layer"].get(layer, {}).get(key, [])) for r in rs])
                         if not fs.has_finite(m):
                             continue
-                        last = k == len(layers) - 1
-                        ax.plot(xs, m, color=colors[arm], alpha=0.35 + 0.65 * (k + 1) / len(layers),
-                                label=fs.arm_label(arm, lr, lrs) if last else None)
-                        if k in (0, len(layers) - 1):  # name the first and the last layer
-                            fs.end_label(ax, xs, m, layer, colors[arm])
+                        ax.plot(xs, m, ls=ls, color=fs.layer_style(k, len(layers)),
+                                label=layer if layer not in shown else None)
+                        shown.add(layer)
                         drawn = True
                 if key == "beta_mean":
                     ax.axhline(0, color="#555555", lw=0.8)
@@ -380,18 +388,18 @@ def c9_figure(points: Sequence[dict[str, Any]], colors: dict[str, str] | None = 
     markers = "osD^v<>"
     lrs = list(dict.fromkeys(p["lr"] for p in points))
     with fs.style() as plt:
-        fig, axes = fs.new_figure(plt, 1, 1, 5.0, 3.0)
+        fig, axes = fs.new_figure(plt, 1, 1, 4.5, 2.8)
         ax = axes[0][0]
         for p in points:
             m = markers[lrs.index(p["lr"]) % len(markers)]
             ax.plot([p["shift"]], [p["smooth"]], m, color=colors.get(p["arm"], "#000000"), ms=7,
                     label=f"{p['arm']}, {fs.lr_label(p['lr'])}")
-            ax.annotate(p["arm"], (p["shift"], p["smooth"]), fontsize=6, xytext=(4, 3),
+            ax.annotate(p["arm"], (p["shift"], p["smooth"]), fontsize=7, xytext=(4, 3),
                         textcoords="offset points")
         fs.log_if_possible(ax, [p["smooth"] for p in points])
         if all(p["shift"] > 0 for p in points):
             ax.set_xscale("log")
-        ax.set_xlabel("distribution shift: 1-Wasserstein per step (C2)")
-        ax.set_ylabel("effective β-smoothness (C4; lower = smoother)")
+        ax.set_xlabel("shift: W1 per step (C2)")
+        ax.set_ylabel("effective β (C4; lower = smoother)")
         fs.finish(fig, heading)
     return fig

@@ -1,17 +1,22 @@
-"""A result's files under an output folder: summary.json, spec.yaml, history.csv and its plots."""
+"""A result's files under an output folder: summary.json, spec.yaml, history.csv and its plots —
+the same figures as the report (bncli.render.figures), one per claim, with their captions."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from bncli.results import CommandResult
 from bncli.spec import Spec, spec_to_yaml
 
+# plots/<name>.<format>: one figure per claim the command judges
+PLOT_NAMES = {"C1": "training", "C2": "distribution_shift", "C3": "gradient_ics", "C4": "landscape",
+              "C5": "bn_jacobian", "C6": "scale", "C7": "saturation", "C8": "gamma_beta",
+              "C9": "shift_vs_smoothness"}
 
-def write_result_files(result: CommandResult, out_dir: Path, render_module: str | None = None) -> list[Path]:
+
+def write_result_files(result: CommandResult, out_dir: Path, figure_format: str = "png",
+                       figure_size: str = "page") -> list[Path]:
     """Write every file of one command's result (atomically); return their paths."""
-    from bncli.analyses import get_analysis
     from bncli.io import atomic_write_json, atomic_write_text
     from bncli.render.train import write_history_csv
 
@@ -20,6 +25,38 @@ def write_result_files(result: CommandResult, out_dir: Path, render_module: str 
     atomic_write_text(out_dir / "spec.yaml", spec_to_yaml(spec))
     written = [out_dir / "summary.json", out_dir / "spec.yaml",
                write_history_csv(result.runs, out_dir / "history.csv")]
-    render = importlib.import_module(render_module or get_analysis(result.command).render)
-    written += list(render.write_files(spec, result, out_dir))
+    return written + write_plots(result, out_dir / "plots", figure_format, figure_size)
+
+
+def write_plots(result: CommandResult, plots: Path, figure_format: str = "png",
+                figure_size: str = "page") -> list[Path]:
+    """plots/<claim figure>.<format> for each claim the command judges, drawn by the report's
+    figure code, and plots/captions.md (each figure's caption, with its verdicts)."""
+    from bncli.analyses import BY_COMMAND
+    from bncli.io import atomic_write_bytes, atomic_write_text
+    from bncli.render.figstyle import arm_colors, result_arms
+    from bncli.render.figures import CAPTIONS, caption, verdict_line
+    from bncli.render.report_figures import draw_all
+
+    a = BY_COMMAND.get(result.command)
+    held = [c.claim for c in result.claims]
+    claims = [c for c in dict.fromkeys([*(a.claims if a else ()), *held]) if c != "C9" or c in held]
+    claims = [c for c in claims if c in PLOT_NAMES]
+    heading = f"C9: shift against smoothness, per normalization ({result.spec.get('name', '')})"
+    tasks = [(c, (0,), heading if c == "C9" else "") for c in claims]
+    drawn = draw_all(tasks, [result], arm_colors(result_arms(result)), 1, (figure_format,), figure_size)
+    written: list[Path] = []
+    lines = [f"# Figures of `bncli {result.command}` · {result.spec.get('name', '')}", ""]
+    for c, (data, notes, _) in zip(claims, drawn, strict=True):
+        if figure_format not in data:
+            continue
+        plots.mkdir(parents=True, exist_ok=True)
+        path = plots / f"{PLOT_NAMES[c]}.{figure_format}"
+        atomic_write_bytes(path, data[figure_format])
+        written.append(path)
+        text = caption(result, c) if c != "C9" else f"{CAPTIONS['C9']} Verdict: {verdict_line(result, c)}."
+        lines += [f"**{path.name}** — {c}: {text}", *(f"- note: {n}" for n in notes), ""]
+    if written:
+        atomic_write_text(plots / "captions.md", "\n".join(lines).rstrip() + "\n")
+        written.append(plots / "captions.md")
     return written

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from rich import box
 from rich.table import Table
 
-from bncli.analyses.ics import c3_layers
 from bncli.render import compact
-from bncli.render.common import arm_colors, fmt, log_scale, pyplot, save_figure
-from bncli.results import CommandResult, RunRecord
+from bncli.render.common import fmt
+from bncli.results import CommandResult
 from bncli.spec import Spec
 from bncli.stats import spread_indices
 
@@ -177,124 +175,4 @@ def render_ics(spec: Spec, result: CommandResult, detail: bool = False) -> list:
     return out
 
 
-# --------------------------------------------------------------------------- plots
-
-
-def _first_seed(records: Sequence[RunRecord], arm: str, lr: float) -> RunRecord | None:
-    rs = [r for r in records if r.arm == arm and r.lr == lr]
-    return min(rs, key=lambda r: r.seed) if rs else None
-
-
-def _finite(vals: Sequence[float | None], positive: bool = False) -> list[float]:
-    """NaN (a gap in the line) for missing or non-finite values, and for values <= 0 when the
-    axis is logarithmic."""
-    return [v if v is not None and math.isfinite(v) and (v > 0 or not positive) else math.nan
-            for v in vals]
-
-
-def plot_percentiles(
-    spec: Spec, records: Sequence[RunRecord], lr: float, path: Path
-) -> Path | None:
-    """Ioffe Fig 1b-c: 15/50/85th percentiles of tracked units' nonlinearity input over steps."""
-    arms = [a.name for a in spec.arms]
-    runs = {a: _first_seed(records, a, lr) for a in arms}
-    first = next((r for r in runs.values() if r and r.probes.get("ics_dist", {}).get("steps")),
-                 None)
-    if first is None:
-        return None
-    layers = pick_layers(first.probes["ics_dist"]["layers"], MAX_PLOT_LAYERS)
-    plt = pyplot()
-    fig, axes = plt.subplots(len(arms), len(layers), figsize=(3.6 * len(layers), 2.6 * len(arms)),
-                             squeeze=False, sharex=True)
-    cmap = plt.get_cmap("tab10")
-    for i, arm in enumerate(arms):
-        r = runs[arm]
-        for j, layer in enumerate(layers):
-            ax = axes[i][j]
-            if r is None or not r.probes.get("ics_dist", {}).get("steps"):
-                ax.set_axis_off()
-                continue
-            p = r.probes["ics_dist"]
-            site = p["per_layer"][layer]["preact"]
-            steps = p["steps"]
-            for u, unit in enumerate(p["tracked_units"][layer]):
-                lo, mid, hi = (_finite(site["percentiles"][k][u]) for k in ("p15", "p50", "p85"))
-                ax.fill_between(steps, lo, hi, color=cmap(u % 10), alpha=0.25)
-                ax.plot(steps, mid, color=cmap(u % 10), lw=1.2, label=f"unit {unit}")
-            ax.set_title(f"{arm} · {layer}", fontsize=9)
-            if j == 0:
-                ax.set_ylabel("nonlinearity input")
-            if i == len(arms) - 1:
-                ax.set_xlabel("step")
-            if i == 0 and j == 0:
-                ax.legend(fontsize=7)
-    fig.suptitle(f"{spec.name}: 15/50/85th percentiles of the nonlinearity input (lr = {lr:g}, "
-                 f"seed {first.seed})")
-    return save_figure(fig, path)
-
-
-def _plot_rows(spec: Spec, records: Sequence[RunRecord], lr: float, path: Path, probe: str,
-               metrics: Sequence[tuple[str, str, bool]], title: str) -> Path | None:
-    arms = [a.name for a in spec.arms]
-    colors = arm_colors(arms)
-    runs = {a: _first_seed(records, a, lr) for a in arms}
-    first = next((r for r in runs.values() if r and r.probes.get(probe, {}).get("steps")), None)
-    if first is None:
-        return None
-    measured = first.probes[probe]["layers"]
-    layers = pick_layers(c3_layers(first.probes[probe]) if probe == "ics_grad" else measured,
-                         MAX_PLOT_LAYERS)
-    if not layers:
-        return None
-    plt = pyplot()
-    size = (3.6 * len(layers), 2.6 * len(metrics))
-    fig, axes = plt.subplots(len(metrics), len(layers), figsize=size,
-                             squeeze=False, sharex=True)
-    for i, (key, label, log) in enumerate(metrics):
-        for j, layer in enumerate(layers):
-            ax = axes[i][j]
-            drawn = False
-            for arm, r in runs.items():
-                if r is None or not r.probes.get(probe, {}).get("steps"):
-                    continue
-                d = r.probes[probe]["per_layer"][layer]
-                ys = _finite(d["preact"][key] if probe == "ics_dist" else d[key], log)
-                drawn = drawn or any(not math.isnan(v) for v in ys)
-                ax.plot(r.probes[probe]["steps"], ys, color=colors[arm], label=arm, marker=".",
-                        ms=3)
-            if log and drawn:  # a log axis with nothing positive on it only warns
-                log_scale(ax, "y")
-            if i == 0:
-                ax.set_title(layer, fontsize=9)
-            if j == 0:
-                ax.set_ylabel(label)
-            if i == len(metrics) - 1:
-                ax.set_xlabel("step")
-            if i == 0 and j == 0:
-                ax.legend(fontsize=7)
-    fig.suptitle(f"{spec.name}: {title} (lr = {lr:g}, seed {first.seed})")
-    return save_figure(fig, path)
-
-
-def write_ics_files(spec: Spec, result: CommandResult, out_dir: Path) -> list[Path]:
-    """--out plots per learning rate: percentile bands, shifts and gradient ICS."""
-    written: list[Path | None] = []
-    plots = out_dir / "plots"
-    for lr in spec.train.lr:
-        tag = f"lr{lr:g}"
-        written.append(plot_percentiles(spec, result.runs, lr, plots / f"percentiles_{tag}.png"))
-        written.append(_plot_rows(
-            spec, result.runs, lr, plots / f"shifts_{tag}.png", "ics_dist",
-            [("d_mean", "|Δμ| per step", True), ("d_var", "|Δσ²| per step", True),
-             ("w1", "W1 per step", True)],
-            "one-step shift of the nonlinearity input (Santurkar Fig 8)"))
-        written.append(_plot_rows(
-            spec, result.runs, lr, plots / f"gradient_ics_{tag}.png", "ics_grad",
-            [("diff_norm", "‖G − G′‖", True), ("rel_diff", "‖G − G′‖/‖G‖", True),
-             ("cos", "cos(G, G′)", False)],
-            "gradient ICS (Santurkar Fig 3)"))
-    return [p for p in written if p is not None]
-
-
 render = render_ics
-write_files = write_ics_files

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from bncli.render import compact
-from bncli.render.common import arm_colors, log_scale, pyplot, save_figure
-from bncli.results import CommandResult, RunRecord
+from bncli.results import CommandResult
 from bncli.spec import Spec
 
 
@@ -108,55 +106,4 @@ def render_lipschitz(spec: Spec, result: CommandResult, detail: bool = False) ->
     return out
 
 
-def _band(records: Sequence[RunRecord], lo_key: str, hi_key: str):
-    """Steps and the min/max band over seeds of per-step [lo, hi] ranges."""
-    by_step: dict[int, list[float]] = {}
-    for r in records:
-        for s in r.probes.get("landscape", {}).get("series", []):
-            vals = [s[lo_key], s[hi_key]]
-            if all(math.isfinite(v) for v in vals):
-                by_step.setdefault(s["step"], []).extend(vals)
-    steps = sorted(by_step)
-    return steps, [min(by_step[k]) for k in steps], [max(by_step[k]) for k in steps]
-
-
-def plot_landscape(spec: Spec, records: Sequence[RunRecord], path: Path) -> Path:
-    """Santurkar Fig 4: loss range, gradient predictiveness range, effective beta; band per arm."""
-    plt = pyplot()
-    lrs = spec.train.lr
-    arms = [a.name for a in spec.arms]
-    colors = arm_colors(arms)
-    panels = [("loss_min", "loss_max", "loss L(θ − η′g) over the grid"),
-              ("grad_pred_min", "grad_pred_max", "gradient predictiveness ‖g − g′‖"),
-              ("beta", "beta", "effective β-smoothness")]
-    fig, axes = plt.subplots(len(panels), len(lrs), figsize=(4.4 * len(lrs), 9), squeeze=False)
-    for j, lr in enumerate(lrs):
-        for i, (lo, hi, label) in enumerate(panels):
-            ax = axes[i][j]
-            spans: list[float] = []
-            for arm in arms:
-                rs = [r for r in records if r.arm == arm and r.lr == lr]
-                steps, low, high = _band(rs, lo, hi)
-                if not steps:
-                    continue
-                ax.fill_between(steps, low, high, color=colors[arm], alpha=0.35, label=arm)
-                ax.plot(steps, high, color=colors[arm], lw=0.8)
-                spans += [v for v in low + high if v > 0]
-            if spans and max(spans) / min(spans) > 10:
-                log_scale(ax, "y")
-            ax.set_ylabel(label, fontsize=8)
-            if i == 0:
-                ax.set_title(f"lr = {lr:g}")
-                ax.legend(fontsize=8)
-            if i == len(panels) - 1:
-                ax.set_xlabel("step")
-    fig.suptitle(f"{spec.name}: landscape along the gradient (bands: min–max over η′ and seeds)")
-    return save_figure(fig, path)
-
-
-def write_lipschitz_files(spec: Spec, result: CommandResult, out_dir: Path) -> list[Path]:
-    return [plot_landscape(spec, result.runs, out_dir / "plots" / "landscape.png")]
-
-
 render = render_lipschitz
-write_files = write_lipschitz_files

@@ -8,10 +8,26 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
+
+
+class RunsRemainingColumn(TimeRemainingColumn):
+    """Time left. For the overall bar (whole runs, often minutes each) Rich's own estimate, from
+    the last 30 s of progress, stays blank; this one is elapsed / runs done x runs left, from the
+    first finished run on."""
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("unit") == "runs" and task.completed and task.total and task.elapsed:
+            left = task.elapsed / task.completed * (task.total - task.completed)
+            m, s = divmod(int(round(left)), 60)
+            h, m = divmod(m, 60)
+            return Text(f"{h:d}:{m:02d}:{s:02d}", style="progress.remaining")
+        return super().render(task)
 
 
 class RichReporter:
@@ -26,7 +42,7 @@ class RichReporter:
             MofNCompleteColumn(),
             TextColumn("{task.fields[unit]}"),
             TimeElapsedColumn(),
-            TimeRemainingColumn(),
+            RunsRemainingColumn(),
             console=console,
             transient=True,
             disable=not enabled,

@@ -33,15 +33,19 @@ class Doc:
 
 @dataclass
 class Figure:
-    """One drawn figure: PNG bytes (None: nothing to draw) and what to say about it."""
+    """One drawn figure: its file (png, svg or pdf; None: nothing to draw), what report.html
+    embeds (png or svg), its width in inches (shown at that size) and what to say about it."""
 
     claim: str
     doc: str
     anchor: str
     filename: str
-    png: bytes | None
+    data: bytes | None
     caption: str
     notes: list[str] = field(default_factory=list)
+    html_data: bytes | None = None
+    html_mime: str = "image/png"
+    width_in: float = 0.0
 
 
 @dataclass
@@ -233,10 +237,11 @@ def _claims_of(doc: Doc) -> list[str]:
     return list(dict.fromkeys([*judged, *held]))
 
 
-def build_sections(docs: Sequence[Doc], colors: dict[str, str], jobs: int | None = None) -> list[Section]:
+def build_sections(docs: Sequence[Doc], colors: dict[str, str], jobs: int | None = None,
+                   figure_format: str = "png", figure_size: str = "page") -> list[Section]:
     """Per claim id (C1..C9 order), per document: its figure and its verdicts. C9's figure is one
     per comparison (it needs measure-ics's shift and lipschitz's smoothness side by side)."""
-    from bncli.render.figures import CAPTIONS
+    from bncli.render.figures import CAPTIONS, caption
     from bncli.render.report_figures import Task, draw_all
 
     by_claim: dict[str, list[Doc]] = {}
@@ -263,19 +268,49 @@ def build_sections(docs: Sequence[Doc], colors: dict[str, str], jobs: int | None
                 continue
             rows.append((d, len(tasks) - 1))
         plan.append((Section(cid, stmt), rows))
-    drawn = draw_all(tasks, [d.result for d in docs], colors, jobs)
+    html_fmt = "svg" if figure_format == "svg" else "png"
+    drawn = draw_all(tasks, [d.result for d in docs], colors, jobs, (figure_format, html_fmt), figure_size)
     sections = []
     for sec, rows in plan:
         for d, t in rows:
             fig = None
             if t is not None:
-                png, notes = drawn[t]
+                data, notes, width = drawn[t]
                 name = d.group if sec.claim == "C9" else d.label
-                fig = Figure(sec.claim, name, f"fig-{t + 1}", f"{t + 1:02d}_{sec.claim}_{_slug(name)}.png", png,
-                             CAPTIONS.get(sec.claim, ""), notes)
+                text = (caption(d.result, sec.claim) if sec.claim != "C9"
+                        else f"{CAPTIONS['C9']} Verdict: {_c9_verdicts(docs, d.group)}.")
+                fig = Figure(sec.claim, name, f"fig-{t + 1}",
+                             f"{t + 1:02d}_{sec.claim}_{_slug(name)}.{figure_format}", data.get(figure_format),
+                             text, notes, data.get(html_fmt), "image/svg+xml" if html_fmt == "svg" else "image/png",
+                             width)
             sec.items.append((d, fig, [c for c in d.result.claims if c.claim == sec.claim]))
         sections.append(sec)
     return sections
+
+
+def _c9_verdicts(docs: Sequence[Doc], group: str) -> str:
+    from bncli.render.figures import verdict_line
+
+    parts = [verdict_line(d.result, "C9") for d in docs if d.group == group]
+    parts = [p for p in dict.fromkeys(parts) if p != "no verdict"]
+    return "; ".join(parts) or "no verdict"
+
+
+def no_verdict_reason(doc: Doc, claim: str) -> str:
+    """Why a claim has no verdict in a result, in words a new user can act on."""
+    res = doc.result
+    arms = [a for a in res.spec.get("arms", []) if isinstance(a, dict)]
+    names = {a.get("name") for a in arms}
+    if claim == "C8" and not any(a.get("norm") == "batch" and a.get("affine") is False for a in arms):
+        return ("No verdict here: C8 compares affine BN with BN without γ and β, and this spec has no "
+                "`batchnorm_noaffine` arm (add it to `arms:`).")
+    if claim == "C9" and not (names & {"l1norm", "l2norm", "linfnorm"} and {"plain", "batchnorm"} <= names):
+        return "No verdict here: C9 needs an ℓp arm (l1norm, l2norm, linfnorm) beside `plain` and `batchnorm`."
+    if res.interrupted:
+        return "No verdict here: interrupted before both arms of a pair had finished."
+    if len(names) < 2:
+        return "No verdict here: the spec has one arm; a verdict compares two."
+    return "No verdict here (a claim needs complete, paired runs of both arms)."
 
 
 # ------------------------------------------------------------------ provenance
@@ -319,6 +354,7 @@ def provenance(docs: Sequence[Doc], batch: dict[str, Any] | None) -> dict[str, A
         "n_runs": len(runs),
         "run_wall_s": sum(r.wall_s for r in runs if r.wall_s is not None and math.isfinite(r.wall_s)),
         "batch_wall_s": batch.get("wall_s") if batch else None,
+        "batch_previous": (batch or {}).get("previous_runs", []),
         "batch_file": batch.get("batch_file") if batch else None,
         "command_lines": list(dict.fromkeys(command_lines)),
         "specs": [(labels, text) for text, labels in specs.items()],
@@ -328,7 +364,8 @@ def provenance(docs: Sequence[Doc], batch: dict[str, Any] | None) -> dict[str, A
 # ------------------------------------------------------------------ the report
 
 
-def build_report(folder: Path, jobs: int | None = None) -> Report:
+def build_report(folder: Path, jobs: int | None = None, figure_format: str = "png",
+                 figure_size: str = "page") -> Report:
     """Read a result folder and draw everything the report shows."""
     from bncli.render.figstyle import arm_colors, result_arms
 
@@ -341,31 +378,41 @@ def build_report(folder: Path, jobs: int | None = None) -> Report:
     else:
         title = f"bncli report: {docs[0].group} · {docs[0].result.command}"
     return Report(title, kind, folder, docs, batch, problems, regimes, _claim_order(seen), verdicts,
-                  build_sections(docs, colors, jobs), provenance(docs, batch))
+                  build_sections(docs, colors, jobs, figure_format, figure_size), provenance(docs, batch))
 
 
-def write_report(folder: Path, formats: Sequence[str] = FORMATS, jobs: int | None = None) -> list[Path]:
-    """Write report.md (+ report_files/*.png) and/or report.html (one self-contained file) into
-    `folder`, from its summary.json or batch.json; return the paths written. `jobs`: processes
-    drawing figures (default: one per core once there are several figures; 1: in this process)."""
+def write_report(folder: Path, formats: Sequence[str] = FORMATS, jobs: int | None = None,
+                 figure_format: str = "png", figure_size: str = "page") -> list[Path]:
+    """Write report.md (+ report_files/*.png|svg|pdf) and/or report.html (one self-contained file)
+    into `folder`, from its summary.json or batch.json; return the paths written. `jobs`:
+    processes drawing figures (default: one per core once there are several figures; 1: in this
+    process). `figure_format`: the files' format (report.html embeds PNG, or SVG for svg);
+    `figure_size`: page (about 7 in wide) or column (about 3.3 in)."""
     from bncli.io import atomic_write_bytes, atomic_write_text
+    from bncli.render.figstyle import FORMATS as FIGURE_FORMATS
+    from bncli.render.figstyle import WIDTHS
     from bncli.render.report_text import to_html, to_markdown
 
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise UsageError(f"report format {', '.join(bad) or '(none)'}: choose from {', '.join(FORMATS)}")
+    if figure_format not in FIGURE_FORMATS or figure_size not in WIDTHS:
+        raise UsageError(f"figure format {figure_format} / size {figure_size}: choose from "
+                         f"{', '.join(FIGURE_FORMATS)} / {', '.join(WIDTHS)}")
     folder = Path(folder)
-    report = build_report(folder, jobs)
+    # html alone embeds its figures: only md needs the files (and the figure format)
+    report = build_report(folder, jobs, figure_format if "md" in formats else "png", figure_size)
     written: list[Path] = []
     if "md" in formats:
         files = folder / FILES_DIR
         files.mkdir(exist_ok=True)
-        for old in files.glob("*.png"):  # figures of an earlier report of this folder
-            old.unlink()
+        for fmt in FIGURE_FORMATS:  # figures of an earlier report of this folder
+            for old in files.glob(f"*.{fmt}"):
+                old.unlink()
         for sec in report.sections:
             for _, fig, _ in sec.items:
-                if fig is not None and fig.png is not None:
-                    atomic_write_bytes(files / fig.filename, fig.png)
+                if fig is not None and fig.data is not None:
+                    atomic_write_bytes(files / fig.filename, fig.data)
                     written.append(files / fig.filename)
         atomic_write_text(folder / "report.md", to_markdown(report))
         written.append(folder / "report.md")

@@ -12,14 +12,24 @@ from typing import Any
 from bncli.results import CommandResult
 
 Task = tuple[str, tuple[int, ...], str]  # (claim id, indices of the results it draws, heading)
-Drawn = tuple[bytes | None, list[str]]  # (PNG bytes or None, notes)
+# ({format: bytes} (empty: nothing drawn), notes, the figure's width in inches)
+Drawn = tuple[dict[str, bytes], list[str], float]
 
 _STATE: dict[str, Any] = {}  # what workers read: set before forking, so never pickled
 
 
+def _encoded(fig: Any) -> tuple[dict[str, bytes], float]:
+    from bncli.render.figstyle import figure_bytes
+
+    width = float(fig.get_size_inches()[0])
+    fmts = _STATE.get("formats", ("png",))
+    return {f: figure_bytes(fig, f, close=k == len(fmts) - 1) for k, f in enumerate(fmts)}, width
+
+
 def draw(task: Task) -> Drawn:
-    """One figure as PNG bytes, and the notes on what it had to leave out."""
-    from bncli.render.figstyle import png_bytes
+    """One figure in each format asked for (_STATE["formats"]), the notes on what it had to leave
+    out, and its width."""
+    from bncli.render.figstyle import sized
     from bncli.render.figures import figure_for
     from bncli.render.figures_more import c9_figure, c9_points
 
@@ -27,23 +37,30 @@ def draw(task: Task) -> Drawn:
     results: Sequence[CommandResult] = _STATE["results"]
     colors = _STATE["colors"]
     notes: list[str] = []
-    if claim == "C9":  # across one comparison's results: shift from measure-ics, β from lipschitz
-        fig = c9_figure(c9_points([results[i] for i in idx]), colors, heading=heading)
+    with sized(_STATE.get("size", "page")):
+        if claim == "C9":  # across one comparison's results: shift from measure-ics, β from lipschitz
+            fig = c9_figure(c9_points([results[i] for i in idx]), colors, heading=heading)
+            if fig is None:
+                notes.append("no figure: C9's picture needs measure-ics and lipschitz results of the same "
+                             "comparison")
+                return {}, notes, 0.0
+            return _pack(fig, notes)
+        fn = figure_for(claim)
+        if fn is None:
+            return {}, ["no figure for this claim"], 0.0
+        try:
+            fig = fn(results[idx[0]], colors=colors, notes=notes)
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:  # an unexpected shape
+            return {}, [*notes, f"figure skipped: the saved series has an unexpected shape "
+                                f"({type(exc).__name__}: {exc})"], 0.0
         if fig is None:
-            notes.append("no figure: C9's picture needs measure-ics and lipschitz results of the same "
-                         "comparison")
-        return (png_bytes(fig) if fig is not None else None), notes
-    fn = figure_for(claim)
-    if fn is None:
-        return None, ["no figure for this claim"]
-    try:
-        fig = fn(results[idx[0]], colors=colors, notes=notes)
-    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:  # an unexpected shape
-        return None, [*notes, f"figure skipped: the saved series has an unexpected shape "
-                              f"({type(exc).__name__}: {exc})"]
-    if fig is None:
-        return None, notes or ["no figure: this result holds no series for it"]
-    return png_bytes(fig), notes
+            return {}, notes or ["no figure: this result holds no series for it"], 0.0
+        return _pack(fig, notes)
+
+
+def _pack(fig: Any, notes: list[str]) -> Drawn:
+    data, width = _encoded(fig)
+    return data, notes, width
 
 
 def workers(n_tasks: int, jobs: int | None = None) -> int:
@@ -60,14 +77,14 @@ def workers(n_tasks: int, jobs: int | None = None) -> int:
 
 
 def draw_all(tasks: Sequence[Task], results: Sequence[CommandResult], colors: dict[str, str],
-             jobs: int | None = None) -> list[Drawn]:
-    """Every task's figure, in order."""
+             jobs: int | None = None, formats: Sequence[str] = ("png",), size: str = "page") -> list[Drawn]:
+    """Every task's figure in each of `formats`, laid out for `size` (page or column), in order."""
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     from bncli.render.figstyle import pyplot
 
-    _STATE.update(results=list(results), colors=colors)
+    _STATE.update(results=list(results), colors=colors, formats=tuple(dict.fromkeys(formats)), size=size)
     try:
         n = workers(len(tasks), jobs)
         if n <= 1:

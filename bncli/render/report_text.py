@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from bncli.render.report import FILES_DIR, Doc, Report, Verdict, metric_text, rel_text
+from bncli.render.report import FILES_DIR, Doc, Report, Verdict, metric_text, no_verdict_reason, rel_text
 from bncli.results import Claim
 from bncli.stats import fmt
 
@@ -25,6 +25,8 @@ def short_decided(v: Verdict) -> str:
     if m is None:
         return ""
     name = re.split(r"\s*[(,]", m.name, maxsplit=1)[0]
+    if m.points == "neither":  # within the margin: a relative difference would read as a strong effect
+        return f"{name} {fmt(m.arm_mean, 3)} vs {fmt(m.baseline_mean, 3)}, neither way"
     if v.claim.baseline not in {r.arm for r in v.doc.result.runs}:  # a tolerance, not an arm: the value
         return f"{name} {fmt(m.arm_mean, 3)} vs {fmt(m.baseline_mean, 3)}"
     return f"{name} {rel_text(m)}"
@@ -65,8 +67,10 @@ def run_rows(docs: list[Doc]) -> tuple[list[str], list[list[str]]]:
             return "-"
         return fmt(m) if not s or math.isnan(s) else f"{fmt(m)} ± {fmt(s, 2)}"
 
-    head = ["result", "η", "arm", "seeds", "final train loss", "best held-out acc (MSE)", "steps to target",
-            "diverged"]
+    tasks = {d.result.task == "classification" for d in docs}
+    best_head = {frozenset({True}): "best held-out acc", frozenset({False}): "best held-out MSE"}.get(
+        frozenset(tasks), "best held-out acc or (MSE)")
+    head = ["result", "η", "arm", "seeds", "final train loss", best_head, "steps to target", "diverged"]
     rows = []
     for doc in docs:
         cls = doc.result.task == "classification"
@@ -74,7 +78,8 @@ def run_rows(docs: list[Doc]) -> tuple[list[str], list[list[str]]]:
             div = "no" if not s.n_diverged else (f"{s.n_diverged}/{s.n_seeds} at step "
                                                  + ", ".join(str(d) for d in s.diverged_at if d is not None))
             reach = pm(s.steps_to_target) + (f" ({s.n_reached_target}/{s.n_seeds})" if s.n_reached_target else "")
-            best = pm(s.best_test_acc) if cls else f"({pm(s.best_test_loss)})"
+            best = pm(s.best_test_acc) if cls else (pm(s.best_test_loss) if len(tasks) == 1
+                                                    else f"({pm(s.best_test_loss)})")
             rows.append([doc.label if k == 0 else "", fmt(s.lr), s.arm, str(s.n_seeds), pm(s.final_train_loss),
                          best, reach if s.n_reached_target else "not reached", div])
     return head, rows
@@ -96,6 +101,12 @@ def prov_rows(r: Report) -> list[tuple[str, str]]:
         rows.append(("batch file", str(p["batch_file"])))
     if p["batch_wall_s"] is not None:
         rows.append(("batch wall time", f"{p['batch_wall_s']:.1f} s"))
+    for k, prev in enumerate(p.get("batch_previous") or []):  # the runs before a --resume
+        wall = prev.get("wall_s")
+        text = (f"{wall:.1f} s" if isinstance(wall, (int, float)) else "?") + (
+            ", interrupted" if prev.get("interrupted") else "") + (
+            f": {prev['command_line']}" if prev.get("command_line") else "")
+        rows.append((f"earlier run {k + 1} (before --resume)", text))
     rows.append(("command line", " ; ".join(p["command_lines"]) if p["command_lines"]
                  else "not stored in the document (rerun with the spec below)"))
     return rows
@@ -156,15 +167,17 @@ def to_markdown(r: Report) -> str:
         out += [f"## {sec.claim}" + (f": {sec.statement}" if sec.statement else ""), ""]
         for doc, fig, claims in sec.items:
             out += [f"### {sec.claim} · {doc.label}", ""]
-            if fig is not None and fig.png is not None:
-                out += [f"![{sec.claim} · {_md(doc.label)}]({FILES_DIR}/{fig.filename})", "", f"*{fig.caption}*", ""]
+            if fig is not None and fig.data is not None:
+                link = f"[{sec.claim} · {_md(doc.label)}]({FILES_DIR}/{fig.filename})"
+                shown = link + " (PDF)" if fig.filename.endswith(".pdf") else "!" + link
+                out += [shown, "", f"*{_md(fig.caption)}*", ""]
             if fig is not None:
                 out += [f"> note: {_md(n)}" for n in fig.notes] + ([""] if fig.notes else [])
             if claims:
                 out += _md_table(METRIC_HEAD, [row for c in claims for row in metric_rows(c)])
                 out += [f"- η={fmt(c.lr)}, {c.arm}: {_md(c.note)}" for c in claims if c.note] + [""]
             else:
-                out += ["No verdict here (a claim needs complete, paired runs of both arms).", ""]
+                out += [no_verdict_reason(doc, sec.claim), ""]
     out += ["## Runs", "", "Mean ± std over seeds; final train loss: the mean over the last evaluation interval.", ""]
     out += _md_table(*run_rows(r.docs))
     out += ["## Provenance", ""] + [f"- **{k}**: {_md(v)}" for k, v in prov_rows(r)] + [""]
@@ -220,6 +233,11 @@ dl.prov dt{font-weight:600}dl.prov dd{margin:0}
  figure,table,.note,pre{break-inside:avoid}figure img{max-height:235mm;border:0}
  .scroll{overflow:visible}a{color:inherit;text-decoration:none}table{font-size:8.5pt}
  table.grid td.cell{min-width:0;max-width:none}.v{padding:2px 4px}.v small{font-size:7pt}
+ table.grid{table-layout:fixed;width:100%;font-size:7pt;break-inside:auto}table.grid tr{break-inside:avoid}
+ table.grid th:nth-child(1){width:24mm}table.grid th:nth-child(2){width:10mm}table.grid th:nth-child(3){width:20mm}
+ table.grid td{overflow-wrap:anywhere}
+ table.grid .v{white-space:normal;overflow-wrap:normal;padding:1px 2px;font-size:6.5pt}
+ table.grid .v small{font-size:6pt;overflow-wrap:anywhere}
  pre{white-space:pre-wrap}details pre{column-count:2;column-gap:8mm;font-size:7.5pt;break-inside:auto}
 }
 """
@@ -303,9 +321,10 @@ def to_html(r: Report) -> str:
                     + (f": {_e(sec.statement)}" if sec.statement else "") + "</h2>")
         for doc, fig, claims in sec.items:
             body.append(f"<h3>{_e(sec.claim)} · {_e(doc.label)}</h3>")
-            if fig is not None and fig.png is not None:
-                data = base64.b64encode(fig.png).decode("ascii")
-                body.append(f'<figure id="{_e(fig.anchor)}"><img src="data:image/png;base64,{data}" '
+            if fig is not None and fig.html_data is not None:
+                data = base64.b64encode(fig.html_data).decode("ascii")
+                size = f' style="width:{fig.width_in:.2f}in"' if fig.width_in else ""  # print size
+                body.append(f'<figure id="{_e(fig.anchor)}"><img src="data:{fig.html_mime};base64,{data}"{size} '
                             f'alt="{_e(sec.claim)} · {_e(doc.label)}"><figcaption>{_e(fig.caption)}</figcaption>'
                             "</figure>")
             if fig is not None:
@@ -315,7 +334,7 @@ def to_html(r: Report) -> str:
                                         numeric=(0, 5, 6, 7, 8)))
                 body += [f'<p class="note">η={_e(fmt(c.lr))}, {_e(c.arm)}: {_e(c.note)}</p>' for c in claims if c.note]
             else:
-                body.append("<p>No verdict here (a claim needs complete, paired runs of both arms).</p>")
+                body.append(f"<p>{_e(no_verdict_reason(doc, sec.claim))}</p>")
         body.append("</section>")
     head, rows = run_rows(r.docs)
     body += ['<section id="runs"><h2>Runs</h2><p class="sub">Mean ± std over seeds; final train loss: the mean '

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from bncli.render import compact
-from bncli.render.common import arm_colors, fmt, log_scale, pyplot, save_figure
-from bncli.results import CommandResult, RunRecord
+from bncli.render.common import fmt
+from bncli.results import CommandResult
 from bncli.spec import Spec
 
 _LABELS = {
@@ -205,125 +204,4 @@ def render_saturation(spec: Spec, result: CommandResult, detail: bool = False) -
     return out
 
 
-# --------------------------------------------------------------------------- plots
-
-
-def _series(r: RunRecord, layer: str, metric: str) -> list[float] | None:
-    p = r.probes.get("saturation", {})
-    return p.get("per_layer", {}).get(layer, {}).get(metric)
-
-
-def plot_units(spec: Spec, records: Sequence[RunRecord], lr: float, path: Path) -> Path:
-    """Saturated fraction (sigmoid/tanh) or dead-unit and active fraction (ReLU) over steps."""
-    plt = pyplot()
-    act = spec.model.activation
-    metrics = {
-        "sigmoid": ["saturated", "linear"],
-        "tanh": ["saturated", "linear"],
-        "relu": ["dead", "active"],
-    }.get(act, ["linear"])
-    layers = records[0].probes["saturation"]["layers"] if records else []
-    arms = [a.name for a in spec.arms]
-    colors = arm_colors(arms)
-    fig, axes = plt.subplots(
-        len(metrics),
-        max(1, len(layers)),
-        figsize=(3.2 * max(1, len(layers)), 2.8 * len(metrics)),
-        squeeze=False,
-    )
-    for i, m in enumerate(metrics):
-        for j, layer in enumerate(layers):
-            ax = axes[i][j]
-            for r in records:
-                if r.lr != lr:
-                    continue
-                s = _series(r, layer, m)
-                if s is not None:
-                    ax.plot(
-                        r.probes["saturation"]["steps"],
-                        [100 * v if v is not None else math.nan for v in s],
-                        color=colors[r.arm],
-                        label=r.arm if r.seed == spec.seed else None,
-                    )
-            ax.set_title(f"{layer}", fontsize=9)
-            ax.set_xlabel("step")
-            ax.set_ylabel(_label(m, spec), fontsize=7)
-            if i == 0 and j == 0:
-                ax.legend(fontsize=7)
-    fig.suptitle(f"{spec.name}: pre-activations per layer, lr = {lr:g}")
-    fig.tight_layout()  # row titles would otherwise sit on the x labels above them
-    return save_figure(fig, path)
-
-
-def plot_grad_depth(spec: Spec, records: Sequence[RunRecord], lr: float, path: Path) -> Path:
-    """‖∇W_i‖ by layer index per arm: at the first measurement (solid) and the last (dashed)."""
-    plt = pyplot()
-    arms = [a.name for a in spec.arms]
-    colors = arm_colors(arms)
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for r in records:
-        if r.lr != lr or "saturation" not in r.probes:
-            continue
-        p = r.probes["saturation"]
-        if not p["steps"]:
-            continue
-        depth = list(range(1, len(p["layers"]) + 1))
-        for k, ls in ((0, "-"), (-1, "--")):
-            ys = [p["per_layer"][n]["grad_norm"][k] for n in p["layers"]]
-            label = f"{r.arm} step {p['steps'][k]}" if r.seed == spec.seed else None
-            ax.plot(depth, ys, ls, marker="o", color=colors[r.arm], label=label)
-    log_scale(ax, "y")
-    ax.set_xlabel("layer (1 = next to the input)")
-    ax.set_ylabel("‖∇W_i L‖₂ on the step's batch")
-    ax.legend(fontsize=7)
-    ax.set_title(f"{spec.name}: gradient norm by depth, lr = {lr:g}")
-    return save_figure(fig, path)
-
-
-def plot_beta(spec: Spec, records: Sequence[RunRecord], lr: float, path: Path) -> Path | None:
-    """Mean β per BN layer over steps (C8), one line per layer, one panel per affine BN arm."""
-    rs = [
-        r
-        for r in records
-        if r.lr == lr and r.seed == spec.seed and r.probes.get("saturation", {}).get("affine")
-    ]
-    if not rs:
-        return None
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(rs), figsize=(4.5 * len(rs), 3.5), squeeze=False)
-    for ax, r in zip(axes[0], rs, strict=True):
-        p = r.probes["saturation"]
-        for n in p["layers"]:
-            if "beta_mean" in p["per_layer"][n]:
-                ax.plot(p["steps"], p["per_layer"][n]["beta_mean"], label=n)
-        ax.axhline(0, color="grey", lw=0.8)
-        ax.set_title(f"{r.arm} (seed {r.seed})", fontsize=9)
-        ax.set_xlabel("step")
-        ax.set_ylabel("β mean over units")
-        ax.legend(fontsize=7)
-    fig.suptitle(f"{spec.name}: β over training, lr = {lr:g}")
-    return save_figure(fig, path)
-
-
-def write_saturation_files(spec: Spec, result: CommandResult, out_dir: Path) -> list[Path]:
-    """plots/saturation_units_lr*.png, plots/grad_depth_lr*.png, plots/beta_lr*.png."""
-    written: list[Path] = []
-    runs = [r for r in result.runs if r.probes.get("saturation", {}).get("steps")]
-    for lr in spec.train.lr:
-        tag = f"{lr:g}"
-        if not any(r.lr == lr for r in runs):
-            continue
-        written.append(
-            plot_units(spec, runs, lr, out_dir / "plots" / f"saturation_units_lr{tag}.png")
-        )
-        written.append(
-            plot_grad_depth(spec, runs, lr, out_dir / "plots" / f"grad_depth_lr{tag}.png")
-        )
-        beta = plot_beta(spec, runs, lr, out_dir / "plots" / f"beta_lr{tag}.png")
-        if beta is not None:
-            written.append(beta)
-    return written
-
-
 render = render_saturation
-write_files = write_saturation_files

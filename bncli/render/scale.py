@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from bncli.render import compact
-from bncli.render.common import arm_colors, fmt, log_scale, pyplot, save_figure
-from bncli.results import CommandResult, RunRecord
+from bncli.render.common import fmt
+from bncli.results import CommandResult
 from bncli.spec import Spec
 
 WHEN_TITLE = {"init": "at initialization", "end": "at the end of training"}
@@ -207,78 +206,4 @@ def render_scale(spec: Spec, result: CommandResult, detail: bool = False) -> lis
     return out
 
 
-def plot_norms(spec: Spec, records: Sequence[RunRecord], path: Path, lr: float) -> Path:
-    """‖W_i‖ and η/‖W_i‖² over steps: one line per arm × layer (colour = arm), first seed."""
-    plt = pyplot()
-    arms = [a.name for a in spec.arms]
-    colors = arm_colors(arms)
-    fig, (ax_n, ax_e) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for arm in arms:
-        r = next((r for r in records if r.arm == arm and r.lr == lr and "scale" in r.probes), None)
-        if r is None:
-            continue
-        pr = r.probes["scale"]
-        layers = pr["layers"]
-        for j, n in enumerate(layers):
-            s = pr["series"][n]
-            steps = list(pr["steps"])
-            norm = list(s["norm"])
-            if n in pr["final_norm"]:
-                steps.append(r.steps_done)
-                norm.append(pr["final_norm"][n])
-            eff = [lr / v**2 if v and math.isfinite(v) and v > 0 else math.nan for v in norm]
-            shade = 0.35 + 0.65 * (j + 1) / len(layers)
-            label = f"{arm} {n}" if len(layers) <= 4 or j in (0, len(layers) - 1) else None
-            ax_n.plot(steps, norm, ".-", color=colors[arm], alpha=shade, label=label, ms=3)
-            ax_e.plot(steps, eff, ".-", color=colors[arm], alpha=shade, label=label, ms=3)
-    ax_n.set_ylabel("‖W_i‖ (Frobenius)")
-    ax_e.set_ylabel("effective step η/‖W_i‖²")
-    log_scale(ax_e, "y")
-    for ax in (ax_n, ax_e):
-        ax.set_xlabel("step")
-        ax.legend(fontsize=7)
-    fig.suptitle(f"{spec.name}: weight norms over training, lr = {lr:g} (darker = deeper layer)")
-    return save_figure(fig, path)
-
-
-def plot_static(spec: Spec, rows: Sequence[dict[str, Any]], path: Path, lr: float) -> Path:
-    """Relative output change vs α (log-log), per arm, at init (dashed) and end (solid)."""
-    plt = pyplot()
-    arms = [a.name for a in spec.arms]
-    colors = arm_colors(arms)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    floor = 1e-9  # an exact zero cannot go on a log axis
-    for arm in arms:
-        for when, ls in (("init", "--"), ("end", "-")):
-            rs = [r for r in rows if r["arm"] == arm and r["lr"] == lr and r["when"] == when]
-            if rs:
-                ax.plot(
-                    [r["alpha"] for r in rs],
-                    [max(r["out_rel"], floor) for r in rs],
-                    ls,
-                    marker="o",
-                    color=colors[arm],
-                    label=f"{arm} ({when})",
-                )
-    ax.axhline(spec.analysis.scale.tolerance, color="grey", lw=1, ls=":", label="tolerance")
-    log_scale(ax, "x")
-    log_scale(ax, "y")
-    ax.set_xlabel("α (W_i ← α·W_i)")
-    ax.set_ylabel("max |Δoutput| / max |output| (worst layer)")
-    ax.legend(fontsize=7)
-    ax.set_title(f"{spec.name}: scale check, lr = {lr:g}, BN in training mode")
-    return save_figure(fig, path)
-
-
-def write_scale_files(spec: Spec, result: CommandResult, out_dir: Path) -> list[Path]:
-    """--out plots per learning rate: weight norms / effective step, and the static α check."""
-    rows = result.tables.get("scale", {}).get("static", [])
-    paths: list[Path] = []
-    for lr in spec.train.lr:
-        paths.append(plot_norms(spec, result.runs, out_dir / "plots" / f"scale_norms_lr{lr:g}.png", lr))
-        paths.append(plot_static(spec, rows, out_dir / "plots" / f"scale_static_lr{lr:g}.png", lr))
-    return paths
-
-
 render = render_scale
-write_files = write_scale_files

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.table import Table
 
+from bncli.io import atomic_write_text
 from bncli.render import compact
-from bncli.render.common import arm_colors, atomic_write_text, fmt, log_scale, pyplot, save_figure
+from bncli.render.common import fmt
 from bncli.results import ArmSummary, RunRecord
 from bncli.spec import Spec
 
@@ -116,41 +116,6 @@ def write_history_csv(records: Sequence[RunRecord], path: Path) -> Path:
     return path
 
 
-def plot_training(spec: Spec, records: Sequence[RunRecord], path: Path) -> Path:
-    """Loss (log) and held-out accuracy/MSE vs step: one panel column per learning rate, line per arm."""
-    plt = pyplot()
-    lrs = spec.train.lr
-    arms = [a.name for a in spec.arms]
-    colors = arm_colors(arms)
-    classification = any(r.test_acc and r.test_acc[0] is not None for r in records)
-    fig, axes = plt.subplots(2, len(lrs), figsize=(4.2 * len(lrs), 6.5), squeeze=False)
-    for j, lr in enumerate(lrs):
-        ax_l, ax_a = axes[0][j], axes[1][j]
-        for arm in arms:
-            rs = [r for r in records if r.arm == arm and r.lr == lr]
-            for k, r in enumerate(rs):
-                label = arm if k == 0 else None
-                loss = [v if v is not None and math.isfinite(v) and v > 0 else math.nan
-                        for v in r.train_loss]
-                ax_l.plot(r.steps, loss, color=colors[arm], alpha=0.9, label=label)
-                if classification:
-                    ax_a.plot(r.steps, r.test_acc, color=colors[arm], alpha=0.9, label=label)
-                else:
-                    ax_a.plot(r.steps, r.test_loss, color=colors[arm], alpha=0.9, label=label)
-                if r.diverged_at is not None:
-                    ax_l.axvline(r.diverged_at, color=colors[arm], ls=":", lw=1)
-        log_scale(ax_l, "y")
-        ax_l.set_title(f"lr = {lr:g}")
-        ax_l.set_ylabel("train loss")
-        ax_a.set_ylabel("held-out accuracy" if classification else "held-out MSE")
-        if not classification:
-            log_scale(ax_a, "y")
-        ax_a.set_xlabel("step")
-        ax_l.legend(fontsize=8)
-    fig.suptitle(f"{spec.name}: training curves (dotted: divergence)")
-    return save_figure(fig, path)
-
-
 def render_train(spec: Spec, result, detail: bool = False) -> list:
     """What `bncli train` prints: the training table and the short C1 claims table; with
     `detail` also the final held-out column, the arm-minus-baseline lines and the claims' notes."""
@@ -166,9 +131,4 @@ def render_train(spec: Spec, result, detail: bool = False) -> list:
     return out
 
 
-def write_train_files(spec: Spec, result, out_dir: Path) -> list[Path]:
-    return [plot_training(spec, result.runs, out_dir / "plots" / "training.png")]
-
-
 render = render_train
-write_files = write_train_files
