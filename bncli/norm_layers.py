@@ -29,6 +29,16 @@ def lp_scale(c: torch.Tensor, p: float) -> torch.Tensor:
     return torch.linalg.vector_norm(c, ord=p, dim=1).mean() / c.shape[1] ** (1.0 / p)
 
 
+def lp_unit_scale(c: torch.Tensor, p: float) -> torch.Tensor:
+    """Per unit k: ((1/m) Σ_j |c_jk|^p)^{1/p} over the m rows of a centred (m, d) block (ℓ∞: max_j
+    |c_jk|): each unit's own ℓp magnitude over the batch (for p = 2 BN's standard deviation)."""
+    if p == 1:
+        return c.abs().mean(0)
+    if math.isinf(p):
+        return c.abs().amax(0)
+    return c.abs().pow(p).mean(0).pow(1.0 / p)
+
+
 class LpNorm(nn.Module):
     """ℓp normalization (Santurkar et al. 2018 §3.3): centre each unit on its batch mean, then divide
     the whole layer by ONE scalar, the batch-average ℓp norm of the centred examples.
@@ -38,6 +48,8 @@ class LpNorm(nn.Module):
         μ = per-unit batch mean,  c_i = x_i − μ,  s = (1/m) Σ_j ‖c_j‖_p / d^{1/p},
         x̂_i = c_i / (s + ε),      y_i = γ ⊙ x̂_i + β  (γ, β per unit when affine).
     No unit's variance is fixed (only the layer's average magnitude is), so ℓ2 here is not BN.
+    With scope="unit" (the paper's sentence read per unit, as Hoffer et al. 2018's L1 BN) s is a
+    vector, s_k = ((1/m) Σ_j |c_jk|^p)^{1/p} (ℓ∞: max_j |c_jk|), and ℓ2 is BN (biased variance).
     Eval mode uses running estimates of μ (per unit) and of s (one scalar), kept with BN's
     exponential average: running ← (1 − momentum)·running + momentum·batch value (no m/(m − 1)
     correction: s is not a variance). ε sits outside the norm, so scaling x by α > 0
@@ -45,8 +57,11 @@ class LpNorm(nn.Module):
     """
 
     def __init__(self, width: int, p: float, eps: float = 1e-5, momentum: float = 0.1,
-                 affine: bool = True) -> None:
+                 affine: bool = True, scope: str = "layer") -> None:
         super().__init__()
+        if scope not in ("layer", "unit"):
+            raise ValueError(f"scope must be layer or unit, not {scope!r}")
+        self.scope = scope
         self.width = int(width)
         self.p = float(p)
         self.eps = float(eps)
@@ -58,18 +73,19 @@ class LpNorm(nn.Module):
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         self.register_buffer("running_mean", torch.zeros(width))
-        self.register_buffer("running_scale", torch.ones(()))
+        self.register_buffer("running_scale", torch.ones(width) if scope == "unit" else torch.ones(()))
 
     def extra_repr(self) -> str:
         p = "inf" if math.isinf(self.p) else f"{self.p:g}"
-        return f"{self.width}, p={p}, eps={self.eps:g}, momentum={self.momentum:g}, affine={self.weight is not None}"
+        return (f"{self.width}, p={p}, scope={self.scope}, eps={self.eps:g}, momentum={self.momentum:g}, "
+                f"affine={self.weight is not None}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u = _units(x)
         if self.training:
             mu = u.mean(0)
             c = u - mu
-            s = lp_scale(c, self.p)
+            s = lp_unit_scale(c, self.p) if self.scope == "unit" else lp_scale(c, self.p)
             # in place, like BN's running statistics (probes hand in buffer copies); not lerp_,
             # which torch.func.vmap has no batching rule for
             m = self.momentum

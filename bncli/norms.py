@@ -15,7 +15,8 @@ What each builds at a normalization point of `width` units (channels on a CNN):
 - weight: Salimans & Kingma 2016, torch.nn.utils.parametrizations.weight_norm on the layer's
   Linear/Conv weight: W = g·v/‖v‖ per output unit. No module after the weight (Block.norm stays an
   Identity); the trainable W_i the probes see is the direction v.
-- lp: Santurkar et al. 2018 §3.3, bncli.norm_layers.LpNorm (p = 1, 2 or inf).
+- lp: Santurkar et al. 2018 §3.3, bncli.norm_layers.LpNorm (p = 1, 2 or inf; lp_scope layer or
+  unit: the paper's two readings).
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def _group(arm: Any, width: int, conv: bool) -> Any:
 def _lp(arm: Any, width: int, conv: bool) -> Any:
     from bncli.norm_layers import LpNorm
 
-    return LpNorm(width, p=arm.p_value, eps=arm.eps, momentum=arm.momentum, affine=arm.affine)
+    return LpNorm(width, p=arm.p_value, eps=arm.eps, momentum=arm.momentum, affine=arm.affine,
+                  scope=arm.lp_scope)
 
 
 def _weight_norm(arm: Any, module: Any) -> None:

@@ -45,8 +45,12 @@ def build_result(
 ) -> CommandResult:
     """Summaries, claims and tables from finished records: no training, no tensors. Verdicts and
     summaries use only complete, paired runs; partial runs stay in `runs`, marked interrupted."""
+    from bncli.regimes import judge_claims
+
     kept, left = complete_and_paired(spec, records)
     summary = analysis.summarize(spec, kept, info)
+    # Holm over the command's family, evidence, stability, and the verdicts at shorter budgets
+    claims = judge_claims(spec, analysis, kept, info, summary.claims)
     tables = dict(summary.tables)
     if left:
         tables["left_out"] = left
@@ -55,7 +59,7 @@ def build_result(
         spec=spec.model_dump(mode="json"),
         runs=list(records),
         summary=summarize(kept),
-        claims=summary.claims,
+        claims=claims,
         interrupted=interrupted,
         task=info.task,
         device=info.device,

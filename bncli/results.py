@@ -10,7 +10,11 @@ from typing import Any
 from bncli.errors import SchemaError
 
 # 2: arms say `norm:` (batch, none, ...) instead of `kind:`; everything else as in 1
-SCHEMA_VERSION = 2
+# 3: claims are paired-seed verdicts: metrics carry the effect's interval, paired and Holm-adjusted
+#    p, noise floor and aggregation; claims carry leaning, evidence, decided_by, seeds, stability,
+#    budgets (verdicts at shorter budgets) and C9's parts. Version 2 documents still load.
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (2, 3)
 
 
 def clean(value: Any) -> Any:
@@ -168,52 +172,90 @@ def summarize(records: list[RunRecord]) -> list[ArmSummary]:
 
 @dataclass(frozen=True)
 class MetricComparison:
-    """One metric of a claim: BN arm against the baseline arm, and which way it points."""
+    """One metric of a claim: the arm against the baseline arm, paired by seed, and which way it
+    points. `rel_diff` is the effect: the mean over seeds of (arm − baseline)/|baseline| per seed;
+    `ci` its paired-bootstrap interval; `p_value` the paired test the rule uses (t, or TOST for an
+    equivalence metric) and `p_adj` that p after Holm over the command's family."""
 
     name: str
-    better: str  # "lower" | "higher": the direction the claim predicts for the BN arm
+    better: str  # "lower" | "higher": the direction the claim predicts for the arm
     arm_mean: float
     baseline_mean: float
     arm_values: list[float]
     baseline_values: list[float]
-    rel_diff: float  # (arm - baseline) / |baseline|
+    rel_diff: float
     p_value: float | None
     points: str  # "claimed" | "against" | "neither"
+    n_pairs: int = 0
+    n_dropped: int = 0  # seeds left out because either arm's value was not finite
+    ci: list[float] | None = None
+    p_adj: float | None = None
+    p_t: float | None = None
+    p_wilcoxon: float | None = None
+    p_tost: float | None = None
+    floor: float = 0.0
+    mean_diff: float = math.nan
+    aggregate: str = "final"
+    test: str = "superiority"  # or "equivalence" (no worse than the baseline beyond the margin)
+    part: str = ""
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> MetricComparison:
+        opt = {k: d[k] for k in ("n_pairs", "n_dropped", "p_adj", "p_t", "p_wilcoxon", "p_tost",
+                                 "aggregate", "test", "part") if k in d}
         return cls(
             name=d["name"], better=d["better"], arm_mean=_num(d["arm_mean"]),
             baseline_mean=_num(d["baseline_mean"]), arm_values=[_num(v) for v in d["arm_values"]],
             baseline_values=[_num(v) for v in d["baseline_values"]], rel_diff=_num(d["rel_diff"]),
             p_value=d["p_value"], points=d["points"],
+            ci=[_num(v) for v in d["ci"]] if d.get("ci") else None,
+            floor=_num(d.get("floor", 0.0)), mean_diff=_num(d.get("mean_diff")), **opt,
         )
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A verdict on one claim at one learning rate, with the numbers it was made from."""
+    """A verdict on one claim at one learning rate, with the numbers it was made from.
+
+    `verdict` is supported / refuted / inconclusive, or `exploratory` below the paired seeds a
+    confirmatory verdict needs; `leaning` is which way the numbers point either way. `decided_by`:
+    `metrics`, or the override that decided (`divergence`, `non-finite`, `maths-check`,
+    `epsilon-check`, `too-few-finite`).
+    `stability`: share of seed-bootstrap resamples giving the same leaning. `budgets`: the verdict
+    from the same runs cut at shorter budgets ("40%" -> verdict). `parts`: C9's part statuses."""
 
     claim: str
     statement: str
-    verdict: str  # "supported" | "refuted" | "inconclusive"
+    verdict: str
     lr: float
     arm: str
     baseline: str
     metrics: list[MetricComparison]
     rule: str
     note: str = ""
+    leaning: str = "inconclusive"
+    evidence: str = "confirmatory"  # | "exploratory" | "check"
+    decided_by: str = "metrics"
+    n_seeds: int = 0
+    seeds: list[int] = field(default_factory=list)
+    stability: float | None = None
+    budgets: dict[str, str] = field(default_factory=dict)
+    claim_kind: str = "all"  # "all": every metric one way; "parts": C9's composite rule
+    parts: dict[str, str] = field(default_factory=dict)
+    part_overrides: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return clean(asdict(self))
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Claim:
+        opt = {k: d[k] for k in ("leaning", "evidence", "decided_by", "n_seeds", "seeds", "stability",
+                                 "budgets", "claim_kind", "parts", "part_overrides") if k in d}
         return cls(
             claim=d["claim"], statement=d["statement"], verdict=d["verdict"], lr=d["lr"],
             arm=d["arm"], baseline=d["baseline"],
             metrics=[MetricComparison.from_json(m) for m in d["metrics"]],
-            rule=d["rule"], note=d.get("note", ""),
+            rule=d["rule"], note=d.get("note", ""), **opt,
         )
 
 
@@ -262,9 +304,10 @@ class CommandResult:
         """Load a saved document (summary.json) back; to_json() of the result gives `doc` again.
         A document of another schema version is a SchemaError."""
         version = doc.get("schema_version") if isinstance(doc, dict) else None
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise SchemaError(
-                f"schema_version {version!r}: this bncli reads schema_version {SCHEMA_VERSION} "
+                f"schema_version {version!r}: this bncli reads schema_version "
+                f"{' or '.join(map(str, READABLE_VERSIONS))} "
                 f"(made by bncli {doc.get('bncli_version', '?') if isinstance(doc, dict) else '?'})"
             )
         known = {"schema_version", "command", "bncli_version", "interrupted", "spec", "summary",

@@ -237,6 +237,10 @@ class ArmSpec(Strict):
     groups: Annotated[int, Field(ge=1, le=65_536, strict=True)] = 2
     # lp: the norm of Santurkar's ℓp normalization, 1, 2 or inf
     p: Literal[1, 2, "inf"] = 2
+    # lp: Santurkar §3.3 divides by "the average of their p-norm": `layer` reads it as one scalar per
+    # layer and batch (the batch mean of each example's norm over units), `unit` as one per unit
+    # (each unit's ℓp magnitude over the batch, Hoffer et al. 2018's L1 BN); SCIENCE.md, Arms
+    lp_scope: Literal["layer", "unit"] = "layer"
     # Santurkar's time-varying noise after the normalization (on a plain arm: after the weights)
     noise: bool = False
     noise_params: NoiseSpec = Field(default_factory=NoiseSpec)
@@ -258,6 +262,12 @@ class ArmSpec(Strict):
             if legacy[kind][1] and v.get("noise") is None:
                 v["noise"] = True
         return v
+
+    @model_validator(mode="after")
+    def _lp_only_options(self) -> ArmSpec:
+        if self.norm != "lp":
+            _refuse_idle(self, {"lp_scope": f"only for norm: lp (this arm is norm: {self.norm})"})
+        return self
 
     @field_validator("norm")
     @classmethod
@@ -322,6 +332,9 @@ ARM_PRESETS: dict[str, dict[str, Any]] = {
     "l1norm": {"norm": "lp", "p": 1},
     "l2norm": {"norm": "lp", "p": 2},
     "linfnorm": {"norm": "lp", "p": "inf"},
+    "l1norm_unit": {"norm": "lp", "p": 1, "lp_scope": "unit"},
+    "l2norm_unit": {"norm": "lp", "p": 2, "lp_scope": "unit"},
+    "linfnorm_unit": {"norm": "lp", "p": "inf", "lp_scope": "unit"},
 }
 
 
@@ -404,14 +417,22 @@ class TrainSpec(Strict):
 
 
 class VerdictSpec(Strict):
-    """How per-arm summaries become supported / refuted / inconclusive."""
+    """How paired per-seed measurements become supported / refuted / inconclusive (SCIENCE.md)."""
 
     margin: Annotated[Float, Field(ge=0.0, lt=1.0)] = Field(
-        0.10, description="a metric points a way when it differs from the baseline by more than this "
-        "(relative)")
-    alpha: Fraction = Field(0.05, description="Welch's t-test level, with enough seeds")
+        0.10, description="a metric points a way when its paired relative effect (and, with enough "
+        "seeds, its whole interval) is beyond this")
+    alpha: Fraction = Field(0.05, description="level of the paired test after Holm's correction")
     min_seeds_for_test: Annotated[Int, Field(ge=2, le=MAX_SEEDS)] = Field(
-        3, description="seeds per arm from which each metric must also pass Welch's t-test")
+        3, description="paired seeds from which a verdict is confirmatory (fewer: exploratory)")
+    bootstrap: Annotated[Int, Field(ge=100, le=100_000)] = Field(
+        2000, description="paired-bootstrap resamples over seeds (interval and stability)")
+    bootstrap_seed: Annotated[Int, Field(ge=0)] = Field(
+        0, description="seed of the bootstrap resampling (fixed: the same data give the same interval)")
+    budgets: list[Annotated[Float, Field(gt=0.0, lt=1.0)]] = Field(
+        default_factory=lambda: [0.4, 0.7], max_length=5,
+        description="shorter budgets (fractions of the steps) at which verdicts are also given, from "
+        "the same runs")
 
 
 # --------------------------------------------------------------------------- the spec
@@ -423,7 +444,7 @@ class Spec(Strict):
     name: str = Field("experiment", description="a name for titles and reports")
     seed: Seed = Field(0, description="first training seed (initial weights, batch order, noise)")
     seeds: Annotated[Int, Field(gt=0, le=MAX_SEEDS)] = Field(
-        1, description="runs seed, seed+1, ..., seed+seeds-1 (3 or more: Welch's t-test too)")
+        1, description="runs seed, seed+1, ..., seed+seeds-1 (fewer than 3: exploratory verdicts)")
     device: str = Field("auto", description="auto (cuda if available), cpu, cuda or cuda:N")
     # torch intra-op CPU threads: auto picks by the per-step work of the model and batch size
     # (1 for every sample config: small models run at least as fast on 1, and 3-40x faster when

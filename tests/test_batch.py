@@ -187,6 +187,23 @@ def test_exit_0_and_1_and_junit(tmp_path):
     assert len(cases) == 1 and cases[0].find("failure") is not None
 
 
+def test_known_deviation_is_skipped_with_its_reason_not_passed(tmp_path, tiny_result):
+    e = Expectation(metric="best_test_acc", arm="plain", lr=0.1, at_least=2.0, known_deviation="too small")
+    o = evaluate("c", "lipschitz", e, tiny_result)
+    assert o.skipped and not o.passed and o.detail.startswith("known deviation: too small")
+    met = evaluate("c", "lipschitz", Expectation(**{**e.model_dump(exclude_none=True), "at_least": 0.0}), tiny_result)
+    assert met.passed and not met.skipped and "known deviation" in met.detail
+    dev = _batch(tmp_path, [{"metric": "best_test_acc", "arm": "plain", "at_least": 2.0,
+                             "known_deviation": "a prediction this scale misses"}])
+    res = runner.invoke(app, ["batch", str(dev), "--jobs", "1", "--junit-xml", str(tmp_path / "s.xml")])
+    assert res.exit_code == 0, res.output
+    assert "0/1 met, 1 known deviation(s) skipped" in res.stdout
+    root = ET.parse(tmp_path / "s.xml").getroot()
+    assert root.get("skipped") == "1" and root.get("failures") == "0"
+    (case,) = root.findall(".//testcase")
+    assert case.find("skipped").get("message") == "known deviation: a prediction this scale misses"
+
+
 def test_exit_3_when_a_job_fails_and_the_rest_finish(tmp_path, monkeypatch):
     import bncli.runner.single as serial
 

@@ -23,7 +23,7 @@ def test_train_table_and_verdict(write_spec, tiny_spec_dict_factory):
     assert "arm (vs plain)" in out  # one baseline: named in the claims table's header
     claim_rows = [line for line in out.splitlines() if line.startswith("C1 ")]
     assert len(claim_rows) == 1 and "batchnorm" in claim_rows[0]
-    assert sum(v in claim_rows[0] for v in ("supported", "refuted", "inconclusive")) == 1
+    assert sum(v in claim_rows[0] for v in ("supported", "refuted", "inconclusive", "exploratory")) == 1
     assert "lr=0.1: batchnorm - plain" not in out  # the arm-minus-baseline lines: --detail only
     detail = runner.invoke(app, ["train", str(p), "--quiet", "--detail"])
     assert detail.exit_code == 0 and "lr=0.1: batchnorm - plain" in detail.stdout
@@ -44,7 +44,7 @@ def test_train_json_is_the_only_stdout(write_spec, tiny_spec_dict_factory):
     assert {c["lr"] for c in claims} == {0.05, 0.2}
     for c in claims:
         assert c["claim"] == "C1" and c["statement"]
-        assert c["verdict"] in {"supported", "refuted", "inconclusive"}
+        assert c["verdict"] in {"supported", "refuted", "inconclusive", "exploratory"}
         assert c["arm"] == "batchnorm" and c["baseline"] == "plain"
         assert all({"name", "arm_mean", "baseline_mean", "points"} <= set(m) for m in c["metrics"])
 

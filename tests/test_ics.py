@@ -267,7 +267,7 @@ def test_cli_json_claims(tiny_spec_dict_factory, write_spec) -> None:
     assert "after Santurkar's noise" in c2["noisy_batchnorm"]
     for c in claims:
         assert c["lr"] == 0.1 and c["baseline"] == "plain"
-        assert c["verdict"] in ("supported", "refuted", "inconclusive")
+        assert c["verdict"] in ("supported", "refuted", "inconclusive", "exploratory")
         assert all(m["arm_mean"] is not None for m in c["metrics"])
     run = doc["runs"][0]
     assert run["probes"]["ics_dist"]["steps"] == [0, 5, 10, 15, 19]
@@ -337,7 +337,7 @@ def test_c3_judges_misalignment_without_layer1(tiny_spec_dict_factory) -> None:
     # means over layer 2 only: with layer 1 they would be halved
     assert mis.arm_mean == pytest.approx(0.05) and mis.baseline_mean == pytest.approx(0.01)
     assert rel.arm_mean == pytest.approx(0.3) and rel.baseline_mean == pytest.approx(0.1)
-    assert claim.verdict == "supported" and "layer 1 is left out" in claim.note
+    assert claim.leaning == "supported" and "layer 1 is left out" in claim.note
     rows = layer_rows(spec, [bn, plain])["gradient"]
     assert {r["layer"] for r in rows} == {"layer2"}
 

@@ -241,7 +241,7 @@ def test_run_lipschitz_records_and_claims(tiny_spec_dict_factory):
     c5 = [c for c in res.claims if c.claim == "C5"]
     assert len(c4) == 1 and c4[0].lr == 0.1 and len(c4[0].metrics) == 3
     m = c4[0].metrics[0]
-    assert m.arm_mean == pytest.approx(land["batchnorm"]["loss_variation_mean"])
+    assert m.arm_mean == pytest.approx(land["batchnorm"]["loss_variation_median"])  # C4 judges medians
     assert len(c5) == 1 and c5[0].verdict == "supported"
     assert {r["layer"] for r in res.tables["jacobian"]} == {"layer1", "layer2"}
 
@@ -258,7 +258,7 @@ def test_cli_json_and_out(tiny_spec_dict_factory, write_spec, tmp_path):
     assert doc["command"] == "lipschitz"
     assert {c["claim"] for c in doc["claims"]} == {"C4", "C5"}
     for c in doc["claims"]:
-        assert c["lr"] == 0.1 and c["verdict"] in ("supported", "refuted", "inconclusive")
+        assert c["lr"] == 0.1 and c["verdict"] in ("supported", "refuted", "inconclusive", "exploratory")
     run = doc["runs"][0]["probes"]["landscape"]
     assert run["eta"] == pytest.approx([0.05, 0.125, 0.2])
     assert all("lambda_max" in s and "lambda_min" in s and "hessian_residual_max" in s for s in run["series"])
@@ -310,15 +310,21 @@ def test_c4_a_landscape_that_blew_up_counts_against_its_arm(tiny_spec_dict_facto
     from bncli.analyses.landscape import arm_tables, c4_claims, run_landscape_stats
 
     spec = parse_spec(tiny_spec_dict_factory())
-    # the arm that blew up is smoother on its finite measurements: dropping the inf would favour it
-    bad = _lip_record(blown, _landscape([0.1, math.inf, 0.1]))
+    # the arm that blew up is smoother on its finite measurements: dropping the inf would favour
+    # it; blown at most of its measurements, its median is inf and that decides (non-finite)
+    bad = _lip_record(blown, _landscape([0.1, math.inf, math.inf]))
     other = "batchnorm" if blown == "plain" else "plain"
     good = _lip_record(other, _landscape([1.0, 1.0, 1.0]))
     assert run_landscape_stats(bad)["loss_variation_mean"] == math.inf
+    assert run_landscape_stats(bad)["loss_variation_median"] == math.inf
     assert run_landscape_stats(bad)["beta_max"] == math.inf
     (claim,) = c4_claims(spec, [bad, good])
-    assert claim.verdict == ("supported" if blown == "plain" else "refuted")
-    assert f"only {blown}'s landscape blew up" in claim.note
+    assert claim.leaning == ("supported" if blown == "plain" else "refuted")
+    assert claim.decided_by == "non-finite" and "decided by non-finite landscapes" in claim.note
+    # one blow-up among finite measurements: the median, not the blow-up, decides
+    once = _lip_record(blown, _landscape([0.1, math.inf, 0.1]))
+    (c1,) = c4_claims(spec, [once, good])
+    assert c1.decided_by == "metrics" and c1.leaning == ("refuted" if blown == "plain" else "supported")
     land, _ = arm_tables(spec, [bad, good])
     assert {r["arm"]: r["grad_pred_max_mean"] for r in land}[blown] == math.inf
 
@@ -330,7 +336,7 @@ def test_c4_both_blew_up_is_inconclusive(tiny_spec_dict_factory):
     recs = [_lip_record("plain", _landscape([1.0, math.inf])),
             _lip_record("batchnorm", _landscape([0.1, math.inf]))]
     (claim,) = c4_claims(spec, recs)
-    assert claim.verdict == "inconclusive" and "blew up: counted" not in claim.note
+    assert claim.leaning == "inconclusive" and claim.decided_by != "non-finite"
 
 
 def _jacobian(errs: list[float]) -> dict:

@@ -113,7 +113,7 @@ def _land(values):
 def test_c4_needs_two_finite_measurements_per_run(tiny_spec_dict_factory, plain, bn, verdict):
     spec = parse_spec(tiny_spec_dict_factory())
     (c,) = c4_claims(spec, [_rec("plain", probes=_land(plain)), _rec("batchnorm", probes=_land(bn))])
-    assert c.verdict == verdict, c.note
+    assert c.leaning == verdict, c.note
     if verdict == "inconclusive":
         assert "too few finite measurement steps" in c.note
 

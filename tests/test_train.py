@@ -114,7 +114,7 @@ def test_seeds_and_lr_grid(tiny_spec_dict_factory):
     assert plains[0].test_loss != plains[1].test_loss
     assert {c.lr for c in result.claims} == {0.05, 0.2}
     for c in result.claims:
-        assert c.claim == "C1" and c.verdict in {"supported", "refuted", "inconclusive"}
+        assert c.claim == "C1" and c.verdict in {"supported", "refuted", "inconclusive", "exploratory"}
         assert all(m.p_value is not None for m in c.metrics)
 
 

@@ -4,9 +4,9 @@ Per ℓp arm and learning rate, against the plain arm AND the batchnorm arm (no 
 (a) final train loss and best held-out error (MSE) no worse than BN's beyond the margin and better
 than plain's; (b) the C2 shift metrics (those C2 is judged on) larger than BN's; (c) the C4
 landscape metrics lower than plain's. Each part is decided by the shared verdict rule on its own
-metrics: it *holds* when its metrics all point its way by the margin (for "no worse than BN":
-every mean is at most the margin worse), *fails* when they all point the other way by the margin
-(Welch with >= 3 seeds), and is *undecided* otherwise. C9 is supported when (a), (b) and (c) all hold; refuted when (a)
+metrics, paired by seed: it *holds* when its metrics all point its way (for "no worse than BN":
+equivalence within the margin by TOST, or clearly better), *fails* when they all point the other
+way, and is *undecided* otherwise. C9 is supported when (a), (b) and (c) all hold; refuted when (a)
 fails while (c) holds, or (c) fails; else inconclusive. LayerNorm and GroupNorm arms get the same
 three parts in a table, reported but not judged (SCIENCE.md C9).
 
@@ -22,12 +22,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bncli.results import Claim, RunRecord
 from bncli.spec import ArmSpec, Spec
-from bncli.verdicts import MetricInput, by_arm_lr, compare_metric, make_claim
+from bncli.stats import finite_mean
+from bncli.verdict_stats import binomial_floor
+from bncli.verdicts import FAILS, HOLDS, MetricInput, by_arm_lr, make_claim, verdict_of_parts
 
 C9_STATEMENT = (
     "Normalizations that do not fix a unit's first two moments smooth the landscape without "
@@ -40,11 +42,11 @@ EXTRA_PROBE = {"ics": "landscape", "lipschitz": "ics_dist"}
 # norms compared the C9 way: lp is judged; layer and group are reported (SCIENCE.md C9)
 JUDGED = ("lp",)
 REPORTED = ("layer", "group")
-HOLDS, FAILS, UNDECIDED = "holds", "fails", "undecided"
-RULE_NOTE = ("a part holds when all its metrics point its way by the margin (for 'no worse than BN': "
-             "every mean within the margin) and fails when all point the other way; supported when (a), (b), "
+RULE_NOTE = ("paired by seed over the three arms; a part holds when all its metrics point its way (the "
+             "verdict rule: interval clear of the margin, Holm-adjusted p; 'no worse than BN' by TOST with the "
+             "margin, or clearly better) and fails when all point the other way; supported when (a), (b), "
              "(c) all hold, refuted when (a) fails while (c) holds, or (c) fails, else inconclusive; "
-             "(b) uses C2's judged metrics, (c) C4's (means over measurement steps)")
+             "(b) uses C2's judged metrics, (c) C4's (medians over measurement steps)")
 
 
 def plain_arm(spec: Spec) -> ArmSpec | None:
@@ -103,7 +105,8 @@ class _SummaryWithC9:
         from bncli.analyses.base import Summary
 
         s = self.base(spec, records, data)
-        return Summary(s.claims + c9_claims(spec, records), {**s.tables, **c9_tables(spec, records)})
+        n_test = getattr(data, "n_test", None)
+        return Summary(s.claims + c9_claims(spec, records, n_test), {**s.tables, **c9_tables(spec, records, n_test)})
 
 
 def with_c9(analysis: Any) -> Any:
@@ -118,149 +121,158 @@ def with_c9(analysis: Any) -> Any:
 # --------------------------------------------------------------------------- judging
 
 
-def _loss_metrics(a: list[RunRecord], b: list[RunRecord], vs: str, classification: bool) -> list[MetricInput]:
+def _loss_metrics(a: list[RunRecord], b: list[RunRecord], vs: str, classification: bool, part: str,
+                  test: str, n_test: int | None) -> list[MetricInput]:
+    from bncli.analyses.train import LOSS_FLOOR
+
     out = [MetricInput(f"(a) final train loss vs {vs}", "lower",
-                       [r.final_train_loss for r in a], [r.final_train_loss for r in b])]
+                       [r.final_train_loss for r in a], [r.final_train_loss for r in b],
+                       LOSS_FLOOR, "final", test, part)]
     if classification:
-        out.append(MetricInput(f"(a) best held-out error vs {vs}", "lower",
-                               [1 - r.best_test_acc for r in a], [1 - r.best_test_acc for r in b]))
+        ea, eb = [1 - r.best_test_acc for r in a], [1 - r.best_test_acc for r in b]
+        floor = binomial_floor(finite_mean(ea), finite_mean(eb), n_test) if n_test else 0.0
+        out.append(MetricInput(f"(a) best held-out error vs {vs}", "lower", ea, eb, floor, "best", test, part))
     else:
         out.append(MetricInput(f"(a) best held-out MSE vs {vs}", "lower",
-                               [r.best_test_loss for r in a], [r.best_test_loss for r in b]))
+                               [r.best_test_loss for r in a], [r.best_test_loss for r in b],
+                               LOSS_FLOOR, "best", test, part))
     return out
-
-
-def _status(points: Sequence[str]) -> str:
-    """A part's status from its metrics' directions, as the verdict rule decides a claim: holds when
-    every metric points the claimed way, fails when every one points against."""
-    if points and all(p == "against" for p in points):
-        return FAILS
-    return HOLDS if points and all(p == "claimed" for p in points) else UNDECIDED
-
-
-def _no_worse(metrics: Sequence[MetricInput], cfg: Any) -> str:
-    """"No worse than the reference beyond the margin": holds when every metric's mean is at most
-    the margin worse (a non-significant gap larger than that does not count as comparable); fails
-    when every metric points against by the verdict rule (beyond the margin and, with enough
-    seeds, Welch)."""
-    comps = [compare_metric(m, cfg) for m in metrics]
-    if comps and all(c.points == "against" for c in comps):
-        return FAILS
-    worse = [c.rel_diff if c.better == "lower" else -c.rel_diff for c in comps]
-    return HOLDS if comps and all(math.isfinite(w) and w <= cfg.margin for w in worse) else UNDECIDED
-
-
-def _both(s1: str, s2: str) -> str:
-    if FAILS in (s1, s2):
-        return FAILS
-    return HOLDS if s1 == s2 == HOLDS else UNDECIDED
 
 
 def verdict_of(a: str, b: str, c: str) -> str:
     """SCIENCE.md C9: supported when (a), (b), (c) all hold; refuted when (a) fails while (c) holds,
     or (c) fails; else inconclusive."""
-    if a == b == c == HOLDS:
-        return "supported"
-    if (a == FAILS and c == HOLDS) or c == FAILS:
-        return "refuted"
-    return "inconclusive"
+    return verdict_of_parts({"a": a, "b": b, "c": c})
 
 
 def _has(rs: Sequence[RunRecord], probe: str) -> bool:
     return bool(rs) and all(probe in r.probes for r in rs)
 
 
-def c9_parts(spec: Spec, records: Sequence[RunRecord], arm: str, lr: float) -> dict[str, Any] | None:
-    """The three parts of C9 for one arm at one learning rate (None when data are missing):
-    each part's status, its metric inputs, and notes."""
-    from bncli.analyses.ics import C2_METRICS, run_dist_mean
+def _common(*groups: Sequence[RunRecord]) -> list[list[RunRecord]]:
+    """The runs of each arm on the seeds every arm has, in seed order (paired by seed)."""
+    by = [{r.seed: r for r in g} for g in groups]
+    seeds = sorted(set.intersection(*(set(d) for d in by)))
+    return [[d[s] for s in seeds] for d in by]
+
+
+def c9_parts(spec: Spec, records: Sequence[RunRecord], arm: str, lr: float,
+             n_test: int | None = None) -> dict[str, Any] | None:
+    """The inputs of C9 for one arm at one learning rate, paired by seed over the three arms
+    (None when data are missing): metric inputs tagged with their part, the parts decided outside
+    the metrics (divergence, blown-up landscapes), and notes."""
+    from bncli.analyses.ics import C2_METRICS, SHIFT_FLOOR, run_dist_mean
     from bncli.analyses.landscape import C4_METRICS, run_landscape_stats
 
     plain, bn = plain_arm(spec), batchnorm_arm(spec)
     if plain is None or bn is None:
         return None
     groups = by_arm_lr(records)
-    x, p, n = (groups.get((name, lr), []) for name in (arm, plain.name, bn.name))
+    x, p, n = _common(*(groups.get((name, lr), []) for name in (arm, plain.name, bn.name)))
     if not (x and p and n) or not (_has(x, "ics_dist") and _has(n, "ics_dist")
                                    and _has(x, "landscape") and _has(p, "landscape")):
         return None
-    cfg = spec.verdict
     notes: list[str] = []
+    overrides: dict[str, str] = {}
     classification = any(r.test_acc and r.test_acc[0] is not None for r in records)
-    # (a): training, diverged runs left out of the metrics; divergence at every seed decides
-    fin = {name: [r for r in rs if not r.diverged] for name, rs in ((arm, x), (plain.name, p), (bn.name, n))}
+    # (a): training; a diverged run's final loss is NaN, so its seed drops out of that pair
     div = {name: sum(r.diverged for r in rs) / len(rs) for name, rs in ((arm, x), (plain.name, p), (bn.name, n))}
-    m_bn = _loss_metrics(fin[arm], fin[bn.name], bn.name, classification)
-    m_plain = _loss_metrics(fin[arm], fin[plain.name], plain.name, classification)
-    a_bn = _no_worse(m_bn, cfg)
-    a_plain = _status([compare_metric(m, cfg).points for m in m_plain])
+    m_bn = _loss_metrics(x, n, bn.name, classification, "a_bn", "equivalence", n_test)
+    m_plain = _loss_metrics(x, p, plain.name, classification, "a_plain", "superiority", n_test)
     if div[arm] == 1 and div[bn.name] < 1:
-        a_bn = FAILS
+        overrides["a_bn"] = FAILS
     if div[arm] == 1 and div[plain.name] < 1:
-        a_plain = FAILS
+        overrides["a_plain"] = FAILS
     if div[plain.name] == 1 and div[arm] == 0:
-        a_plain = HOLDS
-        notes.append(f"{plain.name} diverged at every seed, {arm} trained")
+        overrides["a_plain"] = HOLDS
+        notes.append(f"(a) vs {plain.name} decided by divergence: {plain.name} diverged at every seed, {arm} trained")
     if any(div.values()):
-        notes.append("diverged runs left out of (a) and (b): " + ", ".join(
+        notes.append("diverged seeds left out of (a) and (b): " + ", ".join(
             f"{k} {v:.0%}" for k, v in div.items() if v))
-    part_a = _both(a_bn, a_plain)
+
+    def shifts(r: RunRecord, key: str) -> float:
+        return math.nan if r.diverged else run_dist_mean(r, key)
+
     # (b): the C2 metrics, larger than BN's
-    m_b = [MetricInput(f"(b) {label} vs {bn.name}", "higher",
-                       [run_dist_mean(r, key) for r in fin[arm]], [run_dist_mean(r, key) for r in fin[bn.name]])
+    m_b = [MetricInput(f"(b) {label} vs {bn.name}", "higher", [shifts(r, key) for r in x],
+                       [shifts(r, key) for r in n], SHIFT_FLOOR, "mean", "superiority", "b")
            for key, label in C2_METRICS]
-    part_b = _status([compare_metric(m, cfg).points for m in m_b])
-    # (c): the C4 metrics, lower than plain's; a landscape that blew up counts against its arm
+    # (c): the C4 metrics (medians over measurement steps), lower than plain's
     sx = [run_landscape_stats(r) for r in x]
     sp = [run_landscape_stats(r) for r in p]
-    m_c = [MetricInput(f"(c) {label} vs {plain.name}", "lower",
-                       [s[f"{key}_mean"] for s in sx], [s[f"{key}_mean"] for s in sp])
+    m_c = [MetricInput(f"(c) {label} vs {plain.name}", "lower", [s[f"{key}_median"] for s in sx],
+                       [s[f"{key}_median"] for s in sp], 0.0, "median", "superiority", "c")
            for key, label in C4_METRICS]
-    part_c = _status([compare_metric(m, cfg).points for m in m_c])
-    bx, bp = (int(sum(s["n_nonfinite"] for s in ss)) for ss in (sx, sp))
-    if bx and not bp:
-        part_c = FAILS
-        notes.append(f"only {arm}'s landscape blew up (non-finite on the η′ grid): (c) fails")
-    elif bp and not bx:
-        part_c = HOLDS
-        notes.append(f"only {plain.name}'s landscape blew up (non-finite on the η′ grid): (c) holds")
-    return {"a": part_a, "a_vs_bn": a_bn, "a_vs_plain": a_plain, "b": part_b, "c": part_c,
-            "metrics": m_bn + m_plain + m_b + m_c, "notes": notes, "plain": plain.name, "bn": bn.name}
+    dx = sum(not math.isfinite(s["loss_variation_median"]) for s in sx)
+    dp = sum(not math.isfinite(s["loss_variation_median"]) for s in sp)
+    if dx == len(sx) and dp == 0:
+        overrides["c"] = FAILS
+        notes.append(f"(c) decided by non-finite landscapes: {arm}'s blew up at half its measurements or "
+                     "more in every seed: (c) fails")
+    elif dp == len(sp) and dx == 0:
+        overrides["c"] = HOLDS
+        notes.append(f"(c) decided by non-finite landscapes: {plain.name}'s blew up at half its "
+                     "measurements or more in every seed: (c) holds")
+    decided = ("divergence" if any(k.startswith("a") for k in overrides) else "") + \
+              (" & non-finite" if "c" in overrides else "")
+    return {"metrics": m_bn + m_plain + m_b + m_c, "overrides": overrides, "notes": notes,
+            "plain": plain.name, "bn": bn.name, "seeds": [r.seed for r in x],
+            "decided_by": decided.strip(" &") or "metrics"}
 
 
-def _part_text(parts: dict[str, Any]) -> str:
-    return (f"(a) {parts['a']} (no worse than {parts['bn']} beyond the margin: {parts['a_vs_bn']}; "
-            f"better than {parts['plain']}: {parts['a_vs_plain']}); (b) {parts['b']}; (c) {parts['c']}")
+def _part_text(parts: dict[str, str], plain: str, bn: str) -> str:
+    return (f"(a) {parts['a']} (no worse than {bn} beyond the margin, TOST: {parts['a_vs_bn']}; "
+            f"better than {plain}: {parts['a_vs_plain']}); (b) {parts['b']}; (c) {parts['c']}")
 
 
-def c9_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
-    """C9 per ℓp arm and learning rate, against the plain arm and the batchnorm arm."""
+def _c9_claim(spec: Spec, records: Sequence[RunRecord], arm: str, lr: float,
+              n_test: int | None) -> Claim | None:
+    parts = c9_parts(spec, records, arm, lr, n_test)
+    if parts is None:
+        return None
+    c = make_claim("C9", C9_STATEMENT, lr, arm, f"{parts['plain']} & {parts['bn']}", parts["metrics"],
+                   spec.verdict, "", None, None, seeds=parts["seeds"], part_overrides=parts["overrides"])
+    if parts["decided_by"] != "metrics":
+        c = replace(c, decided_by=parts["decided_by"])
+    return replace(c, note="; ".join([_part_text(c.parts, parts["plain"], parts["bn"]), *parts["notes"],
+                                      scope_note(spec, arm), RULE_NOTE]))
+
+
+def scope_note(spec: Spec, arm: str) -> str:
+    """Which reading of Santurkar's ℓp normalization the arm is (SCIENCE.md, Arms)."""
+    a = spec.arm(arm)
+    if a.norm != "lp":
+        return f"{arm}: {a.norm_info.short}"
+    if a.lp_scope == "unit":
+        return f"{arm}: ℓp reading `unit` (one scale per unit, Hoffer et al.'s L1 BN reading)"
+    return f"{arm}: ℓp reading `layer` (one scale per layer and batch)"
+
+
+def c9_claims(spec: Spec, records: Sequence[RunRecord], n_test: int | None = None) -> list[Claim]:
+    """C9 per ℓp arm and learning rate, against the plain arm and the batchnorm arm. Decided after
+    Holm by the parts rule (verdicts.judge): the part statuses are in `claim.parts`."""
     out: list[Claim] = []
     for lr in spec.train.lr:
         for arm in c9_arms(spec):
-            parts = c9_parts(spec, records, arm.name, lr)
-            if parts is None:
-                continue
-            verdict = verdict_of(parts["a"], parts["b"], parts["c"])
-            note = "; ".join([_part_text(parts), *parts["notes"], RULE_NOTE])
-            out.append(make_claim("C9", C9_STATEMENT, lr, arm.name, f"{parts['plain']} & {parts['bn']}",
-                                  parts["metrics"], spec.verdict, note, verdict))
+            c = _c9_claim(spec, records, arm.name, lr, n_test)
+            if c is not None:
+                out.append(c)
     return out
 
 
-def c9_reported(spec: Spec, records: Sequence[RunRecord]) -> list[dict[str, Any]]:
-    """LayerNorm and GroupNorm arms compared the C9 way: reported, not judged (SCIENCE.md C9)."""
+def c9_reported(spec: Spec, records: Sequence[RunRecord], n_test: int | None = None) -> list[dict[str, Any]]:
+    """LayerNorm and GroupNorm arms compared the C9 way: reported, not judged (SCIENCE.md C9);
+    their p-values are not adjusted with the command's family."""
     rows = []
     for lr in spec.train.lr:
         for arm in c9_arms(spec, REPORTED):
-            parts = c9_parts(spec, records, arm.name, lr)
-            if parts is None:
+            c = _c9_claim(spec, records, arm.name, lr, n_test)
+            if c is None:
                 continue
-            comps = [compare_metric(m, spec.verdict) for m in parts["metrics"]]
-            rows.append({"lr": lr, "arm": arm.name, "a": parts["a"], "b": parts["b"], "c": parts["c"],
-                         "would_be": verdict_of(parts["a"], parts["b"], parts["c"]),
-                         "metrics": [{"name": c.name, "arm_mean": c.arm_mean, "baseline_mean": c.baseline_mean,
-                                      "points": c.points} for c in comps]})
+            rows.append({"lr": lr, "arm": arm.name, "a": c.parts["a"], "b": c.parts["b"], "c": c.parts["c"],
+                         "would_be": c.verdict, "leaning": c.leaning,
+                         "metrics": [{"name": m.name, "arm_mean": m.arm_mean, "baseline_mean": m.baseline_mean,
+                                      "effect": m.rel_diff, "ci": m.ci, "points": m.points} for m in c.metrics]})
     return rows
 
 
@@ -276,12 +288,12 @@ def c9_missing(spec: Spec, records: Sequence[RunRecord]) -> str | None:
             "arms C9 compares")
 
 
-def c9_tables(spec: Spec, records: Sequence[RunRecord]) -> dict[str, Any]:
+def c9_tables(spec: Spec, records: Sequence[RunRecord], n_test: int | None = None) -> dict[str, Any]:
     """Tables for a summary, only for specs with an ℓp arm (others get nothing new)."""
     if not c9_arms(spec):
         return {}
     out: dict[str, Any] = {}
-    rows = c9_reported(spec, records)
+    rows = c9_reported(spec, records, n_test)
     if rows:
         out["c9_reported"] = rows
     missing = c9_missing(spec, records)

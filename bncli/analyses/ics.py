@@ -9,7 +9,7 @@ from bncli.analyses.base import Analysis, DataInfo, Option, Summary
 from bncli.results import Claim, RunRecord, mean_std
 from bncli.spec import Spec
 from bncli.stats import finite_mean, fmt
-from bncli.verdicts import MetricInput, by_arm_lr, claim_pairs, make_claim
+from bncli.verdicts import MetricInput, by_arm_lr, claim_pairs, make_claim, seeds_of
 
 C2_STATEMENT = (
     "BN keeps each layer's input distribution stable (Ioffe & Szegedy 2015): the input to the "
@@ -25,6 +25,9 @@ FIRST_LAYER_NOTE = "layer 1 is left out: with no earlier layers G′ = G there b
 # follow γ and β only. They are reported (tables, notes), not judged.
 C2_METRICS = (("w1", "W1 shift per step (per unit)"),
               ("d_pct", "15/50/85th percentile shift per step (tracked units)"))
+# noise floor of the shift metrics (absolute, in activation units): float32 round-off of O(1)
+# pre-activations; a difference of the means below it points neither way
+SHIFT_FLOOR = 1e-6
 C2_SHOWN = (("d_mean", "|Δμ|"), ("d_var", "|Δσ²|"))
 # the C3 verdict uses the relative difference: ‖G − G′‖ alone scales with the gradient, which BN
 # rescales (scale invariance), so it would compare gradient sizes rather than shifts. Alignment is
@@ -122,6 +125,11 @@ def _other_norm_note(a: Any) -> list[str]:
     if a.norm == "weight":
         return [f"on {a.name} (weight norm) nothing about the activations is fixed by construction: "
                 "it normalizes each unit's weight vector, not its input"]
+    if a.norm == "lp" and a.lp_scope == "unit":
+        mean, var = ("β", "fixed (γ² for ℓ2)") if a.has_affine else ("0", "fixed (1 for ℓ2)")
+        return [f"on {a.name} (ℓp normalization, per-unit reading) each unit's batch mean is {mean} and "
+                f"its ℓp magnitude over the batch is {var} by construction{noise}; W1 and the "
+                "percentiles also see changes in shape"]
     if a.norm == "lp":
         mean = "β" if a.has_affine else "0"
         return [f"on {a.name} (ℓp normalization) each unit's batch mean is {mean} by construction"
@@ -141,7 +149,8 @@ def c2_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     for lr, arm, base, a, b, notes in claim_pairs(spec, records, drop_diverged=True):
         metrics = [
             MetricInput(f"mean {label}", "lower",
-                        [run_dist_mean(r, m) for r in a], [run_dist_mean(r, m) for r in b])
+                        [run_dist_mean(r, m) for r in a], [run_dist_mean(r, m) for r in b],
+                        SHIFT_FLOOR, "mean")
             for m, label in C2_METRICS
         ]
         notes.append("input to the nonlinearity on a fixed probe batch in training mode; mean over "
@@ -158,7 +167,7 @@ def c2_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
             notes.append(f"eval mode (running statistics, what the trained net uses): {ev}")
         notes += _bn_output_note(spec, arm)
         out.append(make_claim("C2", C2_STATEMENT, lr, arm, base, metrics, spec.verdict,
-                              "; ".join(notes)))
+                              "; ".join(notes), seeds=seeds_of(a)))
     return out
 
 
@@ -170,7 +179,8 @@ def c3_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     for lr, arm, base, a, b, notes in claim_pairs(spec, records, drop_diverged=True):
         metrics = [
             MetricInput(f"mean {label}", better,
-                        [run_grad_mean(r, m) for r in a], [run_grad_mean(r, m) for r in b])
+                        [run_grad_mean(r, m) for r in a], [run_grad_mean(r, m) for r in b],
+                        SHIFT_FLOOR, "mean")
             for m, label, better in C3_METRICS
         ]
         abs_a = finite_mean([run_grad_mean(r, "diff_norm") for r in a])
@@ -182,7 +192,7 @@ def c3_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
                      "it scales with ‖G‖; refuted would mean BN reduces gradient ICS")
         notes.append(FIRST_LAYER_NOTE)
         out.append(make_claim("C3", C3_STATEMENT, lr, arm, base, metrics, spec.verdict,
-                              "; ".join(notes)))
+                              "; ".join(notes), seeds=seeds_of(a)))
     return out
 
 
@@ -214,16 +224,20 @@ distribution at θ_t and θ_{t+1}. C3 (Santurkar Def. 2.1): per layer, G = ∇_{
 the same gradient after every earlier layer took this step's real update; ‖G − G'‖,
 ‖G − G'‖/‖G‖ and cos(G, G'). Add noisy_batchnorm / noisy_plain arms with --arms.
 
-Verdicts, per learning rate and BN arm against the plain arm (means over layers and
-measurement steps, then seeds): C2 'BN keeps distributions stable' is supported when BN's
-mean |Δμ|, |Δσ²| and W1 shift are all lower than plain's by more than the margin (default 10%,
-verdict.margin), refuted when all are higher. C3 'BN does not reduce gradient ICS' is
-supported when BN's ‖G − G'‖/‖G‖ AND its misalignment 1 − cos(G, G') are both higher than
-plain's by the margin (BN's gradient ICS is larger), refuted when both point the other way
-(BN reduces it); means over layers 2..k (layer 1 has no earlier layers, so G' = G there);
-cos and the absolute ‖G − G'‖ are shown but not judged. Otherwise inconclusive;
-with >= 3 seeds each metric must also pass Welch's t-test (p < 0.05). Diverged runs are left
-out of the verdict. Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
+Verdicts, per learning rate and BN arm against the plain arm, paired by seed (means over
+layers and measurement steps per run). C2 'BN keeps distributions stable' is judged on what BN
+does not fix by construction: the W1 shift per step of each unit's distribution and the
+15/50/85th percentile shift per step of the tracked units; supported when both are lower with
+BN by more than the margin (default 10%, verdict.margin), refuted when both are higher. |Δμ|
+and |Δσ²| are shown, not judged: in training mode BN's output has mean β and variance ≈ γ² on
+any batch. C3 'BN does not reduce gradient ICS' is supported when BN's ‖G − G'‖/‖G‖ AND its
+misalignment 1 − cos(G, G') are both higher than plain's by the margin (BN's gradient ICS is
+larger), refuted when both point the other way (BN reduces it); layers 2..k (layer 1 has no
+earlier layers, so G' = G there); cos and the absolute ‖G − G'‖ are shown but not judged.
+Each metric points a way only with its paired-bootstrap interval clear of the margin and the
+Holm-adjusted paired p < 0.05; otherwise inconclusive. Fewer than 3 paired seeds: exploratory.
+A seed where either arm diverged is left out of both.
+Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
 
 ANALYSIS = Analysis(
     name="ics",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -10,7 +11,7 @@ from bncli.analyses.base import Analysis, DataInfo, Option, Summary
 from bncli.results import Claim, RunRecord
 from bncli.spec import Spec
 from bncli.stats import finite_max, finite_mean, worst_max
-from bncli.verdicts import MetricInput, by_arm_lr, claim_pairs, make_claim
+from bncli.verdicts import MetricInput, by_arm_lr, claim_pairs, make_claim, seeds_of
 
 C4_STATEMENT = (
     "BN smooths the loss landscape: smaller loss variation, gradient predictiveness and "
@@ -39,6 +40,14 @@ C4_KEYS = [k for k, _ in C4_METRICS]
 MIN_FINITE_STEPS = 2
 
 
+def median_inf(vals: Sequence[float | None]) -> float:
+    """Median over measurement steps where a non-finite value (NaN or ±inf) counts as +inf: one
+    blown-up η′ grid cannot decide (SCIENCE.md, Verdicts: landscape metrics are heavy-tailed), a
+    landscape that blew up at half its measurements or more is inf. NaN when there are none."""
+    v = [math.inf if x is None or not math.isfinite(float(x)) else float(x) for x in vals]
+    return statistics.median(v) if v else math.nan
+
+
 def mean_or_inf(vals: Sequence[float | None]) -> float:
     """Mean of the finite values, but +inf when any value is non-finite (NaN or ±inf): a landscape
     that blew up somewhere on the grid is not smooth, and must not drop out of the mean."""
@@ -47,10 +56,11 @@ def mean_or_inf(vals: Sequence[float | None]) -> float:
 
 
 def run_landscape_stats(record: RunRecord) -> dict[str, float]:
-    """Mean (and max) over this run's measurement steps of each landscape metric.
+    """Mean, median and max over this run's measurement steps of each landscape metric.
 
     The C4 metrics of a measurement with a non-finite loss or gradient on the grid are inf, and so
-    is the run's mean and max: the blow-up counts against the arm."""
+    are the run's mean and max; the median (what C4 and C9 judge) is inf only when at least half
+    the measurements blew up."""
     series = record.probes.get("landscape", {}).get("series", [])
     out: dict[str, float] = {"n_steps": float(len(series))}
     for key in STEP_KEYS:
@@ -58,6 +68,7 @@ def run_landscape_stats(record: RunRecord) -> dict[str, float]:
         c4 = key in C4_KEYS
         out[f"{key}_mean"] = mean_or_inf(vals) if c4 else finite_mean(vals)
         out[f"{key}_max"] = worst_max(vals) if c4 else finite_max(vals)
+        out[f"{key}_median"] = median_inf(vals) if c4 else (statistics.median(_fin(vals)) if _fin(vals) else math.nan)
     # a reloaded document has null where the run had inf or NaN: that is non-finite too
     out["n_nonfinite"] = float(sum(s.get("loss_variation") is None or not math.isfinite(s["loss_variation"])
                                    for s in series))
@@ -66,6 +77,10 @@ def run_landscape_stats(record: RunRecord) -> dict[str, float]:
         out["hessian_unconverged"] = float(sum(not (s.get("hessian_converged_max") and s.get("hessian_converged_min"))
                                                for s in series if "lambda_max" in s))
     return out
+
+
+def _fin(vals: Sequence[float | None]) -> list[float]:
+    return [float(v) for v in vals if v is not None and math.isfinite(float(v))]
 
 
 def run_jacobian_stats(record: RunRecord) -> dict[str, dict[str, float]]:
@@ -101,8 +116,9 @@ def arm_tables(spec: Spec, records: Sequence[RunRecord]) -> tuple[list[dict], li
                                    "n_diverged": sum(r.diverged for r in rs)}
             for key in stats[0]:
                 vals = [s[key] for s in stats]
-                if key.removesuffix("_max").removesuffix("_mean") in C4_KEYS:
-                    row[key] = worst_max(vals) if key.endswith("_max") else mean_or_inf(vals)
+                if key.removesuffix("_max").removesuffix("_mean").removesuffix("_median") in C4_KEYS:
+                    row[key] = (worst_max(vals) if key.endswith("_max") else
+                                median_inf(vals) if key.endswith("_median") else mean_or_inf(vals))
                 else:
                     row[key] = finite_max(vals) if key.endswith("_max") else finite_mean(vals)
             land.append(row)
@@ -118,36 +134,46 @@ def arm_tables(spec: Spec, records: Sequence[RunRecord]) -> tuple[list[dict], li
 
 
 def c4_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
-    """C4 per learning rate and BN arm: the three landscape metrics, lower claimed for BN.
+    """C4 per learning rate and BN arm, paired by seed: the three landscape metrics, each the
+    median over the run's measurement steps (heavy-tailed: one blown-up η′ grid cannot decide),
+    lower claimed for BN.
 
-    A measurement whose loss or gradient is non-finite somewhere on the η′ grid makes that
-    seed's metrics inf (the landscape blew up: not smooth). When only one arm has such
-    measurements, that decides the verdict against it; when both do, it is inconclusive.
+    A measurement with a non-finite loss or gradient on the grid counts as +inf in the median. A
+    seed whose median is inf (half its measurements or more blew up) drops out of the pairs; when
+    that is every seed of one arm and no seed of the other, the blow-up decides (decided_by:
+    non-finite).
     """
     cfg = spec.analysis.lipschitz
     out = []
     for lr, arm, base, a, b, notes in claim_pairs(spec, records):
         sa = [run_landscape_stats(r) for r in a]
         sb = [run_landscape_stats(r) for r in b]
-        metrics = [MetricInput(label, "lower", [s[f"{k}_mean"] for s in sa],
-                               [s[f"{k}_mean"] for s in sb]) for k, label in C4_METRICS]
-        notes.append(f"per seed: mean over measurement steps; η′ in [{cfg.eta_range[0]:g}, "
-                     f"{cfg.eta_range[1]:g}]×lr; BN in {cfg.bn_mode} mode")
+        metrics = [MetricInput(label, "lower", [s[f"{k}_median"] for s in sa],
+                               [s[f"{k}_median"] for s in sb], 0.0, "median") for k, label in C4_METRICS]
+        notes.append(f"per seed: median over measurement steps (a blow-up counts as inf); η′ in "
+                     f"[{cfg.eta_range[0]:g}, {cfg.eta_range[1]:g}]×lr; BN in {cfg.bn_mode} mode")
         blown = {n: int(sum(s["n_nonfinite"] for s in ss)) for n, ss in ((arm, sa), (base, sb))}
         for name, k in blown.items():
             if k:
                 notes.append(f"{name}: {k} measurement(s) hit a non-finite loss or gradient on the "
-                             "grid: its metrics are inf (means over finite seeds shown)")
-        override = None
+                             "grid (inf in that seed's median)")
+        dead = {n: sum(not math.isfinite(s["loss_variation_median"]) for s in ss) for n, ss in
+                ((arm, sa), (base, sb))}
+        override, decided = None, None
         few = {n: min(int(s["n_finite"]) for s in ss) for n, ss in ((arm, sa), (base, sb)) if ss}
-        if blown[arm] and not blown[base]:
-            override = "refuted"
-            notes.append(f"only {arm}'s landscape blew up: counted against it")
-        elif blown[base] and not blown[arm]:
-            override = "supported"
-            notes.append(f"only {base}'s landscape blew up: counted against it")
+        if dead[arm] == len(sa) and dead[base] == 0:
+            override, decided = "refuted", "non-finite"
+            notes.append(f"decided by non-finite landscapes, not by the metrics: {arm}'s landscape blew "
+                         "up at half its measurements or more in every seed, the baseline's never")
+        elif dead[base] == len(sb) and dead[arm] == 0:
+            override, decided = "supported", "non-finite"
+            notes.append(f"decided by non-finite landscapes, not by the metrics: {base}'s landscape blew "
+                         "up at half its measurements or more in every seed, the arm's never")
+        elif any(dead.values()):
+            notes.append("seeds whose median is inf left out of the pairs: " + ", ".join(
+                f"{n} {k}" for n, k in dead.items() if k))
         if override is None and any(k < MIN_FINITE_STEPS for k in few.values()):
-            override = "inconclusive"
+            override, decided = "inconclusive", "too-few-finite"
             short = ", ".join(f"{n} ({k})" for n, k in few.items() if k < MIN_FINITE_STEPS)
             notes.append(f"too few finite measurement steps to judge (at least {MIN_FINITE_STEPS} per "
                          f"run needed): {short}")
@@ -155,7 +181,7 @@ def c4_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
         if div:
             notes.append(f"diverged: {', '.join(div)} (measured until divergence)")
         out.append(make_claim("C4", C4_STATEMENT, lr, arm, base, metrics, spec.verdict,
-                              "; ".join(notes), override))
+                              "; ".join(notes), override, decided, seeds=seeds_of(a)))
     return out
 
 
@@ -175,9 +201,9 @@ def c5_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
             grad = [worst_max(v["grad_err"] for v in p.values()) for p in per_seed]
             metrics = [
                 MetricInput("max rel. error, autograd Jacobian (float32) vs closed form",
-                            "lower", jac, [tol]),
+                            "lower", jac, [tol] * len(jac)),
                 MetricInput("max rel. error, autograd ∂L/∂x (float32) vs (γ/σ)Pg",
-                            "lower", grad, [tol]),
+                            "lower", grad, [tol] * len(grad)),
             ]
             # a non-finite error is a failed check, whatever order the values come in
             worst = worst_max(jac + grad)
@@ -189,7 +215,8 @@ def c5_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
             if not math.isfinite(worst):
                 note += "; a non-finite error was measured: refuted"
             out.append(make_claim("C5", C5_STATEMENT, lr, arm.name, f"tolerance {tol:g}",
-                                  metrics, spec.verdict, note, verdict))
+                                  metrics, spec.verdict, note, verdict, "maths-check",
+                                  seeds=[r.seed for r in rs]))
     return out
 
 
@@ -239,13 +266,14 @@ eigenvalues. On BN arms: autograd's Jacobian of each BN layer against
 (1/σ)(I − 11ᵀ/m − ŷŷᵀ/m), orthogonality of ∂L/∂x to 1 and ŷ, Santurkar Thm 4.1.
 Measuring changes nothing: training ends in the same weights as `bncli train`.
 
-C4 verdict (per lr, BN arm vs plain): supported when the BN arm's loss variation, gradient
-predictiveness and effective β (each the mean over measurement steps, then over seeds)
-are all lower than the plain arm's by more than the margin (default 10%, verdict.margin),
-refuted when all are higher by the margin, else inconclusive; with >= 3 seeds each must
-also pass Welch's t-test (p < 0.05). A non-finite loss or gradient anywhere on the grid
-makes that arm's metrics inf: if only one arm blew up the verdict goes against it. The
-result depends on the lr: Santurkar measure near the plain net's edge of stability.
+C4 verdict (per lr, BN arm vs plain, paired by seed): the BN arm's loss variation, gradient
+predictiveness and effective β, each the MEDIAN over a run's measurement steps (heavy-tailed: a
+blown-up η′ grid counts as inf but cannot decide alone), must all be lower than plain's by more
+than the margin (default 10%, verdict.margin) with the paired-bootstrap interval clear of it and
+the Holm-adjusted paired p < 0.05 (supported); all higher likewise: refuted; else inconclusive.
+Fewer than 3 paired seeds: exploratory. Only when one arm's median is inf in every seed and the
+other's in none does the blow-up decide ("decided by non-finite"). The result depends on the lr:
+Santurkar measure near the plain net's edge of stability.
 C5 verdict (per lr, BN arm; a maths check): supported when autograd's Jacobian and backward
 pass match the closed forms within analysis.lipschitz.jacobian_tol (default 1e-4, relative,
 float32) on every BN layer at every measured step, refuted otherwise (a non-finite error

@@ -10,7 +10,7 @@ from bncli.analyses.base import Analysis, DataInfo, Option, Summary
 from bncli.results import Claim, RunRecord
 from bncli.spec import Spec
 from bncli.stats import finite_mean
-from bncli.verdicts import MetricInput, by_arm_lr, claim_pairs, make_claim
+from bncli.verdicts import MetricInput, by_arm_lr, claim_pairs, make_claim, seeds_of
 
 C7_STATEMENT = "BN keeps units out of saturation and gradients alive (no dead units, no vanishing)"
 C8_STATEMENT = "γ and β restore what normalization takes away (affine BN vs BN without γ/β)"
@@ -149,7 +149,7 @@ def outside_fraction(r: RunRecord) -> float:
 
 
 def _fraction(name: str, better: str, fn, a: list[RunRecord], b: list[RunRecord]) -> MetricInput:
-    return MetricInput(name, better, [fn(r) for r in a], [fn(r) for r in b], FRACTION_FLOOR)
+    return MetricInput(name, better, [fn(r) for r in a], [fn(r) for r in b], FRACTION_FLOOR, "mean")
 
 
 def _c7_metrics(activation: str, a: list[RunRecord], b: list[RunRecord], n_layers: int) -> list[MetricInput]:
@@ -262,7 +262,8 @@ def saturation_claims(spec: Spec, records: Sequence[RunRecord], classification: 
             note += "; no dead units in either arm"
         note += _diverged_note(a + b)
         if metrics:
-            claims.append(make_claim("C7", C7_STATEMENT, lr, arm, base, metrics, cfg, note))
+            claims.append(make_claim("C7", C7_STATEMENT, lr, arm, base, metrics, cfg, note,
+                                     seeds=seeds_of(a)))
     for lr, arm, base, a, b, _ in claim_pairs(spec, records, ablation_pairs(spec)):
         metrics = _loss_metrics(a, b, classification)
         if act == "relu":
@@ -272,7 +273,8 @@ def saturation_claims(spec: Spec, records: Sequence[RunRecord], classification: 
             metrics.append(_fraction("fraction of pre-activations with |x| > bound (out of the linear "
                                      "regime)", "higher", outside_fraction, a, b))
         note = c8_note(act, a, b, spec.arm(arm).norm == "batch") + f"; {floor}" + _diverged_note(a + b)
-        claims.append(make_claim("C8", C8_STATEMENT, lr, arm, base, metrics, cfg, note))
+        claims.append(make_claim("C8", C8_STATEMENT, lr, arm, base, metrics, cfg, note,
+                                 seeds=seeds_of(a)))
     return claims
 
 
@@ -320,7 +322,8 @@ lower, best held-out error (or MSE) lower, plus ReLU active fraction higher or, 
 sigmoid/tanh, the fraction with |x| > 2 higher (out of the linear regime). Fractions within
 0.5 percentage points of each other count as neither way. Supported when every metric points the claimed way
 by more than the margin (default 10%, verdict.margin), refuted when every one points the other
-way, else inconclusive; with >= 3 seeds each must also pass Welch's t-test (p < 0.05). The
+way, else inconclusive; paired by seed, each metric needs its paired-bootstrap interval clear
+of the margin and the Holm-adjusted paired p < 0.05; fewer than 3 paired seeds: exploratory. The
 sign of β and the identity-recovery distance are reported in the C8 note, not voted on.
 Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
 

@@ -11,7 +11,7 @@ from bncli.analyses.base import Analysis, DataInfo, Option, Summary
 from bncli.results import Claim, RunRecord
 from bncli.spec import Spec
 from bncli.stats import finite_max, finite_mean, fmt
-from bncli.verdicts import MetricInput, by_arm_lr, claim_pairs, make_claim
+from bncli.verdicts import MetricInput, by_arm_lr, claim_pairs, make_claim, seeds_of
 
 C6_STATEMENT = (
     "Scale invariance: BN(αWx) = BN(Wx), so the loss ignores ‖W‖ and ∇_{αW}L = ∇_W L / α "
@@ -441,7 +441,8 @@ def c6_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
         na, nb = norms.get((arm, lr)), norms.get((base, lr))
         if na and nb:
             note += f"; ‖W_end‖/‖W_0‖: {_growth(na, arm)}, {_growth(nb, base)} (not in the verdict)"
-        out.append(make_claim("C6", C6_STATEMENT, lr, arm, base, metrics, spec.verdict, note, override))
+        out.append(make_claim("C6", C6_STATEMENT, lr, arm, base, metrics, spec.verdict, note, override,
+                              "epsilon-check" if override else None, seeds=seeds_of(a)))
     return out
 
 
@@ -466,10 +467,11 @@ Verdict rule (per learning rate, each BN arm vs the plain arm, metrics: worst re
 change over α in analysis.scale.verdict_alpha_range (default 0.01…100), worst |α·ratio − 1|,
 worst |cos(∇\\_W L, W)|, each the mean of the init and end checks): supported when every metric
 is lower for the BN arm by more than the margin (default 10%, verdict.margin), refuted when
-every metric is higher by the margin, else inconclusive; with >= 3 seeds each metric must also
-pass Welch's t-test (p < 0.05). A BN arm whose output still changes by more than
+every metric is higher by the margin, else inconclusive; paired by seed, each metric needs its
+paired-bootstrap interval clear of the margin and the Holm-adjusted paired p < 0.05; fewer
+than 3 paired seeds: exploratory. A BN arm whose output still changes by more than
 analysis.scale.not_invariant_above (default 1e-3) with ε → 0 is not scale-invariant at all
-(e.g. BN after a sigmoid): refuted, whatever the margins say.
+(e.g. BN after a sigmoid): refuted, whatever the margins say ("decided by epsilon-check").
 --out writes plots of ‖W‖ and η/‖W‖² per arm and of the output change against α.
 Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
 

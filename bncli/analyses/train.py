@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from bncli.analyses.base import Analysis, DataInfo, Summary, no_probes
 from bncli.results import Claim, RunRecord
 from bncli.spec import Spec
-from bncli.verdicts import MetricInput, by_arm_lr, comparison_pairs, make_claim
+from bncli.stats import finite_mean
+from bncli.verdict_stats import binomial_floor
+from bncli.verdicts import MetricInput, claim_pairs, make_claim, seeds_of
 
+# losses closer than this are equal (float32 noise of a mean loss)
+LOSS_FLOOR = 1e-6
 C1_STATEMENT = "BN speeds training and tolerates larger learning rates (Ioffe & Szegedy 2015 §4.1)"
 
 
-def c1_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
-    """C1 per learning rate and BN arm: final train loss, best held-out error (or MSE), steps to target.
+def c1_claims(spec: Spec, records: Sequence[RunRecord], n_test: int | None = None) -> list[Claim]:
+    """C1 per learning rate and BN arm, paired by seed: final train loss, best held-out error (or
+    MSE), steps to target.
 
     A run that never reaches the target counts as needing all its steps (censored; said in the
-    note). If exactly one arm diverged at this learning rate, that alone decides the verdict.
+    note). If exactly one arm diverged at every seed, that alone decides (decided_by: divergence).
+    The held-out error's noise floor is binomial over the `n_test` held-out examples.
     """
-    groups = by_arm_lr(records)
     cfg = spec.verdict
     classification = any(r.test_acc and r.test_acc[0] is not None for r in records)
     # a run that never reaches the target counts one evaluation beyond the budget, so that
@@ -26,51 +32,53 @@ def c1_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     horizon = spec.train.steps + spec.train.eval_every
 
     def to_target(rs: list[RunRecord]) -> list[float]:
-        return [float(r.steps_to_target if r.steps_to_target is not None else horizon)
-                for r in rs if not r.diverged]
+        return [math.nan if r.diverged else
+                float(r.steps_to_target if r.steps_to_target is not None else horizon) for r in rs]
 
     out = []
-    for lr in spec.train.lr:
-        for arm, base in comparison_pairs(spec):
-            a, b = groups.get((arm, lr), []), groups.get((base, lr), [])
-            if not a or not b:
-                continue
-
-            metrics = [
-                MetricInput("final train loss", "lower",
-                            [r.final_train_loss for r in a], [r.final_train_loss for r in b]),
-            ]
-            if classification:
-                metrics.append(MetricInput(
-                    "best held-out error", "lower",
-                    [1 - r.best_test_acc for r in a], [1 - r.best_test_acc for r in b]))
-            else:
-                metrics.append(MetricInput(
-                    "best held-out MSE", "lower",
-                    [r.best_test_loss for r in a], [r.best_test_loss for r in b]))
-            has_target = (spec.train.target_accuracy is not None if classification
-                          else spec.train.target_loss is not None)
-            if has_target:
-                metrics.append(MetricInput("steps to target", "lower", to_target(a), to_target(b)))
-            a_div = sum(r.diverged for r in a) / len(a)
-            b_div = sum(r.diverged for r in b) / len(b)
-            missed = sum(r.steps_to_target is None and not r.diverged for r in [*a, *b]) if has_target else 0
-            # said only when a run did miss it (a note about censoring nothing misleads)
-            override, note = None, f"runs that never reach the target count as {horizon} steps" if missed else ""
-            if a_div or b_div:
-                metrics.append(MetricInput("diverged (fraction of seeds)", "lower",
-                                           [float(r.diverged) for r in a], [float(r.diverged) for r in b]))
-                note += (f"{'; ' if note else ''}diverged: {arm} {sum(r.diverged for r in a)}/{len(a)} seeds, {base} "
-                         f"{sum(r.diverged for r in b)}/{len(b)} (diverged runs are left out of the metrics)")
-            if a_div == 0 and b_div == 1:
-                override = "supported"
-                note = f"{base} diverged at every seed, {arm} trained: BN tolerates this learning rate"
-            elif a_div == 1 and b_div == 0:
-                override = "refuted"
-                note = f"{arm} diverged at every seed, {base} trained"
-            elif a_div == 1 and b_div == 1:
-                note = "both arms diverged"
-            out.append(make_claim("C1", C1_STATEMENT, lr, arm, base, metrics, cfg, note, override))
+    for lr, arm, base, a, b, _ in claim_pairs(spec, records):
+        metrics = [
+            MetricInput("final train loss", "lower",
+                        [r.final_train_loss for r in a], [r.final_train_loss for r in b],
+                        LOSS_FLOOR, "final"),
+        ]
+        if classification:
+            ea, eb = [1 - r.best_test_acc for r in a], [1 - r.best_test_acc for r in b]
+            floor = binomial_floor(finite_mean(ea), finite_mean(eb), n_test) if n_test else 0.0
+            metrics.append(MetricInput("best held-out error", "lower", ea, eb, floor, "best"))
+        else:
+            metrics.append(MetricInput(
+                "best held-out MSE", "lower",
+                [r.best_test_loss for r in a], [r.best_test_loss for r in b], LOSS_FLOOR, "best"))
+        has_target = (spec.train.target_accuracy is not None if classification
+                      else spec.train.target_loss is not None)
+        if has_target:
+            # a difference below half an evaluation interval is below what was measured
+            metrics.append(MetricInput("steps to target", "lower", to_target(a), to_target(b),
+                                       spec.train.eval_every / 2, "first reached"))
+        a_div = sum(r.diverged for r in a) / len(a)
+        b_div = sum(r.diverged for r in b) / len(b)
+        missed = sum(r.steps_to_target is None and not r.diverged for r in [*a, *b]) if has_target else 0
+        # said only when a run did miss it (a note about censoring nothing misleads)
+        override, decided = None, None
+        note = f"runs that never reach the target count as {horizon} steps" if missed else ""
+        if a_div or b_div:
+            metrics.append(MetricInput("diverged (fraction of seeds)", "lower",
+                                       [float(r.diverged) for r in a], [float(r.diverged) for r in b],
+                                       0.0, "per run"))
+            note += (f"{'; ' if note else ''}diverged: {arm} {sum(r.diverged for r in a)}/{len(a)} seeds, {base} "
+                     f"{sum(r.diverged for r in b)}/{len(b)} (diverged runs are left out of the metrics)")
+        if a_div == 0 and b_div == 1:
+            override, decided = "supported", "divergence"
+            note = (f"decided by divergence, not by the metrics: {base} diverged at every seed, {arm} "
+                    "trained (BN tolerates this learning rate); the metrics compare nothing")
+        elif a_div == 1 and b_div == 0:
+            override, decided = "refuted", "divergence"
+            note = f"decided by divergence, not by the metrics: {arm} diverged at every seed, {base} trained"
+        elif a_div == 1 and b_div == 1:
+            note = "both arms diverged"
+        out.append(make_claim("C1", C1_STATEMENT, lr, arm, base, metrics, cfg, note, override,
+                              decided, seeds=seeds_of(a)))
     return out
 
 
@@ -79,20 +87,22 @@ HELP = """Train every arm (same init, same batches) at every learning rate and s
 Prints a table per learning rate x arm (final train loss, held-out accuracy or MSE, steps to
 the target, divergence), BN-minus-plain lines, and a C1 verdict per learning rate and BN arm.
 
-Verdict rule: the metrics are the final train loss, the best held-out error (or MSE), the
-steps to the target (a run that never reaches it counts one evaluation past the budget) and,
-when any run diverged, the fraction of seeds that diverged. Supported when every metric
-favours the BN arm by more than the margin (default 10%, verdict.margin), refuted when every
-metric favours the plain arm by the margin, else inconclusive; with >= 3 seeds each metric
-must also pass Welch's t-test (p < 0.05). If exactly one arm diverged at every seed, that
-alone decides.
+Verdict rule (SCIENCE.md, Verdicts), per seed BN arm vs plain (same init and batches): the
+final train loss, the best held-out error (or MSE; binomial noise floor over the held-out
+examples), the steps to the target (a run that never reaches it counts one evaluation past
+the budget; floor: half an evaluation interval) and, when any run diverged, the fraction of seeds
+that diverged. Supported when every metric's paired effect favours the BN arm by more than the
+margin (default 10%, verdict.margin) with its bootstrap interval clear of the margin and the
+Holm-adjusted paired p < 0.05; refuted likewise the other way; else inconclusive. Fewer than 3
+paired seeds: exploratory (the direction only). If exactly one arm diverged at every seed, that
+alone decides, and the verdict says "decided by divergence".
 
 Exit codes: 0 done (diverged arms are reported), 1 run failed, 2 bad spec or usage,
 130 interrupted (finished runs are still reported)."""
 
 
 def summarize(spec: Spec, records: Sequence[RunRecord], data: DataInfo) -> Summary:
-    return Summary(c1_claims(spec, records))
+    return Summary(c1_claims(spec, records, data.n_test))
 
 
 ANALYSIS = Analysis(

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from bncli.spec_types import Strict
 
-Verdict = Literal["supported", "refuted", "inconclusive"]
+Verdict = Literal["supported", "refuted", "inconclusive", "exploratory"]
 NAME = r"^[A-Za-z0-9_.\-]+$"
 
 
@@ -20,7 +20,9 @@ class Expectation(Strict):
     - `{metric: best_test_acc, arm: batchnorm, at_least: 0.9}` (`at_most`, or `less_than_arm:
       plain` / `greater_than_arm: plain` with a relative margin `by:`), at `lr:` or every lr;
     - `{diverged: plain, lr: 1.0}`: every seed of that arm diverged; `not_diverged`: none did.
-    `command:` picks the command when the comparison runs several.
+    `command:` picks the command when the comparison runs several. `known_deviation: "<why>"`
+    keeps a published prediction that bncli's measurement at this scale does not reproduce: when
+    not met it is reported as skipped with that reason (JUnit <skipped>), never as passed.
     """
 
     claim: Annotated[str, Field(pattern=r"^C[1-9]$")] | None = None
@@ -37,6 +39,7 @@ class Expectation(Strict):
     diverged: str | None = None
     not_diverged: str | None = None
     command: str | None = None
+    known_deviation: Annotated[str, Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> Expectation:

@@ -62,7 +62,7 @@ class BatchRun:
             return 130
         if any(e.failures for e in self.entries):
             return 3
-        return 1 if any(not o.passed for o in self.outcomes) else 0
+        return 1 if any(not o.passed and not o.skipped for o in self.outcomes) else 0
 
     def to_json(self) -> dict[str, Any]:
         from bncli import __version__
@@ -80,6 +80,7 @@ class BatchRun:
                 "jobs": self.n_jobs, "reused": self.n_reused, "failed": self.n_failed_jobs,
                 "expectations": len(outcomes),
                 "expectations_passed": sum(o.passed for o in outcomes),
+                "expectations_skipped": sum(o.skipped for o in outcomes),
             },
             "wall_s": self.wall_s,
             **({"previous_runs": self.previous} if self.previous else {}),

@@ -249,10 +249,15 @@ def print_renderables(renderables: Sequence[RenderableType | str]) -> None:
     """Print on stdout; a table too wide for the terminal even with every cell wrapped at its
     spaces is printed as several tables of its columns (bncli.render.compact.fit), so that no
     number is ever cut in two ("6.33e+0⏎0") or to "6.3…"."""
+    from rich.console import Group
+
     from bncli.render.compact import fit
 
     out = stdout_console()
-    for i, r in enumerate(renderables):
+    flat: list[RenderableType | str] = []
+    for r in renderables:  # a group of tables (claims + regime map) is fitted table by table
+        flat.extend(r.renderables if isinstance(r, Group) else [r])
+    for i, r in enumerate(flat):
         if i and isinstance(r, Table):
             out.print()  # compact tables have no frame: a blank line keeps them apart
         for part in fit(r, out) if isinstance(r, Table) else [r]:

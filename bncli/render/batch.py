@@ -26,14 +26,18 @@ def render_batch(run: BatchRun) -> list[Any]:
                             "arm and the plain arm)", style="yellow"))
     outcomes = run.outcomes
     if outcomes:
-        t = Table(title_justify="left", title=f"Expectations: {sum(o.passed for o in outcomes)}/{len(outcomes)} met",
+        n_skip = sum(o.skipped for o in outcomes)
+        skip = f", {n_skip} known deviation(s) skipped" if n_skip else ""
+        t = Table(title_justify="left",
+                  title=f"Expectations: {sum(o.passed for o in outcomes)}/{len(outcomes)} met{skip}",
                   show_lines=False)
         t.add_column("")
         t.add_column("comparison")
         t.add_column("expectation")
         t.add_column("numbers", overflow="fold")
         for o in outcomes:
-            mark = Text("✓", style="bold green") if o.passed else Text("✗", style="bold red")
+            mark = (Text("~", style="yellow") if o.skipped else
+                    Text("✓", style="bold green") if o.passed else Text("✗", style="bold red"))
             t.add_row(mark, Text(f"{o.cell} · {o.command}"), Text(o.expectation.describe()), Text(o.detail))
         out.append(t)
     reused = f", {run.n_reused} reused" if run.n_reused else ""

@@ -13,7 +13,8 @@ from bncli.io import atomic_write_bytes, atomic_write_json, atomic_write_text, c
 from bncli.results import Claim
 from bncli.stats import fmt  # noqa: F401  (re-exported for the renderers)
 
-VERDICT_STYLE = {"supported": "bold green", "refuted": "bold red", "inconclusive": "yellow"}
+VERDICT_STYLE = {"supported": "bold green", "refuted": "bold red", "inconclusive": "yellow",
+                 "exploratory": "dim"}
 
 
 def fmt_pm(pair: Sequence[float], digits: int = 4) -> str:
@@ -25,13 +26,14 @@ def fmt_pm(pair: Sequence[float], digits: int = 4) -> str:
     return f"{fmt(m, digits)} ± {fmt(s, 2)}"
 
 
-def verdict_text(verdict: str) -> Text:
-    return Text(verdict, style=VERDICT_STYLE.get(verdict, ""))
+def verdict_text(verdict: str, label: str | None = None) -> Text:
+    """The verdict styled by its kind; `label` is the text to show (default: the verdict)."""
+    return Text(label if label is not None else verdict, style=VERDICT_STYLE.get(verdict, ""))
 
 
 def claims_table(claims: Sequence[Claim], title: str = "Claims") -> Table:
     """One row per (claim, learning rate, BN arm): the verdict and every number behind it."""
-    from bncli.render.compact import has_p, num, rel_text
+    from bncli.render.compact import budgets_text, ci_text, has_p, num, stability_text, verdict_label
 
     with_p = has_p(claims)
     table = Table(title=title, title_justify="left", show_lines=True)
@@ -39,18 +41,28 @@ def claims_table(claims: Sequence[Claim], title: str = "Claims") -> Table:
     table.add_column("lr", justify="right", no_wrap=True)
     table.add_column("arm vs baseline")
     table.add_column("verdict")
-    table.add_column(f"metric: arm | baseline (Δ{', p' if with_p else ''}) → direction", overflow="fold")
+    table.add_column(f"metric: arm | baseline (Δ [95% CI]{', p, p adj' if with_p else ''}) → direction",
+                     overflow="fold")
     for c in claims:
-        lines = []
+        lines = [f"{c.n_seeds} paired seed(s) {c.seeds}; evidence: {c.evidence}; decided by {c.decided_by}; "
+                 f"stability {stability_text(c)}"
+                 + (f"; budgets 40→70→100%: {budgets_text(c)}" if budgets_text(c) else "")]
+        if c.parts:
+            lines.append("parts: " + ", ".join(f"{k} {v}" for k, v in c.parts.items()))
         for m in c.metrics:
-            p = f", p={num(m.p_value, 3)}" if m.p_value is not None else ""
+            p = f", p={num(m.p_value, 3)}, p adj={num(m.p_adj, 3)}" if m.p_value is not None else ""
+            w = f", Wilcoxon p={num(m.p_wilcoxon, 3)}" if m.p_wilcoxon is not None else ""
+            kind = "no worse than the baseline (TOST)" if m.test == "equivalence" else f"{m.better} is claimed"
+            agg = f"; {m.aggregate} per run" if m.aggregate else ""
+            fl = f"; floor {num(m.floor, 3)}" if m.floor else ""
+            drop = f"; {m.n_dropped} non-finite seed(s) left out" if m.n_dropped else ""
             lines.append(
-                f"{m.name} ({m.better} is claimed): {num(m.arm_mean)} | {num(m.baseline_mean)} "
-                f"({rel_text(m.rel_diff)}{p}) → {m.points}"
+                f"{m.name} ({kind}{agg}{fl}{drop}): {num(m.arm_mean)} | {num(m.baseline_mean)} "
+                f"({ci_text(m)}{p}{w}) → {m.points}"
             )
         if c.note:
             lines.append(f"note: {c.note}")
-        table.add_row(c.claim, num(c.lr), f"{c.arm} vs {c.baseline}", verdict_text(c.verdict),
+        table.add_row(c.claim, num(c.lr), f"{c.arm} vs {c.baseline}", verdict_text(c.verdict, verdict_label(c)),
                       "\n".join(lines))
     return table
 

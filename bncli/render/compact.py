@@ -71,6 +71,53 @@ def rel_text(rel: float | None) -> str:
     return f"{rel:+.1%}".replace("-", "−")
 
 
+def ci_text(m: Any) -> str:
+    """The effect with its paired-bootstrap interval as one word: '+35.2%[+20.1,+51.0]' (the
+    interval in percent), just the effect without an interval (one seed)."""
+    eff = rel_text(m.rel_diff)
+    ci = getattr(m, "ci", None)
+    if not ci or any(v is None or not math.isfinite(v) for v in ci) or abs(m.rel_diff) >= 9:
+        return eff
+    lo, hi = (f"{100 * v:+.0f}" if abs(v) >= 0.995 else f"{100 * v:+.1f}" for v in ci)
+    return f"{eff}[{lo},{hi}]".replace("-", "−")
+
+
+VERDICT_LETTER = {"supported": "S", "refuted": "R", "inconclusive": "I", "exploratory": "E"}
+
+
+def verdict_label(c: Claim) -> str:
+    """The verdict as printed everywhere: 'supported', 'exploratory (→ refuted)' below the seeds a
+    confirmatory verdict needs, plus what decided it when it was not the metrics."""
+    v = getattr(c, "verdict", "")
+    lean = getattr(c, "leaning", v)
+    text = f"exploratory→{lean}" if v == "exploratory" else v
+    by = getattr(c, "decided_by", "metrics")
+    if by not in ("metrics", "maths-check", "", None):  # C5 is always a check: its note says so
+        text += f" [by {by}]"
+    return text
+
+
+def stability_text(c: Claim) -> str:
+    s = getattr(c, "stability", None)
+    return "-" if s is None else f"{s:.0%}"
+
+
+def budgets_text(c: Claim) -> str:
+    """'I→R→R': the verdict at each budget (40 %, 70 %, 100 % of the steps), same runs."""
+    b = getattr(c, "budgets", None) or {}
+    if len(b) < 2:
+        return ""
+    keys = sorted(b, key=lambda k: float(k.rstrip("%")))
+    return "→".join(_letter(b[k]) for k in keys)
+
+
+def _letter(v: str) -> str:
+    """S/R/I for a verdict; lower case s/r/i for an exploratory one's leaning."""
+    if v.startswith("exploratory"):
+        return VERDICT_LETTER.get(v.split("→")[-1].strip(), "E").lower()
+    return VERDICT_LETTER.get(v, "?")
+
+
 def short_metric(name: str) -> str:
     """A claim metric's name without its trailing explanation in parentheses:
     'loss variation (max − min of L over the η′ grid)' -> 'loss variation'."""
@@ -93,43 +140,84 @@ def has_p(claims: Sequence[Claim]) -> bool:
 
 
 def short_claims_table(claims: Sequence[Claim], title: str) -> Table:
-    """One row per metric: claim, lr, arm vs baseline and verdict on the claim's first row, then
-    the metric, both means, Δ (relative; a ratio when large), p (only with enough seeds for a test)
-    and whether it points the claimed way. Notes are in --detail."""
+    """One row per metric: claim, lr, arm vs baseline, verdict, stability and budgets on the claim's
+    first row, then the metric, both means, the paired effect Δ with its interval, the
+    Holm-adjusted p (only with enough seeds for a test) and whether it points the claimed way."""
     with_p = has_p(claims)
-    t = table(title, caption="↓/↑: the claimed direction for the arm; ✓ points that way by more than "
-              "the margin, ✗ the other way, · neither; Δ relative to the baseline"
-              + ("; p: Welch's t-test over seeds" if with_p else "")
-              + ". --detail adds each verdict's notes.")
+    with_b = any(budgets_text(c) for c in claims)
+    with_s = any(c.stability is not None for c in claims)
+    t = table(title, caption="✓/✗/·: claimed way (↓/↑) beyond the margin / other way / neither; Δ: paired "
+              "effect [95% CI, %]"
+              + ("; p adj: paired t, Holm" if with_p else "")
+              + ("; n: paired seeds·stability" if with_s else "; exploratory: < 3 paired seeds")
+              + ("; budgets: 40→70→100% of the steps" if with_b else "") + ".")
     t.add_column("claim")
     t.add_column("lr", justify="right", no_wrap=True)
     bases = {c.baseline for c in claims}
     one_base = len(bases) == 1  # then the header names it, and the column is narrower
     t.add_column(f"arm (vs {next(iter(bases))})" if one_base else "arm vs baseline", max_width=20)
-    t.add_column("verdict")
+    t.add_column("verdict", no_wrap=True)
+    if with_s:
+        t.add_column("n·stab.", justify="right", no_wrap=True)
+    if with_b:
+        t.add_column("budgets", no_wrap=True)
     t.add_column("metric")
     t.add_column("arm", justify="right", no_wrap=True)
     t.add_column("baseline", justify="right", no_wrap=True)
-    t.add_column("Δ", justify="right", no_wrap=True)
+    t.add_column("Δ [CI]", justify="right", no_wrap=True)
     if with_p:
-        t.add_column("p", justify="right", no_wrap=True)
+        t.add_column("p adj", justify="right", no_wrap=True)
     t.add_column("", no_wrap=True)
     from bncli.render.common import verdict_text
 
     for i, c in enumerate(claims):
         for j, m in enumerate(c.metrics or [None]):  # type: ignore[list-item]
             arm = c.arm if one_base else f"{c.arm} vs {c.baseline}"
-            head = ([c.claim, num(c.lr), arm, verdict_text(c.verdict)] if j == 0
-                    else ["", "", "", ""])
+            head = ([c.claim, num(c.lr), arm, verdict_text(c.verdict, verdict_label(c)),
+                     *([f"{c.n_seeds}·{stability_text(c)}"] if with_s else []),
+                     *([budgets_text(c)] if with_b else [])] if j == 0
+                    else ["", "", "", "", *([""] if with_s else []), *([""] if with_b else [])])
             if m is None:
                 t.add_row(*head, "-", "", "", "", *([""] if with_p else []), "")
                 continue
-            cells = [f"{ARROW.get(m.better, '')} {short_metric(m.name)}", num(m.arm_mean),
-                     num(m.baseline_mean), rel_text(m.rel_diff)]
+            cells = [f"{ARROW.get(m.better, '')}{'≈' if m.test == 'equivalence' else ''} "
+                     f"{short_metric(m.name)}", num(m.arm_mean), num(m.baseline_mean), ci_text(m)]
             if with_p:
-                cells.append(num(m.p_value, 2) if m.p_value is not None else "")
+                cells.append(num(m.p_adj, 2) if m.p_adj is not None else "")
             t.add_row(*head, *cells, MARK.get(m.points, ""),
                       end_section=j == len(c.metrics) - 1 and i < len(claims) - 1)
+    return t
+
+
+def regime_table(claims: Sequence[Claim]) -> Table | None:
+    """The regime map: one row per claim and arm, its verdict at every learning rate it was run
+    at (with the budgets), so a verdict that flips with the lr shows in one row. None when no claim
+    was judged at two learning rates (the claims table's budgets column is then the whole row)."""
+    from bncli.regimes import regime_rows
+
+    lrs, rows = regime_rows(claims)
+    if not rows:
+        return None
+    t = table("Regimes: each claim's verdict per learning rate (budgets 40→70→100% of the steps)",
+              caption="(stability); budgets S/R/I, lower case: exploratory")
+    t.add_column("claim")
+    t.add_column("arm vs baseline", max_width=24)
+    for lr in lrs:
+        t.add_column(f"lr {num(lr)}", no_wrap=True)
+    from bncli.render.common import verdict_text
+
+    for r in rows:
+        cells = []
+        for lr in lrs:
+            c = r["by_lr"].get(lr)
+            if c is None:
+                cells.append("")
+                continue
+            b = budgets_text(c)
+            stab = f" ({stability_text(c)})" if c.stability is not None else ""
+            lab = verdict_label(c)
+            cells.append(verdict_text(c.verdict, f"{lab}{stab}" + (f" {b}" if b else "")))
+        t.add_row(r["claim"], f"{r['arm']} vs {r['baseline']}", *cells)
     return t
 
 
@@ -139,12 +227,18 @@ def claims_output(result: Any, title: str, detail: bool,
     from bncli.render.common import claims_block
 
     if detail or not result.claims:
-        return claims_block(result, title, missing)
-    t = short_claims_table(result.claims, title)
-    left = result.tables.get("left_out") if hasattr(result, "tables") else None
-    if left:
-        t.caption = f"{t.caption} Verdicts use complete, paired runs only; left out: {', '.join(left)}"
-    return t
+        block = claims_block(result, title, missing)
+    else:
+        block = short_claims_table(result.claims, title)
+        left = result.tables.get("left_out") if hasattr(result, "tables") else None
+        if left:
+            block.caption = f"{block.caption} Verdicts use complete, paired runs only; left out: {', '.join(left)}"
+    regimes = regime_table(result.claims) if result.claims else None
+    if regimes is None:
+        return block
+    from rich.console import Group
+
+    return Group(block, regimes)
 
 
 def detail_hint(what: str = "the per-layer tables") -> Text:

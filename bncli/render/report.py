@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bncli.errors import SchemaError, UsageError
-from bncli.results import SCHEMA_VERSION, Claim, CommandResult, MetricComparison
+from bncli.results import READABLE_VERSIONS, SCHEMA_VERSION, Claim, CommandResult, MetricComparison
 
 FORMATS = ("md", "html")
 FILES_DIR = "report_files"  # the PNGs report.md links to
@@ -88,6 +88,7 @@ class Report:
     verdicts: list[Verdict]
     sections: list[Section]
     provenance: dict[str, Any]
+    regime_png: bytes | None = None  # the regime map (render/regimes.py)
 
 
 # ------------------------------------------------------------------ loading
@@ -107,7 +108,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _check_version(path: Path, doc: dict[str, Any]) -> None:
     version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise SchemaError(f"{path}: schema_version {version!r}: this bncli reads schema_version "
                           f"{SCHEMA_VERSION} (made by bncli {doc.get('bncli_version', '?')})")
 
@@ -170,8 +171,10 @@ def metric_text(m: MetricComparison, short: bool = False) -> str:
     from bncli.stats import fmt
 
     name = re.sub(r"\s*\(.*\)$", "", m.name) if short else m.name
-    p = f", p={m.p_value:.3g}" if m.p_value is not None else ""
-    return f"{name}: {fmt(m.arm_mean)} vs {fmt(m.baseline_mean)} ({rel_text(m)}{p})"
+    from bncli.render.compact import ci_text
+
+    p = f", p adj={m.p_adj:.3g}" if m.p_adj is not None else ""
+    return f"{name}: {fmt(m.arm_mean)} vs {fmt(m.baseline_mean)} ({ci_text(m)}{p})"
 
 
 def deciding_metric(c: Claim) -> MetricComparison | None:
@@ -377,8 +380,11 @@ def build_report(folder: Path, jobs: int | None = None, figure_format: str = "pn
         title = f"bncli report: {batch.get('batch_file') or folder.name}"
     else:
         title = f"bncli report: {docs[0].group} · {docs[0].result.command}"
+    from bncli.render.regimes import regime_png
+
     return Report(title, kind, folder, docs, batch, problems, regimes, _claim_order(seen), verdicts,
-                  build_sections(docs, colors, jobs, figure_format, figure_size), provenance(docs, batch))
+                  build_sections(docs, colors, jobs, figure_format, figure_size), provenance(docs, batch),
+                  regime_png(docs))
 
 
 def write_report(folder: Path, formats: Sequence[str] = FORMATS, jobs: int | None = None,
@@ -414,6 +420,11 @@ def write_report(folder: Path, formats: Sequence[str] = FORMATS, jobs: int | Non
                 if fig is not None and fig.data is not None:
                     atomic_write_bytes(files / fig.filename, fig.data)
                     written.append(files / fig.filename)
+        if report.regime_png is not None:
+            from bncli.render.regimes import FILENAME
+
+            atomic_write_bytes(files / FILENAME, report.regime_png)
+            written.append(files / FILENAME)
         atomic_write_text(folder / "report.md", to_markdown(report))
         written.append(folder / "report.md")
     if "html" in formats:

@@ -14,8 +14,8 @@ from bncli.render.report import FILES_DIR, Doc, Report, Verdict, metric_text, no
 from bncli.results import Claim
 from bncli.stats import fmt
 
-SYMBOL = {"supported": "✓", "refuted": "✗", "inconclusive": "?"}
-EMOJI = {"supported": "🔵", "refuted": "🟠", "inconclusive": "🟡"}  # the HTML's Okabe–Ito colours
+SYMBOL = {"supported": "✓", "refuted": "✗", "inconclusive": "?", "exploratory": "~"}
+EMOJI = {"supported": "🔵", "refuted": "🟠", "inconclusive": "🟡", "exploratory": "⚪"}  # the HTML's Okabe–Ito colours
 
 
 def short_decided(v: Verdict) -> str:
@@ -49,13 +49,17 @@ def headline(r: Report) -> str:
 
 def metric_rows(c: Claim) -> Iterator[list[str]]:
     for i, m in enumerate(c.metrics):
+        from bncli.render.compact import ci_text, stability_text, verdict_label
+
+        head = (f"{verdict_label(c)} ({c.n_seeds} seed(s), stability {stability_text(c)})" if i == 0 else "")
         yield [fmt(c.lr) if i == 0 else "", f"{c.arm} vs {c.baseline}" if i == 0 else "",
-               c.verdict if i == 0 else "", m.name, m.better, fmt(m.arm_mean), fmt(m.baseline_mean),
-               rel_text(m), "-" if m.p_value is None else f"{m.p_value:.3g}", m.points]
+               head, m.name, "no worse (TOST)" if m.test == "equivalence" else m.better,
+               fmt(m.arm_mean), fmt(m.baseline_mean), ci_text(m),
+               "-" if m.p_adj is None else f"{m.p_adj:.3g}", m.points]
 
 
-METRIC_HEAD = ["η", "arm vs baseline", "verdict", "metric", "claimed", "arm", "baseline", "rel. diff", "p",
-               "points"]
+METRIC_HEAD = ["η", "arm vs baseline", "verdict", "metric", "claimed", "arm", "baseline", "Δ [95% CI]",
+               "p (Holm)", "points"]
 
 
 def run_rows(docs: list[Doc]) -> tuple[list[str], list[list[str]]]:
@@ -146,8 +150,12 @@ def to_markdown(r: Report) -> str:
                                       for v in vs) or "·")
             rows.append([g.group, fmt(g.lr), g.arm, *cells])
         out += _md_table(head, rows)
-        out += ["🔵 supported · 🟠 refuted · 🟡 inconclusive · `·` not judged here. Each verdict compares the "
-                "arm with its baseline at that learning rate; its footnote gives the number that decided it.", ""]
+        out += ["🔵 supported · 🟠 refuted · 🟡 inconclusive · ⚪ exploratory (fewer than 3 paired seeds) · `·` not "
+                "judged here. Each verdict compares the arm with its baseline at that learning rate; its footnote "
+                "gives the number that decided it.", ""]
+        from bncli.render.regimes import regimes_markdown
+
+        out += regimes_markdown(r, FILES_DIR)
     else:
         out += ["No verdicts: the results hold no complete pair of arms to compare.", ""]
     if r.batch is not None:
@@ -297,7 +305,9 @@ def to_html(r: Report) -> str:
         toc.append(("expectations", "Expectations"))
     toc += [(sec.claim.lower(), sec.claim) for sec in r.sections] + [("runs", "Runs"), ("provenance", "Provenance")]
     body.append("<nav>" + "".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in toc) + "</nav>")
-    body += ['<section id="verdicts"><h2>Verdicts</h2>', _grid_html(r), "</section>"]
+    from bncli.render.regimes import regimes_html
+
+    body += ['<section id="verdicts"><h2>Verdicts</h2>', _grid_html(r), regimes_html(r), "</section>"]
     if r.batch is not None:
         exps = r.batch.get("expectations", [])
         body.append('<section id="expectations"><h2>Expectations</h2>')
