@@ -42,6 +42,7 @@ class RunJob:
     seed: int
     spec_json: str
     probes: tuple[str, ...] = ()
+    numerics: str = "single"  # single, or fused: trained in a batched group (bncli.runner.fused)
 
     @property
     def spec(self) -> Spec:
@@ -55,11 +56,11 @@ class RunJob:
     def key(self) -> str:
         """A content key: equal for jobs that would produce the same record (threads and the
         spec's name don't count; a data file counts by its bytes)."""
-        return _job_key(self.analysis, self.spec_json, self.probes)
+        return _job_key(self.analysis, self.spec_json, self.probes, self.numerics)
 
 
 @lru_cache(maxsize=4096)
-def _job_key(analysis: str, spec_json: str, probes: tuple[str, ...]) -> str:
+def _job_key(analysis: str, spec_json: str, probes: tuple[str, ...], numerics: str = "single") -> str:
     from bncli.data.registry import key_material
 
     doc = json.loads(spec_json)
@@ -67,6 +68,8 @@ def _job_key(analysis: str, spec_json: str, probes: tuple[str, ...]) -> str:
     spec = _spec_from_json(spec_json)
     material = {"format": JOB_FORMAT, "analysis": analysis, "probes": list(probes), "spec": doc,
                 "data_digest": key_material(spec.data)}
+    if numerics != "single":  # single keys stay what they were: their records are bitwise the same
+        material["numerics"] = numerics
     return hashlib.sha256(canonical(material).encode()).hexdigest()[:24]
 
 
@@ -75,6 +78,7 @@ def job_spec(spec: Spec, sections: list[str], arm_name: str, lr: float, seed: in
     (of the analysis settings, only the `sections` its probes read)."""
     d = spec.model_dump(mode="json")
     d["name"] = "run"
+    d.pop("fuse", None)  # how to compute is RunJob.numerics (in the key), not part of the run
     d["seed"] = seed
     d["seeds"] = 1
     d["arms"] = [a for a in d["arms"] if a["name"] == arm_name]
@@ -84,8 +88,9 @@ def job_spec(spec: Spec, sections: list[str], arm_name: str, lr: float, seed: in
     return canonical(d)
 
 
-def make_job(spec: Spec, analysis: str, arm_name: str, lr: float, seed: int) -> RunJob:
-    """One job of `analysis` on an arm of `spec`, with the probes the analysis plans for it."""
+def make_job(spec: Spec, analysis: str, arm_name: str, lr: float, seed: int, fuse: bool = False) -> RunJob:
+    """One job of `analysis` on an arm of `spec`, with the probes the analysis plans for it;
+    `fuse`: numerics fused where the arm, model, optimizer and probes allow it."""
     from bncli.analyses import get_analysis
     from bncli.probes.registry import sections_of
 
@@ -93,10 +98,19 @@ def make_job(spec: Spec, analysis: str, arm_name: str, lr: float, seed: int) -> 
     arm = next(x for x in spec.arms if x.name == arm_name)
     probes = tuple(a.plan_probes(spec, arm))
     sections = ([a.section] if a.section else []) + [s for s in sections_of(probes) if s != a.section]
-    return RunJob(a.name, arm_name, lr, seed, job_spec(spec, sections, arm_name, lr, seed), probes)
+    numerics = "single"
+    if fuse:
+        from bncli.runner.fused import fusable
+
+        numerics = "fused" if fusable(spec, arm, probes) else "single"
+    return RunJob(a.name, arm_name, lr, seed, job_spec(spec, sections, arm_name, lr, seed), probes,
+                  numerics)
 
 
 def plan(spec: Spec, analysis: str) -> list[RunJob]:
-    """Every seed x learning rate x arm of the spec for one analysis, in the order they report."""
-    return [make_job(spec, analysis, arm.name, lr, seed)
+    """Every seed x learning rate x arm of the spec for one analysis, in the order they report.
+    With `fuse: auto` and at least two runs per arm, each arm's runs are planned fused where they
+    can be (bncli.runner.fused.fusable); the runner trains them as one group."""
+    fuse = spec.fuse == "auto" and len(spec.seed_list) * len(spec.train.lr) > 1
+    return [make_job(spec, analysis, arm.name, lr, seed, fuse)
             for seed in spec.seed_list for lr in spec.train.lr for arm in spec.arms]

@@ -68,6 +68,7 @@ class RunRecord:
     # the learning rate at each of `steps` (its last update's) when train.schedule or warmup
     # varies it; empty (and left out of the JSON) for a constant lr
     lr_curve: list[float] = field(default_factory=list)
+    numerics: str = "single"  # how it was computed: single (one model) or fused (bncli.runner.fused)
 
     @property
     def diverged(self) -> bool:

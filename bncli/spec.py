@@ -452,6 +452,12 @@ class Spec(Strict):
     threads: Literal["auto"] | Annotated[Int, Field(gt=0, le=MAX_THREADS)] | None = Field(
         "auto", description="torch CPU threads per run: auto (1 unless a step is large), N, or null "
         "(torch's default: every core)")
+    # fused sweeps (bncli.runner.fused): the runs of one arm that differ only in seed and lr train
+    # as one batched model; records say `numerics: fused` (float32 results differ from single runs
+    # by rounding; float64 equal to 1e-10)
+    fuse: Literal["auto", "off"] = Field(
+        "auto", description="auto: train the seeds x lrs of an arm as one batched model where the model, "
+        "optimizer and probes allow (records say numerics: fused); off: every run alone")
     data: DataSpec = Field(default_factory=DataSpec, description="where the examples come from")
     model: ModelSpec = Field(default_factory=ModelSpec, description="the network every arm shares")
     arms: list[ArmSpec] = Field(

@@ -34,7 +34,7 @@ def execute(
     reporter: Reporter | None = None,
     on_result: Callable[[JobResult], Any] | None = None,
 ) -> Execution:
-    """Run a plan on `executor` (default: serially here, with the single runner), in the groups
+    """Run a plan on `executor` (default: serially here, with the default runner), in the groups
     its runner makes. Ctrl-C keeps every finished result; identical jobs run once."""
     if executor is None:
         from bncli.executors.serial import SerialExecutor

@@ -17,7 +17,7 @@ from typing import Any
 
 from bncli.executors.base import JobResult, Reporter
 from bncli.plan import RunJob
-from bncli.runner import Runner, SingleRunner
+from bncli.runner import Runner, default_runner
 
 
 def _worker(conn: Connection, threads: int, runner: Any) -> None:
@@ -99,7 +99,7 @@ class LocalExecutor:
                  runner: Runner | None = None) -> None:
         self.jobs = max(1, jobs)
         self.threads = threads or default_threads(self.jobs)
-        self.runner = runner if runner is not None else SingleRunner(probe_factory)
+        self.runner = runner if runner is not None else default_runner(probe_factory)
         _context()  # start the server now: it imports torch while this process checks the specs
 
     @staticmethod

@@ -21,7 +21,7 @@ from typing import Any
 from bncli.errors import DeviceError, UsageError
 from bncli.executors.base import JobResult, Reporter
 from bncli.plan import RunJob
-from bncli.runner import Runner, SingleRunner
+from bncli.runner import Runner, default_runner
 
 INSTALL_HINT = "--backend ray needs Ray: pip install 'bncli[ray]' (or pip install ray)"
 
@@ -100,7 +100,7 @@ class RayExecutor:
         self.max_retries = max_retries
         self.num_cpus = num_cpus
         self.threads_per_job = threads_per_job
-        self.runner = runner if runner is not None else SingleRunner(probe_factory)
+        self.runner = runner if runner is not None else default_runner(probe_factory)
 
     # -- lifecycle --------------------------------------------------------------------------------
 

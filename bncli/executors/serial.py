@@ -8,18 +8,18 @@ from typing import Any
 from bncli.errors import BncliError
 from bncli.executors.base import JobResult, Reporter
 from bncli.plan import RunJob
-from bncli.runner import Runner, SingleRunner, group_label
+from bncli.runner import Runner, default_runner, group_label
 
 
 class SerialExecutor:
-    """Runs each group here, in order, with `runner` (default: SingleRunner(probe_factory)). A
+    """Runs each group here, in order, with `runner` (default: bncli.runner.default_runner). A
     group that raises becomes failed JobResults unless `raise_errors` (what single subcommands
     want: the error is the command's error)."""
 
     def __init__(self, raise_errors: bool = True, probe_factory: Callable[..., Sequence[Any]] | None = None,
                  runner: Runner | None = None) -> None:
         self.raise_errors = raise_errors
-        self.runner = runner if runner is not None else SingleRunner(probe_factory)
+        self.runner = runner if runner is not None else default_runner(probe_factory)
 
     def run(self, groups: Sequence[Sequence[RunJob]], reporter: Reporter | None = None) -> Iterator[JobResult]:
         for group in groups:

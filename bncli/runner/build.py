@@ -92,7 +92,8 @@ def steps_to_target(spec: Spec, outcome: TrainOutcome, task: str) -> int | None:
     return None
 
 
-def record_of(spec: Spec, job: Any, outcome: TrainOutcome, probes: Sequence[Any], task: str) -> RunRecord:
+def record_of(spec: Spec, job: Any, outcome: TrainOutcome, probes: Sequence[Any], task: str,
+              numerics: str = "single") -> RunRecord:
     """A finished run as plain data: curves, outcome and each probe's result."""
     h = outcome.history
     return RunRecord(
@@ -113,4 +114,5 @@ def record_of(spec: Spec, job: Any, outcome: TrainOutcome, probes: Sequence[Any]
         interrupted=outcome.interrupted,
         probes={p.name: p.result() for p in probes},
         lr_curve=list(h.lr) if scheduled(spec.train) else [],
+        numerics=numerics,
     )

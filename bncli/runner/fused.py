@@ -1,0 +1,462 @@
+"""FusedRunner: the runs of one arm that differ only in seed and learning rate train as ONE batched
+model (weights stacked [K, out, in], one `baddbmm` per layer, BN as one `F.batch_norm` over a
+[B, K·U] view, per-member learning rates as a tensor, one foreach update).
+
+Each member keeps what its single run has: its initial weights (built exactly as run_job builds
+them), its batch order, its learning rate, its divergence (detected at the same flush points as
+bncli.train; a diverged member's lr becomes 0 and its record ends at its divergence step), its
+evaluation points and its probes. Probes see a per-member `Net` with copied weights, gradients and
+BN buffers on their due steps only (`materialize`), so probe code is the single path's.
+
+The numbers are the single path's maths in batched kernels: equal to single runs to ~1e-14 in
+float64 (tests/test_fused.py), to rounding in float32 (plain nets ~1e-6; BN nets drift further on
+long horizons at large lrs: float32 rounding amplified by the dynamics). Records say
+`numerics: fused` and jobs are keyed apart from single ones (bncli.plan), so `--resume` never mixes
+them.
+
+Fused: MLP families, arms with norm none or batch (pre or post, affine or not, no noise), SGD
+(momentum, weight decay) and Adam, probes whose registry entry says `fusable`. Anything else is
+planned `numerics: single` and trained by run_job."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from bncli.plan import RunJob, canonical
+from bncli.results import RunRecord
+from bncli.runner.base import Progress
+
+FUSED_FAMILIES = ("mlp",)
+FUSED_NORMS = ("none", "batch")
+_ACT = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "linear": None}
+_ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults (what make_optimizer uses)
+_ADAM_EPS = 1e-8
+
+
+def fusable(spec: Any, arm: Any, probes: Sequence[str]) -> bool:
+    """Whether a job can train in a fused group: the model family, the arm's normalization, the
+    optimizer and every probe it runs must be supported."""
+    from bncli.probes.registry import probe_kind
+
+    return (spec.model.kind in FUSED_FAMILIES and arm.norm in FUSED_NORMS and not arm.noise
+            and spec.train.optimizer in ("sgd", "adam")
+            and all(probe_kind(p).fusable for p in probes))
+
+
+def fused_group_key(job: RunJob) -> str:
+    """Jobs that may train together: same analysis, probes and spec except seed and lr."""
+    doc = json.loads(job.spec_json)
+    doc.pop("seed", None)
+    doc["train"].pop("lr", None)
+    material = canonical({"analysis": job.analysis, "probes": list(job.probes), "spec": doc})
+    return "fused:" + hashlib.sha256(material.encode()).hexdigest()[:24]
+
+
+class FusedRunner:
+    """Groups fused jobs by `fused_group_key`; single jobs are their own group (run_job)."""
+
+    name = "fused"
+
+    def group_key(self, job: RunJob) -> str:
+        return fused_group_key(job) if job.numerics == "fused" else job.key
+
+    def run(self, jobs: Sequence[RunJob], data: Any = None, progress: Progress | None = None) -> list[RunRecord]:
+        from bncli.runner.single import run_job
+
+        if all(j.numerics == "fused" for j in jobs):
+            return train_fused(list(jobs), data, progress)
+        return [run_job(j, data, None, progress) for j in jobs]
+
+
+# --------------------------------------------------------------------------- the batched model
+
+
+class _Member:
+    """One member's bookkeeping: its single-path state (bncli.train's locals), its Net view."""
+
+    def __init__(self, job: RunJob, net: Any, probes: list[Any], batches: Any) -> None:
+        from bncli.train import History
+
+        self.job = job
+        self.net = net
+        self.probes = probes
+        self.batches = batches
+        self.hist = History()
+        self.first_loss: float | None = None
+        self.all_losses: list[float] = []
+        self.since_eval: list[float] = []
+        self.diverged: tuple[int, str] | None = None
+        self.run: Any = None
+
+
+class StackedMLP:
+    """K MLPs of one architecture as stacked tensors: parameters [K, ...] (leaves with grads),
+    buffers [K, ...]; `forward(x)` with x [K, B, ...] (training: per-member batches) or
+    [N, ...] (eval: one input for every member)."""
+
+    def __init__(self, nets: Sequence[Any]) -> None:
+        first = nets[0]
+        self.k = len(nets)
+        self.names = [n for n, _ in first.named_parameters()]
+        self.buffer_names = [n for n, _ in first.named_buffers()]
+        with torch.no_grad():
+            self.params = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in nets]).requires_grad_()
+                           for n in self.names}
+            self.buffers = {n: torch.stack([dict(m.named_buffers())[n].detach() for m in nets]).contiguous()
+                            for n in self.buffer_names}
+        self.flat_buffers = {n: b.view(-1) for n, b in self.buffers.items()}
+        self.forwards = 0  # training-mode forward passes (BN's num_batches_tracked)
+        self.layers = []
+        for name, blk in first.layers.items():
+            pre = f"layers.{name}"
+            norm = blk.norm if blk.norm_kind == "batch" else None
+            self.layers.append((
+                self.params[f"{pre}.fc.weight"], self.params.get(f"{pre}.fc.bias"),
+                norm is not None, self.params.get(f"{pre}.norm.weight"), self.params.get(f"{pre}.norm.bias"),
+                self.flat_buffers.get(f"{pre}.norm.running_mean"), self.flat_buffers.get(f"{pre}.norm.running_var"),
+                None if norm is None else float(norm.momentum), None if norm is None else float(norm.eps),
+                blk.position,
+            ))
+        self.act = _ACT[_activation_of(first)]
+        self.head = (self.params["head.weight"], self.params.get("head.bias"))
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.params[n] for n in self.names]
+
+    def _bn(self, h: torch.Tensor, g: Any, b: Any, rm: Any, rv: Any, mom: Any, eps: Any, training: bool) -> torch.Tensor:
+        k, n, u = h.shape
+        flat = h.transpose(0, 1).reshape(n, k * u)  # [B, K·U]: one BN over every member's units
+        out = F.batch_norm(flat, rm, rv, None if g is None else g.reshape(-1), None if b is None else b.reshape(-1),
+                           training, mom, eps)
+        return out.view(n, k, u).transpose(0, 1)
+
+    def forward(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        shared = not training  # eval: one input [N, ...] for every member
+        h = x.flatten(2) if training else x.flatten(1)
+        for w, bias, bn, g, b, rm, rv, mom, eps, position in self.layers:
+            if shared:
+                h = torch.matmul(h, w.transpose(1, 2))
+                if bias is not None:
+                    h = h + bias.unsqueeze(1)
+                shared = False
+            elif bias is not None:
+                h = torch.baddbmm(bias.unsqueeze(1), h, w.transpose(1, 2))
+            else:
+                h = torch.bmm(h, w.transpose(1, 2))
+            if position == "pre":
+                if bn:
+                    h = self._bn(h, g, b, rm, rv, mom, eps, training)
+                if self.act is not None:
+                    h = self.act(h)
+            else:
+                if self.act is not None:
+                    h = self.act(h)
+                if bn:
+                    h = self._bn(h, g, b, rm, rv, mom, eps, training)
+        w, bias = self.head
+        if shared:
+            h = torch.matmul(h, w.transpose(1, 2))
+            return h if bias is None else h + bias.unsqueeze(1)
+        if bias is not None:
+            return torch.baddbmm(bias.unsqueeze(1), h, w.transpose(1, 2))
+        return torch.bmm(h, w.transpose(1, 2))
+
+    @torch.no_grad()
+    def materialize(self, k: int, net: Any, grads: bool = False) -> None:
+        """Member k's current weights (and gradients, BN buffers) into its own Net."""
+        for n, p in net.named_parameters():
+            p.copy_(self.params[n][k])
+            if grads:
+                g = self.params[n].grad
+                p.grad = None if g is None else g[k].clone()
+        for n, b in net.named_buffers():
+            if n.endswith("num_batches_tracked"):
+                b.copy_(self._nbt0[n][k] + self.forwards)
+            else:
+                b.copy_(self.buffers[n][k])
+
+    def buffers_of(self, k: int) -> dict[str, torch.Tensor]:
+        """Member k's BN buffers as a state snapshot (bncli.train.buffer_snapshot's form)."""
+        out = {}
+        for n in self.buffer_names:
+            if n.endswith("num_batches_tracked"):
+                out[n] = self._nbt0[n][k] + self.forwards
+            else:
+                out[n] = self.buffers[n][k].clone()
+        return out
+
+    def keep_counters(self) -> None:
+        self._nbt0 = {n: b.clone() for n, b in self.buffers.items() if n.endswith("num_batches_tracked")}
+
+
+def _activation_of(net: Any) -> str:
+    act = next(iter(net.layers.values())).act
+    for name, fn in (("relu", torch.nn.ReLU), ("sigmoid", torch.nn.Sigmoid), ("tanh", torch.nn.Tanh)):
+        if isinstance(act, fn):
+            return name
+    return "linear"
+
+
+def _lr_view(lr: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    return lr.view(-1, *([1] * (p.dim() - 1)))
+
+
+class FusedOptimizer:
+    """SGD (momentum, weight decay) and Adam over stacked parameters with a per-member lr, as
+    torch.optim's single-tensor maths, in foreach ops (one call per op for every tensor)."""
+
+    def __init__(self, params: list[torch.Tensor], lrs: torch.Tensor, train: Any) -> None:
+        self.params = params
+        self.lrs = lrs
+        self.kind = train.optimizer
+        self.momentum = train.momentum
+        self.wd = train.weight_decay
+        self.lr_views = [_lr_view(lrs, p) for p in params]
+        self.state: list[torch.Tensor] | None = None
+        self.state2: list[torch.Tensor] | None = None
+        self.t = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        grads = [p.grad for p in self.params]
+        if self.wd:
+            grads = torch._foreach_add(grads, self.params, alpha=self.wd)
+        self.t += 1
+        if self.kind == "sgd":
+            if self.momentum:
+                if self.state is None:
+                    self.state = [g.detach().clone() for g in grads]
+                else:
+                    torch._foreach_mul_(self.state, self.momentum)
+                    torch._foreach_add_(self.state, grads)
+                grads = self.state
+            torch._foreach_sub_(self.params, torch._foreach_mul(grads, self.lr_views))
+            return
+        b1, b2 = _ADAM_BETAS
+        if self.state is None:
+            self.state = [torch.zeros_like(p) for p in self.params]
+            self.state2 = [torch.zeros_like(p) for p in self.params]
+        assert self.state2 is not None
+        torch._foreach_lerp_(self.state, grads, 1 - b1)
+        torch._foreach_mul_(self.state2, b2)
+        torch._foreach_addcmul_(self.state2, grads, grads, 1 - b2)
+        bc1 = 1 - b1 ** self.t
+        bc2_sqrt = math.sqrt(1 - b2 ** self.t)
+        denom = torch._foreach_sqrt(self.state2)
+        torch._foreach_div_(denom, bc2_sqrt)
+        torch._foreach_add_(denom, _ADAM_EPS)
+        upd = torch._foreach_div(self.state, denom)
+        torch._foreach_mul_(upd, [v / bc1 for v in self.lr_views])
+        torch._foreach_sub_(self.params, upd)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _losses(out: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
+    """Per-member mean loss [K] of out [K, B, C] against y [K, B, ...]: bncli.models.loss_fn_for's."""
+    k, n = out.shape[0], out.shape[1]
+    if task == "classification":
+        return F.cross_entropy(out.reshape(k * n, -1), y.reshape(k * n), reduction="none").view(k, n).mean(1)
+    return (out - y).pow(2).reshape(k, -1).mean(1)
+
+
+@torch.no_grad()
+def _evaluate(model: StackedMLP, x: torch.Tensor, y: torch.Tensor, task: str,
+              chunk: int = 4096) -> tuple[list[float], list[float | None]]:
+    """bncli.train.evaluate for every member: mean loss and accuracy in eval mode."""
+    k = model.k
+    total = torch.zeros(k, dtype=torch.float64, device=x.device)
+    correct = torch.zeros(k, dtype=torch.long, device=x.device)
+    n = x.shape[0]
+    for i in range(0, n, chunk):
+        out = model.forward(x[i : i + chunk], training=False)
+        yb = y[i : i + chunk]
+        m = out.shape[1]
+        if task == "classification":
+            per = F.cross_entropy(out.reshape(k * m, -1), yb.repeat(k), reduction="none").view(k, m)
+            total += per.sum(1).double()
+            correct += (out.argmax(2) == yb).sum(1)
+        else:
+            per_example = yb[0].numel()
+            total += (out - yb).pow(2).reshape(k, -1).sum(1).double() / per_example
+    losses = (total / n).tolist()
+    accs: list[float | None] = ((correct.double() / n).tolist() if task == "classification" else [None] * k)
+    return losses, accs
+
+
+def train_fused(jobs: list[RunJob], data: Any = None, progress: Progress | None = None) -> list[RunRecord]:
+    """Train a fused group (jobs equal but for seed and lr) as one batched model; one record per
+    job, equal to its single run's up to rounding (see the module docstring)."""
+    from bncli.data import batch_indices
+    from bncli.models import loss_fn_for
+    from bncli.probes.registry import make_probes
+    from bncli.runner.build import build_arm_model, initial_model, record_of
+    from bncli.runner.cache import job_data
+    from bncli.runtime import configure_threads, resolve_threads
+    from bncli.train import RunContext, StepContext, TrainOutcome, _first_bad
+
+    spec = jobs[0].spec
+    data = data if data is not None else job_data(spec)
+    configure_threads(resolve_threads(spec, data.input_shape, data.n_out, data.n_train))
+    train = spec.train
+    arm = spec.arms[0]
+    device = data.x_train.device
+    loss_fn = loss_fn_for(data.task)
+    members: list[_Member] = []
+    for job in jobs:
+        js = job.spec
+        net = build_arm_model(js, js.arms[0], initial_model(js, data, job.seed), data, job.seed)
+        net.train()
+        probes = make_probes(job.probes, js, arm, job.lr, job.seed, data)
+        m = _Member(job, net, probes, batch_indices(data.n_train, train.batch_size, job.seed, device))
+        m.run = RunContext(net, None, loss_fn, data, arm, job.lr, job.seed, train, device,  # type: ignore[arg-type]
+                           train.steps)
+        members.append(m)
+    model = StackedMLP([m.net for m in members])
+    model.keep_counters()
+    dtype = model.params[model.names[0]].dtype
+    lrs = torch.tensor([j.lr for j in jobs], dtype=dtype, device=device)
+    opt = FusedOptimizer(model.parameters(), lrs, train)
+    k = len(jobs)
+    x_all, y_all = data.x_train, data.y_train
+    n_eval_train = min(train.eval_train_examples, data.n_train)
+    x_tr_eval, y_tr_eval = x_all[:n_eval_train], y_all[:n_eval_train]
+    any_probes = any(m.probes for m in members)
+
+    def active() -> list[int]:
+        return [i for i, m in enumerate(members) if m.diverged is None]
+
+    def record_eval(step: int) -> None:
+        te_loss, te_acc = _evaluate(model, data.x_test, data.y_test, data.task)
+        tr_loss, tr_acc = _evaluate(model, x_tr_eval, y_tr_eval, data.task)
+        for i in active():
+            m = members[i]
+            w = m.since_eval
+            m.hist.step.append(step)
+            m.hist.train_loss.append(sum(w) / len(w) if w else tr_loss[i])
+            m.hist.train_eval_loss.append(tr_loss[i])
+            m.hist.train_acc.append(tr_acc[i])
+            m.hist.test_loss.append(te_loss[i])
+            m.hist.test_acc.append(te_acc[i])
+            m.since_eval.clear()
+
+    pending: list[torch.Tensor] = []
+
+    def flush(done: int) -> None:
+        """bncli.train's flush for every member: one sync; a member whose losses went bad is cut
+        at its divergence step, its lr set to 0 and its Net left at this point's weights."""
+        chunk_start = done - len(pending)
+        values = torch.stack(pending).T.tolist()  # [K][n]
+        n_active = 0
+        pending.clear()
+        for i in active():
+            m = members[i]
+            vals = values[i]
+            n_active += 1
+            if m.first_loss is None:
+                m.first_loss = max(abs(vals[0]), 1e-12) if math.isfinite(vals[0]) else math.inf
+            m.all_losses.extend(vals)
+            m.since_eval.extend(vals)
+            bad = _first_bad(vals, chunk_start, m.first_loss, train.divergence_factor)
+            if bad is not None:
+                m.diverged = bad
+                lrs[i] = 0.0
+                model.materialize(i, m.net)  # what the single run holds when it stops
+        if progress is not None:
+            progress(len(values[0]) * n_active if values else 0)
+
+    for m in members:
+        for p in m.probes:
+            if hasattr(p, "on_start"):
+                p.on_start(m.run)
+
+    t0 = time.perf_counter()
+    record_eval(0)
+    step = 0
+    interrupted = False
+    try:
+        for step in range(train.steps):
+            idx = torch.stack([next(m.batches) for m in members])  # [K, B]
+            xb, yb = x_all[idx], y_all[idx]
+            due_any = any_probes and any(step % p.every == 0 or step == train.steps - 1
+                                         for m in members for p in m.probes)
+            if due_any and pending:
+                flush(step)
+                if not active():
+                    break
+            due: dict[int, list[Any]] = {}
+            before: dict[int, dict[str, torch.Tensor]] = {}
+            if due_any:
+                for i in active():
+                    d = [p for p in members[i].probes if step % p.every == 0 or step == train.steps - 1]
+                    if d:
+                        due[i] = d
+                        before[i] = model.buffers_of(i)
+            out = model.forward(xb, training=True)
+            model.forwards += 1
+            losses = _losses(out, yb, data.task)
+            opt.zero_grad()
+            losses.sum().backward()
+            ctxs: dict[int, Any] = {}
+            if due:
+                lv = losses.detach().tolist()
+                for i in list(due):
+                    m = members[i]
+                    limit = train.divergence_factor * m.first_loss if m.first_loss is not None else math.inf
+                    if not math.isfinite(lv[i]) or lv[i] > limit:
+                        del due[i]  # the divergence check marks this step
+                for i, d in due.items():
+                    m = members[i]
+                    model.materialize(i, m.net, grads=True)
+                    ctx = StepContext(m.run, step, xb[i], yb[i], losses[i].detach(), None, before[i])
+                    ctxs[i] = ctx
+                    for p in d:
+                        if hasattr(p, "before_update"):
+                            p.before_update(ctx)
+            opt.step()
+            for i, d in due.items():
+                m = members[i]
+                model.materialize(i, m.net, grads=True)
+                for p in d:
+                    if hasattr(p, "after_update"):
+                        p.after_update(ctxs[i])
+            pending.append(losses.detach())
+            done = step + 1
+            if done % train.eval_every == 0 or done == train.steps or step == 0 or len(pending) >= 25:
+                flush(done)
+                if not active():
+                    break
+                if done % train.eval_every == 0 or done == train.steps:
+                    record_eval(done)
+    except KeyboardInterrupt:
+        interrupted = True
+    wall = time.perf_counter() - t0
+    records = []
+    for i, m in enumerate(members):
+        if m.diverged is None:
+            model.materialize(i, m.net)
+        m.net.zero_grad(set_to_none=True)
+        m.run.diverged_at = m.diverged[0] if m.diverged else None
+        m.run.interrupted = interrupted
+        for p in m.probes:
+            if hasattr(p, "on_end"):
+                p.on_end(m.run)
+        steps_done = m.diverged[0] if m.diverged else (step + 1 if not interrupted else step)
+        outcome = TrainOutcome(m.hist, m.diverged[0] if m.diverged else None,
+                               m.diverged[1] if m.diverged else None, steps_done, wall / k, interrupted,
+                               m.all_losses)
+        records.append(record_of(m.job.spec, m.job, outcome, m.probes, data.task, numerics="fused"))
+    return records
