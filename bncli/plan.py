@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -73,6 +74,21 @@ def _job_key(analysis: str, spec_json: str, probes: tuple[str, ...], numerics: s
     return hashlib.sha256(canonical(material).encode()).hexdigest()[:24]
 
 
+# what bncli.runner.fused can train as one batched model
+FUSED_FAMILIES = ("mlp",)
+FUSED_NORMS = ("none", "batch")
+
+
+def fusable(spec: Spec, arm: Any, probes: Sequence[str]) -> bool:
+    """Whether a job can train in a fused group: the model family, the arm's normalization (no
+    noise), the optimizer and every probe it runs (the registry's `fusable`) must be supported."""
+    from bncli.probes.registry import probe_kind
+
+    return (spec.model.kind in FUSED_FAMILIES and arm.norm in FUSED_NORMS and not arm.noise
+            and spec.train.optimizer in ("sgd", "adam")
+            and all(probe_kind(p).fusable for p in probes))
+
+
 def job_spec(spec: Spec, sections: list[str], arm_name: str, lr: float, seed: int) -> str:
     """The canonical JSON of one run's spec: everything that can change its record, nothing else
     (of the analysis settings, only the `sections` its probes read)."""
@@ -100,8 +116,6 @@ def make_job(spec: Spec, analysis: str, arm_name: str, lr: float, seed: int, fus
     sections = ([a.section] if a.section else []) + [s for s in sections_of(probes) if s != a.section]
     numerics = "single"
     if fuse:
-        from bncli.runner.fused import fusable
-
         numerics = "fused" if fusable(spec, arm, probes) else "single"
     return RunJob(a.name, arm_name, lr, seed, job_spec(spec, sections, arm_name, lr, seed), probes,
                   numerics)

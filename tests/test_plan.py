@@ -55,7 +55,8 @@ def test_jobs_are_small_picklable_values_with_stable_keys(tiny_spec_dict_factory
 
 @pytest.mark.parametrize("name", list(ANALYSES))
 def test_run_job_gives_bitwise_the_records_of_the_command(name, tiny_spec_dict_factory):
-    spec = _spec(tiny_spec_dict_factory)
+    # the single path (fused groups are checked against it in tests/test_fused.py)
+    spec = apply_overrides(_spec(tiny_spec_dict_factory), {"fuse": "off"})
     result = run_analysis(spec, name)
     jobs = plan(spec, name)
     # run the jobs alone, in reverse order: every record is a function of its job only

@@ -108,7 +108,7 @@ def expand(
     only: list[str] | None = None,
 ) -> list[Cell]:
     """Every cell of every (selected) comparison, validated. Order: spec file < defaults <
-    overrides < matrix cell < command-line options (--steps, --seeds, --threads, --device)."""
+    overrides < matrix cell < command-line options (--steps, --seeds, --threads, --device, --fuse)."""
     cells: list[Cell] = []
     for i, comp in enumerate(batch.comparisons):
         if only and not any(fnmatch.fnmatchcase(comp.name, pat) for pat in only):

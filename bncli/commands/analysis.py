@@ -59,6 +59,10 @@ COMMON: tuple[Option, ...] = (
     Option("threads", ("--threads",), str | None, "threads",
            "CPU threads for torch: N, or auto (the default: 1 unless the model and batch are "
            "large; overrides threads).", to_spec=_threads_value, metavar="N|auto"),
+    Option("fuse", ("--fuse",), Literal["auto", "off"] | None, "fuse",
+           "auto (the default): an arm's seeds x lrs train as one batched model where the model, "
+           "optimizer and probes allow (records say numerics: fused); off: every run alone "
+           "(overrides fuse).", metavar="auto|off"),
 )
 EXECUTION: tuple[Option, ...] = (
     Option("backend", ("--backend",), Literal["local", "ray"], None,

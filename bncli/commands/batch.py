@@ -40,6 +40,9 @@ def batch(
     seeds: Annotated[int | None, typer.Option("--seeds", help="Seeds for every comparison.")] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="torch threads per job.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
+    fuse: Annotated[Literal["auto", "off"] | None, typer.Option(
+        "--fuse", help="auto: an arm's seeds x lrs train as one batched model where they can (records "
+        "say numerics: fused); off: every run alone (overrides fuse).")] = None,
     backend: Annotated[Literal["local", "ray"], typer.Option("--backend", help="local: this machine; "
                                                              "ray: a Ray cluster.")] = "local",
     address: Annotated[str | None, typer.Option("--address", help="Ray: auto or ray://host:port "
@@ -82,7 +85,8 @@ def batch(
         opts = OutputOptions(json, out, quiet, force=force, report=not no_report, figure_format=figure_format,
                              figure_size=figure_size)
         spec_batch = load_batch(batch_path)
-        cli = {"train.steps": steps, "seeds": seeds, "threads": threads, "device": device}
+        cli = {"train.steps": steps, "seeds": seeds, "threads": threads, "device": device,
+               "fuse": fuse}
         cells = expand(batch_path, spec_batch, cli, only)
         check_expectations(batch_path, cells)
         if resume and out is None:

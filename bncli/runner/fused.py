@@ -30,25 +30,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bncli.plan import RunJob, canonical
+from bncli.plan import FUSED_FAMILIES, FUSED_NORMS, RunJob, canonical, fusable  # noqa: F401
 from bncli.results import RunRecord
 from bncli.runner.base import Progress
 
-FUSED_FAMILIES = ("mlp",)
-FUSED_NORMS = ("none", "batch")
 _ACT = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "linear": None}
 _ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults (what make_optimizer uses)
 _ADAM_EPS = 1e-8
-
-
-def fusable(spec: Any, arm: Any, probes: Sequence[str]) -> bool:
-    """Whether a job can train in a fused group: the model family, the arm's normalization, the
-    optimizer and every probe it runs must be supported."""
-    from bncli.probes.registry import probe_kind
-
-    return (spec.model.kind in FUSED_FAMILIES and arm.norm in FUSED_NORMS and not arm.noise
-            and spec.train.optimizer in ("sgd", "adam")
-            and all(probe_kind(p).fusable for p in probes))
 
 
 def fused_group_key(job: RunJob) -> str:
@@ -131,7 +119,8 @@ class StackedMLP:
     def parameters(self) -> list[torch.Tensor]:
         return [self.params[n] for n in self.names]
 
-    def _bn(self, h: torch.Tensor, g: Any, b: Any, rm: Any, rv: Any, mom: Any, eps: Any, training: bool) -> torch.Tensor:
+    def _bn(self, h: torch.Tensor, g: Any, b: Any, rm: Any, rv: Any, mom: Any, eps: Any,
+            training: bool) -> torch.Tensor:
         k, n, u = h.shape
         flat = h.transpose(0, 1).reshape(n, k * u)  # [B, K·U]: one BN over every member's units
         out = F.batch_norm(flat, rm, rv, None if g is None else g.reshape(-1), None if b is None else b.reshape(-1),
@@ -284,14 +273,13 @@ def _evaluate(model: StackedMLP, x: torch.Tensor, y: torch.Tensor, task: str,
     for i in range(0, n, chunk):
         out = model.forward(x[i : i + chunk], training=False)
         yb = y[i : i + chunk]
-        m = out.shape[1]
+        # per member, as bncli.train.evaluate sums (the same reduction: the same rounding)
+        per_example = 1 if task == "classification" else yb[0].numel()
+        fn = F.cross_entropy if task == "classification" else F.mse_loss
+        sums = torch.stack([fn(out[j], yb, reduction="sum") for j in range(k)])
+        total += sums.double() / per_example
         if task == "classification":
-            per = F.cross_entropy(out.reshape(k * m, -1), yb.repeat(k), reduction="none").view(k, m)
-            total += per.sum(1).double()
             correct += (out.argmax(2) == yb).sum(1)
-        else:
-            per_example = yb[0].numel()
-            total += (out - yb).pow(2).reshape(k, -1).sum(1).double() / per_example
     losses = (total / n).tolist()
     accs: list[float | None] = ((correct.double() / n).tolist() if task == "classification" else [None] * k)
     return losses, accs

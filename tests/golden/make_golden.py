@@ -17,7 +17,10 @@ GOLDEN = Path(__file__).resolve().parent
 COMMANDS = ["train", "measure-ics", "lipschitz", "scale-check", "saturation"]
 STEPS = 12
 # fields that are timing or provenance, not results
-DROP_KEYS = {"wall_s", "static_wall_s", "bncli_version", "spec", "schema_version", "command_line"}
+# (`numerics`: how a record was computed; goldens are the single path, run with --fuse off, and
+# fused records are checked against single ones in float64 by tests/test_fused.py)
+DROP_KEYS = {"wall_s", "static_wall_s", "bncli_version", "spec", "schema_version", "command_line",
+             "numerics"}
 
 
 def reduce(doc):
@@ -36,7 +39,8 @@ def run(config: Path, command: str) -> dict:
 
     from bncli.cli import app
 
-    res = CliRunner().invoke(app, [command, str(config), "--steps", str(STEPS), "--threads", "1", "--json"])
+    res = CliRunner().invoke(app, [command, str(config), "--steps", str(STEPS), "--threads", "1", "--fuse", "off",
+                                  "--json"])
     if res.exit_code != 0:
         raise SystemExit(f"{config} {command}: exit {res.exit_code}: {res.output[-500:]}")
     return json.loads(res.stdout)
