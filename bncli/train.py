@@ -41,7 +41,7 @@ class RunContext:
     """What a probe may look at during a run (read-only by contract)."""
 
     model: Net
-    optimizer: torch.optim.Optimizer
+    optimizer: Any  # LeanSGD (SGD on the CPU) or a torch.optim optimizer; None in a fused group
     loss_fn: Callable[..., torch.Tensor]
     data: Dataset
     arm: ArmSpec
@@ -99,8 +99,62 @@ class TrainOutcome:
     step_losses: list[float] = field(default_factory=list)
 
 
-def make_optimizer(model: nn.Module, spec: TrainSpec, lr: float) -> torch.optim.Optimizer:
+class LeanSGD:
+    """SGD (momentum, weight decay) as torch.optim.SGD computes it on the CPU (its single-tensor
+    path: the same ops in the same order, so bitwise the same weights), in foreach calls and
+    without torch.optim's per-step bookkeeping (and its torch._dynamo import at construction)."""
+
+    def __init__(self, params: Any, lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
+        self.params = [p for p in params if p.requires_grad]
+        self.param_groups = [{"params": self.params, "lr": lr, "momentum": momentum,
+                              "weight_decay": weight_decay}]
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.buffers: list[torch.Tensor] | None = None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        params = [p for p in self.params if p.grad is not None]
+        grads = [p.grad for p in params]
+        if not params:
+            return
+        if self.weight_decay:
+            grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
+        if self.momentum:
+            if self.buffers is None or len(params) != len(self.params):
+                self._momentum_slow(params, grads)
+                return
+            torch._foreach_mul_(self.buffers, self.momentum)
+            torch._foreach_add_(self.buffers, grads, alpha=1.0)
+            grads = self.buffers
+        torch._foreach_add_(params, grads, alpha=-self.lr)
+
+    def _momentum_slow(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        """First step (buffers from the gradients), or parameters without gradients: per tensor."""
+        state = getattr(self, "_state", {})
+        self._state = state
+        for p, g in zip(params, grads):
+            buf = state.get(id(p))
+            if buf is None:
+                buf = torch.clone(g).detach()
+                state[id(p)] = buf
+            else:
+                buf.mul_(self.momentum).add_(g, alpha=1.0)
+            p.add_(buf, alpha=-self.lr)
+        if all(id(p) in state for p in self.params):
+            self.buffers = [state[id(p)] for p in self.params]
+
+
+def make_optimizer(model: nn.Module, spec: TrainSpec, lr: float) -> Any:
     if spec.optimizer == "sgd":
+        if next(model.parameters()).device.type == "cpu":
+            return LeanSGD(model.parameters(), lr=lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
         return torch.optim.SGD(
             model.parameters(), lr=lr, momentum=spec.momentum, weight_decay=spec.weight_decay
         )
@@ -169,6 +223,8 @@ def train_run(
     """
     device = data.x_train.device
     model.train()
+    # no probe: no hook can attach to the taps, so the forward pass skips them (bitwise the same)
+    model.set_taps(bool(probes))
     optimizer = make_optimizer(model, spec, lr)
     loss_fn = loss_fn_for(data.task)
     run = RunContext(model, optimizer, loss_fn, data, arm, lr, seed, spec, device, spec.steps)
@@ -272,6 +328,7 @@ def train_run(
     except KeyboardInterrupt:
         interrupted = True
     wall = time.perf_counter() - t0
+    model.set_taps(True)
     run.diverged_at = diverged[0] if diverged else None
     run.interrupted = interrupted
     for p in probes:

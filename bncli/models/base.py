@@ -105,6 +105,10 @@ class Block(nn.Module):
         self.preact = nn.Identity()
         self.act = _ACTIVATIONS[activation]()
         self.pool: nn.Module = nn.MaxPool2d(2) if pool else nn.Identity()
+        # lean forward (Net.set_taps(False)): only the modules that compute, no identity taps;
+        # a plain tuple attribute (not registered: parameters and state_dict are unchanged)
+        self.taps = True
+        self._lean: tuple[nn.Module, ...] = ()
 
     @property
     def weight_module(self) -> nn.Module:
@@ -131,7 +135,19 @@ class Block(nn.Module):
     def normalized(self) -> bool:
         return norm_info(self.norm_kind).normalizes
 
+    def lean_modules(self) -> tuple[nn.Module, ...]:
+        """The modules the forward pass computes with, in order, identities left out: the same
+        maths as forward() without the taps (which are identities unless a hook is attached)."""
+        order = ([self.norm, self.noise, self.act] if self.position == "pre"
+                 else [self.act, self.norm, self.noise])
+        mods = [self.weight_module, *order, self.pool]
+        return tuple(m for m in mods if type(m) is not nn.Identity)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.taps:
+            for m in self._lean:
+                x = m(x)
+            return x
         z = self.weight_module(x)
         if self.position == "pre":
             z = self.noise(self.norm(self.bn_in(z)))
@@ -171,6 +187,14 @@ class Net(nn.Module):
             sub = "conv" if blk.is_conv else "fc"
             out[name] = f"layers.{name}.{sub}.{blk.weight_param_suffix}"
         return out
+
+    def set_taps(self, on: bool) -> None:
+        """Taps on (the default): every Block calls its identity tap modules, so hooks on `bn_in`
+        / `preact` fire. Off: the lean forward pass (bncli.train uses it when no probe runs);
+        hooks on the taps then do not fire. Numbers are bitwise the same either way."""
+        for blk in self.layers.values():
+            blk.taps = on
+            blk._lean = blk.lean_modules() if not on else ()
 
     def noise_modules(self) -> list[NoiseInjection]:
         return [m for m in self.modules() if isinstance(m, NoiseInjection)]
