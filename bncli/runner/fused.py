@@ -95,9 +95,16 @@ class StackedMLP:
         self.k = len(nets)
         self.names = [n for n, _ in first.named_parameters()]
         self.buffer_names = [n for n, _ in first.named_buffers()]
+        # linear weights are kept transposed, [K, in, out]: the forward is then h @ W directly and
+        # the backward writes the weight gradient contiguous (no transposed copies per step)
+        self.transposed = {n for n in self.names if n.endswith(".weight") and (".fc." in n or n.startswith("head."))}
         with torch.no_grad():
-            self.params = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in nets]).requires_grad_()
-                           for n in self.names}
+            self.params = {}
+            for n in self.names:
+                t = torch.stack([dict(m.named_parameters())[n].detach() for m in nets])
+                if n in self.transposed:
+                    t = t.transpose(1, 2)
+                self.params[n] = t.contiguous().requires_grad_()
             self.buffers = {n: torch.stack([dict(m.named_buffers())[n].detach() for m in nets]).contiguous()
                             for n in self.buffer_names}
         self.flat_buffers = {n: b.view(-1) for n, b in self.buffers.items()}
@@ -132,14 +139,14 @@ class StackedMLP:
         h = x.flatten(2) if training else x.flatten(1)
         for w, bias, bn, g, b, rm, rv, mom, eps, position in self.layers:
             if shared:
-                h = torch.matmul(h, w.transpose(1, 2))
+                h = torch.matmul(h, w)
                 if bias is not None:
                     h = h + bias.unsqueeze(1)
                 shared = False
             elif bias is not None:
-                h = torch.baddbmm(bias.unsqueeze(1), h, w.transpose(1, 2))
+                h = torch.baddbmm(bias.unsqueeze(1), h, w)
             else:
-                h = torch.bmm(h, w.transpose(1, 2))
+                h = torch.bmm(h, w)
             if position == "pre":
                 if bn:
                     h = self._bn(h, g, b, rm, rv, mom, eps, training)
@@ -152,20 +159,21 @@ class StackedMLP:
                     h = self._bn(h, g, b, rm, rv, mom, eps, training)
         w, bias = self.head
         if shared:
-            h = torch.matmul(h, w.transpose(1, 2))
+            h = torch.matmul(h, w)
             return h if bias is None else h + bias.unsqueeze(1)
         if bias is not None:
-            return torch.baddbmm(bias.unsqueeze(1), h, w.transpose(1, 2))
-        return torch.bmm(h, w.transpose(1, 2))
+            return torch.baddbmm(bias.unsqueeze(1), h, w)
+        return torch.bmm(h, w)
 
     @torch.no_grad()
     def materialize(self, k: int, net: Any, grads: bool = False) -> None:
         """Member k's current weights (and gradients, BN buffers) into its own Net."""
         for n, p in net.named_parameters():
-            p.copy_(self.params[n][k])
+            t = n in self.transposed
+            p.copy_(self.params[n][k].T if t else self.params[n][k])
             if grads:
                 g = self.params[n].grad
-                p.grad = None if g is None else g[k].clone()
+                p.grad = None if g is None else (g[k].T if t else g[k]).clone(memory_format=torch.contiguous_format)
         for n, b in net.named_buffers():
             if n.endswith("num_batches_tracked"):
                 b.copy_(self._nbt0[n][k] + self.forwards)
@@ -209,6 +217,8 @@ class FusedOptimizer:
         self.momentum = train.momentum
         self.wd = train.weight_decay
         self.lr_views = [_lr_view(lrs, p) for p in params]
+        self.neg_lrs = -lrs
+        self.neg_lr_views = [_lr_view(self.neg_lrs, p) for p in params]
         self.state: list[torch.Tensor] | None = None
         self.state2: list[torch.Tensor] | None = None
         self.t = 0
@@ -231,7 +241,7 @@ class FusedOptimizer:
                     torch._foreach_mul_(self.state, self.momentum)
                     torch._foreach_add_(self.state, grads)
                 grads = self.state
-            torch._foreach_sub_(self.params, torch._foreach_mul(grads, self.lr_views))
+            torch._foreach_addcmul_(self.params, grads, self.neg_lr_views)
             return
         b1, b2 = _ADAM_BETAS
         if self.state is None:
@@ -362,6 +372,7 @@ def train_fused(jobs: list[RunJob], data: Any = None, progress: Progress | None 
             if bad is not None:
                 m.diverged = bad
                 lrs[i] = 0.0
+                opt.neg_lrs[i] = 0.0
                 model.materialize(i, m.net)  # what the single run holds when it stops
         if progress is not None:
             progress(len(values[0]) * n_active if values else 0)
