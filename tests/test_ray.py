@@ -100,7 +100,8 @@ def test_cluster_retries_a_dead_worker_and_a_lost_nodes_jobs(cluster, tiny_spec_
 
     from bncli.executors.ray import RayExecutor
 
-    spec = _spec(tiny_spec_dict_factory, seeds=2)
+    # single runs (a probe factory runs every job alone: fused groups are compared in test_fused)
+    spec = _spec(tiny_spec_dict_factory, seeds=2).model_copy(update={"fuse": "off"})
     jobs = plan(spec, "train")  # 8 jobs
     marker, log = tmp_path / "died", tmp_path / "attempts"
     log.touch()
