@@ -95,7 +95,9 @@ def main() -> None:
     ap.add_argument("spec", nargs="?", default=str(ROOT / "sample_configs/mlp_sigmoid_digits.yaml"))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     spec = load_spec(args.spec)
     if args.steps:
         spec = apply_overrides(spec, {"train.steps": args.steps})
