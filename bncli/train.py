@@ -108,7 +108,7 @@ class LeanSGD:
         self.params = [p for p in params if p.requires_grad]
         self.param_groups = [{"params": self.params, "lr": lr, "momentum": momentum,
                               "weight_decay": weight_decay}]
-        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.momentum, self.weight_decay = momentum, weight_decay  # the lr: param_groups (schedules set it)
         self.buffers: list[torch.Tensor] | None = None
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -133,7 +133,7 @@ class LeanSGD:
             torch._foreach_mul_(self.buffers, self.momentum)
             torch._foreach_add_(self.buffers, grads, alpha=1.0)
             grads = self.buffers
-        torch._foreach_add_(params, grads, alpha=-self.lr)
+        torch._foreach_add_(params, grads, alpha=-self.param_groups[0]["lr"])
 
     def _momentum_slow(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
         """First step (buffers from the gradients), or parameters without gradients: per tensor."""
@@ -146,7 +146,7 @@ class LeanSGD:
                 state[id(p)] = buf
             else:
                 buf.mul_(self.momentum).add_(g, alpha=1.0)
-            p.add_(buf, alpha=-self.lr)
+            p.add_(buf, alpha=-self.param_groups[0]["lr"])
         if all(id(p) in state for p in self.params):
             self.buffers = [state[id(p)] for p in self.params]
 
