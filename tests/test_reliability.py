@@ -144,7 +144,8 @@ def test_sigterm_keeps_finished_runs_and_exits_143(tmp_path):
     # --fuse off: one run after another, so some have finished at the signal (fused, the 80 runs
     # train as two groups and are all done within the 8 s)
     proc = subprocess.Popen([sys.executable, "-m", "bncli", "train", str(spec), "--json", "--out", str(out),
-                             "--threads", "1", "--fuse", "off"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             "--threads", "1", "--fuse", "off"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "COLUMNS": "120"})
     time.sleep(8)  # start-up, then some runs finish
     proc.send_signal(signal.SIGTERM)
