@@ -139,7 +139,9 @@ def test_sigterm_keeps_finished_runs_and_exits_143(tmp_path):
     import sys
     import time
 
-    spec = _cli_spec(tmp_path, seeds=40, train={"steps": 400, "eval_every": 100, "lr": 0.1, "batch_size": 32})
+    # long enough that training is still going at the signal (the lean step finishes 80 x 400
+    # steps within the 8 s, and the signal then lands in the report writing)
+    spec = _cli_spec(tmp_path, seeds=40, train={"steps": 3000, "eval_every": 100, "lr": 0.1, "batch_size": 32})
     out = tmp_path / "out"
     # --fuse off: one run after another, so some have finished at the signal (fused, the 80 runs
     # train as two groups and are all done within the 8 s)
