@@ -128,7 +128,7 @@ def evaluate(cell: str, command: str, e: Expectation, result: CommandResult) -> 
 def claim_text(c: Any) -> str:
     """A verdict with what it rests on: 'lr 0.5 batchnorm: refuted (3 seeds, stability 98%;
     W1 +35%[+20,+51] p_adj 0.01, ...)'."""
-    from bncli.render.compact import ci_text, verdict_label
+    from bncli.claim_text import ci_text, verdict_label
 
     stab = f", stability {c.stability:.0%}" if c.stability is not None else ""
     mets = ", ".join(f"{m.name.split(' (')[0]} {ci_text(m)}"

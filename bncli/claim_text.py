@@ -1,0 +1,57 @@
+"""Plain-text words for numbers, effects and verdicts, shared by render/ and batch/ (expectation
+details): no Rich, no torch."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def num(value: float | int | None, sig: int = 4) -> str:
+    """A number in `sig` significant digits, as one word: '-' for missing, 'inf', '0.9148',
+    '1234', '1.35e-7', '2.41e+5'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    v = float(value)
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v == 0:
+        return "0"
+    if 1e-3 <= abs(v) < 1e4:
+        s = f"{v:.{sig}g}"
+        return f"{v:.0f}" if "e" in s else s  # 1412 with 3 digits: 1412, not 1.41e+03
+    mant, exp = f"{v:.{max(1, min(sig, 3) - 1)}e}".split("e")
+    return f"{mant}e{exp[0]}{int(exp[1:])}"
+
+
+def rel_text(rel: float | None) -> str:
+    """(arm − baseline)/|baseline| as '+39.4%', or as a ratio '×1783' once it passes +900 %."""
+    if rel is None or not math.isfinite(rel):
+        return "n/a"
+    if rel >= 9:
+        ratio = 1 + rel
+        return f"×{ratio:.3g}" if ratio < 100 else (f"×{ratio:.0f}" if ratio < 1e6 else f"×{num(ratio, 3)}")
+    return f"{rel:+.1%}".replace("-", "−")
+
+
+def ci_text(m: Any) -> str:
+    """The effect with its paired-bootstrap interval as one word: '+35.2%[+20.1,+51.0]' (the
+    interval in percent), just the effect without an interval (one seed)."""
+    eff = rel_text(m.rel_diff)
+    ci = getattr(m, "ci", None)
+    if not ci or any(v is None or not math.isfinite(v) for v in ci) or abs(m.rel_diff) >= 9:
+        return eff
+    lo, hi = (f"{100 * v:+.0f}" if abs(v) >= 0.995 else f"{100 * v:+.1f}" for v in ci)
+    return f"{eff}[{lo},{hi}]".replace("-", "−")
+
+
+def verdict_label(c: Any) -> str:
+    """The verdict as printed everywhere: 'supported', 'exploratory (→ refuted)' below the seeds a
+    confirmatory verdict needs, plus what decided it when it was not the metrics."""
+    v = getattr(c, "verdict", "")
+    lean = getattr(c, "leaning", v)
+    text = f"exploratory→{lean}" if v == "exploratory" else v
+    by = getattr(c, "decided_by", "metrics")
+    if by not in ("metrics", "maths-check", "", None):  # C5 is always a check: its note says so
+        text += f" [by {by}]"
+    return text
