@@ -4,6 +4,7 @@ layer1..layerK in forward order, a head, and build_model(model_spec, arm, ...) -
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -69,6 +70,38 @@ class NoiseInjection(nn.Module):
         return s * a + m
 
 
+def _bn_call(m: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """nn.BatchNorm{1,2}d.forward without the module call: the same F.batch_norm call with the
+    same running-statistics update (num_batches_tracked, momentum), so the same numbers."""
+
+    def bn(x: torch.Tensor) -> torch.Tensor:
+        if m.training:
+            m.num_batches_tracked.add_(1)
+            factor = m.momentum if m.momentum is not None else 1.0 / float(m.num_batches_tracked)
+        else:
+            factor = 0.0
+        return F.batch_norm(x, m.running_mean, m.running_var, m.weight, m.bias, m.training, factor, m.eps)
+
+    return bn
+
+
+def _functional(m: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The lean forward's call for one module: the torch function it runs for the plain module
+    types of a Block (no Module.__call__, no hooks: the lean pass has none), else the module."""
+    kind = type(m)
+    if kind is nn.Linear:
+        return lambda x: F.linear(x, m.weight, m.bias)
+    if kind in (nn.BatchNorm1d, nn.BatchNorm2d) and m.track_running_stats and m.running_mean is not None:
+        return _bn_call(m)
+    if kind is nn.Sigmoid:
+        return torch.sigmoid
+    if kind is nn.Tanh:
+        return torch.tanh
+    if kind is nn.ReLU and not m.inplace:
+        return F.relu
+    return m
+
+
 class Block(nn.Module):
     """One normalization point: weight layer -> [norm] -> [noise] -> preact tap -> activation.
 
@@ -108,7 +141,7 @@ class Block(nn.Module):
         # lean forward (Net.set_taps(False)): only the modules that compute, no identity taps;
         # a plain tuple attribute (not registered: parameters and state_dict are unchanged)
         self.taps = True
-        self._lean: tuple[nn.Module, ...] = ()
+        self._lean: tuple[Callable[[torch.Tensor], torch.Tensor], ...] = ()
 
     @property
     def weight_module(self) -> nn.Module:
@@ -145,8 +178,8 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.taps:
-            for m in self._lean:
-                x = m(x)
+            for f in self._lean:
+                x = f(x)
             return x
         z = self.weight_module(x)
         if self.position == "pre":
@@ -194,7 +227,7 @@ class Net(nn.Module):
         hooks on the taps then do not fire. Numbers are bitwise the same either way."""
         for blk in self.layers.values():
             blk.taps = on
-            blk._lean = blk.lean_modules() if not on else ()
+            blk._lean = tuple(_functional(m) for m in blk.lean_modules()) if not on else ()
 
     def noise_modules(self) -> list[NoiseInjection]:
         return [m for m in self.modules() if isinstance(m, NoiseInjection)]
