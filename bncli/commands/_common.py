@@ -88,6 +88,9 @@ def _on_signal(signum: int, _frame: Any) -> None:
 
 @contextmanager
 def _signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP handled like Ctrl-C while a command runs; on the way out every handler of
+    SIGINT, SIGTERM and SIGHUP is put back as it was, including ones a library changed meanwhile
+    (ray.init installs its own): a caller in Python or Jupyter keeps its Ctrl-C."""
     import signal
     import threading
 
@@ -96,12 +99,15 @@ def _signals() -> Iterator[None]:
         return
     _received.clear()
     wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    old = {sig: signal.signal(sig, _on_signal) for sig in wanted}
+    saved = {sig: signal.getsignal(sig) for sig in [signal.SIGINT, *wanted]}
+    for sig in wanted:
+        signal.signal(sig, _on_signal)
     try:
         yield
     finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+        for sig, handler in saved.items():
+            if handler is not None:  # None: set outside Python; it can't be put back
+                signal.signal(sig, handler)
 
 
 @contextmanager
