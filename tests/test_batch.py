@@ -246,7 +246,7 @@ def test_exit_130_keeps_finished_jobs_and_resume_finishes(tmp_path, monkeypatch)
     monkeypatch.setattr(serial, "run_job", real)
     res = runner.invoke(app, ["batch", str(p), "--jobs", "1", "--out", str(out), "--resume", "--json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["counts"] == {"jobs": 4, "reused": 1, "failed": 0, "expectations": 2,
+    assert json.loads(res.stdout)["counts"] == {"jobs": 4, "reused": 1, "rerun": 0, "failed": 0, "expectations": 2,
                                                 "expectations_passed": 2, "expectations_skipped": 0}
 
 
