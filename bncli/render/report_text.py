@@ -127,10 +127,11 @@ def _md(text: Any) -> str:
 
 def _md_line(text: Any) -> str:
     """Text from the results (names, matrix values, file names) inside a Markdown line: one line,
-    no raw HTML, no Markdown it could start (a heading, a fence, a link) — only the text."""
+    no raw HTML, no code span, link or table cell it could open or close, no heading or quote it
+    could start — only the text."""
     s = " ".join(str(text).split())
-    s = re.sub(r"([\\`*_{}\[\]()#+!|~>])", r"\\\1", s)
-    return s.replace("<", "&lt;")
+    s = re.sub(r"([\\`\[\]|])", r"\\\1", s).replace("<", "&lt;")
+    return "\\" + s if s[:1] in ("#", ">", "-", "+", "=") else s
 
 
 def _fence(text: str) -> str:
