@@ -73,7 +73,9 @@ def batch(
     `arm:`, `command:`). Merge order: spec file < defaults < overrides < matrix < options.
 
     Every job of every comparison forms one plan; identical jobs run once. Each finished job is
-    stored under --out at once; --resume after Ctrl-C or a crash runs only the rest.
+    stored under --out at once; --resume after Ctrl-C or a crash runs only the rest (a stored job
+    that is edited, broken or from another bncli version is rerun, and the output says why).
+    --out is held while the batch runs: a second batch into it exits 2. At most 10,000 cells.
 
     Exit codes: 0 every expectation met, 1 an expectation not met, 2 bad batch file, spec or
     usage, 3 a job failed to run (an error, not divergence), 130 interrupted (finished jobs kept).
