@@ -53,6 +53,10 @@ GRAD_NOISE_KEYS = re.compile(r"^(grad_err|eps0_grad_err|ratio_dev|eps0_ratio_dev
 # invariant, which layer is worst): compared by type only
 DERIVED_KEYS = frozenset({"status", "worst_layer", "invariant_alphas"})
 SIGN_WORDS = re.compile(r"\b(positive|negative)\b")
+# in a chaotic document (spread >= CHAOTIC) a claim's per-metric direction, the leaning of an
+# exploratory claim and its verdicts at partial budgets are decided by numbers that are noise
+# there: compared by type. claims[].verdict stays exact everywhere.
+CHAOTIC_LABELS = frozenset({"points", "leaning", "budgets"})
 NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 LAYER = re.compile(r"layer\d+")
 
@@ -162,8 +166,9 @@ def diff(a: Any, b: Any, tolerance: float = 0.0) -> list[str]:
     out = []
     for kind, path, _pattern, x, y, scale, noise in _leaves(a, b, "$", "", 0.0, 0.0):
         if kind == "structure":
-            out.append(f"{path}: {x}")
-        elif kind == "derived":
+            if not (tol >= CHAOTIC and _chaotic_label(path)):
+                out.append(f"{path}: {x}")
+        elif kind == "derived" or (tol >= CHAOTIC and _chaotic_label(path)):
             if type(x) is not type(y):
                 out.append(f"{path}: {x!r} != {y!r}")
         elif _is_number(x) and _is_number(y):
@@ -175,6 +180,10 @@ def diff(a: Any, b: Any, tolerance: float = 0.0) -> list[str]:
         elif x != y or isinstance(x, bool) != isinstance(y, bool):
             out.append(f"{path}: {x!r} != {y!r}")
     return out
+
+
+def _chaotic_label(path: str) -> bool:
+    return any(part.split("[")[0] in CHAOTIC_LABELS for part in path.split("."))
 
 
 def spread(a: Any, b: Any) -> float:
