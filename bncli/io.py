@@ -63,3 +63,70 @@ def remove_matching(folder: Path, pattern: str) -> int:
             f.unlink(missing_ok=True)
             n += 1
     return n
+
+
+def is_inside(root: Path, path: Path) -> bool:
+    """Whether `path` (its links resolved) lies inside `root` (its links resolved): what a name or
+    a path read from a file must satisfy before anything is written, deleted or read there."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL byte
+        return False
+
+
+def is_regular_file(path: Path) -> bool:
+    """A regular file, its name not a link (a FIFO, a device or a folder at a path bncli reads
+    would hang or fail; a link could lead anywhere)."""
+    import stat
+
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def remove_empty_dir(path: Path) -> bool:
+    """Remove a real, empty folder (never a link's target); True when removed."""
+    p = Path(path)
+    if is_real_dir(p) and not any(p.iterdir()):
+        p.rmdir()
+        return True
+    return False
+
+
+LOCK_NAME = ".bncli.lock"
+
+
+class FolderLock:
+    """An exclusive lock on an output folder for as long as a command writes into it: a second
+    bncli writing into the same folder at the same time is refused at once (flock, released by
+    the kernel when the process ends, so a killed run leaves no stale lock)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._fd: int | None = None
+
+    def __enter__(self) -> FolderLock:
+        from bncli.errors import UsageError
+
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; nothing to hold
+            return self
+        path = self.folder / LOCK_NAME
+        if path.is_symlink():
+            raise UsageError(f"--out: {path} is a symbolic link; remove it")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise UsageError(f"--out: {self.folder} is in use by another bncli command (it holds "
+                             f"{LOCK_NAME}); wait for it, or give another folder") from None
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock; the empty file stays (harmless)
+            self._fd = None

@@ -141,10 +141,13 @@ def load_yaml_text(text: str, source: str) -> Any:
 def load_yaml_file(path: str | Path) -> Any:
     """Read and parse a YAML file; a missing, unreadable, binary or oversized file is a SpecError."""
     p = Path(path)
-    if not p.exists():
-        raise SpecError(f"{p}: no such file")
-    if p.is_dir():
-        raise SpecError(f"{p}: is a directory, not a YAML file")
+    try:
+        if not p.exists():
+            raise SpecError(f"{p}: no such file")
+        if p.is_dir():
+            raise SpecError(f"{p}: is a directory, not a YAML file")
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+        raise SpecError(f"{str(p)[:200]}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         with p.open("rb") as f:  # bounded read: also safe on /dev/zero or a pipe
             data = f.read(MAX_BYTES + 1)

@@ -18,6 +18,11 @@ from bncli.errors import SpecError
 from bncli.spec import Spec, _format_validation_error, parse_spec, resolve_data_paths
 from bncli.yamlio import load_yaml_file
 
+# the most cells one batch may expand to (a matrix is a product: 5 axes x 20 values is 3.2 M);
+# counted before anything is expanded
+MAX_CELLS = 10_000
+MAX_FOLDER = 120  # a cell's folder name; longer ones are cut and get a digest of the full name
+
 # metrics of every command: the per (lr, arm) summary over seeds (the mean is compared)
 SUMMARY_METRICS = ("final_train_loss", "final_test_loss", "final_test_acc", "best_test_acc",
                    "best_test_loss", "steps_to_target", "n_diverged", "n_reached_target")
@@ -36,8 +41,15 @@ class Cell:
 
     @property
     def folder(self) -> str:
-        """A file-system-safe folder name for the cell."""
-        return re.sub(r"[^A-Za-z0-9._=+\-]", "_", self.name.replace("[", "--").replace("]", ""))
+        """A file-system-safe folder name for the cell: never `.`/`..`, at most MAX_FOLDER
+        characters (a longer one is cut and ends in a digest of the full name)."""
+        import hashlib
+
+        name = re.sub(r"[^A-Za-z0-9._=+\-]", "_", self.name.replace("[", "--").replace("]", ""))
+        name = "_" + name[1:] if name.startswith(".") else name
+        if len(name) > MAX_FOLDER:
+            name = name[:MAX_FOLDER - 13] + "--" + hashlib.sha256(self.name.encode()).hexdigest()[:11]
+        return name
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -79,10 +91,37 @@ def cell_name(comparison: str, values: dict[str, Any]) -> str:
     return f"{comparison}[{','.join(f'{k.rsplit(chr(46), 1)[-1]}={_short(v)}' for k, v in values.items())}]"
 
 
+def _check_keys(path: Path, raw: dict[str, Any]) -> None:
+    """Unknown keys of the batch file itself (top level, each comparison) are named against the
+    batch file's keys, not a spec's (pydantic's messages would suggest spec fields)."""
+    import difflib
+
+    places: list[tuple[str, Any, list[str]]] = [("", raw, list(BatchFile.model_fields))]
+    comps = raw.get("comparisons")
+    if isinstance(comps, list):
+        places += [(f"comparisons.{i}.", c, list(Comparison.model_fields)) for i, c in enumerate(comps)
+                   if isinstance(c, dict)]
+    for where, d, known in places:
+        for k in d:
+            if k not in known:
+                close = difflib.get_close_matches(str(k), known, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"valid here: {', '.join(known)}"
+                raise SpecError(f"{path}: {where}{k}: unknown key of a batch file ({hint})")
+
+
+def count_cells(batch: BatchFile, only: list[str] | None = None) -> int:
+    """How many cells the (selected) comparisons expand to, without expanding them."""
+    import math
+
+    return sum(math.prod(len(v) for v in c.matrix.values()) for c in batch.comparisons
+               if not only or any(fnmatch.fnmatchcase(c.name, pat) for pat in only))
+
+
 def load_batch(path: Path) -> BatchFile:
     raw = load_yaml_file(path)
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: the top level must be a mapping with `comparisons:`")
+    _check_keys(path, raw)
     try:
         return BatchFile.model_validate(raw)
     except ValidationError as exc:
@@ -108,8 +147,17 @@ def expand(
     only: list[str] | None = None,
 ) -> list[Cell]:
     """Every cell of every (selected) comparison, validated. Order: spec file < defaults <
-    overrides < matrix cell < command-line options (--steps, --seeds, --threads, --device, --fuse)."""
+    overrides < matrix cell < command-line options (--steps, --seeds, --threads, --device, --fuse).
+
+    Checked before anything is expanded or hashed: the number of cells (MAX_CELLS), and per cell
+    that an npz data path is a regular file. Cells whose names coincide (values that print alike:
+    lr 0.1 and 0.1000001, two inline data sets) get `#2`, `#3`, ... so each has its own folder."""
+    n = count_cells(batch, only)
+    if n > MAX_CELLS:
+        raise SpecError(f"{path}: the matrices expand to {n:,} cells, more than the {MAX_CELLS:,} one batch "
+                        "may hold; split the batch file or pick comparisons with --only")
     cells: list[Cell] = []
+    folders: set[str] = set()
     for i, comp in enumerate(batch.comparisons):
         if only and not any(fnmatch.fnmatchcase(comp.name, pat) for pat in only):
             continue
@@ -128,10 +176,32 @@ def expand(
             where = label if not values else f"{label} {name}"
             spec = parse_spec(d, where)
             resolve_data_paths(spec, base_dir)
-            cells.append(Cell(name, comp.name, values, spec, comp.commands, list(comp.expect)))
+            if spec.data.path is not None:
+                _check_data_file(spec.data.path, where)
+            cell = Cell(name, comp.name, values, spec, comp.commands, list(comp.expect))
+            k = 1
+            while cell.folder.casefold() in folders:  # case too: macOS and Windows fold it
+                k += 1
+                cell.name = f"{name}#{k}"
+            folders.add(cell.folder.casefold())
+            cells.append(cell)
     if only and not cells:
         raise SpecError(f"{path}: --only {' '.join(only)} matches no comparison")
     return cells
+
+
+def _check_data_file(p: Path, where: str) -> None:
+    """A data path must be a regular file before anything reads or hashes it (/dev/zero, a FIFO or
+    a folder would hang or fail late)."""
+    import stat
+
+    try:
+        st = p.stat()
+    except OSError as exc:
+        raise SpecError(f"{where}: data.path: {p}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise SpecError(f"{where}: data.path: {p} is {what}; give an .npz file")
 
 
 def check_expectations(path: Path, cells: list[Cell]) -> None:

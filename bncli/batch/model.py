@@ -10,6 +10,7 @@ from bncli.spec_types import Strict
 
 Verdict = Literal["supported", "refuted", "inconclusive", "exploratory"]
 NAME = r"^[A-Za-z0-9_.\-]+$"
+MAX_NAME = 100  # a comparison's name is a folder name under --out: short enough for any file system
 
 
 class Expectation(Strict):
@@ -84,12 +85,19 @@ class Expectation(Strict):
 class Comparison(Strict):
     """One comparison: a spec (file or inline), the command(s), overrides, a matrix, expectations."""
 
-    name: Annotated[str, Field(min_length=1, pattern=NAME)]
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=NAME)]
     spec: str | dict[str, Any]
     command: str | list[str] = "train"
     overrides: dict[str, Any] = Field(default_factory=dict)
     matrix: dict[str, list[Any]] = Field(default_factory=dict)
     expect: list[Expectation] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _not_a_path(cls, v: str) -> str:
+        if v.startswith("."):  # `.` and `..` would write beside --out; `.x` would be hidden
+            raise ValueError(f"{v!r}: a name may not start with '.' (it names a folder under --out)")
+        return v
 
     @field_validator("command")
     @classmethod

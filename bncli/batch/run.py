@@ -4,7 +4,6 @@ checked. `--resume` reuses stored jobs whose key matches."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -14,9 +13,10 @@ from typing import Any
 
 from bncli.batch.expand import Cell
 from bncli.batch.expect import Outcome, evaluate
+from bncli.batch.resume import job_path
 from bncli.executors import execute
 from bncli.executors.base import Executor, JobResult, Reporter
-from bncli.plan import JOB_FORMAT, RunJob, plan
+from bncli.plan import RunJob, plan
 from bncli.results import SCHEMA_VERSION, CommandResult, RunRecord, clean
 
 
@@ -48,6 +48,8 @@ class BatchRun:
     batch_file: str
     command_line: str | None = None
     previous: list[dict[str, Any]] = field(default_factory=list)  # earlier runs of it (before --resume)
+    rerun: dict[str, int] = field(default_factory=dict)  # stored jobs not reused: reason -> count
+    interrupt_code: int = 130  # the command sets 143 / 129 after SIGTERM / SIGHUP
 
     @property
     def outcomes(self) -> list[Outcome]:
@@ -59,7 +61,7 @@ class BatchRun:
 
     def exit_code(self) -> int:
         if self.interrupted:
-            return 130
+            return self.interrupt_code
         if any(e.failures for e in self.entries):
             return 3
         return 1 if any(not o.passed and not o.skipped for o in self.outcomes) else 0
@@ -78,12 +80,14 @@ class BatchRun:
             "exit_code": self.exit_code(),
             "counts": {
                 "jobs": self.n_jobs, "reused": self.n_reused, "failed": self.n_failed_jobs,
+                "rerun": sum(self.rerun.values()),
                 "expectations": len(outcomes),
                 "expectations_passed": sum(o.passed for o in outcomes),
                 "expectations_skipped": sum(o.skipped for o in outcomes),
             },
             "wall_s": self.wall_s,
             **({"previous_runs": self.previous} if self.previous else {}),
+            **({"rerun_reasons": dict(self.rerun)} if self.rerun else {}),
             "comparisons": [{
                 "name": e.cell.name,
                 "comparison": e.cell.comparison,
@@ -110,30 +114,21 @@ def entries_of(cells: list[Cell]) -> list[Entry]:
 # ---------------------------------------------------------------- the job store (--out DIR/jobs)
 
 
-def job_path(out: Path, job: RunJob) -> Path:
-    return out / "jobs" / f"{job.key}.json"
-
-
 def store_job(out: Path, job: RunJob, record: RunRecord) -> None:
-    """Atomically store a finished job. NaN and ±inf are kept (JSON's NaN/Infinity literals),
-    so a resumed record is bitwise the record that was stored."""
+    """Atomically store a finished job (with bncli's version and a digest: bncli.batch.resume).
+    NaN and ±inf are kept (JSON's NaN/Infinity literals), so a resumed record is bitwise the
+    record that was stored."""
+    from bncli.batch.resume import job_document
     from bncli.io import atomic_write_text
 
-    doc = {"format": JOB_FORMAT, "key": job.key, "label": job.label, "analysis": job.analysis,
-           "record": dataclasses.asdict(record)}
-    atomic_write_text(job_path(out, job), json.dumps(doc, allow_nan=True) + "\n")
+    atomic_write_text(job_path(out, job), json.dumps(job_document(job, record), allow_nan=True) + "\n")
 
 
 def load_job(out: Path, job: RunJob) -> RunRecord | None:
-    p = job_path(out, job)
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if doc.get("format") != JOB_FORMAT or doc.get("key") != job.key:
-        return None
-    rec = RunRecord.from_json(doc["record"])
-    return None if rec.interrupted else rec
+    """The stored record of `job` when it may be reused (bncli.batch.resume.check_stored)."""
+    from bncli.batch.resume import check_stored
+
+    return check_stored(out, job)[0]
 
 
 def pending_jobs(cells: list[Cell], out: Path | None) -> int:
@@ -181,11 +176,13 @@ def run_batch(
         for j in e.jobs:
             unique.setdefault(j.key, j)
     done: dict[str, JobResult] = {}
+    rerun: dict[str, int] = {}
     if resume and out is not None:
-        for key, j in unique.items():
-            rec = load_job(out, j)
-            if rec is not None:
-                done[key] = JobResult(j, rec)
+        from bncli.batch.resume import load_stored
+
+        stored, reasons = load_stored(out, unique)
+        done = {key: JobResult(unique[key], rec) for key, rec in stored.items()}
+        rerun = dict(reasons)
     n_reused = len(done)
 
     def finished(res: JobResult) -> None:
@@ -217,7 +214,8 @@ def run_batch(
         elif not ex.interrupted:
             why = "; ".join(f"{lbl}: {r}" for lbl, r in e.failures[:3]) or "jobs missing"
             e.outcomes = [Outcome(e.cell.name, e.command, x, False, f"not evaluated: {why}") for x in mine]
-    return BatchRun(entries, ex.interrupted, len(unique), n_reused, time.perf_counter() - t0, batch_file)
+    return BatchRun(entries, ex.interrupted, len(unique), n_reused, time.perf_counter() - t0, batch_file,
+                    rerun=rerun)
 
 
 def target_command(cell: Cell, e: Any) -> str:

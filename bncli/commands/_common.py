@@ -88,6 +88,9 @@ def _on_signal(signum: int, _frame: Any) -> None:
 
 @contextmanager
 def _signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP handled like Ctrl-C while a command runs; on the way out every handler of
+    SIGINT, SIGTERM and SIGHUP is put back as it was, including ones a library changed meanwhile
+    (ray.init installs its own): a caller in Python or Jupyter keeps its Ctrl-C."""
     import signal
     import threading
 
@@ -96,12 +99,15 @@ def _signals() -> Iterator[None]:
         return
     _received.clear()
     wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    old = {sig: signal.signal(sig, _on_signal) for sig in wanted}
+    saved = {sig: signal.getsignal(sig) for sig in [signal.SIGINT, *wanted]}
+    for sig in wanted:
+        signal.signal(sig, _on_signal)
     try:
         yield
     finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+        for sig, handler in saved.items():
+            if handler is not None:  # None: set outside Python; it can't be put back
+                signal.signal(sig, handler)
 
 
 @contextmanager
@@ -136,11 +142,16 @@ def guarded(spec_path: Path | None = None) -> Iterator[None]:
     except BrokenPipeError:  # stdout closed (`bncli ... | head`): nothing more can be said there
         raise typer.Exit(1) from None
     except Exception as exc:  # a bug, or torch failing mid-run: still one line
-        if os.environ.get("BNCLI_DEBUG"):
+        if debug_enabled():
             raise
         first = str(exc).splitlines()[0] if str(exc) else ""
         _error_line(f"run failed: {type(exc).__name__}: {first} (set BNCLI_DEBUG=1 for the traceback)")
         raise typer.Exit(1) from None
+
+
+def debug_enabled() -> bool:
+    """BNCLI_DEBUG=1 (or true/yes/on) shows tracebacks; 0, false, no, off or empty do not."""
+    return os.environ.get("BNCLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def load(spec_path: Path, opts: OutputOptions, overrides: dict[str, Any] | None = None):
@@ -179,7 +190,11 @@ def held_results(out: Path) -> str | None:
 
 def _clear_results(out: Path) -> None:
     """Remove what bncli wrote into `out` before (and a batch's comparison folders), so that
-    nothing stale stays beside the new results; files bncli did not write are left alone."""
+    nothing stale stays beside the new results; files bncli did not write are left alone.
+    Nothing outside `out` is touched and no symbolic link is followed: a link named like a
+    result (plots, jobs, a comparison folder) is removed as a link, never its target's files."""
+    from bncli.io import is_inside, is_real_dir, remove_empty_dir, remove_file, remove_matching
+
     folders: list[Path] = []
     try:
         doc = json.loads((out / "batch.json").read_text(encoding="utf-8"))
@@ -189,20 +204,30 @@ def _clear_results(out: Path) -> None:
     except (OSError, ValueError, AttributeError):
         pass
     for folder in [*folders, out]:
-        if not folder.resolve().is_relative_to(out.resolve()):
-            continue  # a path in a hand-edited batch.json must not reach outside --out
+        if not is_inside(out, folder) or (folder != out and not _real_path_under(out, folder)):
+            continue  # a path in a hand-edited batch.json, or through a link, must not reach out
         for name in _RESULT_FILES:
-            (folder / name).unlink(missing_ok=True)
+            remove_file(folder / name)
         for sub, patterns in _RESULT_DIRS.items():
             d = folder / sub
-            if d.is_dir():
-                for f in (f for pattern in patterns for f in d.glob(pattern)):
-                    f.unlink(missing_ok=True)
-                if not any(d.iterdir()):
-                    d.rmdir()
-        while folder != out and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()  # an emptied comparison folder (and its emptied parent)
+            if d.is_symlink():
+                remove_file(d)  # the link itself, not what it points at
+            elif is_real_dir(d):
+                for pattern in patterns:
+                    remove_matching(d, pattern)
+                remove_empty_dir(d)
+        while folder != out and remove_empty_dir(folder):  # an emptied comparison folder (and parent)
             folder = folder.parent
+
+
+def _real_path_under(out: Path, folder: Path) -> bool:
+    """Every component of `folder` below `out` is a real folder (no link on the way)."""
+    p = folder
+    while p != out and p != p.parent:
+        if p.is_symlink():
+            return False
+        p = p.parent
+    return p == out
 
 
 def check_out_folder(out: Path, force: bool = False, resume: bool = False) -> None:

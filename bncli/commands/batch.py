@@ -73,7 +73,9 @@ def batch(
     `arm:`, `command:`). Merge order: spec file < defaults < overrides < matrix < options.
 
     Every job of every comparison forms one plan; identical jobs run once. Each finished job is
-    stored under --out at once; --resume after Ctrl-C or a crash runs only the rest.
+    stored under --out at once; --resume after Ctrl-C or a crash runs only the rest (a stored job
+    that is edited, broken or from another bncli version is rerun, and the output says why).
+    --out is held while the batch runs: a second batch into it exits 2. At most 10,000 cells.
 
     Exit codes: 0 every expectation met, 1 an expectation not met, 2 bad batch file, spec or
     usage, 3 a job failed to run (an error, not divergence), 130 interrupted (finished jobs kept).
@@ -91,44 +93,91 @@ def batch(
         check_expectations(batch_path, cells)
         if resume and out is None:
             raise UsageError("--resume needs --out (the folder of the interrupted batch)")
+        _check_specs(cells)  # every check a run makes before training, --dry-run included
         if dry_run:
+            if out is not None:
+                _check_out_readonly(out, force, resume)
             _dry_run(cells, out if resume else None, json)
             return
-        if out is not None:
-            check_out_folder(out, force=force, resume=resume)
-        from bncli.batch.run import earlier_runs, pending_jobs, run_batch
-        from bncli.executors import make_executor
+        with _out_lock(out):
+            if out is not None:
+                check_out_folder(out, force=force, resume=resume)
+            from bncli.batch.run import earlier_runs, pending_jobs, run_batch
+            from bncli.executors import make_executor
 
-        todo = pending_jobs(cells, out if resume else None)
-        n = min(jobs or os.cpu_count() or 1, max(1, todo))
-        # nothing left to run (a finished batch resumed): no worker processes, no Ray
-        executor = make_executor(backend if todo else "local", n if todo else 1, address, raise_errors=False)
-        previous = earlier_runs(out) if resume and out is not None else []
-        live = None
-        if tensorboard is not None:
-            from bncli.export.tensorboard import live_for_batch
+            todo = pending_jobs(cells, out if resume else None)
+            n = min(jobs or os.cpu_count() or 1, max(1, todo))
+            # nothing left to run (a finished batch resumed): no worker processes, no Ray
+            executor = make_executor(backend if todo else "local", n if todo else 1, address, raise_errors=False)
+            previous = earlier_runs(out) if resume and out is not None else []
+            live = None
+            if tensorboard is not None:
+                from bncli.export.tensorboard import live_for_batch
 
-            live = live_for_batch(tensorboard, cells)
-        with reporter(opts) as rep:
-            run = run_batch(cells, str(batch_path), executor, rep, out, resume,
-                            on_job=live.job_done if live else None)
-        if live is not None:
-            live.finish([(f"{e.cell.name}/{e.command}", e.result) for e in run.entries if e.result is not None])
-        from bncli.commands._common import command_line
+                live = live_for_batch(tensorboard, cells)
+            with reporter(opts) as rep:
+                run = run_batch(cells, str(batch_path), executor, rep, out, resume,
+                                on_job=live.job_done if live else None)
+            if live is not None:
+                live.finish([(f"{e.cell.name}/{e.command}", e.result) for e in run.entries if e.result is not None])
+            from bncli.commands._common import command_line, interrupt_exit_code
 
-        run.command_line = command_line()
-        run.previous = previous
-        _output(run, opts, junit_xml)
-        from bncli.commands._common import interrupt_exit_code
+            run.command_line = command_line()
+            run.previous = previous
+            run.interrupt_code = interrupt_exit_code()
+            if run.rerun and not quiet:
+                why = ", ".join(f"{n} {reason}" for reason, n in sorted(run.rerun.items()))
+                stderr_console().print(f"resume: reused {run.n_reused} stored job(s); rerunning "
+                                       f"{sum(run.rerun.values())} whose file could not be trusted ({why})",
+                                       style="yellow", highlight=False, markup=False)
+            _output(run, opts, junit_xml)
+        raise typer.Exit(run.exit_code())
 
-        raise typer.Exit(interrupt_exit_code() if run.interrupted else run.exit_code())
+
+def _check_specs(cells) -> None:
+    from bncli.analyses import get_analysis
+    from bncli.pipeline import check_spec
+
+    for c in cells:
+        check_spec(c.spec, [s for s in (get_analysis(x).section for x in c.commands) if s])
+
+
+def _check_out_readonly(out: Path, force: bool, resume: bool) -> None:
+    """--dry-run: what check_out_folder would refuse, without making or clearing anything."""
+    from bncli.commands._common import held_results
+    from bncli.errors import UsageError
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} is not a folder")
+    held = held_results(out) if out.is_dir() else None
+    if held is not None and resume and force:
+        raise UsageError("--resume keeps the stored jobs and --force removes them: give one of them")
+    if held is not None and not force and not (resume and held.startswith("a batch")):
+        raise UsageError(f"--out: {out} already holds {held}; give a new folder, or --force to replace them")
+
+
+def _out_lock(out: Path | None):
+    """Hold --out for this batch: a second batch into the same folder exits 2 at once."""
+    import contextlib
+
+    from bncli.errors import UsageError
+    from bncli.io import FolderLock
+
+    if out is None:
+        return contextlib.nullcontext()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot make folder {out}: {exc.strerror or exc}") from None
+    return FolderLock(out)
 
 
 def _dry_run(cells, out: Path | None, as_json: bool) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from bncli.batch.run import entries_of, job_path
+    from bncli.batch.resume import check_stored
+    from bncli.batch.run import entries_of
 
     entries = entries_of(cells)
     seen: set[str] = set()
@@ -137,7 +186,7 @@ def _dry_run(cells, out: Path | None, as_json: bool) -> None:
         for j in e.jobs:
             shared = j.key in seen
             seen.add(j.key)
-            stored = out is not None and job_path(out, j).exists()
+            stored = out is not None and check_stored(out, j)[0] is not None
             rows.append({"comparison": e.cell.name, "command": e.command, "arm": j.arm, "lr": j.lr,
                          "seed": j.seed, "steps": j.spec.train.steps, "key": j.key,
                          "shared": shared, "stored": stored})
@@ -156,26 +205,36 @@ def _dry_run(cells, out: Path | None, as_json: bool) -> None:
 
 
 def _output(run, opts: OutputOptions, junit: Path | None) -> None:
-    from bncli.io import atomic_write_json, atomic_write_text
+    from bncli.errors import RunError, UsageError
+    from bncli.io import atomic_write_json, atomic_write_text, is_inside
     from bncli.render.batch import render_batch
 
+    failed: OSError | None = None
     if opts.out is not None:
         from bncli.render.files import write_result_files
 
-        for e in run.entries:
-            if e.result is None or not e.result.runs:
-                continue
-            rel = Path(e.cell.folder) / e.command
-            write_result_files(e.result, opts.out / rel, figure_format=opts.figure_format,
-                               figure_size=opts.figure_size)
-            e.path = str(rel)
+        try:
+            for e in run.entries:
+                if e.result is None or not e.result.runs:
+                    continue
+                rel = Path(e.cell.folder) / e.command
+                if not is_inside(opts.out, opts.out / rel):  # expand() makes safe names; never write beside --out
+                    raise UsageError(f"--out: comparison folder {rel} is not inside {opts.out}")
+                write_result_files(e.result, opts.out / rel, figure_format=opts.figure_format,
+                                   figure_size=opts.figure_size)
+                e.path = str(rel)
+        except OSError as exc:
+            failed = exc
     doc = run.to_json()
-    if opts.out is not None:
-        atomic_write_json(opts.out / "batch.json", doc)
-        if opts.report:
-            from bncli.render.report import write_report
+    if opts.out is not None and failed is None:
+        try:
+            atomic_write_json(opts.out / "batch.json", doc)
+            if opts.report:
+                from bncli.render.report import write_report
 
-            write_report(opts.out, figure_format=opts.figure_format, figure_size=opts.figure_size)
+                write_report(opts.out, figure_format=opts.figure_format, figure_size=opts.figure_size)
+        except OSError as exc:
+            failed = exc
     if junit is not None:
         from bncli.batch.junit import junit_xml
 
@@ -187,6 +246,9 @@ def _output(run, opts: OutputOptions, junit: Path | None) -> None:
         console = stdout_console()
         for r in render_batch(run):
             console.print(r)
+    if failed is not None:  # a full disk: the results are on stdout; say what is missing
+        raise RunError(f"--out: could not write the results to {opts.out}: {failed.strerror or failed} "
+                       "(the finished jobs stored under jobs/ are kept: --resume after making room)")
     if not opts.quiet and opts.out is not None:
         stderr_console().print(f"wrote {opts.out}/batch.json and {len(run.entries)} comparison folder(s)")
     if run.interrupted:

@@ -66,14 +66,22 @@ class Dataset:
         return self.prepare(self.x_train[:n]), self.y_train[:n]
 
 
+MAX_CLASSES = 100_000  # class labels are 0..C-1: a label of 1e9 would ask for 1e9 outputs
+
+
 def _check_pair(x: np.ndarray, y: np.ndarray, name: str, where: str) -> None:
     for arr, label in ((x, "X"), (y, "y")):
-        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-            raise DataError(f"{where}: {name}: {label} must be numeric, not {arr.dtype}")
         if np.iscomplexobj(arr):  # a float32 cast would silently drop the imaginary part
             raise DataError(f"{where}: {name}: {label} is complex ({arr.dtype}); give real numbers")
+        # numbers only: bool, integers, floats (timedelta64 and datetime64 count as integers to numpy)
+        if arr.dtype.kind not in "biuf":
+            raise DataError(f"{where}: {name}: {label} must be numeric, not {arr.dtype}")
     if x.ndim < 2:
         raise DataError(f"{where}: {name}: X must be 2-D (N, features) or 4-D (N, C, H, W)")
+    if 0 in x.shape[1:]:
+        raise DataError(f"{where}: {name}: X has no features (shape {x.shape})")
+    if y.ndim < 1:
+        raise DataError(f"{where}: {name}: y is a single value; give one label or target per example")
     if y.shape[0] != x.shape[0]:
         raise DataError(
             f"{where}: {name}: X has {x.shape[0]} examples but y has {y.shape[0]}"
@@ -182,6 +190,9 @@ def load_data(spec: DataSpec, device: torch.device | str = "cpu") -> Dataset:
             raise DataError(f"{where}: data.task: classification needs 1-D integer class labels in y")
         if y_all.min() < 0:
             raise DataError(f"{where}: class labels must be 0..C-1 (found {int(y_all.min())})")
+        if y_all.max() >= MAX_CLASSES:
+            raise DataError(f"{where}: class labels must be 0..C-1 with C at most {MAX_CLASSES:,} "
+                            f"(found a label {y_all.max():.6g}); is y a regression target? set data.task: regression")
         n_out = int(y_all.max()) + 1
         if n_out < 2:
             raise DataError(f"{where}: classification needs at least 2 classes")

@@ -12,6 +12,28 @@ from bncli.errors import DataError
 from bncli.spec import DataSpec
 
 TEST_LABELS = ("X_test", "y_test")
+# the most bytes the arrays of one .npz may hold once loaded (their sizes are read from the
+# archive's headers before anything is decompressed: a 4 MB file of zeros can unpack to 4 GB)
+MAX_ARRAY_BYTES = 8 << 30
+
+
+def _regular_file(path) -> bool:
+    import os
+    import stat
+
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _available_memory() -> int | None:
+    import os
+
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def where(spec: DataSpec) -> str:
@@ -25,6 +47,8 @@ def describe(spec: DataSpec) -> str:
 def key_material(spec: DataSpec) -> str:
     """The file's bytes count in a job's key (a file changed in place is new data)."""
     h = hashlib.sha256()
+    if not _regular_file(spec.path):  # /dev/zero or a FIFO would never end
+        return "not a regular file"
     try:
         with open(spec.path, "rb") as f:  # type: ignore[arg-type]
             for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -47,6 +71,8 @@ def _read(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np
             raise DataError(f"{path}: data.path: no such file")
         if path.is_dir():
             raise DataError(f"{path}: data.path: is a directory, not an .npz file")
+        if not _regular_file(path):  # a device, a FIFO: reading it could hang
+            raise DataError(f"{path}: data.path: not a regular file (give an .npz file)")
         # np.load guesses .npy or pickle for anything else and answers with allow_pickle advice
         if not zipfile.is_zipfile(path):
             raise DataError(
@@ -54,6 +80,7 @@ def _read(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np
             )
     except (OSError, ValueError) as exc:  # permissions, a NUL byte in the name, ...
         raise DataError(f"{path}: data.path: cannot read: {exc}") from None
+    _check_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {}
@@ -79,3 +106,17 @@ def _read(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np
     if ("X_test" in arrays) != ("y_test" in arrays):
         raise DataError(f"{path}: data.path: give both X_test and y_test, or neither")
     return arrays["X"], arrays["y"], arrays.get("X_test"), arrays.get("y_test")
+
+
+def _check_sizes(path) -> None:
+    """The arrays' unpacked size, from the zip headers, against MAX_ARRAY_BYTES and free memory."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            total = sum(i.file_size for i in z.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise DataError(f"{path}: data.path: not a readable .npz file ({exc})") from None
+    free = _available_memory()
+    limit = min(MAX_ARRAY_BYTES, free // 2) if free else MAX_ARRAY_BYTES
+    if total > limit:
+        raise DataError(f"{path}: data.path: the arrays unpack to {total / 2**30:.1f} GiB, more than the "
+                        f"{limit / 2**30:.1f} GiB allowed (min of 8 GiB and half the free memory)")

@@ -112,6 +112,8 @@ class RayExecutor:
         if ray.is_initialized():
             return ray, False
         quiet = {"log_to_driver": False, "logging_level": logging.ERROR, "configure_logging": True}
+        if self.address is not None:
+            _probe_address(self.address)  # a closed port: one line now, not minutes of Ray retries
         try:
             if self.address is None:
                 ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False,
@@ -226,3 +228,26 @@ def make_ray_executor(address: str | None = None, **kw: Any) -> RayExecutor:
         _private_ray_env()
     _import_ray()
     return RayExecutor(address, **kw)
+
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+def _probe_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """For a host:port address (ray://host:port or host:port), check that something accepts TCP
+    connections there within `timeout` seconds before ray.init retries for minutes. `auto` and
+    other forms are left to Ray."""
+    import re
+    import socket
+
+    m = re.fullmatch(r"(?:ray://)?\[?([^\]\s/]+?)\]?:(\d{1,5})/?", address.strip())
+    if m is None:
+        return
+    host, port = m.group(1), int(m.group(2))
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise UsageError(f"cannot reach the Ray cluster at --address {address}: {why} (is `ray start --head` "
+                         "running there, and the port open?)") from None

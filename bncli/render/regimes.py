@@ -68,7 +68,8 @@ def regimes_markdown(report: Any, files_dir: str) -> list[str]:
     for d in report.docs:
         for c in d.result.claims:
             if c.budgets or c.verdict == "exploratory" or c.decided_by != "metrics":
-                lines.append(f"- {d.label}, {c.claim}, η={num(c.lr)}, {c.arm}: {verdict_label(c)}, "
+                label = " ".join(str(d.label).split()).replace("<", "&lt;").replace("`", "\\`")  # a name is text
+                lines.append(f"- {label}, {c.claim}, η={num(c.lr)}, {c.arm}: {verdict_label(c)}, "
                              f"{c.n_seeds} paired seed(s), stability {stability_text(c)}"
                              + (f", budgets {budgets_text(c)}" if budgets_text(c) else ""))
     return lines + [""]

@@ -139,6 +139,11 @@ def load_documents(folder: Path) -> tuple[str, list[Doc], dict[str, Any] | None,
                 problems.append(f"{label}: {c['missing_jobs']} job(s) did not run (interrupted)")
             if not c.get("path"):
                 continue
+            from bncli.io import is_inside
+
+            if not isinstance(c["path"], str) or not is_inside(folder, folder / c["path"]):
+                problems.append(f"{label}: path {c['path']!r} is outside {folder}: not read")
+                continue
             p = folder / c["path"] / "summary.json"
             if not p.is_file():
                 problems.append(f"{label}: {c['path']}/summary.json is missing")
@@ -410,11 +415,14 @@ def write_report(folder: Path, formats: Sequence[str] = FORMATS, jobs: int | Non
     report = build_report(folder, jobs, figure_format if "md" in formats else "png", figure_size)
     written: list[Path] = []
     if "md" in formats:
+        from bncli.io import remove_file, remove_matching
+
         files = folder / FILES_DIR
+        if files.is_symlink():  # never write into, nor delete in, a link's target
+            remove_file(files)
         files.mkdir(exist_ok=True)
         for fmt in FIGURE_FORMATS:  # figures of an earlier report of this folder
-            for old in files.glob(f"*.{fmt}"):
-                old.unlink()
+            remove_matching(files, f"*.{fmt}")
         for sec in report.sections:
             for _, fig, _ in sec.items:
                 if fig is not None and fig.data is not None:

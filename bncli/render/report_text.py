@@ -125,6 +125,21 @@ def _md(text: Any) -> str:
     return s.replace("\n", "<br>")
 
 
+def _md_line(text: Any) -> str:
+    """Text from the results (names, matrix values, file names) inside a Markdown line: one line,
+    no raw HTML, no code span, link or table cell it could open or close, no heading or quote it
+    could start — only the text."""
+    s = " ".join(str(text).split())
+    s = re.sub(r"([\\`\[\]|])", r"\\\1", s).replace("<", "&lt;")
+    return "\\" + s if s[:1] in ("#", ">", "-", "+", "=") else s
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in `text` (so the text can't close it)."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(_md(h) for h in head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
@@ -137,7 +152,7 @@ def _md_anchor(text: str) -> str:
 
 
 def to_markdown(r: Report) -> str:
-    out = [f"# {r.title}", "", headline(r), ""]
+    out = [f"# {_md_line(r.title)}", "", _md_line(headline(r)), ""]
     out += ["## Verdicts", ""]
     if r.regimes:
         head = ["comparison" if r.kind == "batch" else "spec", "η", "arm", *r.claim_ids]
@@ -148,7 +163,7 @@ def to_markdown(r: Report) -> str:
                 vs = g.cells.get(cid, [])
                 cells.append(" ".join(f"{EMOJI.get(v.claim.verdict, '')} {v.claim.verdict}[^v{v.note_id}]"
                                       for v in vs) or "·")
-            rows.append([g.group, fmt(g.lr), g.arm, *cells])
+            rows.append([_md_line(g.group), fmt(g.lr), _md_line(g.arm), *cells])
         out += _md_table(head, rows)
         out += ["🔵 supported · 🟠 refuted · 🟡 inconclusive · ⚪ exploratory (fewer than 3 paired seeds) · `·` not "
                 "judged here. Each verdict compares the arm with its baseline at that learning rate; its footnote "
@@ -165,20 +180,21 @@ def to_markdown(r: Report) -> str:
             passed = sum(bool(e.get("passed")) for e in exps)
             out += [f"{passed}/{len(exps)} met.", ""]
             out += _md_table(["", "comparison", "expectation", "numbers"],
-                             [["✓" if e.get("passed") else "✗", f"{e.get('comparison')} · {e.get('command')}",
-                               e.get("description", ""), e.get("detail", "")] for e in exps])
+                             [["✓" if e.get("passed") else "✗",
+                               _md_line(f"{e.get('comparison')} · {e.get('command')}"),
+                               _md_line(e.get("description", "")), _md_line(e.get("detail", ""))] for e in exps])
         else:
             out += ["The batch file states no expectations.", ""]
     if r.problems:
         out += ["## Problems", ""] + [f"- {_md(p)}" for p in r.problems] + [""]
     for sec in r.sections:
-        out += [f"## {sec.claim}" + (f": {sec.statement}" if sec.statement else ""), ""]
+        out += [f"## {_md_line(sec.claim)}" + (f": {_md_line(sec.statement)}" if sec.statement else ""), ""]
         for doc, fig, claims in sec.items:
-            out += [f"### {sec.claim} · {doc.label}", ""]
+            out += [f"### {_md_line(sec.claim)} · {_md_line(doc.label)}", ""]
             if fig is not None and fig.data is not None:
-                link = f"[{sec.claim} · {_md(doc.label)}]({FILES_DIR}/{fig.filename})"
+                link = f"[{sec.claim} · {_md_line(doc.label)}]({FILES_DIR}/{fig.filename})"
                 shown = link + " (PDF)" if fig.filename.endswith(".pdf") else "!" + link
-                out += [shown, "", f"*{_md(fig.caption)}*", ""]
+                out += [shown, "", f"*{_md_line(fig.caption)}*", ""]
             if fig is not None:
                 out += [f"> note: {_md(n)}" for n in fig.notes] + ([""] if fig.notes else [])
             if claims:
@@ -190,15 +206,16 @@ def to_markdown(r: Report) -> str:
     out += _md_table(*run_rows(r.docs))
     out += ["## Provenance", ""] + [f"- **{k}**: {_md(v)}" for k, v in prov_rows(r)] + [""]
     for labels, text in r.provenance["specs"]:
-        out += [f"<details><summary>Resolved spec: {html.escape(', '.join(labels))}</summary>", "", "```yaml",
-                text.rstrip(), "```", "", "</details>", ""]
+        fence = _fence(text)
+        out += [f"<details><summary>Resolved spec: {html.escape(' '.join(', '.join(labels).split()))}</summary>",
+                "", f"{fence}yaml", text.rstrip(), fence, "", "</details>", ""]
     rules = list(dict.fromkeys(v.claim.rule for v in r.verdicts if v.claim.rule))
     if rules:
         out += ["How verdicts are made: " + " ".join(rules), ""]
     for v in r.verdicts:
         c = v.claim
-        out.append(f"[^v{v.note_id}]: {c.claim} · {v.doc.label}, η={fmt(c.lr)}, {c.arm} vs {c.baseline}: "
-                   f"{c.verdict}, decided by {v.decided_by}")
+        out.append(f"[^v{v.note_id}]: " + _md_line(f"{c.claim} · {v.doc.label}, η={fmt(c.lr)}, {c.arm} vs "
+                                                   f"{c.baseline}: {c.verdict}, decided by {v.decided_by}"))
     return "\n".join(out).rstrip() + "\n"
 
 
