@@ -179,3 +179,39 @@ def test_cli_fuse_option(tmp_path, write_spec, tiny_spec_dict_factory):
         assert res.exit_code == 0, res.output
         runs = json.loads(res.stdout)["runs"]
         assert {r["numerics"] for r in runs} == {numerics}
+
+
+@pytest.mark.parametrize("source", ["mnist", "cifar10"])
+def test_fused_runs_on_stored_images_as_single_runs_do(tmp_path, source):
+    """uint8 images (normalized per batch, CIFAR augmented from each member's seed) train fused
+    like single runs: same data per member, float32 rounding apart."""
+    import json
+
+    from image_files import make_cifar, make_mnist
+    from typer.testing import CliRunner
+
+    from bncli.cli import app
+
+    if source == "mnist":
+        make_mnist(tmp_path, n_train=120, n_test=30)
+        data = {"source": "mnist", "root": str(tmp_path)}
+    else:
+        make_cifar(tmp_path, per_batch=24, n_test=30)
+        data = {"source": "cifar10", "root": str(tmp_path), "augment": True}
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps({
+        "name": "img", "device": "cpu", "data": data, "seeds": 2,
+        "model": {"kind": "mlp", "hidden": [16, 8], "activation": "sigmoid"},
+        "arms": ["plain", "batchnorm"],
+        "train": {"lr": [0.05, 0.2], "batch_size": 16, "steps": 12, "eval_every": 4}}))
+    docs = {}
+    for fuse in ("auto", "off"):
+        res = CliRunner().invoke(app, ["train", str(spec), "--fuse", fuse, "--json"])
+        assert res.exit_code == 0, res.output
+        docs[fuse] = json.loads(res.stdout)["runs"]
+    assert {r["numerics"] for r in docs["auto"]} == {"fused"}
+    assert {r["numerics"] for r in docs["off"]} == {"single"}
+    for a, b in zip(docs["auto"], docs["off"]):
+        assert (a["arm"], a["lr"], a["seed"]) == (b["arm"], b["lr"], b["seed"])
+        for key in ("train_loss", "test_loss"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6)

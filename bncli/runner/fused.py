@@ -274,14 +274,15 @@ def _losses(out: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
 
 @torch.no_grad()
 def _evaluate(model: StackedMLP, x: torch.Tensor, y: torch.Tensor, task: str,
-              chunk: int = 4096) -> tuple[list[float], list[float | None]]:
+              chunk: int = 4096, prepare: Any = None) -> tuple[list[float], list[float | None]]:
     """bncli.train.evaluate for every member: mean loss and accuracy in eval mode."""
     k = model.k
     total = torch.zeros(k, dtype=torch.float64, device=x.device)
     correct = torch.zeros(k, dtype=torch.long, device=x.device)
     n = x.shape[0]
     for i in range(0, n, chunk):
-        out = model.forward(x[i : i + chunk], training=False)
+        xc = x[i : i + chunk]
+        out = model.forward(xc if prepare is None else prepare(xc), training=False)
         yb = y[i : i + chunk]
         # per member, as bncli.train.evaluate sums (the same reduction: the same rounding)
         per_example = 1 if task == "classification" else yb[0].numel()
@@ -338,8 +339,8 @@ def train_fused(jobs: list[RunJob], data: Any = None, progress: Progress | None 
         return [i for i, m in enumerate(members) if m.diverged is None]
 
     def record_eval(step: int) -> None:
-        te_loss, te_acc = _evaluate(model, data.x_test, data.y_test, data.task)
-        tr_loss, tr_acc = _evaluate(model, x_tr_eval, y_tr_eval, data.task)
+        te_loss, te_acc = _evaluate(model, data.x_test, data.y_test, data.task, prepare=data.prepare)
+        tr_loss, tr_acc = _evaluate(model, x_tr_eval, y_tr_eval, data.task, prepare=data.prepare)
         for i in active():
             m = members[i]
             w = m.since_eval
@@ -389,7 +390,11 @@ def train_fused(jobs: list[RunJob], data: Any = None, progress: Progress | None 
     try:
         for step in range(train.steps):
             idx = torch.stack([next(m.batches) for m in members])  # [K, B]
-            xb, yb = x_all[idx], y_all[idx]
+            if getattr(data, "transform", None) is None:
+                xb, yb = x_all[idx], y_all[idx]
+            else:  # stored uint8 images: each member's batch normalized (and augmented) as alone
+                xb = torch.stack([data.batch(idx[i], m.job.seed, step)[0] for i, m in enumerate(members)])
+                yb = y_all[idx]
             due_any = any_probes and any(step % p.every == 0 or step == train.steps - 1
                                          for m in members for p in m.probes)
             if due_any and pending:
