@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bncli.errors import DataError
+from bncli.models.registry import require_image
 
 LAYERS_FIELD = "model.channels"
 CONV = True
@@ -56,11 +56,7 @@ def build(spec: Any, arm: Any, input_shape: tuple[int, ...], n_out: int) -> Any:
 
     from bncli.models.base import Block, Net
 
-    if len(input_shape) != 3:
-        raise DataError(
-            f"model.kind: cnn needs image inputs (C, H, W) but the data has shape "
-            f"{input_shape}; for digits set data.shape: image"
-        )
+    require_image("cnn", input_shape)
     c, h, w = input_shape
     blocks = []
     for i, ch in enumerate(spec.channels):

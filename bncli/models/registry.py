@@ -63,3 +63,12 @@ def widths_known(spec) -> bool:
 
 def point_names(spec) -> list[str]:
     return [f"layer{i + 1}" for i in range(len(widths(spec)))]
+
+
+def require_image(kind: str, input_shape: tuple[int, ...]) -> None:
+    """A conv family's one check before building: image inputs (C, H, W), else a DataError."""
+    if len(input_shape) != 3:
+        from bncli.errors import DataError
+
+        raise DataError(f"model.kind: {kind} needs image inputs (C, H, W) but the data has shape "
+                        f"{input_shape}; for digits set data.shape: image")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bncli.errors import DataError
+from bncli.models.registry import require_image
 
 LAYERS_FIELD = "model.width"
 CONV = True
@@ -91,9 +91,7 @@ def build(spec: Any, arm: Any, input_shape: tuple[int, ...], n_out: int) -> Any:
 
     from bncli.models.base import Block, ResidualNet
 
-    if len(input_shape) != 3:
-        raise DataError(f"model.kind: resnet needs image inputs (C, H, W) but the data has shape "
-                        f"{input_shape}; for digits set data.shape: image")
+    require_image("resnet", input_shape)
     blocks: list[Any] = []
 
     def point(ci: int, co: int, k: int, stride: int, activation: str) -> int:

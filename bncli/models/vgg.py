@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bncli.errors import DataError
+from bncli.models.registry import require_image
 
 LAYERS_FIELD = "model.width"
 CONV = True
@@ -88,9 +88,7 @@ def build(spec: Any, arm: Any, input_shape: tuple[int, ...], n_out: int) -> Any:
 
     from bncli.models.base import Block, Net
 
-    if len(input_shape) != 3:
-        raise DataError(f"model.kind: vgg needs image inputs (C, H, W) but the data has shape "
-                        f"{input_shape}; for digits set data.shape: image")
+    require_image("vgg", input_shape)
     blocks = []
     for i, (ci, co, _h, _w, pooled) in enumerate(_walk(spec, input_shape)):
         conv = nn.Conv2d(ci, co, 3, padding=1, bias=spec.bias)
