@@ -72,16 +72,36 @@ class NoiseInjection(nn.Module):
 
 def _bn_call(m: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     """nn.BatchNorm{1,2}d.forward without the module call: the same F.batch_norm call with the
-    same running-statistics update (num_batches_tracked, momentum), so the same numbers."""
+    same running-statistics update, so the same numbers. The tensors are bound now (the lean
+    pass is set up at the start of each run). With a fixed momentum the counter
+    num_batches_tracked does not enter the maths: its increments are counted here and added when
+    the taps come back on (Net.set_taps(True), at the end of the run), one add instead of one per
+    step; with momentum None (a cumulative average) it is kept step by step."""
+    rm, rv, w, b, eps, momentum = m.running_mean, m.running_var, m.weight, m.bias, m.eps, m.momentum
+    nbt = m.num_batches_tracked
+
+    if momentum is None:
+        def cumulative(x: torch.Tensor) -> torch.Tensor:
+            if m.training:
+                nbt.add_(1)
+                return F.batch_norm(x, rm, rv, w, b, True, 1.0 / float(nbt), eps)
+            return F.batch_norm(x, rm, rv, w, b, False, 0.0, eps)
+
+        return cumulative
 
     def bn(x: torch.Tensor) -> torch.Tensor:
         if m.training:
-            m.num_batches_tracked.add_(1)
-            factor = m.momentum if m.momentum is not None else 1.0 / float(m.num_batches_tracked)
-        else:
-            factor = 0.0
-        return F.batch_norm(x, m.running_mean, m.running_var, m.weight, m.bias, m.training, factor, m.eps)
+            bn.untracked += 1  # type: ignore[attr-defined]
+            return F.batch_norm(x, rm, rv, w, b, True, momentum, eps)
+        return F.batch_norm(x, rm, rv, w, b, False, 0.0, eps)
 
+    def flush() -> None:
+        if bn.untracked:  # type: ignore[attr-defined]
+            nbt.add_(bn.untracked)  # type: ignore[attr-defined]
+            bn.untracked = 0  # type: ignore[attr-defined]
+
+    bn.untracked = 0  # type: ignore[attr-defined]
+    bn.flush = flush  # type: ignore[attr-defined]
     return bn
 
 
@@ -90,7 +110,8 @@ def _functional(m: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     types of a Block (no Module.__call__, no hooks: the lean pass has none), else the module."""
     kind = type(m)
     if kind is nn.Linear:
-        return lambda x: F.linear(x, m.weight, m.bias)
+        weight, bias = m.weight, m.bias
+        return lambda x: F.linear(x, weight, bias)
     if kind in (nn.BatchNorm1d, nn.BatchNorm2d) and m.track_running_stats and m.running_mean is not None:
         return _bn_call(m)
     if kind is nn.Sigmoid:
@@ -205,6 +226,7 @@ class Net(nn.Module):
         self.layers = nn.ModuleDict({f"layer{i + 1}": b for i, b in enumerate(blocks)})
         self.head = head
         self.flatten_input = flatten_input
+        self._flat: tuple[Callable[[torch.Tensor], torch.Tensor], ...] = ()  # set_taps(False)
 
     @property
     def point_names(self) -> list[str]:
@@ -224,10 +246,31 @@ class Net(nn.Module):
     def set_taps(self, on: bool) -> None:
         """Taps on (the default): every Block calls its identity tap modules, so hooks on `bn_in`
         / `preact` fire. Off: the lean forward pass (bncli.train uses it when no probe runs);
-        hooks on the taps then do not fire. Numbers are bitwise the same either way."""
+        hooks on the taps then do not fire. Numbers are bitwise the same either way.
+
+        The lean pass binds the current parameter and buffer tensors: set it up after the
+        weights are in place (train_run does, at the start of each run) and don't reassign them
+        while it is on. On a chain net it is one flat sequence of torch calls (no Block calls)."""
         for blk in self.layers.values():
+            for f in blk._lean:
+                if hasattr(f, "flush"):
+                    f.flush()  # the deferred num_batches_tracked increments
             blk.taps = on
             blk._lean = tuple(_functional(m) for m in blk.lean_modules()) if not on else ()
+        self._flat: tuple[Callable[[torch.Tensor], torch.Tensor], ...] = ()
+        if not on and type(self).forward is Net.forward:
+            steps: list[Callable[[torch.Tensor], torch.Tensor]] = []
+            if self.flatten_input:
+                steps.append(lambda x: x.flatten(1))
+            for blk in self.layers.values():
+                if blk.is_conv:  # the head's flatten(1) matters after conv blocks: keep the Blocks
+                    steps = []
+                    break
+                steps.extend(blk._lean)
+            if steps:
+                if not self.flatten_input:  # 2-D after the blocks only if it came in 2-D
+                    steps.append(lambda x: x.flatten(1))
+                self._flat = (*steps, _functional(self.head))
 
     def noise_modules(self) -> list[NoiseInjection]:
         return [m for m in self.modules() if isinstance(m, NoiseInjection)]
@@ -237,6 +280,10 @@ class Net(nn.Module):
             m.seed = seed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._flat:  # the lean pass of a chain of fully-connected blocks (set_taps(False))
+            for f in self._flat:
+                x = f(x)
+            return x
         if self.flatten_input:
             x = x.flatten(1)
         for blk in self.layers.values():
