@@ -20,6 +20,8 @@ from bncli.probes.jacobian import (
     backward_checks,
     check_layers,
     closed_form_jacobian,
+    jacobian_errors,
+    rel_err,
 )
 from bncli.probes.landscape import (
     LandscapeProbe,
@@ -146,6 +148,39 @@ def test_closed_form_jacobian_matches_autograd():
     m, sigma = 40, torch.sqrt(x.var(unbiased=False) + 1e-5)
     wrong = (torch.eye(m, dtype=torch.float64) - 1.0 / m) / sigma
     assert (autograd_jacobian(x, 1e-5) - wrong).abs().max() > 1e-3
+
+
+def test_stacked_units_give_each_units_own_jacobian():
+    """The (U, m) stack (one vmapped pullback, one batched closed form) equals unit by unit."""
+    torch.manual_seed(3)
+    xs = torch.randn(5, 30, dtype=torch.float64) * torch.tensor([[0.1], [1.0], [3.0], [10.0], [0.5]]) + 2
+    rows = torch.tensor([0, 7, 11, 29])
+    for r in (None, rows):
+        stacked_auto = autograd_jacobian(xs, 1e-5, r)
+        stacked_closed = closed_form_jacobian(xs, 1e-5, r)
+        for u in range(5):
+            one = closed_form_jacobian(xs[u], 1e-5, r)
+            torch.testing.assert_close(stacked_closed[u], one, rtol=1e-12, atol=1e-14)
+            torch.testing.assert_close(stacked_auto[u], one, rtol=1e-10, atol=1e-12)
+
+
+def test_jacobian_errors_is_the_max_over_units_of_the_per_unit_loop():
+    """jacobian_errors against the slow obvious loop (each sampled unit alone, same RNG draws)."""
+    torch.manual_seed(4)
+    x_units = torch.randn(12, 50) * 4 + 1
+    got = jacobian_errors(x_units, 1e-5, 6, 20, torch.Generator().manual_seed(9))
+    gen = torch.Generator().manual_seed(9)
+    units = torch.randperm(12, generator=gen)[:6].tolist()
+    rows = torch.randperm(50, generator=gen)[:20]
+    e32 = e64 = 0.0
+    for u in units:
+        ref = closed_form_jacobian(x_units[u].double(), 1e-5, rows)
+        e32 = max(e32, rel_err(autograd_jacobian(x_units[u].float(), 1e-5, rows).double(), ref))
+        e64 = max(e64, rel_err(autograd_jacobian(x_units[u].double(), 1e-5, rows), ref))
+    assert got["units_checked"] == 6 and got["rows_checked"] == 20 and got["m"] == 50
+    assert got["jacobian_err_f64"] == pytest.approx(e64, rel=0.5, abs=1e-15) and got["jacobian_err_f64"] < 1e-12
+    assert got["jacobian_err_f32"] < 1e-5 and e32 < 1e-5
+    assert got["jacobian_err_f32"] == pytest.approx(e32, rel=0.5, abs=2e-7)
 
 
 def test_backward_checks_on_a_batchnorm_layer():
