@@ -22,9 +22,9 @@ class ProbeKind:
 
 PROBES: dict[str, ProbeKind] = {p.name: p for p in (
     ProbeKind("ics_dist", "ics", "bncli.probes.ics:make_distribution_probe", fusable=True),
-    ProbeKind("ics_grad", "ics", "bncli.probes.ics:make_gradient_probe"),
-    ProbeKind("landscape", "lipschitz", "bncli.probes.landscape:make_probe"),
-    ProbeKind("bn_jacobian", "lipschitz", "bncli.probes.jacobian:make_probe"),
+    ProbeKind("ics_grad", "ics", "bncli.probes.ics:make_gradient_probe", fusable=True),
+    ProbeKind("landscape", "lipschitz", "bncli.probes.landscape:make_probe", fusable=True),
+    ProbeKind("bn_jacobian", "lipschitz", "bncli.probes.jacobian:make_probe", fusable=True),
     ProbeKind("scale", "scale", "bncli.probes.scale:make_probe", fusable=True),
     ProbeKind("saturation", "saturation", "bncli.probes.saturation:make_probe", fusable=True),
 )}
