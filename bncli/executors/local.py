@@ -18,6 +18,7 @@ from typing import Any
 from bncli.executors.base import JobResult, Reporter
 from bncli.plan import RunJob
 from bncli.runner import Runner, default_runner
+from bncli.runner.base import schedule_groups
 
 
 def _worker(conn: Connection, threads: int, runner: Any) -> None:
@@ -121,7 +122,8 @@ class LocalExecutor:
         # forkserver: a clean server process (no torch threads inherited) imports torch once;
         # each worker then forks from it quickly instead of importing torch itself (spawn)
         ctx = _context()
-        todo = [list(g) for g in groups]
+        # longest groups first, big fused groups split while workers would idle (LPT order)
+        todo = schedule_groups(groups, self.jobs)
         workers = [_Worker(ctx, self.threads, self.runner) for _ in range(min(self.jobs, len(todo)))]
         try:
             while todo or any(w.job is not None for w in workers):

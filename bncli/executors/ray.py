@@ -22,6 +22,7 @@ from bncli.errors import DeviceError, UsageError
 from bncli.executors.base import JobResult, Reporter
 from bncli.plan import RunJob
 from bncli.runner import Runner, default_runner
+from bncli.runner.base import schedule_groups
 
 INSTALL_HINT = "--backend ray needs Ray: pip install 'bncli[ray]' (or pip install ray)"
 
@@ -193,7 +194,10 @@ class RayExecutor:
             self._check_fits(ray, [j for g in groups for j in g], gpus)
         task = _remote(ray)
         data_refs: dict[str, Any] = {}
-        for group in groups:
+        # longest first (Ray starts tasks in about the order they come); split big fused groups
+        # while there are fewer groups than the cluster has CPUs for them
+        slots = int(float(ray.cluster_resources().get("CPU", 1)) // max(1, self._threads(groups[0][0])))
+        for group in schedule_groups(groups, max(1, slots)):
             job = group[0]
             spec = job.spec
             dkey = data_key(spec, "cpu")
