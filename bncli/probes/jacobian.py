@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, jacrev, vjp, vmap
+from torch.func import functional_call, vjp, vmap
 
 from bncli.probes.base import ProbeBase, as_units, buffer_copies, forward_hooks, measuring
 from bncli.runtime import derive_seed
