@@ -83,10 +83,9 @@ def fusable(spec: Spec, arm: Any, probes: Sequence[str]) -> bool:
     """Whether a job can train in a fused group: the model family, the arm's normalization (no
     noise), the optimizer and every probe it runs (the registry's `fusable`) must be supported."""
     from bncli.probes.registry import probe_kind
-    from bncli.schedule import scheduled
 
     return (spec.model.kind in FUSED_FAMILIES and arm.norm in FUSED_NORMS and not arm.noise
-            and spec.train.optimizer in ("sgd", "adam") and not scheduled(spec.train)
+            and spec.train.optimizer in ("sgd", "adam")
             and all(probe_kind(p).fusable for p in probes))
 
 

@@ -104,16 +104,21 @@ def _compare(fused, single) -> tuple[float, str]:
 CASES = [
     ("train", None, {"momentum": 0.9, "weight_decay": 1e-3}),
     ("train", None, {"optimizer": "adam", "lr": [0.01, 0.003]}),
+    ("train", None, {"schedule": "cosine", "warmup_steps": 5, "momentum": 0.9}),
+    ("train", None, {"optimizer": "adam", "lr": [0.01, 0.003], "schedule": "step", "milestones": [10],
+                     "gamma": 0.5}),
     ("ics", {"ics": {"gradient_ics": False}}, {}),
     ("ics", {"ics": {"every": 6}}, {"momentum": 0.9}),
     ("landscape", {"lipschitz": {"every": 8}}, {}),
+    ("landscape", {"lipschitz": {"every": 8}}, {"schedule": "cosine", "warmup_steps": 3}),
     ("saturation", None, {}),
     ("scale", None, {}),
 ]
 
 
 @pytest.mark.parametrize("analysis,settings,train", CASES, ids=[
-    "sgd-momentum-wd", "adam", "ics_dist", "ics_dist+ics_grad", "landscape+bn_jacobian",
+    "sgd-momentum-wd", "adam", "cosine-warmup-momentum", "adam-step-schedule", "ics_dist",
+    "ics_dist+ics_grad", "landscape+bn_jacobian", "landscape-scheduled",
     "saturation", "scale"])
 def test_fused_records_equal_single_records_in_float64(analysis, settings, train):
     with _float64():

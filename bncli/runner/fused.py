@@ -305,6 +305,7 @@ def train_fused(jobs: list[RunJob], data: Any = None, progress: Progress | None 
     from bncli.runner.build import build_arm_model, initial_model, record_of
     from bncli.runner.cache import job_data
     from bncli.runtime import configure_threads, resolve_threads
+    from bncli.schedule import lr_at, scheduled
     from bncli.train import RunContext, StepContext, TrainOutcome, _first_bad
 
     spec = jobs[0].spec
@@ -330,6 +331,7 @@ def train_fused(jobs: list[RunJob], data: Any = None, progress: Progress | None 
     lrs = torch.tensor([j.lr for j in jobs], dtype=dtype, device=device)
     opt = FusedOptimizer(model.parameters(), lrs, train)
     k = len(jobs)
+    has_schedule = scheduled(train)
     x_all, y_all = data.x_train, data.y_train
     n_eval_train = min(train.eval_train_examples, data.n_train)
     x_tr_eval, y_tr_eval = x_all[:n_eval_train], y_all[:n_eval_train]
@@ -350,6 +352,7 @@ def train_fused(jobs: list[RunJob], data: Any = None, progress: Progress | None 
             m.hist.train_acc.append(tr_acc[i])
             m.hist.test_loss.append(te_loss[i])
             m.hist.test_acc.append(te_acc[i])
+            m.hist.lr.append(lr_at(train, m.job.lr, max(0, step - 1)) if has_schedule else m.job.lr)
             m.since_eval.clear()
 
     pending: list[torch.Tensor] = []
@@ -395,6 +398,13 @@ def train_fused(jobs: list[RunJob], data: Any = None, progress: Progress | None 
             else:  # stored uint8 images: each member's batch normalized (and augmented) as alone
                 xb = torch.stack([data.batch(idx[i], m.job.seed, step)[0] for i, m in enumerate(members)])
                 yb = y_all[idx]
+            step_lrs = None
+            if has_schedule:  # this update's lr per member (a diverged member's stays 0)
+                step_lrs = [lr_at(train, m.job.lr, step) for m in members]
+                now = torch.tensor([v if m.diverged is None else 0.0 for v, m in zip(step_lrs, members)],
+                                   dtype=dtype, device=device)
+                lrs.copy_(now)
+                opt.neg_lrs.copy_(-now)
             due_any = any_probes and any(step % p.every == 0 or step == train.steps - 1
                                          for m in members for p in m.probes)
             if due_any and pending:
@@ -425,7 +435,8 @@ def train_fused(jobs: list[RunJob], data: Any = None, progress: Progress | None 
                 for i, d in due.items():
                     m = members[i]
                     model.materialize(i, m.net, grads=True)
-                    ctx = StepContext(m.run, step, xb[i], yb[i], losses[i].detach(), None, before[i])
+                    ctx = StepContext(m.run, step, xb[i], yb[i], losses[i].detach(), None, before[i],
+                                      step_lrs[i] if step_lrs is not None else m.job.lr)
                     ctxs[i] = ctx
                     for p in d:
                         if hasattr(p, "before_update"):
