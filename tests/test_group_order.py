@@ -69,3 +69,30 @@ def test_a_split_group_trains_the_same_members():
             ref = whole[(r.lr, r.seed)]
             for a, b in zip(r.test_loss, ref.test_loss, strict=True):
                 assert abs(a - b) <= 1e-5 * max(1.0, abs(b))
+
+
+def test_a_fused_group_too_big_for_memory_trains_in_chunks(monkeypatch):
+    """max_members from the free memory: a group of 8 with room for 3 trains as 3 + 3 + 2, and
+    every member's record is the one it gets in the whole group (to float32 rounding)."""
+    from bncli.runner import fused as fused_mod
+    from bncli.runner.cache import cpu_data
+
+    spec = _spec(arms=["batchnorm"])
+    runner = fused_mod.FusedRunner()
+    (group,) = group_jobs(plan(spec, "train"), runner)
+    data = cpu_data(spec)
+    whole = {(r.lr, r.seed): r for r in runner.run(group, data)}
+    per = fused_mod.member_bytes(group[0].spec, data)
+    assert fused_mod.max_members(group[0].spec, data, available=4 * per * 3) == 3
+    assert fused_mod.max_members(group[0].spec, data, available=1) == 1
+    sizes = []
+    real = fused_mod.train_fused
+    monkeypatch.setattr(fused_mod, "max_members", lambda s, d: 3)
+    monkeypatch.setattr(fused_mod, "train_fused", lambda jobs, d, p: sizes.append(len(jobs)) or real(jobs, d, p))
+    chunked = runner.run(group, data)
+    assert sizes == [3, 3, 2]
+    assert [(r.lr, r.seed) for r in chunked] == [(j.lr, j.seed) for j in group]
+    for r in chunked:
+        ref = whole[(r.lr, r.seed)]
+        for a, b in zip(r.test_loss, ref.test_loss, strict=True):
+            assert abs(a - b) <= 1e-5 * max(1.0, abs(b))

@@ -57,11 +57,43 @@ class FusedRunner:
         return fused_group_key(job) if job.numerics == "fused" else job.key
 
     def run(self, jobs: Sequence[RunJob], data: Any = None, progress: Progress | None = None) -> list[RunRecord]:
+        from bncli.runner.cache import job_data
         from bncli.runner.single import run_job
 
         if all(j.numerics == "fused" for j in jobs):
-            return train_fused(list(jobs), data, progress)
+            data = data if data is not None else job_data(jobs[0].spec)
+            size = max_members(jobs[0].spec, data)
+            out: list[RunRecord] = []
+            for i in range(0, len(jobs), size):  # a group too big for memory: in chunks, one by one
+                out.extend(train_fused(list(jobs[i:i + size]), data, progress))
+            return out
         return [run_job(j, data, None, progress) for j in jobs]
+
+
+MAX_MEMBERS = 256  # a fused group's largest chunk whatever the memory (progress stays granular)
+
+
+def member_bytes(spec: Any, data: Any) -> int:
+    """What one more member costs a fused group (generous, as bncli.budget): its parameters,
+    gradients, optimizer state and a copy, its training batch's activations and gradients, and
+    its share of a stacked evaluation chunk (every member's outputs on the same inputs)."""
+    from bncli.budget import EVAL_CHUNK, F32, _model_size
+
+    params, act, _ = _model_size(spec.model, data.input_shape, data.n_out)
+    n_eval = min(EVAL_CHUNK, max(int(data.x_test.shape[0]), min(spec.train.eval_train_examples, data.n_train)))
+    return params * F32 * 6 + (2 * spec.train.batch_size + n_eval) * act * F32
+
+
+def max_members(spec: Any, data: Any, available: int | None = None) -> int:
+    """The most members one fused chunk may have: a quarter of the free memory of the group's
+    device (other workers and the data need the rest), at most MAX_MEMBERS, at least 1."""
+    from bncli.budget import available_bytes
+
+    if available is None:
+        available = available_bytes(data.x_train.device if data.x_train.is_cuda else None)
+    if available is None:
+        return MAX_MEMBERS
+    return max(1, min(MAX_MEMBERS, int(available // 4 // max(1, member_bytes(spec, data)))))
 
 
 # --------------------------------------------------------------------------- the batched model
