@@ -76,7 +76,7 @@ def _job_key(analysis: str, spec_json: str, probes: tuple[str, ...], numerics: s
 
 # what bncli.runner.fused can train as one batched model
 FUSED_FAMILIES = ("mlp",)
-FUSED_NORMS = ("none", "batch")
+FUSED_NORMS = ("none", "batch", "lp")  # lp: every p, scope, position, affine or not
 
 
 def fusable(spec: Spec, arm: Any, probes: Sequence[str]) -> bool:

@@ -14,7 +14,8 @@ long horizons at large lrs: float32 rounding amplified by the dynamics). Records
 `numerics: fused` and jobs are keyed apart from single ones (bncli.plan), so `--resume` never mixes
 them.
 
-Fused: MLP families, arms with norm none or batch (pre or post, affine or not, no noise), SGD
+Fused: MLP families, arms with norm none, batch or lp (ℓp normalization: p 1, 2 or inf, scope
+layer or unit, with LpNorm's maths per member; pre or post, affine or not, no noise), SGD
 (momentum, weight decay) and Adam, probes whose registry entry says `fusable`. Anything else is
 planned `numerics: single` and trained by run_job."""
 
@@ -119,7 +120,8 @@ class _Member:
 
 class StackedMLP:
     """K MLPs of one architecture as stacked tensors: parameters [K, ...] (leaves with grads),
-    buffers [K, ...]; `forward(x)` with x [K, B, ...] (training: per-member batches) or
+    buffers [K, ...] (BN's as one flat [K·U] view each; ℓp's running_mean [K, U] and running_scale
+    [K, U] or [K]); `forward(x)` with x [K, B, ...] (training: per-member batches) or
     [N, ...] (eval: one input for every member)."""
 
     def __init__(self, nets: Sequence[Any]) -> None:
@@ -144,13 +146,22 @@ class StackedMLP:
         self.layers = []
         for name, blk in first.layers.items():
             pre = f"layers.{name}"
-            norm = blk.norm if blk.norm_kind == "batch" else None
+            kind = blk.norm_kind if blk.norm_kind in ("batch", "lp") else None
+            norm = blk.norm if kind is not None else None
+            if kind == "batch":  # F.batch_norm over the [B, K·U] view: flat buffers [K·U]
+                stats = (self.flat_buffers[f"{pre}.norm.running_mean"], self.flat_buffers[f"{pre}.norm.running_var"])
+                extra: Any = None
+            elif kind == "lp":  # stacked buffers: running_mean [K, U], running_scale [K, U] or [K]
+                stats = (self.buffers[f"{pre}.norm.running_mean"], self.buffers[f"{pre}.norm.running_scale"])
+                extra = (float(norm.p), norm.scope == "unit")
+            else:
+                stats, extra = (None, None), None
             self.layers.append((
                 self.params[f"{pre}.fc.weight"], self.params.get(f"{pre}.fc.bias"),
-                norm is not None, self.params.get(f"{pre}.norm.weight"), self.params.get(f"{pre}.norm.bias"),
-                self.flat_buffers.get(f"{pre}.norm.running_mean"), self.flat_buffers.get(f"{pre}.norm.running_var"),
+                kind, self.params.get(f"{pre}.norm.weight"), self.params.get(f"{pre}.norm.bias"),
+                stats[0], stats[1],
                 None if norm is None else float(norm.momentum), None if norm is None else float(norm.eps),
-                blk.position,
+                extra, blk.position,
             ))
         self.act = _ACT[_activation_of(first)]
         self.head = (self.params["head.weight"], self.params.get("head.bias"))
@@ -166,10 +177,39 @@ class StackedMLP:
                            training, mom, eps)
         return out.view(n, k, u).transpose(0, 1)
 
+    @staticmethod
+    def _lp(h: torch.Tensor, g: Any, b: Any, rm: torch.Tensor, rs: torch.Tensor, mom: float, eps: float,
+            p: float, unit: bool, training: bool) -> torch.Tensor:
+        """bncli.norm_layers.LpNorm.forward for every member of h [K, B, U] (the same ops in the
+        same order, reductions per member): per-unit batch mean, centred c, the member's scale
+        (lp_scale: one per member; lp_unit_scale: one per member and unit), the running buffers
+        (rm [K, U], rs [K] or [K, U]) updated in place; eval mode with the running estimates."""
+        if training:
+            mu = h.mean(1)  # [K, U]: each member's per-unit batch mean
+            c = h - mu.unsqueeze(1)
+            s = _lp_unit_scale(c, p) if unit else _lp_scale(c, p)
+            rm.mul_(1.0 - mom).add_(mu.detach(), alpha=mom)
+            rs.mul_(1.0 - mom).add_(s.detach(), alpha=mom)
+        else:
+            c = h - rm.unsqueeze(1)
+            s = rs
+        inv = 1.0 / (s + eps)  # [K, U] or [K]
+        if not unit:
+            inv = inv.unsqueeze(1)  # [K, 1]: one scalar per member
+        if g is None:
+            return c * inv.unsqueeze(1)
+        return torch.addcmul(b.unsqueeze(1), c, (g * inv).unsqueeze(1))
+
+    def _norm(self, h: torch.Tensor, kind: Any, g: Any, b: Any, rm: Any, rv: Any, mom: Any, eps: Any, extra: Any,
+              training: bool) -> torch.Tensor:
+        if kind == "batch":
+            return self._bn(h, g, b, rm, rv, mom, eps, training)
+        return self._lp(h, g, b, rm, rv, mom, eps, extra[0], extra[1], training)
+
     def forward(self, x: torch.Tensor, training: bool) -> torch.Tensor:
         shared = not training  # eval: one input [N, ...] for every member
         h = x.flatten(2) if training else x.flatten(1)
-        for w, bias, bn, g, b, rm, rv, mom, eps, position in self.layers:
+        for w, bias, kind, g, b, rm, rv, mom, eps, extra, position in self.layers:
             if shared:
                 h = torch.matmul(h, w)
                 if bias is not None:
@@ -180,15 +220,15 @@ class StackedMLP:
             else:
                 h = torch.bmm(h, w)
             if position == "pre":
-                if bn:
-                    h = self._bn(h, g, b, rm, rv, mom, eps, training)
+                if kind is not None:
+                    h = self._norm(h, kind, g, b, rm, rv, mom, eps, extra, training)
                 if self.act is not None:
                     h = self.act(h)
             else:
                 if self.act is not None:
                     h = self.act(h)
-                if bn:
-                    h = self._bn(h, g, b, rm, rv, mom, eps, training)
+                if kind is not None:
+                    h = self._norm(h, kind, g, b, rm, rv, mom, eps, extra, training)
         w, bias = self.head
         if shared:
             h = torch.matmul(h, w)
@@ -224,6 +264,25 @@ class StackedMLP:
 
     def keep_counters(self) -> None:
         self._nbt0 = {n: b.clone() for n, b in self.buffers.items() if n.endswith("num_batches_tracked")}
+
+
+def _lp_scale(c: torch.Tensor, p: float) -> torch.Tensor:
+    """bncli.norm_layers.lp_scale per member of a centred c [K, B, U]: [K]."""
+    k = c.shape[0]
+    if p == 1:
+        return c.abs().reshape(k, -1).mean(1)
+    if math.isinf(p):
+        return c.abs().amax(dim=2).mean(1)
+    return torch.linalg.vector_norm(c, ord=p, dim=2).mean(1) / c.shape[2] ** (1.0 / p)
+
+
+def _lp_unit_scale(c: torch.Tensor, p: float) -> torch.Tensor:
+    """bncli.norm_layers.lp_unit_scale per member of a centred c [K, B, U]: [K, U]."""
+    if p == 1:
+        return c.abs().mean(1)
+    if math.isinf(p):
+        return c.abs().amax(1)
+    return c.abs().pow(p).mean(1).pow(1.0 / p)
 
 
 def _activation_of(net: Any) -> str:
