@@ -237,16 +237,28 @@ class StackedMLP:
             return torch.baddbmm(bias.unsqueeze(1), h, w)
         return torch.bmm(h, w)
 
+    def _named(self, net: Any) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+        """The Net's (name, parameter) and (name, buffer) lists, walked once per Net (a deep
+        net's module tree is slow to walk on every due step; the tensors stay the same objects:
+        probes restore them in place)."""
+        cache = self.__dict__.setdefault("_named_cache", {})
+        got = cache.get(id(net))
+        if got is None or got[0] is not net:
+            got = (net, list(net.named_parameters()), list(net.named_buffers()))
+            cache[id(net)] = got
+        return got[1], got[2]
+
     @torch.no_grad()
     def materialize(self, k: int, net: Any, grads: bool = False) -> None:
         """Member k's current weights (and gradients, BN buffers) into its own Net."""
-        for n, p in net.named_parameters():
+        named_params, named_buffers = self._named(net)
+        for n, p in named_params:
             t = n in self.transposed
             p.copy_(self.params[n][k].T if t else self.params[n][k])
             if grads:
                 g = self.params[n].grad
                 p.grad = None if g is None else (g[k].T if t else g[k]).clone(memory_format=torch.contiguous_format)
-        for n, b in net.named_buffers():
+        for n, b in named_buffers:
             if n.endswith("num_batches_tracked"):
                 b.copy_(self._nbt0[n][k] + self.forwards)
             else:
