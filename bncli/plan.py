@@ -75,7 +75,7 @@ def _job_key(analysis: str, spec_json: str, probes: tuple[str, ...], numerics: s
 
 
 # what bncli.runner.fused can train as one batched model
-FUSED_FAMILIES = ("mlp",)
+FUSED_FAMILIES = ("mlp", "cnn", "vgg", "resnet")
 FUSED_NORMS = ("none", "batch")
 
 

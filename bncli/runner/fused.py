@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from bncli.plan import FUSED_FAMILIES, FUSED_NORMS, RunJob, canonical, fusable  # noqa: F401
 from bncli.results import RunRecord
 from bncli.runner.base import Progress
+from bncli.runner.fused_vmap import VmapStack
 
 _ACT = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "linear": None}
 _ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults (what make_optimizer uses)
@@ -325,7 +326,7 @@ def train_fused(jobs: list[RunJob], data: Any = None, progress: Progress | None 
         m.run = RunContext(net, None, loss_fn, data, arm, job.lr, job.seed, train, device,  # type: ignore[arg-type]
                            train.steps)
         members.append(m)
-    model = StackedMLP([m.net for m in members])
+    model = (StackedMLP if spec.model.kind == "mlp" else VmapStack)([m.net for m in members])
     model.keep_counters()
     dtype = model.params[model.names[0]].dtype
     lrs = torch.tensor([j.lr for j in jobs], dtype=dtype, device=device)

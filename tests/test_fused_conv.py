@@ -1,0 +1,102 @@
+"""Fused conv families (bncli.runner.fused_vmap.VmapStack: torch.func vmap over one Net): a cnn, a
+vgg and a resnet group give each run's single record to 1e-10 in float64 (SGD with momentum, a
+probe analysis), are planned fused, and a diverged member is cut at its own step. Tiny nets on the
+8x8 digits images, a few steps."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_fused import _compare, _float64, _records
+
+from bncli.plan import plan
+from bncli.runner.fused_vmap import VmapStack
+from bncli.spec import Spec
+
+MODELS = {
+    "cnn": {"kind": "cnn", "channels": [3, 4], "activation": "relu"},
+    "vgg": {"kind": "vgg", "depth": 11, "width": 1, "activation": "relu"},
+    "resnet": {"kind": "resnet", "depth": 20, "width": 2, "activation": "relu"},
+}
+
+
+def _spec(model: dict, analysis: dict | None = None, **train) -> Spec:
+    doc = {"seeds": 2, "threads": 1, "device": "cpu",
+           "data": {"source": "digits", "shape": "image", "subset": 160, "test_subset": 60},
+           "model": model,
+           "train": {"lr": [0.05, 0.2], "steps": 8, "eval_every": 4, "batch_size": 12,
+                     "eval_train_examples": 60, **train},
+           "arms": ["plain", "batchnorm"], "analysis": analysis or {}}
+    return Spec.model_validate(doc)
+
+
+def _check(spec: Spec, analysis: str) -> tuple[dict, dict]:
+    with _float64():
+        fused, single = _records(spec, analysis, double=True)
+        worst, where = _compare(fused, single)
+    assert worst < 1e-10, (where, worst)
+    return fused, single
+
+
+@pytest.mark.parametrize("family", list(MODELS))
+def test_fused_conv_train_records_equal_single_in_float64(family):
+    _check(_spec(MODELS[family], momentum=0.9, weight_decay=1e-3), "train")
+
+
+@pytest.mark.parametrize("analysis,settings", [
+    ("saturation", {"saturation": {"every": 3, "probe_size": 16}}),
+    ("ics", {"ics": {"every": 3, "probe_size": 16, "tracked_units": 2}}),
+], ids=["saturation", "ics"])
+def test_fused_cnn_probe_records_equal_single_in_float64(analysis, settings):
+    _check(_spec(MODELS["cnn"], settings, momentum=0.9), analysis)
+
+
+def test_fused_resnet_probe_records_equal_single_in_float64():
+    _check(_spec(MODELS["resnet"], {"saturation": {"every": 3, "probe_size": 16}}), "saturation")
+
+
+@pytest.mark.parametrize("family", list(MODELS))
+def test_conv_jobs_are_planned_fused_and_off_single(family):
+    spec = _spec(MODELS[family])
+    assert {j.numerics for j in plan(spec, "train")} == {"fused"}
+    assert {j.numerics for j in plan(spec.model_copy(update={"fuse": "off"}), "train")} == {"single"}
+    noisy = Spec.model_validate({**spec.model_dump(mode="json"), "arms": ["noisy_batchnorm"]})
+    assert {j.numerics for j in plan(noisy, "train")} == {"single"}
+
+
+def test_a_diverged_conv_member_is_cut_at_its_step():
+    spec = _spec(MODELS["cnn"], lr=[0.05, 1e4], steps=12)
+    fused, single = _check(spec, "train")
+    assert any(r.diverged_at is not None for r in single.values())
+    assert any(r.diverged_at is None for r in single.values())
+    for key, s in single.items():
+        assert (fused[key].diverged_at, fused[key].steps_done) == (s.diverged_at, s.steps_done)
+
+
+def test_vmap_stack_keeps_each_members_bn_buffers_and_counter():
+    """BN's running statistics and num_batches_tracked update in each member's own slice, and
+    materialize gives each member's Net what the same forwards give it alone."""
+    from bncli.models import build_model
+    from bncli.spec import ArmSpec, ModelSpec
+
+    torch.manual_seed(0)
+    arm = ArmSpec(name="bn", norm="batch")
+    nets = [build_model(ModelSpec(**MODELS["cnn"]), arm, (1, 8, 8), 3) for _ in range(3)]
+    stack = VmapStack(nets)
+    x = torch.randn(3, 5, 1, 8, 8)
+    for _ in range(2):
+        out = stack.forward(x, training=True)
+    assert out.shape == (3, 5, 3)
+    eval_out = stack.forward(x[0], training=False)
+    for i, net in enumerate(nets):
+        net.train()
+        for _ in range(2):
+            alone = net(x[i])
+        torch.testing.assert_close(out[i], alone, rtol=1e-5, atol=1e-6)
+        copy = build_model(ModelSpec(**MODELS["cnn"]), arm, (1, 8, 8), 3)
+        stack.materialize(i, copy)
+        for (n, a), (_, b) in zip(net.named_buffers(), copy.named_buffers(), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=n)
+        assert int(stack.buffers_of(i)["layers.layer1.norm.num_batches_tracked"]) == 2
+        net.eval()
+        torch.testing.assert_close(eval_out[i], net(x[0]), rtol=1e-5, atol=1e-6)
