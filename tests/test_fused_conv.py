@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 from test_fused import _compare, _float64, _records
+from test_fused import _spec as _mlp_spec
 
 from bncli.plan import plan
 from bncli.runner.fused_vmap import VmapStack
@@ -18,6 +19,13 @@ MODELS = {
     "vgg": {"kind": "vgg", "depth": 11, "width": 1, "activation": "relu"},
     "resnet": {"kind": "resnet", "depth": 20, "width": 2, "activation": "relu"},
 }
+
+
+@pytest.fixture(autouse=True)
+def _fuse_conv_on_the_cpu(monkeypatch):
+    """The plan fuses conv families on a GPU only (bncli.plan.FUSED_GPU_ONLY); the maths is the
+    same on the CPU, where these tests check it."""
+    monkeypatch.setattr("bncli.plan.FUSED_GPU_ONLY", ())
 
 
 def _spec(model: dict, analysis: dict | None = None, **train) -> Spec:
@@ -64,6 +72,17 @@ def test_conv_jobs_are_planned_fused_and_off_single(family):
     assert {j.numerics for j in plan(noisy, "train")} == {"single"}
 
 
+@pytest.mark.parametrize("family", list(MODELS))
+def test_conv_families_fuse_on_a_gpu_only(monkeypatch, family):
+    monkeypatch.undo()
+    spec = _spec(MODELS[family])
+    assert {j.numerics for j in plan(spec, "train")} == {"single"}  # device: cpu
+    gpu = spec.model_copy(update={"device": "cuda"})
+    assert {j.numerics for j in plan(gpu, "train")} == {"fused"}
+    assert _mlp_spec().device == "cpu"
+    assert {j.numerics for j in plan(_mlp_spec(), "train")} == {"fused"}  # MLPs fuse on the CPU
+
+
 def test_a_diverged_conv_member_is_cut_at_its_step():
     spec = _spec(MODELS["cnn"], lr=[0.05, 1e4], steps=12)
     fused, single = _check(spec, "train")
@@ -83,6 +102,8 @@ def test_vmap_stack_keeps_each_members_bn_buffers_and_counter():
     arm = ArmSpec(name="bn", norm="batch")
     nets = [build_model(ModelSpec(**MODELS["cnn"]), arm, (1, 8, 8), 3) for _ in range(3)]
     stack = VmapStack(nets)
+    rules = {type(m).__name__ for m in stack._net.modules() if "forward" in vars(m)}
+    assert rules == {"BatchNorm2d", "MaxPool2d"}  # the flat [B, K·C] rules (fused_vmap)
     x = torch.randn(3, 5, 1, 8, 8)
     for _ in range(2):
         out = stack.forward(x, training=True)

@@ -19,7 +19,101 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 from torch.func import functional_call, vmap
+
+
+def _flat(t: torch.Tensor | None, d: int | None, k: int) -> torch.Tensor | None:
+    """A per-channel tensor of K members as one [K·C] vector (member-major)."""
+    if t is None:
+        return None
+    return t.repeat(k) if d is None else t.movedim(d, 0).reshape(-1)
+
+
+def _channels_of_k(x: torch.Tensor, d: int, k: int) -> tuple[torch.Tensor, torch.Size]:
+    """A batched [B, C, ...] member view (physical batch dim d) as one [B, K·C, ...] tensor."""
+    xp = x.movedim(d, 1)
+    shape = xp.shape
+    return xp.reshape(shape[0], k * shape[2], *shape[3:]), shape
+
+
+class _BatchNormK(torch.autograd.Function):
+    """F.batch_norm whose vmap rule is StackedMLP's: one batch norm over [B, K·C, ...] with the
+    members' affine parameters and running statistics flattened to [K·C] (the statistics are
+    views: the in-place update lands in each member's slice). torch.func's own rule normalizes
+    without the affine and applies it in separate ops: about twice the time on the CPU. Only
+    ever called under vmap; autograd differentiates the ops of the rule."""
+
+    @staticmethod
+    def forward(x, rm, rv, w, b, training, momentum, eps):  # type: ignore[override]
+        return F.batch_norm(x, rm, rv, w, b, training, momentum, eps)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Any) -> Any:  # never used: the vmap rule's ops are recorded
+        raise RuntimeError("_BatchNormK is only differentiated under vmap")
+
+    @staticmethod
+    def vmap(info: Any, in_dims: Any, x, rm, rv, w, b, training, momentum, eps):  # type: ignore[override]
+        xd, rmd, rvd, wd, bd = in_dims[:5]
+        k = info.batch_size
+        if xd is None or rmd != 0 or rvd != 0:
+            raise RuntimeError("_BatchNormK needs a batched input and stacked running statistics")
+        flat, shape = _channels_of_k(x, xd, k)
+        out = F.batch_norm(flat, rm.view(-1), rv.view(-1), _flat(w, wd, k), _flat(b, bd, k),
+                           training, momentum, eps)
+        return out.view(shape), 1
+
+
+class _MaxPool2dK(torch.autograd.Function):
+    """F.max_pool2d whose vmap rule pools [B, K·C, H, W] as it lies (each channel alone: the
+    same maxima), where torch.func's rule first copies the members to the front. Only ever
+    called under vmap."""
+
+    @staticmethod
+    def forward(x, kernel, stride, padding, dilation, ceil_mode):  # type: ignore[override]
+        return F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Any) -> Any:
+        raise RuntimeError("_MaxPool2dK is only differentiated under vmap")
+
+    @staticmethod
+    def vmap(info: Any, in_dims: Any, x, kernel, stride, padding, dilation, ceil_mode):  # type: ignore[override]
+        if in_dims[0] is None:
+            return F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode), None
+        if x.dim() != 5:  # unbatched [C, H, W] members: pool them as a batch
+            return F.max_pool2d(x.movedim(in_dims[0], 0), kernel, stride, padding, dilation, ceil_mode), 0
+        flat, shape = _channels_of_k(x, in_dims[0], info.batch_size)
+        out = F.max_pool2d(flat, kernel, stride, padding, dilation, ceil_mode)
+        return out.view(shape[0], shape[1], shape[2], *out.shape[2:]), 1
+
+
+def _bn_forward(m: nn.modules.batchnorm._BatchNorm) -> Any:
+    """nn.BatchNorm's forward (fixed momentum, running statistics tracked) through _BatchNormK."""
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if m.training:
+            m.num_batches_tracked.add_(1)  # type: ignore[operator, union-attr]
+        return _BatchNormK.apply(x, m.running_mean, m.running_var, m.weight, m.bias, m.training,
+                                 m.momentum, m.eps)
+
+    return forward
+
+
+def _pool_forward(m: nn.MaxPool2d) -> Any:
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return _MaxPool2dK.apply(x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
+
+    return forward
 
 
 def _template(net: torch.nn.Module) -> torch.nn.Module:
@@ -34,6 +128,11 @@ def _template(net: torch.nn.Module) -> torch.nn.Module:
         m._forward_pre_hooks.clear()
         m._backward_hooks.clear()
         m._backward_pre_hooks.clear()
+        if (isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+                and m.momentum is not None and type(m) in (nn.BatchNorm1d, nn.BatchNorm2d)):
+            m.forward = _bn_forward(m)  # type: ignore[method-assign]
+        elif type(m) is nn.MaxPool2d and not m.return_indices:
+            m.forward = _pool_forward(m)  # type: ignore[method-assign]
     return t
 
 
