@@ -78,8 +78,8 @@ def _job_key(analysis: str, spec_json: str, probes: tuple[str, ...], numerics: s
 FUSED_FAMILIES = ("mlp", "cnn", "vgg", "resnet")
 FUSED_NORMS = ("none", "batch")
 # families fused through torch.func (bncli.runner.fused_vmap: one grouped convolution per layer)
-# only on a GPU: on the CPU a grouped convolution costs about what its K convolutions cost alone or
-# more (1.15-1.35x per step on 32x32 images), so a fused group gains little there or loses
+# only on a GPU: on the CPU (1 thread) a grouped convolution is ~1.4x slower than its K single ones,
+# so a fused group there is 1.15-1.45x slower on 32x32 images and gains at most ~10% on 8x8 digits
 FUSED_GPU_ONLY = ("cnn", "vgg", "resnet")
 
 

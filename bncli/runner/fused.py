@@ -15,8 +15,9 @@ long horizons at large lrs: float32 rounding amplified by the dynamics). Records
 them.
 
 Fused: MLP families, arms with norm none or batch (pre or post, affine or not, no noise), SGD
-(momentum, weight decay) and Adam, probes whose registry entry says `fusable`. Anything else is
-planned `numerics: single` and trained by run_job."""
+(momentum, weight decay) and Adam, probes whose registry entry says `fusable`; the conv families
+(cnn, vgg, resnet) likewise on a GPU, through torch.func (bncli.runner.fused_vmap.VmapStack).
+Anything else is planned `numerics: single` and trained by run_job."""
 
 from __future__ import annotations
 

@@ -3,9 +3,13 @@ member's Net called with `functional_call` under `vmap` over stacked parameters 
 
 The conv families (cnn, vgg, resnet) train fused with it (bncli.runner.fused.train_fused picks it;
 MLPs keep the hand-written StackedMLP). Any Net forward works: vmap turns each member's conv into
-one grouped conv, its BN into one batch norm over K·C channels, the residual sums and pools into
-batched ops; the maths per member is its single run's (tests/test_fused_conv.py: float64 records
-equal single ones to 1e-10).
+one grouped conv and the residual sums, activations and pools into batched ops; BN and max-pool
+get rules of their own that work on [B, K·C, ...] as the grouped conv leaves it (StackedMLP's flat
+BN; torch.func's rules copy the members to the front and apply BN's affine in separate ops). The
+maths per member is its single run's (tests/test_fused_conv.py: float64 records equal single ones
+to 1e-10; grouped and single convolutions round differently, ~1e-13 after a few steps).
+The plan fuses these families on a GPU only (bncli.plan.FUSED_GPU_ONLY): on the CPU a grouped
+convolution is slower than its K single ones.
 
 BN buffers are stacked [K, ...] and batched too, so BN's in-place running-statistic updates land
 in each member's own slice, num_batches_tracked included (each slice counts its own training
