@@ -16,8 +16,10 @@ them.
 
 Fused: MLP families, arms with norm none, batch or lp (ℓp normalization: p 1, 2 or inf, scope
 layer or unit, with LpNorm's maths per member; pre or post, affine or not, no noise), SGD
-(momentum, weight decay) and Adam, probes whose registry entry says `fusable`. Anything else is
-planned `numerics: single` and trained by run_job."""
+(momentum, weight decay) and Adam, probes whose registry entry says `fusable`; the conv families
+(cnn, vgg, resnet, norm none or batch) likewise on a GPU, through torch.func
+(bncli.runner.fused_vmap.VmapStack). Anything else is planned `numerics: single` and trained by
+run_job."""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ import torch.nn.functional as F
 from bncli.plan import FUSED_FAMILIES, FUSED_NORMS, RunJob, canonical, fusable  # noqa: F401
 from bncli.results import RunRecord
 from bncli.runner.base import Progress
+from bncli.runner.fused_vmap import VmapStack
 
 _ACT = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "linear": None}
 _ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults (what make_optimizer uses)
@@ -428,7 +431,7 @@ def train_fused(jobs: list[RunJob], data: Any = None, progress: Progress | None 
         m.run = RunContext(net, None, loss_fn, data, arm, job.lr, job.seed, train, device,  # type: ignore[arg-type]
                            train.steps)
         members.append(m)
-    model = StackedMLP([m.net for m in members])
+    model = (StackedMLP if spec.model.kind == "mlp" else VmapStack)([m.net for m in members])
     model.keep_counters()
     dtype = model.params[model.names[0]].dtype
     lrs = torch.tensor([j.lr for j in jobs], dtype=dtype, device=device)
