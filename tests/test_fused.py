@@ -211,6 +211,11 @@ def test_cli_fuse_option(tmp_path, write_spec, tiny_spec_dict_factory):
         assert res.exit_code == 0, res.output
         runs = json.loads(res.stdout)["runs"]
         assert {r["numerics"] for r in runs} == {numerics}
+        # the terminal header says how the runs were computed
+        res = CliRunner().invoke(app, ["train", str(path), "--fuse", fuse, "-q"], env={"COLUMNS": "400"})
+        assert res.exit_code == 0, res.output
+        header = res.stdout.splitlines()[0]
+        assert f"numerics: {numerics}" in header, header
 
 
 @pytest.mark.parametrize("source", ["mnist", "cifar10"])

@@ -154,7 +154,21 @@ def run_header(analysis: Analysis, spec: Any, backend: str) -> Text:
     text = Text()
     text.append(f"bncli {analysis.command} · {spec.name}: ", style="bold")
     text.append(describe(spec, job_data(spec), ceiling))
+    text.append(f"; {numerics_label(spec, analysis.name)}")
     return text
+
+
+def numerics_label(spec: Any, analysis: str) -> str:
+    """How the runs are computed: fused (an arm's seeds × lrs as one batched model: the same maths,
+    float32 rounding differs), single, or how many of each."""
+    from bncli.plan import plan
+
+    kinds = [j.numerics for j in plan(spec, analysis)]
+    fused = kinds.count("fused")
+    if fused == 0:
+        return "numerics: single" + (" (--fuse off)" if spec.fuse == "off" else "")
+    what = "fused (each arm's seeds × lrs batched; --fuse off: one by one)"
+    return f"numerics: {what}" if fused == len(kinds) else f"numerics: {fused} of {len(kinds)} runs {what}"
 
 
 def make_command(analysis: Analysis):
