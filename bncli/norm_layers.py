@@ -17,26 +17,28 @@ def _units(x: torch.Tensor) -> torch.Tensor:
 
 
 def lp_scale(c: torch.Tensor, p: float) -> torch.Tensor:
-    """(1/m) Σ_j ‖c_j‖_p / d^{1/p} over the m rows c_j ∈ R^d of a centred (m, d) block (d^{1/∞} = 1).
+    """(1/m) Σ_j ‖c_j‖_p / d^{1/p} over the m rows c_j ∈ R^d of a centred (m, d) block (d^{1/∞} = 1);
+    for a stack (..., m, d) of blocks (a fused group's members), one scalar per block.
 
     The d^{1/p} makes the scalar an average per-unit magnitude (for p = 1 the mean |c|, for p = 2
     the root mean square per example), so the normalized values are O(1) at any width, as with BN.
     """
     if p == 1:
-        return c.abs().mean()  # Σ_j ‖c_j‖_1 / (m d): the same number, fewer kernels
+        return c.abs().mean(dim=(-2, -1))  # Σ_j ‖c_j‖_1 / (m d): the same number, fewer kernels
     if math.isinf(p):
-        return c.abs().amax(dim=1).mean()
-    return torch.linalg.vector_norm(c, ord=p, dim=1).mean() / c.shape[1] ** (1.0 / p)
+        return c.abs().amax(dim=-1).mean(-1)
+    return torch.linalg.vector_norm(c, ord=p, dim=-1).mean(-1) / c.shape[-1] ** (1.0 / p)
 
 
 def lp_unit_scale(c: torch.Tensor, p: float) -> torch.Tensor:
     """Per unit k: ((1/m) Σ_j |c_jk|^p)^{1/p} over the m rows of a centred (m, d) block (ℓ∞: max_j
-    |c_jk|): each unit's own ℓp magnitude over the batch (for p = 2 BN's standard deviation)."""
+    |c_jk|): each unit's own ℓp magnitude over the batch (for p = 2 BN's standard deviation); for
+    a stack (..., m, d), per block and unit."""
     if p == 1:
-        return c.abs().mean(0)
+        return c.abs().mean(-2)
     if math.isinf(p):
-        return c.abs().amax(0)
-    return c.abs().pow(p).mean(0).pow(1.0 / p)
+        return c.abs().amax(-2)
+    return c.abs().pow(p).mean(-2).pow(1.0 / p)
 
 
 class LpNorm(nn.Module):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_fused import _compare, _float64, _records
+from test_fused import _compare, _float64, _records, assert_diverged_members_match
 from test_fused import _spec as _mlp_spec
 
 from bncli.plan import plan
@@ -144,10 +144,7 @@ def test_conv_families_fuse_on_a_gpu_only(monkeypatch, family):
 def test_a_diverged_conv_member_is_cut_at_its_step():
     spec = _spec(MODELS["cnn"], lr=[0.05, 1e4], steps=12)
     fused, single = _check(spec, "train")
-    assert any(r.diverged_at is not None for r in single.values())
-    assert any(r.diverged_at is None for r in single.values())
-    for key, s in single.items():
-        assert (fused[key].diverged_at, fused[key].steps_done) == (s.diverged_at, s.steps_done)
+    assert_diverged_members_match(fused, single)
 
 
 def test_vmap_stack_keeps_each_members_bn_buffers_and_counter():

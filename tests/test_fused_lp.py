@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_fused import _compare, _data, _float64
+from test_fused import _compare, _data, _float64, assert_diverged_members_match
 
 from bncli.norm_layers import LpNorm
 from bncli.plan import plan
@@ -109,10 +109,7 @@ def test_lp_diverged_member_is_cut_at_its_step():
     spec = _lp_spec(["l2norm", "l1norm_unit"], lr=[0.5, 5000.0], steps=30)
     with _float64():
         fused, single = _lp_records(spec, "train", double=True)
-    assert any(r.diverged_at is not None for r in single.values())
-    assert any(r.diverged_at is None for r in single.values())
-    for key, s in single.items():
-        assert (fused[key].diverged_at, fused[key].steps_done) == (s.diverged_at, s.steps_done)
+    assert_diverged_members_match(fused, single)
     worst, where = _compare(fused, single)
     assert worst < 1e-10, where
 

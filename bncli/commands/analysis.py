@@ -141,10 +141,10 @@ def run_command(analysis: Analysis, spec_path: Path, values: dict[str, Any]) -> 
         # user text (the spec's name) is printed literally, never read as Rich markup
         shown = spec.model_copy(update={"name": escape(spec.name)})
         lines = render.render(shown, result, detail=opts.detail)
-        finish(result, [run_header(analysis, spec, values["backend"]), *lines], opts)
+        finish(result, [run_header(analysis, spec, values["backend"], result.runs), *lines], opts)
 
 
-def run_header(analysis: Analysis, spec: Any, backend: str) -> Text:
+def run_header(analysis: Analysis, spec: Any, backend: str, runs: Any = ()) -> Text:
     """The output's first line: the command, the spec's name, what ran (arms x lrs x seeds, the
     model, the data, steps) and the threads each run used."""
     from bncli.render.describe import describe
@@ -154,19 +154,17 @@ def run_header(analysis: Analysis, spec: Any, backend: str) -> Text:
     text = Text()
     text.append(f"bncli {analysis.command} · {spec.name}: ", style="bold")
     text.append(describe(spec, job_data(spec), ceiling))
-    text.append(f"; {numerics_label(spec, analysis.name)}")
+    if runs:
+        text.append(f"; {numerics_label([r.numerics for r in runs], spec.fuse)}")
     return text
 
 
-def numerics_label(spec: Any, analysis: str) -> str:
-    """How the runs are computed: fused (an arm's seeds × lrs as one batched model: the same maths,
-    float32 rounding differs), single, or how many of each."""
-    from bncli.plan import plan
-
-    kinds = [j.numerics for j in plan(spec, analysis)]
+def numerics_label(kinds: list[str], fuse: str) -> str:
+    """How the runs were computed (their records' `numerics`): fused (an arm's seeds × lrs as one
+    batched model: the same maths, float32 rounding differs), single, or how many of each."""
     fused = kinds.count("fused")
     if fused == 0:
-        return "numerics: single" + (" (--fuse off)" if spec.fuse == "off" else "")
+        return "numerics: single" + (" (--fuse off)" if fuse == "off" else "")
     what = "fused (each arm's seeds × lrs batched; --fuse off: one by one)"
     return f"numerics: {what}" if fused == len(kinds) else f"numerics: {fused} of {len(kinds)} runs {what}"
 

@@ -47,11 +47,10 @@ def group_label(jobs: Sequence[RunJob]) -> str:
 # Only the order matters, and only roughly. Per step: a fixed cost per layer (kernel dispatch: what
 # small nets spend their time on; a fused group pays it about once) plus the arithmetic; a probe
 # adds passes on its due steps (the BN-Jacobian check forms units x rows x m matrices per layer).
-_SECTION = {"ics_dist": "ics", "ics_grad": "ics", "landscape": "lipschitz", "bn_jacobian": "lipschitz"}
-
-
 def job_cost(job: RunJob) -> tuple[float, float]:
     """(the per-step fixed cost a fused group shares, this member's own cost), in rough seconds."""
+    from bncli.probes.registry import probe_kind
+
     spec = job.spec
     model, train = spec.model, spec.train
     if model.kind == "mlp":
@@ -66,7 +65,7 @@ def job_cost(job: RunJob) -> tuple[float, float]:
     step = fixed + arith
     due_cost = 0.0
     for name in job.probes:
-        section = getattr(spec.analysis, _SECTION.get(name, name), None)
+        section = getattr(spec.analysis, probe_kind(name).section)
         due = train.steps / max(1, int(getattr(section, "every", 50) or 50)) + 1
         if name == "landscape":
             passes = 2 * section.eta_points + (4 * section.hessian_iters if section.hessian else 0)

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from bncli.norm_layers import lp_scale, lp_unit_scale
 from bncli.plan import FUSED_FAMILIES, FUSED_NORMS, RunJob, canonical, fusable  # noqa: F401
 from bncli.results import RunRecord
 from bncli.runner.base import Progress
@@ -146,6 +147,7 @@ class StackedMLP:
                             for n in self.buffer_names}
         self.flat_buffers = {n: b.view(-1) for n, b in self.buffers.items()}
         self.forwards = 0  # training-mode forward passes (BN's num_batches_tracked)
+        self._named_cache: dict[int, Any] = {}  # id(Net) -> (Net, named parameters, named buffers)
         self.layers = []
         for name, blk in first.layers.items():
             pre = f"layers.{name}"
@@ -190,7 +192,7 @@ class StackedMLP:
         if training:
             mu = h.mean(1)  # [K, U]: each member's per-unit batch mean
             c = h - mu.unsqueeze(1)
-            s = _lp_unit_scale(c, p) if unit else _lp_scale(c, p)
+            s = lp_unit_scale(c, p) if unit else lp_scale(c, p)  # per member: [K, U] or [K]
             rm.mul_(1.0 - mom).add_(mu.detach(), alpha=mom)
             rs.mul_(1.0 - mom).add_(s.detach(), alpha=mom)
         else:
@@ -244,11 +246,10 @@ class StackedMLP:
         """The Net's (name, parameter) and (name, buffer) lists, walked once per Net (a deep
         net's module tree is slow to walk on every due step; the tensors stay the same objects:
         probes restore them in place)."""
-        cache = self.__dict__.setdefault("_named_cache", {})
-        got = cache.get(id(net))
+        got = self._named_cache.get(id(net))
         if got is None or got[0] is not net:
             got = (net, list(net.named_parameters()), list(net.named_buffers()))
-            cache[id(net)] = got
+            self._named_cache[id(net)] = got
         return got[1], got[2]
 
     @torch.no_grad()
@@ -279,25 +280,6 @@ class StackedMLP:
 
     def keep_counters(self) -> None:
         self._nbt0 = {n: b.clone() for n, b in self.buffers.items() if n.endswith("num_batches_tracked")}
-
-
-def _lp_scale(c: torch.Tensor, p: float) -> torch.Tensor:
-    """bncli.norm_layers.lp_scale per member of a centred c [K, B, U]: [K]."""
-    k = c.shape[0]
-    if p == 1:
-        return c.abs().reshape(k, -1).mean(1)
-    if math.isinf(p):
-        return c.abs().amax(dim=2).mean(1)
-    return torch.linalg.vector_norm(c, ord=p, dim=2).mean(1) / c.shape[2] ** (1.0 / p)
-
-
-def _lp_unit_scale(c: torch.Tensor, p: float) -> torch.Tensor:
-    """bncli.norm_layers.lp_unit_scale per member of a centred c [K, B, U]: [K, U]."""
-    if p == 1:
-        return c.abs().mean(1)
-    if math.isinf(p):
-        return c.abs().amax(1)
-    return c.abs().pow(p).mean(1).pow(1.0 / p)
 
 
 def _activation_of(net: Any) -> str:
