@@ -4,16 +4,17 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """bncli.run, bncli.load, CommandResult, BatchResult: imported on first use, so that `import
+    """bncli.run, bncli.load, bncli.judge, CommandResult, BatchResult: imported on first use, so that `import
     bncli` (and the CLI) stays light."""
     import importlib
 
     # looked up on first use, never at `import bncli`: the package itself depends on none of them
     where = {"run": "bncli.api", "load": "bncli.api", "Result": "bncli.api", "CommandResult": "bncli.results",
-             "BatchResult": "bncli.saved"}
+             "BatchResult": "bncli.saved", "judge": "bncli.verdicts"}
     if name in where:
-        return getattr(importlib.import_module(where[name]), name)
+        attr = "judge_claims" if name == "judge" else name
+        return getattr(importlib.import_module(where[name]), attr)
     raise AttributeError(f"module 'bncli' has no attribute {name!r}")
 
 
-__all__ = ["BatchResult", "CommandResult", "Result", "__version__", "load", "run"]
+__all__ = ["BatchResult", "CommandResult", "Result", "__version__", "judge", "load", "run"]

@@ -35,14 +35,29 @@ def rel_text(rel: float | None) -> str:
 
 
 def ci_text(m: Any) -> str:
-    """The effect with its paired-bootstrap interval as one word: '+35.2%[+20.1,+51.0]' (the
-    interval in percent), just the effect without an interval (one seed)."""
-    eff = rel_text(m.rel_diff)
+    """The effect with its 95 % t-interval as one word: '+35.2%[+20.1,+51.0]' (the interval in
+    percent; a difference-scale metric in its own units), just the effect without an interval."""
     ci = getattr(m, "ci", None)
+    if getattr(m, "scale", "ratio") == "difference":
+        eff = "n/a" if not math.isfinite(m.effect) else f"{'+' if m.effect >= 0 else ''}{num(m.effect, 3)}"
+        if not ci or any(v is None or not math.isfinite(v) for v in ci):
+            return eff
+        return f"{eff}[{num(ci[0], 2)},{num(ci[1], 2)}]".replace("-", "−")
+    eff = rel_text(m.rel_diff)
     if not ci or any(v is None or not math.isfinite(v) for v in ci) or abs(m.rel_diff) >= 9:
         return eff
     lo, hi = (f"{100 * v:+.0f}" if abs(v) >= 0.995 else f"{100 * v:+.1f}" for v in ci)
     return f"{eff}[{lo},{hi}]".replace("-", "−")
+
+
+def beyond_text(c: Any) -> str:
+    """'3/3': seeds beyond the margin the claimed way (the claim's weakest metric); a schema 3
+    document's bootstrap stability as a percentage; '-' when neither."""
+    b = getattr(c, "beyond", None)
+    if b:
+        return f"{b[0]}/{b[1]}"
+    s = getattr(c, "stability", None)
+    return "-" if s is None else f"{s:.0%} stab."
 
 
 def verdict_label(c: Any) -> str:

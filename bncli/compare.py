@@ -75,6 +75,12 @@ class ResultComparison:
     a: str
     b: str
     claims: list[ClaimChange]
+    rule_a: str = ""  # which verdict rule made A's verdicts (results.VERDICT_RULES)
+    rule_b: str = ""
+
+    @property
+    def same_rule(self) -> bool:
+        return self.rule_a == self.rule_b
 
     @property
     def n_changed(self) -> int:
@@ -85,7 +91,8 @@ class ResultComparison:
         return 1 if self.n_changed else 0
 
     def to_json(self) -> dict[str, Any]:
-        return clean({"a": self.a, "b": self.b, "n_claims": len(self.claims), "n_changed": self.n_changed,
+        return clean({"a": self.a, "b": self.b, "rule_a": self.rule_a, "rule_b": self.rule_b,
+                      "n_claims": len(self.claims), "n_changed": self.n_changed,
                       "exit_code": self.exit_code(), "claims": [c.to_json() for c in self.claims]})
 
 
@@ -127,7 +134,17 @@ def compare_claims(a: Any, b: Any, name_a: str = "A", name_b: str = "B") -> Resu
         baseline = " / ".join(dict.fromkeys(c.baseline for c in (x, y) if c is not None))
         out.append(ClaimChange(group, command, claim, lr, arm, baseline, x.verdict if x else None,
                                y.verdict if y else None, metrics))
-    return ResultComparison(name_a, name_b, out)
+    return ResultComparison(name_a, name_b, out, verdict_rule(a), verdict_rule(b))
+
+
+def verdict_rule(loaded: Any) -> str:
+    """Which verdict rule made a loaded result's verdicts (by its schema version)."""
+    from bncli.results import VERDICT_RULES
+
+    if isinstance(loaded, CommandResult):
+        return loaded.verdict_rule
+    version = getattr(loaded, "doc", {}).get("schema_version")
+    return VERDICT_RULES.get(version, f"schema {version}")
 
 
 def compare_paths(a: Path, b: Path) -> ResultComparison:

@@ -13,8 +13,15 @@ from bncli.errors import SchemaError
 # 3: claims are paired-seed verdicts: metrics carry the effect's interval, paired and Holm-adjusted
 #    p, noise floor and aggregation; claims carry leaning, evidence, decided_by, seeds, stability,
 #    budgets (verdicts at shorter budgets) and C9's parts. Version 2 documents still load.
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (2, 3)
+# 4: the verdict engine of SCIENCE.md (log-ratio effects, one-sided t-tests against the margin,
+#    intersection-union within a claim, Holm across claims): metrics carry effect, p_claimed,
+#    p_against, beyond, scale; claims carry p_claimed, p_against, p, p_adj, family, beyond,
+#    nonfinite (no stability). Versions 2 and 3 still load (`verdict_rule` says which rule).
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (2, 3, 4)
+VERDICT_RULES = {2: "relative difference, bootstrap, Holm over metrics (schema 2)",
+                 3: "relative difference, bootstrap, Holm over metrics (schema 3)",
+                 4: "log-ratio t-tests vs the margin, intersection-union, Holm over claims (schema 4)"}
 
 
 def clean(value: Any) -> Any:
@@ -173,10 +180,13 @@ def summarize(records: list[RunRecord]) -> list[ArmSummary]:
 
 @dataclass(frozen=True)
 class MetricComparison:
-    """One metric of a claim: the arm against the baseline arm, paired by seed, and which way it
-    points. `rel_diff` is the effect: the mean over seeds of (arm − baseline)/|baseline| per seed;
-    `ci` its paired-bootstrap interval; `p_value` the paired test the rule uses (t, or TOST for an
-    equivalence metric) and `p_adj` that p after Holm over the command's family."""
+    """One metric of a claim: the arm against the baseline arm, paired by seed (SCIENCE.md,
+    Verdicts). `effect` is exp(mean ln((a+f)/(b+f))) − 1 on the ratio scale (the difference of
+    the means, in the metric's units, on the difference scale); `arm_mean` and `baseline_mean` are
+    the centres it compares (geometric means on the ratio scale); `ci` the matching 95 %
+    t-interval of the effect; `p_claimed` / `p_against` the one-sided paired t-tests beyond the
+    margin each way; `p_adj` min(1, 2·min of the two) times the claim's Holm factor; `beyond`
+    [k, n]: seeds whose own effect is beyond the margin the claimed way, of all paired seeds."""
 
     name: str
     better: str  # "lower" | "higher": the direction the claim predicts for the arm
@@ -184,34 +194,64 @@ class MetricComparison:
     baseline_mean: float
     arm_values: list[float]
     baseline_values: list[float]
-    rel_diff: float
-    p_value: float | None
+    effect: float
     points: str  # "claimed" | "against" | "neither"
-    n_pairs: int = 0
-    n_dropped: int = 0  # seeds left out because either arm's value was not finite
+    n_pairs: int = 0  # seeds where both values are finite
+    n_seeds: int = 0  # paired seeds in all (non-finite ones count against their arm)
+    nonfinite_arm: int = 0
+    nonfinite_baseline: int = 0
     ci: list[float] | None = None
+    p_claimed: float | None = None
+    p_against: float | None = None
     p_adj: float | None = None
-    p_t: float | None = None
-    p_wilcoxon: float | None = None
-    p_tost: float | None = None
     floor: float = 0.0
-    mean_diff: float = math.nan
     aggregate: str = "final"
-    test: str = "superiority"  # or "equivalence" (no worse than the baseline beyond the margin)
+    test: str = "superiority"  # or "non-inferiority" (no worse than the baseline beyond the margin)
     part: str = ""
+    scale: str = "ratio"  # or "difference" (signed metrics, absolute margin)
+    margin: float | None = None  # the margin on the metric's scale: ln(1+m) (ratio) or absolute
+    beyond: list[int] | None = None  # [k, n]
+    identical: bool = False  # every seed the same effect (flagged: often a seeding fault)
+    sd_floor: float = 0.0  # the spread floor the resolution sets, on the test's scale
+    legacy_p: float | None = None  # schema 3 documents: the paired test that rule used
+
+    @property
+    def rel_diff(self) -> float:  # the name schema 3 used
+        return self.effect
+
+    @property
+    def p_value(self) -> float | None:
+        """The metric's two-sided p: 2·min(p_claimed, p_against) (schema 3: its paired test)."""
+        if self.p_claimed is None or self.p_against is None:
+            return self.legacy_p
+        return min(1.0, 2.0 * min(self.p_claimed, self.p_against))
+
+    @property
+    def n_dropped(self) -> int:
+        return self.nonfinite_arm + self.nonfinite_baseline
+
+    def to_json(self) -> dict[str, Any]:
+        doc = clean(asdict(self))
+        doc.pop("legacy_p", None)
+        return doc
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> MetricComparison:
-        opt = {k: d[k] for k in ("n_pairs", "n_dropped", "p_adj", "p_t", "p_wilcoxon", "p_tost",
-                                 "aggregate", "test", "part") if k in d}
-        return cls(
-            name=d["name"], better=d["better"], arm_mean=_num(d["arm_mean"]),
-            baseline_mean=_num(d["baseline_mean"]), arm_values=[_num(v) for v in d["arm_values"]],
-            baseline_values=[_num(v) for v in d["baseline_values"]], rel_diff=_num(d["rel_diff"]),
-            p_value=d["p_value"], points=d["points"],
-            ci=[_num(v) for v in d["ci"]] if d.get("ci") else None,
-            floor=_num(d.get("floor", 0.0)), mean_diff=_num(d.get("mean_diff")), **opt,
-        )
+        names = {f.name for f in fields(cls)} - {"arm_mean", "baseline_mean", "arm_values",
+                                                  "baseline_values", "effect", "ci", "floor"}
+        opt = {k: d[k] for k in names if k in d}
+        if "effect" not in d:  # schema 3: a mean relative difference and its paired test
+            opt["legacy_p"] = d.get("p_value")
+            opt.setdefault("n_seeds", d.get("n_pairs", 0))
+        return cls(**{
+            **opt,
+            "arm_mean": _num(d["arm_mean"]), "baseline_mean": _num(d["baseline_mean"]),
+            "arm_values": [_num(v) for v in d["arm_values"]],
+            "baseline_values": [_num(v) for v in d["baseline_values"]],
+            "effect": _num(d["effect"] if "effect" in d else d.get("rel_diff")),
+            "ci": [_num(v) for v in d["ci"]] if d.get("ci") else None,
+            "floor": _num(d.get("floor", 0.0)),
+        })
 
 
 @dataclass(frozen=True)
@@ -222,8 +262,11 @@ class Claim:
     confirmatory verdict needs; `leaning` is which way the numbers point either way. `decided_by`:
     `metrics`, or the override that decided (`divergence`, `non-finite`, `maths-check`,
     `epsilon-check`, `too-few-finite`).
-    `stability`: share of seed-bootstrap resamples giving the same leaning. `budgets`: the verdict
-    from the same runs cut at shorter budgets ("40%" -> verdict). `parts`: C9's part statuses."""
+    `p_claimed` / `p_against`: the intersection-union p of each side (the largest of its
+    metrics'); `p` = min(1, 2·min of the two); `p_adj` after Holm over the `family` claims of the
+    command. `beyond`: the weakest metric's [k, n] seeds beyond the margin the claimed way.
+    `budgets`: the verdict from the same runs cut at shorter budgets ("40%" -> verdict). `parts`:
+    C9's part statuses. `stability` is read from schema 3 documents only."""
 
     claim: str
     statement: str
@@ -239,6 +282,13 @@ class Claim:
     decided_by: str = "metrics"
     n_seeds: int = 0
     seeds: list[int] = field(default_factory=list)
+    p_claimed: float | None = None
+    p_against: float | None = None
+    p: float | None = None
+    p_adj: float | None = None
+    family: int = 0  # the claims Holm's correction ran over in this command
+    beyond: list[int] | None = None
+    nonfinite: dict[str, int] = field(default_factory=dict)  # arm / baseline -> seeds not finite
     stability: float | None = None
     budgets: dict[str, str] = field(default_factory=dict)
     claim_kind: str = "all"  # "all": every metric one way; "parts": C9's composite rule
@@ -246,12 +296,16 @@ class Claim:
     part_overrides: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return clean(asdict(self))
+        doc = clean(asdict(self))
+        if doc.get("stability") is None:
+            doc.pop("stability", None)
+        return doc
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Claim:
         opt = {k: d[k] for k in ("leaning", "evidence", "decided_by", "n_seeds", "seeds", "stability",
-                                 "budgets", "claim_kind", "parts", "part_overrides") if k in d}
+                                 "budgets", "claim_kind", "parts", "part_overrides", "p_claimed",
+                                 "p_against", "p", "p_adj", "family", "beyond", "nonfinite") if k in d}
         return cls(
             claim=d["claim"], statement=d["statement"], verdict=d["verdict"], lr=d["lr"],
             arm=d["arm"], baseline=d["baseline"],
@@ -279,13 +333,19 @@ class CommandResult:
     tables: dict[str, Any] = field(default_factory=dict)
     bncli_version: str | None = None  # set when loaded from a document; None: this bncli
     command_line: str | None = None  # how it was made (provenance), when a command made it
+    schema_version: int = SCHEMA_VERSION  # a loaded document keeps its own (its verdicts' rule)
+
+    @property
+    def verdict_rule(self) -> str:
+        """Which verdict rule made this document's verdicts."""
+        return VERDICT_RULES.get(self.schema_version, f"schema {self.schema_version}")
 
     def to_json(self) -> dict[str, Any]:
         from bncli import __version__
 
         return clean(
             {
-                "schema_version": SCHEMA_VERSION,
+                "schema_version": self.schema_version,
                 "command": self.command,
                 "bncli_version": self.bncli_version or __version__,
                 "interrupted": self.interrupted,
@@ -325,4 +385,5 @@ class CommandResult:
             tables={k: v for k, v in doc.items() if k not in known},
             bncli_version=doc.get("bncli_version"),
             command_line=doc.get("command_line"),
+            schema_version=int(version),
         )

@@ -420,15 +420,12 @@ class VerdictSpec(Strict):
     """How paired per-seed measurements become supported / refuted / inconclusive (SCIENCE.md)."""
 
     margin: Annotated[Float, Field(ge=0.0, lt=1.0)] = Field(
-        0.10, description="a metric points a way when its paired relative effect (and, with enough "
-        "seeds, its whole interval) is beyond this")
-    alpha: Fraction = Field(0.05, description="level of the paired test after Holm's correction")
+        0.10, description="the margin m: a metric points a way when its effect is beyond ±ln(1 + m) "
+        "on the log-ratio scale (one-sided paired t-tests against it)")
+    alpha: Fraction = Field(0.05, description="level of a claim's test after Holm's correction across the "
+                            "command's claims")
     min_seeds_for_test: Annotated[Int, Field(ge=2, le=MAX_SEEDS)] = Field(
         3, description="paired seeds from which a verdict is confirmatory (fewer: exploratory)")
-    bootstrap: Annotated[Int, Field(ge=100, le=100_000)] = Field(
-        2000, description="paired-bootstrap resamples over seeds (interval and stability)")
-    bootstrap_seed: Annotated[Int, Field(ge=0)] = Field(
-        0, description="seed of the bootstrap resampling (fixed: the same data give the same interval)")
     budgets: list[Annotated[Float, Field(gt=0.0, lt=1.0)]] = Field(
         default_factory=lambda: [0.4, 0.7], max_length=5,
         description="shorter budgets (fractions of the steps) at which verdicts are also given, from "

@@ -1,5 +1,6 @@
-"""The numbers behind a verdict, torch-free: paired per-seed effects, paired tests (t, Wilcoxon,
-sign), the paired bootstrap interval, TOST, Holm's step-down and noise floors (SCIENCE.md, Verdicts).
+"""The numbers behind a verdict, torch-free (SCIENCE.md, Verdicts): per-seed effects on the log-ratio
+(or difference) scale, the spread floor a metric's resolution sets, one-sided paired t-tests against
+the margin with their matching t-interval, Holm's step-down, and binomial noise floors.
 
 Everything here is a pure function of per-seed values; the verdict rule itself is in verdicts.py.
 """
@@ -7,19 +8,18 @@ Everything here is a pure function of per-seed values; the verdict rule itself i
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-TINY = 1e-12
+RATIO, DIFFERENCE = "ratio", "difference"
+SCALES = (RATIO, DIFFERENCE)
 
 
 def binomial_floor(rate_a: float, rate_b: float, n: int, z: float = 1.96) -> float:
-    """Noise floor of a difference of two error rates measured on `n` examples each: z standard
-    errors of the difference, with the pooled rate kept at >= 1/n (0/n vs 1/n is noise, not a
-    -100 % effect)."""
+    """Resolution of an error rate measured on `n` examples: z standard errors of the difference
+    of two rates, with the pooled rate kept at >= 1/n (0/n vs 1/n is noise, not a -100 % effect)."""
     if n <= 0:
         return 0.0
     rates = [r for r in (rate_a, rate_b) if r is not None and math.isfinite(r)]
@@ -28,86 +28,73 @@ def binomial_floor(rate_a: float, rate_b: float, n: int, z: float = 1.96) -> flo
     return z * math.sqrt(2.0 * p * (1.0 - p) / n)
 
 
-def relative_diffs(a: Sequence[float], b: Sequence[float], floor: float = 0.0) -> np.ndarray:
-    """Per pair (a_i - b_i) / |b_i|; the denominator is kept at >= the floor (and > 0), so a
-    near-zero baseline does not blow a noise-sized difference up to ±100 %."""
+def effects(a: Sequence[float], b: Sequence[float], floor: float, scale: str) -> np.ndarray:
+    """Per pair the effect on the test's scale: ln((a + f)/(b + f)) (ratio) or a − b (difference).
+    The caller has checked a + f > 0 and b + f > 0 on the ratio scale."""
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    denom = np.abs(y)
-    if floor > 0:
-        denom = np.maximum(denom, floor)
-    small = denom <= TINY
-    denom = np.where(small, np.maximum(np.abs(x), TINY), denom)
-    return (x - y) / denom
+    if scale == RATIO:
+        return np.log(x + floor) - np.log(y + floor)
+    return x - y
 
 
-def ttest_p(d: Sequence[float], mu: float = 0.0, alternative: str = "two-sided") -> float | None:
-    """Paired t-test of mean(d) against mu (one sample on the differences). None with < 2 values;
-    when every difference is the same (no spread: the t statistic is undefined) the sign test's p,
-    never 0 (n equal differences are not infinitely strong evidence)."""
-    x = np.asarray(d, dtype=float)
-    n = len(x)
-    if n < 2:
-        return None
-    if np.ptp(x) == 0:
-        return sign_p(x - mu, alternative)
+def spread_floor(a: Sequence[float], b: Sequence[float], floor: float, scale: str) -> float:
+    """The smallest per-seed standard deviation of the effect a metric's resolution f allows.
+
+    f is one resolution step of a value: its rounding is uniform over a step, sd f/√12 per value.
+    On the difference scale the pair's sd is f/√6; on the log-ratio scale, to first order,
+    sqrt(f²/12 · (1/(a+f)² + 1/(b+f)²)), averaged (as a variance) over the pairs."""
+    if floor <= 0 or len(a) == 0:
+        return 0.0
+    if scale == DIFFERENCE:
+        return floor / math.sqrt(6.0)
+    x, y = np.asarray(a, dtype=float) + floor, np.asarray(b, dtype=float) + floor
+    var = floor * floor / 12.0 * (1.0 / (x * x) + 1.0 / (y * y))
+    return float(math.sqrt(float(np.mean(var))))
+
+
+def _t():
     from scipy import stats  # imported here: scipy.stats costs ~1 s at start-up
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p = float(stats.ttest_1samp(x, mu, alternative=alternative).pvalue)
-    return p if math.isfinite(p) else None
+    return stats.t
 
 
-def sign_p(d: Sequence[float], alternative: str = "two-sided") -> float | None:
-    """Exact sign test on the paired differences (zeros dropped); None when nothing is left."""
-    x = np.asarray(d, dtype=float)
-    pos, neg = int((x > 0).sum()), int((x < 0).sum())
-    if pos + neg == 0:
-        return 1.0 if len(x) else None
-    from scipy import stats
-
-    return float(stats.binomtest(pos, pos + neg, 0.5, alternative=alternative).pvalue)
+def sd_used(x: np.ndarray, sd_min: float) -> float:
+    """The sample sd (ddof 1) of the per-seed effects, floored by the metric's resolution."""
+    return max(float(np.std(x, ddof=1)), sd_min)
 
 
-def wilcoxon_p(d: Sequence[float]) -> float | None:
-    """Exact two-sided Wilcoxon signed-rank p of the paired differences (None below 2 non-zero)."""
-    x = np.asarray(d, dtype=float)
-    x = x[x != 0]
-    if len(x) < 2:
+def t_one_sided(x: Sequence[float], mu: float, alternative: str, sd_min: float = 0.0) -> float | None:
+    """One-sided one-sample t-test of mean(x) against mu ("less": mean < mu; "greater": mean > mu),
+    with the sd floored at sd_min. None below 2 values. Identical values with no floor: the
+    t statistic is ±inf (p 0 or 1; 0.5 when the mean equals mu)."""
+    v = np.asarray(x, dtype=float)
+    n = len(v)
+    if n < 2:
         return None
-    from scipy import stats
+    s = sd_used(v, sd_min)
+    diff = float(v.mean()) - mu
+    if s == 0.0:
+        if diff == 0.0:
+            return 0.5
+        below = diff < 0
+        return 0.0 if below == (alternative == "less") else 1.0
+    t = diff / (s / math.sqrt(n))
+    dist = _t()
+    p = float(dist.cdf(t, n - 1)) if alternative == "less" else float(dist.sf(t, n - 1))
+    return min(1.0, max(0.0, p))
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return float(stats.wilcoxon(x, method="exact" if len(x) <= 25 else "auto").pvalue)
-        except ValueError:
-            return None
 
-
-def tost_p(r: Sequence[float], margin: float) -> float | None:
-    """Two one-sided paired t-tests of mean(r) inside (-margin, +margin): the larger p."""
-    lo = ttest_p(r, -margin, "greater")
-    hi = ttest_p(r, margin, "less")
-    if lo is None or hi is None:
+def t_interval(x: Sequence[float], sd_min: float = 0.0, level: float = 0.95) -> tuple[float, float] | None:
+    """The t-interval of mean(x) matching the one-sided tests (same floored sd); None below 2."""
+    v = np.asarray(x, dtype=float)
+    n = len(v)
+    if n < 2:
         return None
-    return max(lo, hi)
-
-
-def bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n) resampling indices over seeds (pairs stay pairs), from a fixed generator."""
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, n, size=(n_boot, n))
-
-
-def bootstrap_ci(r: Sequence[float], idx: np.ndarray, level: float = 0.95) -> tuple[float, float] | None:
-    """Percentile interval of the mean of `r` over the paired bootstrap resamples `idx`."""
-    x = np.asarray(r, dtype=float)
-    if len(x) < 2:
-        return None
-    means = x[idx].mean(axis=1)
-    q = (1.0 - level) / 2.0
-    return float(np.quantile(means, q)), float(np.quantile(means, 1.0 - q))
+    s = sd_used(v, sd_min)
+    q = float(_t().ppf(0.5 + level / 2.0, n - 1))
+    half = q * s / math.sqrt(n)
+    m = float(v.mean())
+    return m - half, m + half
 
 
 def holm(pvals: Sequence[float | None]) -> list[float | None]:
@@ -123,30 +110,37 @@ def holm(pvals: Sequence[float | None]) -> list[float | None]:
 
 
 @dataclass(frozen=True)
-class Paired:
-    """One metric's paired statistics over the seeds both arms have."""
+class Sides:
+    """One metric's paired statistics on the seeds where both values are finite."""
 
     n: int
-    rel: list[float]  # per seed (a - b) / |b|
-    effect: float  # mean of rel
-    mean_diff: float  # mean of a - b
-    ci: tuple[float, float] | None
-    p_t: float | None  # paired t (sign test when the differences have no spread)
-    p_wilcoxon: float | None  # exact signed-rank, beside the t-test when n is small
-    p_tost: float | None  # equivalence within the margin
+    per_seed: list[float]  # the effect per seed on the test's scale (log ratio or difference)
+    mean: float  # mean of per_seed
+    ci: tuple[float, float] | None  # 95 % t-interval of the mean, on the test's scale
+    p_less: float | None  # H1: mean < lower bound (the margin below)
+    p_greater: float | None  # H1: mean > upper bound
+    sd_min: float
+    identical: bool  # every seed the same effect (often a seeding fault)
 
 
-def paired(a: Sequence[float], b: Sequence[float], floor: float, margin: float,
-           idx: np.ndarray | None) -> Paired:
-    """The paired statistics of one metric (a and b aligned by seed, all finite)."""
+def sides(a: Sequence[float], b: Sequence[float], floor: float, scale: str, lower: float,
+          upper: float) -> Sides:
+    """The one-sided tests of the mean effect below `lower` and above `upper`, and its interval."""
     n = len(a)
     if n == 0:
-        return Paired(0, [], math.nan, math.nan, None, None, None, None)
-    r = relative_diffs(a, b, floor)
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    ci = bootstrap_ci(r, idx) if idx is not None and n >= 2 else None
-    return Paired(
-        n=n, rel=[float(v) for v in r], effect=float(r.mean()), mean_diff=float(d.mean()), ci=ci,
-        p_t=ttest_p(r), p_wilcoxon=wilcoxon_p(d) if n < 10 else None,
-        p_tost=tost_p(r, margin),
+        return Sides(0, [], math.nan, None, None, None, 0.0, False)
+    e = effects(a, b, floor, scale)
+    sd_min = spread_floor(a, b, floor, scale)
+    return Sides(
+        n=n, per_seed=[float(v) for v in e], mean=float(e.mean()), ci=t_interval(e, sd_min),
+        p_less=t_one_sided(e, lower, "less", sd_min), p_greater=t_one_sided(e, upper, "greater", sd_min),
+        sd_min=sd_min, identical=n >= 2 and float(np.ptp(e)) == 0.0,
     )
+
+
+def geometric_mean(values: Sequence[float], floor: float = 0.0) -> float:
+    """exp(mean ln(v + f)) − f: the centre the log-ratio effect compares (NaN when empty)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return math.nan
+    return float(np.exp(np.mean(np.log(v + floor))) - floor)

@@ -1,140 +1,226 @@
-"""The verdict rule, shared by every analysis (SCIENCE.md, Verdicts): per-seed metrics of two
-arms, paired by seed -> per-metric effect with its bootstrap interval and paired test -> Holm over
-the command's family -> supported / refuted / inconclusive, or `exploratory` below the seeds a
-confirmatory verdict needs; plus the comparisons a claim is made over (each normalized arm
-against the plain arm). The statistics themselves are in verdict_stats.py."""
+"""The one verdict engine (SCIENCE.md, Verdicts), shared by every analysis and public as
+`bncli.judge`: per-seed metrics of two arms, paired by seed -> per metric the log-ratio (or
+difference) effect, its 95 % t-interval and two one-sided paired t-tests against the margin ->
+intersection-union within a claim -> one p per claim -> Holm across the command's claims ->
+supported / refuted / inconclusive, or `exploratory` below the seeds a confirmatory verdict needs.
+A seed whose value is not finite (a diverged run) counts against its arm. Also: the comparisons a
+claim is made over (each normalized arm against the plain arm)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import NamedTuple
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bncli.results import Claim, MetricComparison, RunRecord
-from bncli.spec import Spec, VerdictSpec
-from bncli.verdict_stats import bootstrap_indices, holm, paired
+from bncli.verdict_stats import DIFFERENCE, RATIO, SCALES, geometric_mean, holm, sides
+
+if TYPE_CHECKING:
+    from bncli.spec import Spec
 
 RULE = (
-    "per seed the paired relative difference arm vs baseline (same init and batches); over seeds its "
-    "mean with a {level:.0%} paired-bootstrap interval and a paired t-test (Holm-adjusted over the "
-    "command's metrics x learning rates x arms). supported: every metric points the claimed way by "
-    "more than the margin with its interval clear of the margin and adjusted p < {alpha}; refuted: "
-    "every metric the other way likewise; else inconclusive. A difference inside the metric's noise "
-    "floor points neither way. Fewer than {n} paired seeds: exploratory (the direction only). "
-    "Margin {margin:.0%}."
+    "per seed l = ln((arm + f)/(baseline + f)) (f: the metric's resolution; signed metrics: the "
+    "difference), same init and batches; per metric two one-sided paired t-tests of mean l beyond "
+    "the margin ±ln(1 + {margin:.0%}) (spread floored by f; the interval shown is the matching 95 % "
+    "t-interval); within a claim intersection-union (a side's p is the largest of its metrics'); "
+    "p = 2·min of the two sides, Holm across the command's claims; supported: adjusted p < {alpha} "
+    "on the claimed side, refuted: on the other side, else inconclusive. A diverged or non-finite "
+    "seed counts against its arm. Fewer than {n} paired seeds: exploratory (the direction only)."
 )
 EXPLORATORY = "exploratory"
 HOLDS, FAILS, UNDECIDED = "holds", "fails", "undecided"
+SUPERIORITY, NON_INFERIORITY = "superiority", "non-inferiority"
 # aggregation a metric declares over its measurement steps (SCIENCE.md, Verdicts)
 AGGREGATES = ("final", "best", "mean", "median", "mean of logs", "worst")
+C9_PARTS = ("a_bn", "a_plain", "b", "c")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The engine's settings: margin m (relative, ratio scale), level α, seeds from which a verdict
+    is confirmatory. VerdictSpec (a spec's `verdict:` section) carries the same names."""
+
+    margin: float = 0.10
+    alpha: float = 0.05
+    min_seeds_for_test: int = 3
 
 
 @dataclass(frozen=True)
 class MetricInput:
     """Per-seed values of one metric for the arm and the baseline arm, aligned by seed.
 
-    `abs_floor`: differences of the means at most this big point neither way (a noise floor:
-    absolute for shifts and fractions, binomial for error rates). `aggregate`: how a run's value
-    was made from its measurement steps (declared, shown). `test`: "superiority" (the claimed
-    direction by more than the margin) or "equivalence" (no worse than the baseline beyond the
-    margin: TOST). `part`: the part of a composite claim (C9) the metric belongs to."""
+    `floor`: the metric's resolution f (ratio scale: l = ln((a+f)/(b+f)); both scales: the spread
+    is floored by it). `scale`: "ratio" (positive values) or "difference" (signed; `margin` is then
+    absolute, in the metric's units). `test`: "superiority" (the claimed direction by more than the
+    margin) or "non-inferiority" (no worse than the baseline beyond the margin). `aggregate`: how a
+    run's value was made from its measurement steps (shown). `part`: C9's part. A value that is
+    None or not finite is a run that did not finish: it counts against its side."""
 
     name: str
     better: str  # "lower" or "higher" for the arm, as the claim predicts
-    arm_values: Sequence[float]
-    baseline_values: Sequence[float]
-    abs_floor: float = 0.0
+    arm_values: Sequence[float | None]
+    baseline_values: Sequence[float | None]
+    floor: float = 0.0
     aggregate: str = "final"
-    test: str = "superiority"
+    test: str = SUPERIORITY
     part: str = ""
+    scale: str = RATIO
+    margin: float | None = None
 
 
-def _pairs(a: Sequence[float], b: Sequence[float]) -> tuple[list[float], list[float], int]:
-    """The seeds where both values are finite (pairs stay pairs) and how many were dropped."""
-    xa, xb = [], []
-    n = min(len(a), len(b))
-    for x, y in zip(a[:n], b[:n], strict=True):
-        if x is not None and y is not None and math.isfinite(float(x)) and math.isfinite(float(y)):
-            xa.append(float(x))
-            xb.append(float(y))
-    return xa, xb, max(len(a), len(b)) - len(xa)
+def _finite(v: Any) -> bool:
+    return v is not None and math.isfinite(float(v))
 
 
-def _idx(n: int, cfg: VerdictSpec) -> np.ndarray | None:
-    return bootstrap_indices(n, cfg.bootstrap, cfg.bootstrap_seed) if n >= 2 else None
+def check_metric(m: MetricInput, strict: bool = False) -> None:
+    """A clear ValueError naming the metric for input the engine cannot judge. `strict` (the
+    public API): NaN is an error too (write None for a run that did not finish)."""
+    where = f"metric {m.name!r}"
+    if m.better not in ("lower", "higher"):
+        raise ValueError(f"{where}: better must be 'lower' or 'higher', not {m.better!r}")
+    if m.scale not in SCALES:
+        raise ValueError(f"{where}: scale must be 'ratio' or 'difference', not {m.scale!r}")
+    if m.test not in (SUPERIORITY, NON_INFERIORITY):
+        raise ValueError(f"{where}: test must be 'superiority' or 'non-inferiority', not {m.test!r}")
+    if len(m.arm_values) != len(m.baseline_values):
+        raise ValueError(f"{where}: arm has {len(m.arm_values)} values, baseline "
+                         f"{len(m.baseline_values)} (paired by position: they must be equal)")
+    if not (isinstance(m.floor, (int, float)) and math.isfinite(m.floor) and m.floor >= 0):
+        raise ValueError(f"{where}: floor must be a finite number >= 0, not {m.floor!r}")
+    if m.scale == DIFFERENCE and (m.margin is None or not math.isfinite(m.margin) or m.margin < 0):
+        raise ValueError(f"{where}: a difference-scale metric needs an absolute margin >= 0")
+    for side, vals in (("arm", m.arm_values), ("baseline", m.baseline_values)):
+        for i, v in enumerate(vals):
+            if v is None:
+                continue
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: {side} value {i} is not a number: {v!r}") from None
+            if strict and math.isnan(x):
+                raise ValueError(f"{where}: {side} value {i} is NaN (write None for a run that did "
+                                 "not finish: it counts against its side)")
+            if m.scale == RATIO and math.isfinite(x) and x + m.floor <= 0:
+                raise ValueError(f"{where}: {side} value {i} = {x:g} is not positive on the ratio "
+                                 f"scale (floor {m.floor:g}): give a floor, or scale 'difference' for "
+                                 "a signed metric")
 
 
-def compare_metric(m: MetricInput, cfg: VerdictSpec) -> MetricComparison:
-    """One metric's paired statistics; `points` as the rule decides it before Holm (p_adj = p)."""
-    a, b, dropped = _pairs(m.arm_values, m.baseline_values)
-    st = paired(a, b, m.abs_floor, cfg.margin, _idx(len(a), cfg))
-    if st.n < cfg.min_seeds_for_test:  # exploratory: the direction only, no interval or test
-        st = replace(st, ci=None, p_t=None, p_wilcoxon=None, p_tost=None)
-    p = st.p_tost if m.test == "equivalence" else st.p_t
-    mc = MetricComparison(
-        name=m.name, better=m.better,
-        arm_mean=float(np.mean(a)) if a else math.nan,
-        baseline_mean=float(np.mean(b)) if b else math.nan,
-        arm_values=a, baseline_values=b, rel_diff=st.effect, p_value=p, points="neither",
-        n_pairs=st.n, n_dropped=dropped, ci=list(st.ci) if st.ci else None, p_adj=p,
-        p_t=st.p_t, p_wilcoxon=st.p_wilcoxon, p_tost=st.p_tost, floor=m.abs_floor,
-        mean_diff=st.mean_diff, aggregate=m.aggregate, test=m.test, part=m.part,
+def _delta(m: MetricInput, rule: Rule) -> float:
+    return math.log1p(rule.margin) if m.scale == RATIO else float(m.margin or 0.0)
+
+
+def compare_metric(m: MetricInput, rule: Rule) -> MetricComparison:
+    """One metric's paired statistics (SCIENCE.md): points decided at the unadjusted level."""
+    check_metric(m)
+    n = len(m.arm_values)
+    good = [i for i in range(n) if _finite(m.arm_values[i]) and _finite(m.baseline_values[i])]
+    bad_arm = sum(not _finite(m.arm_values[i]) for i in range(n))
+    bad_base = sum(not _finite(m.baseline_values[i]) for i in range(n))
+    a = [float(m.arm_values[i]) for i in good]  # type: ignore[arg-type]
+    b = [float(m.baseline_values[i]) for i in good]  # type: ignore[arg-type]
+    d = _delta(m, rule)
+    s = -1.0 if m.better == "lower" else 1.0  # the claimed sign of the effect
+    # claimed side: s·mean > d (superiority) or s·mean > −d (non-inferiority); against: the mirror
+    edge = d if m.test == SUPERIORITY else -d
+    # the bounds of the two one-sided tests: superiority ±d; non-inferiority the margin on the
+    # worse side, both ways (claimed: no worse than it; against, the mirror: worse than it)
+    lo, hi = (-d, d) if m.test == SUPERIORITY else (d, d) if s < 0 else (-d, -d)
+    st = sides(a, b, m.floor, m.scale, lo, hi)
+    p_cl, p_ag = (st.p_less, st.p_greater) if s < 0 else (st.p_greater, st.p_less)
+    if bad_arm:  # a run of the arm that did not finish cannot support the claim for it
+        p_cl = 1.0
+    if bad_base:
+        p_ag = 1.0
+    k = sum(s * e > edge for e in st.per_seed)
+    ratio = m.scale == RATIO
+    eff = math.expm1(st.mean) if ratio and st.n else st.mean
+    ci = [math.expm1(v) for v in st.ci] if ratio and st.ci else list(st.ci) if st.ci else None
+    centre = (lambda v: geometric_mean(v, m.floor)) if ratio else (lambda v: sum(v) / len(v) if v else math.nan)
+    return MetricComparison(
+        name=m.name, better=m.better, arm_mean=centre(a), baseline_mean=centre(b),
+        arm_values=[float(v) if v is not None else math.nan for v in m.arm_values],
+        baseline_values=[float(v) if v is not None else math.nan for v in m.baseline_values],
+        effect=eff, points="neither", n_pairs=st.n, n_seeds=n, nonfinite_arm=bad_arm,
+        nonfinite_baseline=bad_base, ci=ci, p_claimed=p_cl, p_against=p_ag, p_adj=None,
+        floor=m.floor, aggregate=m.aggregate, test=m.test, part=m.part, scale=m.scale, margin=d,
+        beyond=[int(k), n], identical=st.identical, sd_floor=st.sd_min,
     )
-    return replace(mc, points=points_of(mc, cfg))
 
 
-def _signed(m: MetricComparison, v: float) -> float:
-    """A relative effect signed so that positive is the claimed direction."""
-    return v if m.better == "higher" else -v
+def _p(v: float | None) -> float:
+    return 1.0 if v is None else v
 
 
-def points_of(m: MetricComparison, cfg: VerdictSpec, effect: float | None = None,
-              mean_diff: float | None = None, point_only: bool = False) -> str:
-    """Which way one metric points: "claimed", "against" or "neither".
+def _signed_mean(m: MetricComparison) -> float:
+    """The mean effect on the test's scale, signed so that positive is the claimed way."""
+    if m.n_pairs == 0 or not math.isfinite(m.effect):
+        return math.nan
+    e = math.log1p(m.effect) if m.scale == RATIO else m.effect
+    return e if m.better == "higher" else -e
 
-    Below cfg.min_seeds_for_test pairs (or with `point_only`, for bootstrap resamples) the point
-    estimate decides; from there the interval must clear the margin and the adjusted p pass α.
-    For an equivalence metric "claimed" means no worse than the baseline beyond the margin."""
-    eff = m.rel_diff if effect is None else effect
-    diff = m.mean_diff if mean_diff is None else mean_diff
-    if m.n_pairs == 0 or eff is None or not math.isfinite(eff):
+
+def point_of(m: MetricComparison) -> str:
+    """Which way a metric's point estimate points (exploratory claims: the direction only); an
+    effect within the spread its resolution allows points neither way."""
+    e = _signed_mean(m)
+    d = m.margin or 0.0
+    if not math.isfinite(e):
+        return "against" if m.nonfinite_arm and not m.nonfinite_baseline else "neither"
+    if abs(e) <= m.sd_floor and m.test != NON_INFERIORITY:
         return "neither"
-    inside_floor = diff is not None and math.isfinite(diff) and abs(diff) <= m.floor
-    s = _signed(m, eff)
-    point = point_only or m.n_pairs < cfg.min_seeds_for_test or m.ci is None
-    if m.test == "equivalence":
-        if inside_floor:
-            return "claimed"
-        if point:
-            return "against" if s < -cfg.margin else "claimed"
-        lo, hi = sorted(_signed(m, v) for v in m.ci)  # type: ignore[union-attr]
-        if hi < -cfg.margin:
-            return "against"
-        tost_ok = m.p_adj is not None and m.p_adj < cfg.alpha
-        return "claimed" if tost_ok or lo > cfg.margin else "neither"
-    if inside_floor:
-        return "neither"
-    if point:
-        return "claimed" if s > cfg.margin else "against" if s < -cfg.margin else "neither"
-    lo, hi = sorted(_signed(m, v) for v in m.ci)  # type: ignore[union-attr]
-    sig = m.p_adj is not None and m.p_adj < cfg.alpha
-    if lo > cfg.margin and sig:
+    if m.test == NON_INFERIORITY:
+        return "against" if e < -d or m.nonfinite_arm else "claimed"
+    if e > d and not m.nonfinite_arm:
         return "claimed"
-    if hi < -cfg.margin and sig:
+    if e < -d and not m.nonfinite_baseline:
         return "against"
     return "neither"
 
 
-def decide(metrics: Sequence[MetricComparison]) -> str:
-    """All metrics claimed: supported; all against: refuted; else inconclusive."""
-    if metrics and all(m.points == "claimed" for m in metrics):
-        return "supported"
-    if metrics and all(m.points == "against" for m in metrics):
-        return "refuted"
-    return "inconclusive"
+def points_of(m: MetricComparison, rule: Rule, factor: float, confirm: bool) -> str:
+    """A metric's direction: by its one-sided tests at the claim's Holm factor (2·p·factor < α),
+    or by the point estimate below the seeds a test needs."""
+    if not confirm:
+        return point_of(m)
+    if 2.0 * _p(m.p_claimed) * factor < rule.alpha:
+        return "claimed"
+    if 2.0 * _p(m.p_against) * factor < rule.alpha:
+        return "against"
+    return "neither"
+
+
+def _iut(ms: Sequence[MetricComparison]) -> tuple[float, float]:
+    """Intersection-union: a side holds when every metric does; its p is the largest."""
+    if not ms:
+        return 1.0, 1.0
+    return max(_p(m.p_claimed) for m in ms), max(_p(m.p_against) for m in ms)
+
+
+def part_ps(metrics: Sequence[MetricComparison], overrides: Mapping[str, str]) -> dict[str, tuple[float, float]]:
+    """C9: each part's (P_claimed, P_against); a part decided outside the metrics (divergence,
+    blown-up landscapes) is certain: holds (0, 1), fails (1, 0)."""
+    out = {}
+    for part in C9_PARTS:
+        o = overrides.get(part)
+        out[part] = (0.0, 1.0) if o == HOLDS else (1.0, 0.0) if o == FAILS else \
+            _iut([m for m in metrics if m.part == part])
+    return out
+
+
+def claim_sides(metrics: Sequence[MetricComparison], kind: str,
+                overrides: Mapping[str, str] | None = None) -> tuple[float, float]:
+    """A claim's (P_claimed, P_against). An ordinary claim: intersection-union over its metrics.
+    C9 (kind "parts"): supported needs every part (intersection-union over all); refuted needs (c)
+    to fail, or (a) to fail while (c) holds (a union of two routes, each Bonferroni-corrected)."""
+    if kind != "parts":
+        return _iut(metrics)
+    pp = part_ps(metrics, overrides or {})
+    p_cl = max(v[0] for v in pp.values())
+    a_fails = min(1.0, 2.0 * min(pp["a_bn"][1], pp["a_plain"][1]))
+    route_a = max(a_fails, pp["c"][0])
+    return p_cl, min(1.0, 2.0 * min(pp["c"][1], route_a))
 
 
 def part_status(points: Sequence[str]) -> str:
@@ -149,10 +235,10 @@ def both(s1: str, s2: str) -> str:
     return HOLDS if s1 == s2 == HOLDS else UNDECIDED
 
 
-def parts_of(points: dict[str, list[str]], overrides: dict[str, str]) -> dict[str, str]:
+def parts_of(points: dict[str, list[str]], overrides: Mapping[str, str]) -> dict[str, str]:
     """C9's parts from its metrics' directions (and the parts decided by divergence or blow-ups):
-    (a) = no worse than BN (equivalence) and better than plain; (b); (c)."""
-    st = {k: overrides.get(k) or part_status(points.get(k, [])) for k in ("a_bn", "a_plain", "b", "c")}
+    (a) = no worse than BN (non-inferiority) and better than plain; (b); (c)."""
+    st = {k: overrides.get(k) or part_status(points.get(k, [])) for k in C9_PARTS}
     return {"a": both(st["a_bn"], st["a_plain"]), "a_vs_bn": st["a_bn"], "a_vs_plain": st["a_plain"],
             "b": st["b"], "c": st["c"]}
 
@@ -168,65 +254,84 @@ def verdict_of_parts(parts: dict[str, str]) -> str:
     return "inconclusive"
 
 
-def _leaning(comps: Sequence[MetricComparison], overrides: dict[str, str] | None,
-             points: Sequence[str] | None = None) -> tuple[str, dict[str, str]]:
-    pts = list(points) if points is not None else [m.points for m in comps]
-    if overrides is None:  # an ordinary claim: every metric one way
-        fake = [replace(m, points=p) for m, p in zip(comps, pts, strict=True)]
-        return decide(fake), {}
-    by_part: dict[str, list[str]] = {}
-    for m, p in zip(comps, pts, strict=True):
-        by_part.setdefault(m.part, []).append(p)
-    parts = parts_of(by_part, overrides)
-    return verdict_of_parts(parts), parts
+def _tested_parts(metrics: Sequence[MetricComparison], overrides: Mapping[str, str], rule: Rule,
+                  factor: float) -> dict[str, str]:
+    """C9's part statuses at the claim's Holm factor (consistent with its verdict)."""
+    st = {}
+    for part, (pc, pa) in part_ps(metrics, overrides).items():
+        st[part] = HOLDS if 2 * pc * factor < rule.alpha else FAILS if 2 * pa * factor < rule.alpha else UNDECIDED
+    return {"a": both(st["a_bn"], st["a_plain"]), "a_vs_bn": st["a_bn"], "a_vs_plain": st["a_plain"],
+            "b": st["b"], "c": st["c"]}
 
 
-def stability(comps: Sequence[MetricComparison], leaning: str, cfg: VerdictSpec,
-              overrides: dict[str, str] | None) -> float | None:
-    """Share of seed-bootstrap resamples (pairs resampled together across the metrics) whose
-    point-estimate verdict is `leaning`. None below the seeds a confirmatory verdict needs."""
-    n = min((m.n_pairs for m in comps), default=0)
-    if n < max(2, cfg.min_seeds_for_test) or any(m.n_pairs != n for m in comps):
-        return None
-    idx = bootstrap_indices(n, cfg.bootstrap, cfg.bootstrap_seed + 1)
-    from bncli.verdict_stats import relative_diffs
-
-    effects, diffs = [], []
-    for m in comps:
-        r = relative_diffs(m.arm_values, m.baseline_values, m.floor)
-        d = np.asarray(m.arm_values) - np.asarray(m.baseline_values)
-        effects.append(r[idx].mean(axis=1))
-        diffs.append(d[idx].mean(axis=1))
-    same = 0
-    for k in range(idx.shape[0]):
-        pts = [points_of(m, cfg, float(effects[j][k]), float(diffs[j][k]), point_only=True)
-               for j, m in enumerate(comps)]
-        same += _leaning(comps, overrides, pts)[0] == leaning
-    return same / idx.shape[0]
+def rule_text(rule: Any) -> str:
+    return RULE.format(n=rule.min_seeds_for_test, alpha=rule.alpha, margin=rule.margin)
 
 
-def rule_text(cfg: VerdictSpec) -> str:
-    return RULE.format(n=cfg.min_seeds_for_test, alpha=cfg.alpha, margin=cfg.margin, level=0.95)
+def _rule(cfg: Any) -> Rule:
+    return Rule(float(cfg.margin), float(cfg.alpha), int(cfg.min_seeds_for_test))
 
 
-def judge(c: Claim, cfg: VerdictSpec) -> Claim:
-    """(Re)decide a claim from its metric comparisons (after Holm has set p_adj): points, the
-    leaning, the evidence level, the verdict and its stability. Overrides stay what decided."""
-    comps = [replace(m, points=points_of(m, cfg)) for m in c.metrics]
-    parts_override = c.part_overrides if c.claim_kind == "parts" else None
-    by_metrics = c.decided_by == "metrics" or parts_override is not None
-    if by_metrics:  # a composite claim's parts decided outside the metrics are part of its rule
-        leaning, parts = _leaning(comps, parts_override)
-    else:
-        leaning, parts = c.leaning, dict(c.parts)
-    n = c.n_seeds
+def judge(c: Claim, cfg: Any) -> Claim:
+    """(Re)decide a claim from its metric comparisons and its p_adj (set by finalize; the
+    unadjusted p before): points, parts, the leaning, the evidence level and the verdict.
+    Overrides (divergence, maths checks, ...) stay what decided."""
+    rule = _rule(cfg)
+    confirm = c.n_seeds >= rule.min_seeds_for_test
     checks = c.decided_by == "maths-check"
-    confirm = checks or n >= cfg.min_seeds_for_test
-    stab = stability(comps, leaning, cfg, parts_override) if by_metrics and comps else None
-    return replace(c, metrics=comps, leaning=leaning, parts=parts,
-                   verdict=leaning if confirm else EXPLORATORY,
-                   evidence="check" if checks else "confirmatory" if confirm else EXPLORATORY,
-                   stability=stab)
+    parts_kind = c.claim_kind == "parts"
+    by_metrics = c.decided_by == "metrics" or parts_kind
+    factor = 1.0
+    if c.p is not None and c.p_adj is not None:
+        factor = c.p_adj / c.p if c.p > 0 else max(1, c.family)
+    # each metric: its direction, and its two-sided p at the claim's Holm factor (shown)
+    comps = [replace(m, points=points_of(m, rule, factor, confirm and by_metrics),
+                     p_adj=None if m.p_value is None or m.p_claimed is None else min(1.0, m.p_value * factor))
+             for m in c.metrics]
+    parts = dict(c.parts)
+    if by_metrics and confirm:
+        p_adj = c.p_adj if c.p_adj is not None else c.p
+        side_claimed = _p(c.p_claimed) <= _p(c.p_against)
+        decided = p_adj is not None and p_adj < rule.alpha
+        leaning = ("supported" if side_claimed else "refuted") if decided else "inconclusive"
+        if parts_kind:
+            parts = _tested_parts(comps, c.part_overrides, rule, factor)
+    elif by_metrics:  # exploratory: which way the point estimates point
+        if parts_kind:
+            by_part: dict[str, list[str]] = {}
+            for m in comps:
+                by_part.setdefault(m.part, []).append(m.points)
+            parts = parts_of(by_part, c.part_overrides)
+            leaning = verdict_of_parts(parts)
+        else:
+            pts = [m.points for m in comps]
+            leaning = ("supported" if pts and all(p == "claimed" for p in pts) else
+                       "refuted" if pts and all(p == "against" for p in pts) else "inconclusive")
+    else:
+        leaning = c.leaning
+    ks = [m.beyond for m in comps if m.beyond]
+    beyond = min(ks, key=lambda kn: (kn[0] / kn[1] if kn[1] else 0.0)) if ks else None
+    ok = checks or confirm
+    return replace(c, metrics=comps, leaning=leaning, parts=parts, beyond=beyond,
+                   verdict=leaning if ok else EXPLORATORY,
+                   evidence="check" if checks else "confirmatory" if confirm else EXPLORATORY)
+
+
+def _nonfinite(metrics: Sequence[MetricComparison], arm: str, baseline: str) -> dict[str, int]:
+    out = {arm: max((m.nonfinite_arm for m in metrics), default=0),
+           baseline: max((m.nonfinite_baseline for m in metrics), default=0)}
+    return {k: v for k, v in out.items() if v}
+
+
+def mask_diverged(metrics: Sequence[MetricInput], a: Sequence[RunRecord],
+                  b: Sequence[RunRecord]) -> list[MetricInput]:
+    """Each metric with the values of diverged runs set to NaN: a diverged run counts against its
+    arm (SCIENCE.md), however finite what it measured before diverging."""
+    def cut(vals: Sequence[float | None], rs: Sequence[RunRecord]) -> list[float | None]:
+        return [math.nan if i < len(rs) and rs[i].diverged else v for i, v in enumerate(vals)]
+
+    return [replace(m, arm_values=cut(m.arm_values, a), baseline_values=cut(m.baseline_values, b))
+            for m in metrics]
 
 
 def make_claim(
@@ -236,43 +341,116 @@ def make_claim(
     arm: str,
     baseline: str,
     metrics: Sequence[MetricInput],
-    cfg: VerdictSpec,
+    cfg: Any,
     note: str = "",
     verdict_override: str | None = None,
     decided_by: str | None = None,
     n_seeds: int | None = None,
     seeds: Sequence[int] | None = None,
     part_overrides: dict[str, str] | None = None,
+    runs: tuple[Sequence[RunRecord], Sequence[RunRecord]] | None = None,
 ) -> Claim:
-    """Compare each metric and decide. `verdict_override` is for decisive outcomes (divergence, a
-    blown-up landscape, a maths check); `decided_by` names it. `part_overrides` makes it a composite
-    (C9) claim: part -> holds/fails decided outside the metrics."""
-    comps = [compare_metric(m, cfg) for m in metrics]
+    """Compare each metric and decide (before Holm: finalize adjusts across the command).
+    `verdict_override` is for decisive outcomes (divergence, a blown-up landscape, a maths check);
+    `decided_by` names it. `part_overrides` makes it a composite (C9) claim: part -> holds/fails
+    decided outside the metrics. `runs` (arm runs, baseline runs, paired): a diverged run's values
+    count against its arm."""
+    rule = _rule(cfg)
+    if runs is not None:
+        metrics = mask_diverged(metrics, *runs)
+    comps = [compare_metric(m, rule) for m in metrics]
     if n_seeds is None:
-        # metrics decide: the seeds every metric has a finite pair on; an override: the paired runs
-        by_metrics = min((m.n_pairs for m in comps), default=0)
-        n_seeds = by_metrics if verdict_override is None or seeds is None else len(seeds)
+        n_seeds = max((m.n_seeds for m in comps), default=0) if seeds is None or verdict_override is None \
+            else len(seeds)
+    kind = "parts" if part_overrides is not None else "all"
+    by_metrics = verdict_override is None or kind == "parts"
+    p_cl = p_ag = p = None
+    if by_metrics and comps and n_seeds >= rule.min_seeds_for_test:
+        p_cl, p_ag = claim_sides(comps, kind, part_overrides)
+        p = min(1.0, 2.0 * min(p_cl, p_ag))
+    nonfinite = _nonfinite(comps, arm, baseline)
+    if nonfinite and by_metrics:
+        said = ", ".join(f"{k} {v}/{n_seeds}" for k, v in nonfinite.items())
+        note = (note + "; " if note else "") + (f"not finite (diverged or blown up): {said} seed(s), "
+                                                "counted against their arm")
     c = Claim(
         claim=claim, statement=statement, verdict="inconclusive", lr=lr, arm=arm, baseline=baseline,
-        metrics=comps, rule=rule_text(cfg), note=note,
+        metrics=comps, rule=rule_text(rule), note=note,
         leaning=verdict_override or "inconclusive",
         decided_by=decided_by or ("metrics" if verdict_override is None else "override"),
-        n_seeds=n_seeds, seeds=list(seeds or []),
-        claim_kind="parts" if part_overrides is not None else "all",
-        part_overrides=dict(part_overrides or {}),
+        n_seeds=n_seeds, seeds=list(seeds or []), p_claimed=p_cl, p_against=p_ag, p=p,
+        nonfinite=nonfinite, claim_kind=kind, part_overrides=dict(part_overrides or {}),
     )
     return judge(c, cfg)
 
 
-def finalize(claims: Sequence[Claim], cfg: VerdictSpec) -> list[Claim]:
-    """Holm's correction over every tested metric of the command's claims (metrics x learning rates
-    x arms), then each claim re-decided on the adjusted p."""
-    flat = [(i, j, m.p_value) for i, c in enumerate(claims) for j, m in enumerate(c.metrics)]
-    adj = holm([p for _, _, p in flat])
-    metrics = [list(c.metrics) for c in claims]
-    for (i, j, _), pa in zip(flat, adj, strict=True):
-        metrics[i][j] = replace(metrics[i][j], p_adj=pa)
-    return [judge(replace(c, metrics=ms), cfg) for c, ms in zip(claims, metrics, strict=True)]
+def finalize(claims: Sequence[Claim], cfg: Any) -> list[Claim]:
+    """Holm's correction over the command's claims that a test decides (claims x learning rates x
+    arms, confirmatory, not decided by an override), then each claim re-decided on its p_adj."""
+    ps = [c.p for c in claims]
+    adj = holm(ps)
+    family = sum(p is not None for p in adj)
+    return [judge(replace(c, p_adj=pa, family=family if pa is not None else 0), cfg)
+            for c, pa in zip(claims, adj, strict=True)]
+
+
+# --------------------------------------------------------------------------- the public engine
+
+
+def _metric_input(i: int, d: Any) -> MetricInput:
+    if isinstance(d, MetricInput):
+        return d
+    if not isinstance(d, Mapping):
+        raise ValueError(f"metric {i}: a dict with name, better, arm, baseline (got {type(d).__name__})")
+    known = {"name", "better", "arm", "baseline", "floor", "scale", "margin", "test", "aggregate"}
+    extra = sorted(set(d) - known)
+    name = str(d.get("name", f"metric {i}"))
+    if extra:
+        raise ValueError(f"metric {name!r}: unknown key(s) {', '.join(map(repr, extra))} "
+                         f"(known: {', '.join(sorted(known))})")
+    for key in ("better", "arm", "baseline"):
+        if key not in d:
+            raise ValueError(f"metric {name!r}: {key!r} is missing")
+    arm, base = d["arm"], d["baseline"]
+    if isinstance(arm, (str, bytes)) or isinstance(base, (str, bytes)):
+        raise ValueError(f"metric {name!r}: arm and baseline are sequences of numbers")
+    test = d.get("test", SUPERIORITY)
+    return MetricInput(name, d["better"], list(arm), list(base), float(d.get("floor", 0.0)),
+                       str(d.get("aggregate", "per run")), test, "", str(d.get("scale", RATIO)),
+                       None if d.get("margin") is None else float(d["margin"]))
+
+
+def judge_claims(claims: Sequence[Any], margin: float = 0.1, alpha: float = 0.05,
+                 min_seeds: int = 3) -> list[Claim]:
+    """bncli.judge: verdicts on paired measurements from anywhere, by the rule bncli's own
+    analyses use (SCIENCE.md, Verdicts).
+
+    `claims`: a list of claims, each a list of metrics (or a dict {"name": ..., "metrics": [...]}).
+    A metric is a dict: `name`; `better`: "lower" | "higher" (what the claim predicts for the arm);
+    `arm`, `baseline`: per-seed values paired by position (None: a run that did not finish, which
+    counts against its side); optional `floor` (the metric's resolution), `scale`: "ratio"
+    (default, positive values) or "difference" (signed values, with an absolute `margin`), `test`:
+    "superiority" (default) or "non-inferiority". Holm runs across the list. Returns one
+    results.Claim per claim: `.verdict`, `.p_claimed`, `.p_against`, `.p_adj`, `.family`, and per
+    metric `.effect`, `.ci`, `.beyond` (k, n). Bad input is a ValueError naming the metric."""
+    if not (isinstance(margin, (int, float)) and 0 <= margin < 1e6):
+        raise ValueError(f"margin must be a number >= 0, not {margin!r}")
+    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
+        raise ValueError(f"alpha must be in (0, 1), not {alpha!r}")
+    if isinstance(claims, Mapping) or isinstance(claims, (str, bytes)):
+        raise ValueError("claims: a list of claims, each a list of metric dicts")
+    rule = Rule(float(margin), float(alpha), int(min_seeds))
+    out = []
+    for ci, c in enumerate(claims):
+        name, ms = (c.get("name", f"claim {ci + 1}"), c.get("metrics")) if isinstance(c, Mapping) \
+            else (f"claim {ci + 1}", c)
+        if not isinstance(ms, Sequence) or isinstance(ms, (str, bytes)) or not ms:
+            raise ValueError(f"{name}: a non-empty list of metrics")
+        inputs = [_metric_input(i, m) for i, m in enumerate(ms)]
+        for m in inputs:
+            check_metric(m, strict=True)
+        out.append(make_claim(str(name), str(name), math.nan, "arm", "baseline", inputs, rule))
+    return finalize(out, rule)
 
 
 def comparison_pairs(spec: Spec) -> list[tuple[str, str]]:

@@ -284,8 +284,9 @@ def test_figures_drawn_in_workers_match_serial(folders, tmp_path):
 
 
 def test_deciding_number():
-    def m(name, points, rel):
-        return MetricComparison(name, "lower", 1.0, 1.0, [1.0], [1.0], rel, None, points)
+    def m(name, points, rel, p_claimed=None, p_against=None):
+        return MetricComparison(name, "lower", 1.0, 1.0, [1.0], [1.0], effect=rel, points=points,
+                                p_claimed=p_claimed, p_against=p_against)
 
     def claim(verdict, *ms):
         return Claim("C4", "s", verdict, 0.1, "batchnorm", "plain", list(ms), "rule")
@@ -298,6 +299,11 @@ def test_deciding_number():
     # inconclusive, within the margin
     assert deciding_metric(claim("inconclusive", m("a", "neither", 0.01))).name == "a"
     assert deciding_metric(claim("refuted", m("a", "against", 2.0), m("b", "against", 0.4))).name == "b"
+    # the engine's tests: the metric whose p decided the side (intersection-union: the largest)
+    assert deciding_metric(claim("supported", m("a", "claimed", -0.9, 0.001, 0.9),
+                                 m("b", "claimed", -0.2, 0.004, 0.8))).name == "b"
+    assert deciding_metric(claim("refuted", m("a", "against", 2.0, 0.9, 0.003),
+                                 m("b", "against", 0.4, 0.8, 0.001))).name == "a"
 
 
 # ---------------------------------------------------------------- a real browser

@@ -4,10 +4,12 @@ Per ℓp arm and learning rate, against the plain arm AND the batchnorm arm (no 
 (a) final train loss and best held-out error (MSE) no worse than BN's beyond the margin and better
 than plain's; (b) the C2 shift metrics (those C2 is judged on) larger than BN's; (c) the C4
 landscape metrics lower than plain's. Each part is decided by the shared verdict rule on its own
-metrics, paired by seed: it *holds* when its metrics all point its way (for "no worse than BN":
-equivalence within the margin by TOST, or clearly better), *fails* when they all point the other
-way, and is *undecided* otherwise. C9 is supported when (a), (b) and (c) all hold; refuted when (a)
-fails while (c) holds, or (c) fails; else inconclusive. LayerNorm and GroupNorm arms get the same
+metrics, paired by seed: it *holds* when its metrics all point its way (for "no worse than BN": a
+one-sided non-inferiority test of ln(ℓp/BN) against +ln(1 + m)), *fails* when they all point the
+other way (for "no worse than BN": the mirror test, worse than BN beyond the margin), and is
+*undecided* otherwise. C9 is supported when (a), (b) and (c) all hold; refuted when (a) fails while
+(c) holds, or (c) fails; else inconclusive — one test per claim, inside the command's Holm across
+claims (verdicts.claim_sides). LayerNorm and GroupNorm arms get the same
 three parts in a table, reported but not judged (SCIENCE.md C9).
 
 The data: (b) needs the C2 distribution probe (`ics_dist`) and (c) the landscape probe on the same
@@ -29,7 +31,16 @@ from bncli.results import Claim, RunRecord
 from bncli.spec import ArmSpec, Spec
 from bncli.stats import finite_mean
 from bncli.verdict_stats import binomial_floor
-from bncli.verdicts import FAILS, HOLDS, MetricInput, by_arm_lr, make_claim, verdict_of_parts
+from bncli.verdicts import (
+    FAILS,
+    HOLDS,
+    NON_INFERIORITY,
+    MetricInput,
+    by_arm_lr,
+    make_claim,
+    mask_diverged,
+    verdict_of_parts,
+)
 
 C9_STATEMENT = (
     "Normalizations that do not fix a unit's first two moments smooth the landscape without "
@@ -43,8 +54,9 @@ EXTRA_PROBE = {"ics": "landscape", "lipschitz": "ics_dist"}
 JUDGED = ("lp",)
 REPORTED = ("layer", "group")
 RULE_NOTE = ("paired by seed over the three arms; a part holds when all its metrics point its way (the "
-             "verdict rule: interval clear of the margin, Holm-adjusted p; 'no worse than BN' by TOST with the "
-             "margin, or clearly better) and fails when all point the other way; supported when (a), (b), "
+             "verdict rule: one-sided t-tests against the margin, intersection-union; 'no worse than BN' by a "
+             "non-inferiority test against +ln(1 + m)) and fails when all point the other way (the mirror "
+             "tests); supported when (a), (b), "
              "(c) all hold, refuted when (a) fails while (c) holds, or (c) fails, else inconclusive; "
              "(b) uses C2's judged metrics, (c) C4's (medians over measurement steps)")
 
@@ -123,14 +135,14 @@ def with_c9(analysis: Any) -> Any:
 
 def _loss_metrics(a: list[RunRecord], b: list[RunRecord], vs: str, classification: bool, part: str,
                   test: str, n_test: int | None) -> list[MetricInput]:
-    from bncli.analyses.train import LOSS_FLOOR
+    from bncli.analyses.train import ERROR_FLOOR, LOSS_FLOOR
 
     out = [MetricInput(f"(a) final train loss vs {vs}", "lower",
                        [r.final_train_loss for r in a], [r.final_train_loss for r in b],
                        LOSS_FLOOR, "final", test, part)]
     if classification:
         ea, eb = [1 - r.best_test_acc for r in a], [1 - r.best_test_acc for r in b]
-        floor = binomial_floor(finite_mean(ea), finite_mean(eb), n_test) if n_test else 0.0
+        floor = binomial_floor(finite_mean(ea), finite_mean(eb), n_test) if n_test else ERROR_FLOOR
         out.append(MetricInput(f"(a) best held-out error vs {vs}", "lower", ea, eb, floor, "best", test, part))
     else:
         out.append(MetricInput(f"(a) best held-out MSE vs {vs}", "lower",
@@ -162,7 +174,7 @@ def c9_parts(spec: Spec, records: Sequence[RunRecord], arm: str, lr: float,
     (None when data are missing): metric inputs tagged with their part, the parts decided outside
     the metrics (divergence, blown-up landscapes), and notes."""
     from bncli.analyses.ics import C2_METRICS, SHIFT_FLOOR, run_dist_mean
-    from bncli.analyses.landscape import C4_METRICS, run_landscape_stats
+    from bncli.analyses.landscape import C4_METRICS, LANDSCAPE_FLOOR, run_landscape_stats
 
     plain, bn = plain_arm(spec), batchnorm_arm(spec)
     if plain is None or bn is None:
@@ -177,8 +189,9 @@ def c9_parts(spec: Spec, records: Sequence[RunRecord], arm: str, lr: float,
     classification = any(r.test_acc and r.test_acc[0] is not None for r in records)
     # (a): training; a diverged run's final loss is NaN, so its seed drops out of that pair
     div = {name: sum(r.diverged for r in rs) / len(rs) for name, rs in ((arm, x), (plain.name, p), (bn.name, n))}
-    m_bn = _loss_metrics(x, n, bn.name, classification, "a_bn", "equivalence", n_test)
-    m_plain = _loss_metrics(x, p, plain.name, classification, "a_plain", "superiority", n_test)
+    m_bn = mask_diverged(_loss_metrics(x, n, bn.name, classification, "a_bn", NON_INFERIORITY, n_test), x, n)
+    m_plain = mask_diverged(_loss_metrics(x, p, plain.name, classification, "a_plain", "superiority", n_test),
+                            x, p)
     if div[arm] == 1 and div[bn.name] < 1:
         overrides["a_bn"] = FAILS
     if div[arm] == 1 and div[plain.name] < 1:
@@ -187,7 +200,7 @@ def c9_parts(spec: Spec, records: Sequence[RunRecord], arm: str, lr: float,
         overrides["a_plain"] = HOLDS
         notes.append(f"(a) vs {plain.name} decided by divergence: {plain.name} diverged at every seed, {arm} trained")
     if any(div.values()):
-        notes.append("diverged seeds left out of (a) and (b): " + ", ".join(
+        notes.append("diverged seeds count against their arm: " + ", ".join(
             f"{k} {v:.0%}" for k, v in div.items() if v))
 
     def shifts(r: RunRecord, key: str) -> float:
@@ -200,9 +213,9 @@ def c9_parts(spec: Spec, records: Sequence[RunRecord], arm: str, lr: float,
     # (c): the C4 metrics (medians over measurement steps), lower than plain's
     sx = [run_landscape_stats(r) for r in x]
     sp = [run_landscape_stats(r) for r in p]
-    m_c = [MetricInput(f"(c) {label} vs {plain.name}", "lower", [s[f"{key}_median"] for s in sx],
-                       [s[f"{key}_median"] for s in sp], 0.0, "median", "superiority", "c")
-           for key, label in C4_METRICS]
+    m_c = mask_diverged([MetricInput(f"(c) {label} vs {plain.name}", "lower", [s[f"{key}_median"] for s in sx],
+                                     [s[f"{key}_median"] for s in sp], LANDSCAPE_FLOOR, "median",
+                                     "superiority", "c") for key, label in C4_METRICS], x, p)
     dx = sum(not math.isfinite(s["loss_variation_median"]) for s in sx)
     dp = sum(not math.isfinite(s["loss_variation_median"]) for s in sp)
     if dx == len(sx) and dp == 0:
@@ -221,7 +234,7 @@ def c9_parts(spec: Spec, records: Sequence[RunRecord], arm: str, lr: float,
 
 
 def _part_text(parts: dict[str, str], plain: str, bn: str) -> str:
-    return (f"(a) {parts['a']} (no worse than {bn} beyond the margin, TOST: {parts['a_vs_bn']}; "
+    return (f"(a) {parts['a']} (no worse than {bn} beyond the margin, non-inferiority: {parts['a_vs_bn']}; "
             f"better than {plain}: {parts['a_vs_plain']}); (b) {parts['b']}; (c) {parts['c']}")
 
 

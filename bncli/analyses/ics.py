@@ -146,7 +146,7 @@ def c2_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     """C2 per learning rate and normalized arm: one-step shifts of the nonlinearity's input, judged
     on the W1 shift and the tracked percentiles' shift (not fixed by construction), training mode."""
     out = []
-    for lr, arm, base, a, b, notes in claim_pairs(spec, records, drop_diverged=True):
+    for lr, arm, base, a, b, notes in claim_pairs(spec, records):
         metrics = [
             MetricInput(f"mean {label}", "lower",
                         [run_dist_mean(r, m) for r in a], [run_dist_mean(r, m) for r in b],
@@ -167,7 +167,7 @@ def c2_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
             notes.append(f"eval mode (running statistics, what the trained net uses): {ev}")
         notes += _bn_output_note(spec, arm)
         out.append(make_claim("C2", C2_STATEMENT, lr, arm, base, metrics, spec.verdict,
-                              "; ".join(notes), seeds=seeds_of(a)))
+                              "; ".join(notes), seeds=seeds_of(a), runs=(a, b)))
     return out
 
 
@@ -176,7 +176,7 @@ def c3_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     if not spec.analysis.ics.gradient_ics:
         return []
     out = []
-    for lr, arm, base, a, b, notes in claim_pairs(spec, records, drop_diverged=True):
+    for lr, arm, base, a, b, notes in claim_pairs(spec, records):
         metrics = [
             MetricInput(f"mean {label}", better,
                         [run_grad_mean(r, m) for r in a], [run_grad_mean(r, m) for r in b],
@@ -192,7 +192,7 @@ def c3_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
                      "it scales with ‖G‖; refuted would mean BN reduces gradient ICS")
         notes.append(FIRST_LAYER_NOTE)
         out.append(make_claim("C3", C3_STATEMENT, lr, arm, base, metrics, spec.verdict,
-                              "; ".join(notes), seeds=seeds_of(a)))
+                              "; ".join(notes), seeds=seeds_of(a), runs=(a, b)))
     return out
 
 
@@ -234,9 +234,10 @@ any batch. C3 'BN does not reduce gradient ICS' is supported when BN's ‖G − 
 misalignment 1 − cos(G, G') are both higher than plain's by the margin (BN's gradient ICS is
 larger), refuted when both point the other way (BN reduces it); layers 2..k (layer 1 has no
 earlier layers, so G' = G there); cos and the absolute ‖G − G'‖ are shown but not judged.
-Each metric points a way only with its paired-bootstrap interval clear of the margin and the
-Holm-adjusted paired p < 0.05; otherwise inconclusive. Fewer than 3 paired seeds: exploratory.
-A seed where either arm diverged is left out of both.
+Per metric, one-sided paired t-tests of the log ratio against the margin; a claim holds a side
+when every metric does, with p adjusted by Holm across the command's claims < 0.05; otherwise
+inconclusive. Fewer than 3 paired seeds: exploratory.
+A diverged seed counts against its arm.
 Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
 
 ANALYSIS = Analysis(

@@ -38,6 +38,9 @@ C4_KEYS = [k for k, _ in C4_METRICS]
 # a C4 verdict needs this many finite measurements per run: one step-0 point of an arm that
 # diverged at step 4 says nothing about smoothness along training
 MIN_FINITE_STEPS = 2
+# resolution of the landscape metrics on the log-ratio scale: below float32 rounding of the losses
+# and gradient norms they are made of (keeps a value of exactly 0 judgeable)
+LANDSCAPE_FLOOR = 1e-9
 
 
 def median_inf(vals: Sequence[float | None]) -> float:
@@ -149,7 +152,8 @@ def c4_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
         sa = [run_landscape_stats(r) for r in a]
         sb = [run_landscape_stats(r) for r in b]
         metrics = [MetricInput(label, "lower", [s[f"{k}_median"] for s in sa],
-                               [s[f"{k}_median"] for s in sb], 0.0, "median") for k, label in C4_METRICS]
+                               [s[f"{k}_median"] for s in sb], LANDSCAPE_FLOOR, "median")
+                   for k, label in C4_METRICS]
         notes.append(f"per seed: median over measurement steps (a blow-up counts as inf); η′ in "
                      f"[{cfg.eta_range[0]:g}, {cfg.eta_range[1]:g}]×lr; BN in {cfg.bn_mode} mode")
         blown = {n: int(sum(s["n_nonfinite"] for s in ss)) for n, ss in ((arm, sa), (base, sb))}
@@ -170,7 +174,7 @@ def c4_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
             notes.append(f"decided by non-finite landscapes, not by the metrics: {base}'s landscape blew "
                          "up at half its measurements or more in every seed, the arm's never")
         elif any(dead.values()):
-            notes.append("seeds whose median is inf left out of the pairs: " + ", ".join(
+            notes.append("seeds whose median is inf count against their arm: " + ", ".join(
                 f"{n} {k}" for n, k in dead.items() if k))
         if override is None and any(k < MIN_FINITE_STEPS for k in few.values()):
             override, decided = "inconclusive", "too-few-finite"
@@ -181,7 +185,7 @@ def c4_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
         if div:
             notes.append(f"diverged: {', '.join(div)} (measured until divergence)")
         out.append(make_claim("C4", C4_STATEMENT, lr, arm, base, metrics, spec.verdict,
-                              "; ".join(notes), override, decided, seeds=seeds_of(a)))
+                              "; ".join(notes), override, decided, seeds=seeds_of(a), runs=(a, b)))
     return out
 
 
@@ -201,9 +205,9 @@ def c5_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
             grad = [worst_max(v["grad_err"] for v in p.values()) for p in per_seed]
             metrics = [
                 MetricInput("max rel. error, autograd Jacobian (float32) vs closed form",
-                            "lower", jac, [tol] * len(jac)),
+                            "lower", jac, [tol] * len(jac), tol * 1e-6, "worst"),
                 MetricInput("max rel. error, autograd ∂L/∂x (float32) vs (γ/σ)Pg",
-                            "lower", grad, [tol] * len(grad)),
+                            "lower", grad, [tol] * len(grad), tol * 1e-6, "worst"),
             ]
             # a non-finite error is a failed check, whatever order the values come in
             worst = worst_max(jac + grad)
@@ -269,8 +273,9 @@ Measuring changes nothing: training ends in the same weights as `bncli train`.
 C4 verdict (per lr, BN arm vs plain, paired by seed): the BN arm's loss variation, gradient
 predictiveness and effective β, each the MEDIAN over a run's measurement steps (heavy-tailed: a
 blown-up η′ grid counts as inf but cannot decide alone), must all be lower than plain's by more
-than the margin (default 10%, verdict.margin) with the paired-bootstrap interval clear of it and
-the Holm-adjusted paired p < 0.05 (supported); all higher likewise: refuted; else inconclusive.
+than the margin (default 10%, verdict.margin): one-sided paired t-tests of the log ratio against
+the margin, every metric, p Holm-adjusted across the command's claims < 0.05 (supported); all
+higher likewise: refuted; else inconclusive. A seed whose median is inf counts against its arm.
 Fewer than 3 paired seeds: exploratory. Only when one arm's median is inf in every seed and the
 other's in none does the blow-up decide ("decided by non-finite"). The result depends on the lr:
 Santurkar measure near the plain net's edge of stability.

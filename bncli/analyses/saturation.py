@@ -34,6 +34,8 @@ PHASE_METRICS = (
 # fractions (saturated, dead, active, outside |x| <= bound) closer than this count as equal: near 0
 # a relative margin reads 0.05% against 0% as +100%
 FRACTION_FLOOR = 0.005
+# resolution of |log10 first/last gradient-norm ratio| (a 2 % change of the ratio)
+LOG_RATIO_FLOOR = 0.01
 PHASES = ("start", "middle", "end")
 
 
@@ -165,37 +167,22 @@ def _c7_metrics(activation: str, a: list[RunRecord], b: list[RunRecord], n_layer
         out.append(_fraction("dead-unit fraction", "lower", lambda r: run_mean(r, "dead"), a, b))
     if n_layers > 1:
         out.append(MetricInput("|log10 first/last layer gradient-norm ratio|", "lower",
-                               [grad_log_ratio(r) for r in a], [grad_log_ratio(r) for r in b]))
+                               [grad_log_ratio(r) for r in a], [grad_log_ratio(r) for r in b],
+                               LOG_RATIO_FLOOR, "mean"))
     return out
 
 
 def _loss_metrics(a: list[RunRecord], b: list[RunRecord], classification: bool) -> list[MetricInput]:
-    out = [
-        MetricInput(
-            "final train loss",
-            "lower",
-            [r.final_train_loss for r in a],
-            [r.final_train_loss for r in b],
-        )
-    ]
+    from bncli.analyses.train import ERROR_FLOOR, LOSS_FLOOR
+
+    out = [MetricInput("final train loss", "lower", [r.final_train_loss for r in a],
+                       [r.final_train_loss for r in b], LOSS_FLOOR, "final")]
     if classification:
-        out.append(
-            MetricInput(
-                "best held-out error",
-                "lower",
-                [1 - r.best_test_acc for r in a],
-                [1 - r.best_test_acc for r in b],
-            )
-        )
+        out.append(MetricInput("best held-out error", "lower", [1 - r.best_test_acc for r in a],
+                               [1 - r.best_test_acc for r in b], ERROR_FLOOR, "best"))
     else:
-        out.append(
-            MetricInput(
-                "best held-out MSE",
-                "lower",
-                [r.best_test_loss for r in a],
-                [r.best_test_loss for r in b],
-            )
-        )
+        out.append(MetricInput("best held-out MSE", "lower", [r.best_test_loss for r in a],
+                               [r.best_test_loss for r in b], LOSS_FLOOR, "best"))
     return out
 
 
@@ -263,7 +250,7 @@ def saturation_claims(spec: Spec, records: Sequence[RunRecord], classification: 
         note += _diverged_note(a + b)
         if metrics:
             claims.append(make_claim("C7", C7_STATEMENT, lr, arm, base, metrics, cfg, note,
-                                     seeds=seeds_of(a)))
+                                     seeds=seeds_of(a), runs=(a, b)))
     for lr, arm, base, a, b, _ in claim_pairs(spec, records, ablation_pairs(spec)):
         metrics = _loss_metrics(a, b, classification)
         if act == "relu":
@@ -274,7 +261,7 @@ def saturation_claims(spec: Spec, records: Sequence[RunRecord], classification: 
                                      "regime)", "higher", outside_fraction, a, b))
         note = c8_note(act, a, b, spec.arm(arm).norm == "batch") + f"; {floor}" + _diverged_note(a + b)
         claims.append(make_claim("C8", C8_STATEMENT, lr, arm, base, metrics, cfg, note,
-                                 seeds=seeds_of(a)))
+                                 seeds=seeds_of(a), runs=(a, b)))
     return claims
 
 
@@ -322,8 +309,8 @@ lower, best held-out error (or MSE) lower, plus ReLU active fraction higher or, 
 sigmoid/tanh, the fraction with |x| > 2 higher (out of the linear regime). Fractions within
 0.5 percentage points of each other count as neither way. Supported when every metric points the claimed way
 by more than the margin (default 10%, verdict.margin), refuted when every one points the other
-way, else inconclusive; paired by seed, each metric needs its paired-bootstrap interval clear
-of the margin and the Holm-adjusted paired p < 0.05; fewer than 3 paired seeds: exploratory. The
+way, else inconclusive; paired by seed, one-sided t-tests of the log ratio against the margin,
+p Holm-adjusted across the command's claims < 0.05; fewer than 3 paired seeds: exploratory. The
 sign of β and the identity-recovery distance are reported in the C8 note, not voted on.
 Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
 

@@ -18,6 +18,9 @@ C6_STATEMENT = (
     "(Arora et al. 2019; Hoffer et al. 2018)"
 )
 WHENS = ("init", "end")
+# resolution of the scale-invariance residuals on the log-ratio scale: float32 rounding (they are
+# zero in exact arithmetic for BN and ~1e-7 in float32; the plain arm's are O(1))
+RESIDUAL_FLOOR = 1e-8
 
 
 def _max(vals: Sequence[float | None]) -> float:
@@ -411,14 +414,14 @@ def c6_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
         ao, ad, ac = _claim_metrics(a, idx)
         bo, bd, bc = _claim_metrics(b, idx)
         metrics = [
-            MetricInput(f"worst rel. output change, {span}", "lower", ao, bo),
-            MetricInput("worst |α·‖∇_{αW}L‖/‖∇_W L‖ − 1|", "lower", ad, bd),
-            MetricInput("worst |cos(∇_W L, W)|", "lower", ac, bc),
+            MetricInput(f"worst rel. output change, {span}", "lower", ao, bo, RESIDUAL_FLOOR, "worst"),
+            MetricInput("worst |α·‖∇_{αW}L‖/‖∇_W L‖ − 1|", "lower", ad, bd, RESIDUAL_FLOOR, "worst"),
+            MetricInput("worst |cos(∇_W L, W)|", "lower", ac, bc, RESIDUAL_FLOOR, "worst"),
         ]
         kind = spec.arm(arm).norm
         mode = "BN in training mode" if kind == "batch" else "training mode"
         note = (f"{mode}; mean of the checks at init and end of training (init alone where the "
-                f"end check is not finite, e.g. after divergence); worst over layers and {span}")
+                f"end check is not finite; a diverged run counts against its arm); worst over layers and {span}")
         if not in_range:
             note += " (no grid α inside verdict_alpha_range: all used)"
         if kind != "batch":
@@ -442,7 +445,7 @@ def c6_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
         if na and nb:
             note += f"; ‖W_end‖/‖W_0‖: {_growth(na, arm)}, {_growth(nb, base)} (not in the verdict)"
         out.append(make_claim("C6", C6_STATEMENT, lr, arm, base, metrics, spec.verdict, note, override,
-                              "epsilon-check" if override else None, seeds=seeds_of(a)))
+                              "epsilon-check" if override else None, seeds=seeds_of(a), runs=(a, b)))
     return out
 
 
@@ -468,7 +471,8 @@ change over α in analysis.scale.verdict_alpha_range (default 0.01…100), worst
 worst |cos(∇\\_W L, W)|, each the mean of the init and end checks): supported when every metric
 is lower for the BN arm by more than the margin (default 10%, verdict.margin), refuted when
 every metric is higher by the margin, else inconclusive; paired by seed, each metric needs its
-paired-bootstrap interval clear of the margin and the Holm-adjusted paired p < 0.05; fewer
+one-sided paired t-tests of the log ratio beyond the margin, p Holm-adjusted across the
+command's claims < 0.05; fewer
 than 3 paired seeds: exploratory. A BN arm whose output still changes by more than
 analysis.scale.not_invariant_above (default 1e-3) with ε → 0 is not scale-invariant at all
 (e.g. BN after a sigmoid): refuted, whatever the margins say ("decided by epsilon-check").

@@ -126,14 +126,14 @@ def evaluate(cell: str, command: str, e: Expectation, result: CommandResult) -> 
 
 
 def claim_text(c: Any) -> str:
-    """A verdict with what it rests on: 'lr 0.5 batchnorm: refuted (3 seeds, stability 98%;
-    W1 +35%[+20,+51] p_adj 0.01, ...)'."""
-    from bncli.claim_text import ci_text, verdict_label
+    """A verdict with what it rests on: 'lr 0.5 batchnorm: refuted (3 seeds, p_adj 0.004 of 4
+    claims, 3/3 beyond; W1 +35%[+20,+51], ...)'."""
+    from bncli.claim_text import beyond_text, ci_text, verdict_label
 
-    stab = f", stability {c.stability:.0%}" if c.stability is not None else ""
-    mets = ", ".join(f"{m.name.split(' (')[0]} {ci_text(m)}"
-                     + (f" p_adj {fmt(m.p_adj, 2)}" if m.p_adj is not None else "") for m in c.metrics[:4])
-    return f"lr {c.lr:g} {c.arm}: {verdict_label(c)} ({c.n_seeds} seed(s){stab}; {mets})"
+    p = f", p_adj {fmt(c.p_adj, 2)} of {c.family} claim(s)" if getattr(c, "p_adj", None) is not None else ""
+    stab = f", {beyond_text(c)} beyond" if beyond_text(c) != "-" else ""
+    mets = ", ".join(f"{m.name.split(' (')[0]} {ci_text(m)}" for m in c.metrics[:4])
+    return f"lr {c.lr:g} {c.arm}: {verdict_label(c)} ({c.n_seeds} seed(s){p}{stab}; {mets})"
 
 
 def _claim(cell: str, command: str, e: Expectation, result: CommandResult) -> Outcome:

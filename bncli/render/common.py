@@ -44,18 +44,23 @@ def claims_table(claims: Sequence[Claim], title: str = "Claims") -> Table:
     table.add_column(f"metric: arm | baseline (Δ [95% CI]{', p, p adj' if with_p else ''}) → direction",
                      overflow="fold")
     for c in claims:
+        fam = f"; claim p adj={num(c.p_adj, 3)} (Holm across {c.family})" if c.p_adj is not None else ""
         lines = [f"{c.n_seeds} paired seed(s) {c.seeds}; evidence: {c.evidence}; decided by {c.decided_by}; "
-                 f"stability {stability_text(c)}"
+                 f"beyond the margin {stability_text(c)}{fam}"
                  + (f"; budgets 40→70→100%: {budgets_text(c)}" if budgets_text(c) else "")]
         if c.parts:
             lines.append("parts: " + ", ".join(f"{k} {v}" for k, v in c.parts.items()))
         for m in c.metrics:
-            p = f", p={num(m.p_value, 3)}, p adj={num(m.p_adj, 3)}" if m.p_value is not None else ""
-            w = f", Wilcoxon p={num(m.p_wilcoxon, 3)}" if m.p_wilcoxon is not None else ""
-            kind = "no worse than the baseline (TOST)" if m.test == "equivalence" else f"{m.better} is claimed"
+            p = (f", p claimed={num(m.p_claimed, 3)}, p against={num(m.p_against, 3)}"
+                 if m.p_claimed is not None else f", p={num(m.p_value, 3)}" if m.p_value is not None else "")
+            w = f", {m.beyond[0]}/{m.beyond[1]} seeds beyond" if m.beyond else ""
+            w += ", identical seeds (check the seeding)" if m.identical else ""
+            kind = ("no worse than the baseline (non-inferiority)" if m.test == "non-inferiority"
+                    else f"{m.better} is claimed")
             agg = f"; {m.aggregate} per run" if m.aggregate else ""
             fl = f"; floor {num(m.floor, 3)}" if m.floor else ""
-            drop = f"; {m.n_dropped} non-finite seed(s) left out" if m.n_dropped else ""
+            drop = (f"; not finite: arm {m.nonfinite_arm}, baseline {m.nonfinite_baseline} seed(s), "
+                    "against their arm") if m.n_dropped else ""
             lines.append(
                 f"{m.name} ({kind}{agg}{fl}{drop}): {num(m.arm_mean)} | {num(m.baseline_mean)} "
                 f"({ci_text(m)}{p}{w}) → {m.points}"

@@ -19,7 +19,7 @@ from rich.measure import Measurement
 from rich.table import Column, Table
 from rich.text import Text
 
-from bncli.claim_text import ci_text, num, rel_text, verdict_label  # noqa: F401  (re-exported)
+from bncli.claim_text import beyond_text, ci_text, num, rel_text, verdict_label  # noqa: F401  (re-exported)
 from bncli.results import Claim
 
 MARK = {"claimed": "✓", "against": "✗", "neither": "·"}
@@ -49,8 +49,14 @@ VERDICT_LETTER = {"supported": "S", "refuted": "R", "inconclusive": "I", "explor
 
 
 def stability_text(c: Claim) -> str:
-    s = getattr(c, "stability", None)
-    return "-" if s is None else f"{s:.0%}"
+    """Seeds beyond the margin (k/n) beside a verdict (schema 3 documents: their stability)."""
+    return beyond_text(c)
+
+
+def family_text(claims: Sequence[Claim]) -> str:
+    """'Holm across 4 claims' (the largest family among the claims shown)."""
+    n = max((getattr(c, "family", 0) or 0 for c in claims), default=0)
+    return f"one-sided t vs the margin, Holm across {n} claim(s)" if n else "one-sided t vs the margin"
 
 
 def budgets_text(c: Claim) -> str:
@@ -96,11 +102,12 @@ def short_claims_table(claims: Sequence[Claim], title: str) -> Table:
     Holm-adjusted p (only with enough seeds for a test) and whether it points the claimed way."""
     with_p = has_p(claims)
     with_b = any(budgets_text(c) for c in claims)
-    with_s = any(c.stability is not None for c in claims)
+    with_s = any(c.beyond or c.stability is not None for c in claims)
     t = table(title, caption="✓/✗/·: claimed way (↓/↑) beyond the margin / other way / neither; Δ: paired "
-              "effect [95% CI, %]"
-              + ("; p adj: paired t, Holm" if with_p else "")
-              + ("; n: paired seeds·stability" if with_s else "; exploratory: < 3 paired seeds")
+              "effect (ratio of geometric means − 1) [95% t-CI, %]"
+              + (f"; p adj: {family_text(claims)}" if with_p else "")
+              + ("; n·beyond: paired seeds·seeds beyond the margin (weakest metric)" if with_s
+                 else "; exploratory: < 3 paired seeds")
               + ("; budgets: 40→70→100% of the steps" if with_b else "") + ".")
     t.add_column("claim")
     t.add_column("lr", justify="right", no_wrap=True)
@@ -109,7 +116,7 @@ def short_claims_table(claims: Sequence[Claim], title: str) -> Table:
     t.add_column(f"arm (vs {next(iter(bases))})" if one_base else "arm vs baseline", max_width=20)
     t.add_column("verdict", no_wrap=True)
     if with_s:
-        t.add_column("n·stab.", justify="right", no_wrap=True)
+        t.add_column("n·beyond", justify="right", no_wrap=True)
     if with_b:
         t.add_column("budgets", no_wrap=True)
     t.add_column("metric")
@@ -131,7 +138,7 @@ def short_claims_table(claims: Sequence[Claim], title: str) -> Table:
             if m is None:
                 t.add_row(*head, "-", "", "", "", *([""] if with_p else []), "")
                 continue
-            cells = [f"{ARROW.get(m.better, '')}{'≈' if m.test == 'equivalence' else ''} "
+            cells = [f"{ARROW.get(m.better, '')}{'≈' if m.test == 'non-inferiority' else ''} "
                      f"{short_metric(m.name)}", num(m.arm_mean), num(m.baseline_mean), ci_text(m)]
             if with_p:
                 cells.append(num(m.p_adj, 2) if m.p_adj is not None else "")
@@ -150,7 +157,7 @@ def regime_table(claims: Sequence[Claim]) -> Table | None:
     if not rows:
         return None
     t = table("Regimes: each claim's verdict per learning rate (budgets 40→70→100% of the steps)",
-              caption="(stability); budgets S/R/I, lower case: exploratory")
+              caption="(seeds beyond the margin); budgets S/R/I, lower case: exploratory")
     t.add_column("claim")
     t.add_column("arm vs baseline", max_width=24)
     for lr in lrs:
@@ -165,7 +172,7 @@ def regime_table(claims: Sequence[Claim]) -> Table | None:
                 cells.append("")
                 continue
             b = budgets_text(c)
-            stab = f" ({stability_text(c)})" if c.stability is not None else ""
+            stab = f" ({stability_text(c)})" if c.beyond or c.stability is not None else ""
             lab = verdict_label(c)
             cells.append(verdict_text(c.verdict, f"{lab}{stab}" + (f" {b}" if b else "")))
         t.add_row(r["claim"], f"{r['arm']} vs {r['baseline']}", *cells)

@@ -30,7 +30,9 @@ def _metric_line(c: ClaimChange) -> str:
 
 def render_compare(cmp: ResultComparison) -> list:
     """The table, then one line: how many verdicts changed."""
-    t = Table(title=f"A = {cmp.a}\nB = {cmp.b}", title_justify="left", show_lines=True)
+    rules = ("" if cmp.same_rule or not cmp.rule_a else
+             f"\nverdict rules differ: A by {cmp.rule_a}; B by {cmp.rule_b}")
+    t = Table(title=f"A = {cmp.a}\nB = {cmp.b}{rules}", title_justify="left", show_lines=True)
     for col in ("claim", "comparison", "lr", "arm vs baseline", "A", "B", "metric: arm mean A → B (change), points"):
         t.add_column(col, overflow="fold")
     rows = sorted(cmp.claims, key=lambda c: not c.changed)

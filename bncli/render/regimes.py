@@ -1,6 +1,6 @@
 """The report's regime map (SCIENCE.md, Verdicts: Regimes): one row per document, claim and arm,
 one column per learning rate, each cell coloured by its verdict and labelled with the verdicts at
-40→70→100 % of the budget and the stability. Drawn from saved claims only."""
+40→70→100 % of the budget and the seeds beyond the margin. Drawn from saved claims only."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ FILENAME = "regimes.png"
 COLOR = {"supported": "#4C72B0", "refuted": "#DD8452", "inconclusive": "#E5C84A", "exploratory": "#D9D9D9"}
 CAPTION = ("Regime map: each claim's verdict per learning rate (colour), the verdicts from the same runs "
            "at 40→70→100 % of the steps (S supported, R refuted, I inconclusive; lower case: exploratory, "
-           "fewer than 3 paired seeds) and the verdict's stability over seed-bootstrap resamples.")
+           "fewer than 3 paired seeds) and the seeds beyond the margin the claimed way (k/n).")
 
 
 def regime_grid(docs: Sequence[Any]) -> tuple[list[float], list[tuple[str, dict[float, Claim]]]]:
@@ -45,7 +45,8 @@ def regime_png(docs: Sequence[Any]) -> bytes | None:
             ax.add_patch(plt.Rectangle((j, i), 1, 1, facecolor=color, edgecolor="white", linewidth=2))
             if c is not None:
                 b = budgets_text(c)
-                text = (b or c.verdict[:5]) + (f"\n{stability_text(c)}" if c.stability is not None else "")
+                text = (b or c.verdict[:5]) + (f"\n{stability_text(c)}" if c.beyond or c.stability is not None
+                                                else "")
                 ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=7)
     ax.set_xlim(0, len(lrs))
     ax.set_ylim(len(rows), 0)
@@ -56,7 +57,7 @@ def regime_png(docs: Sequence[Any]) -> bytes | None:
         s.set_visible(False)
     handles = [plt.Rectangle((0, 0), 1, 1, facecolor=col) for col in COLOR.values()]
     ax.legend(handles, list(COLOR), loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
-    ax.set_title("Verdict per learning rate (budgets 40→70→100 %, stability)", fontsize=9, loc="left")
+    ax.set_title("Verdict per learning rate (budgets 40→70→100 %, seeds beyond the margin)", fontsize=9, loc="left")
     return png_bytes(fig)
 
 
@@ -70,7 +71,7 @@ def regimes_markdown(report: Any, files_dir: str) -> list[str]:
             if c.budgets or c.verdict == "exploratory" or c.decided_by != "metrics":
                 label = " ".join(str(d.label).split()).replace("<", "&lt;").replace("`", "\\`")  # a name is text
                 lines.append(f"- {label}, {c.claim}, η={num(c.lr)}, {c.arm}: {verdict_label(c)}, "
-                             f"{c.n_seeds} paired seed(s), stability {stability_text(c)}"
+                             f"{c.n_seeds} paired seed(s), {stability_text(c)} beyond the margin"
                              + (f", budgets {budgets_text(c)}" if budgets_text(c) else ""))
     return lines + [""]
 

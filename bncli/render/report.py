@@ -183,12 +183,18 @@ def metric_text(m: MetricComparison, short: bool = False) -> str:
 
 
 def deciding_metric(c: Claim) -> MetricComparison | None:
-    """The number a verdict rests on: for supported / refuted, the metric closest to the margin
-    among those pointing that way (the binding one); for inconclusive, the metric that broke the
-    majority direction (one pointing the other way, else one within the margin)."""
+    """The number a verdict rests on. With the engine's one-sided tests (schema 4): the metric
+    whose p decided the claim's side (intersection-union: the largest p_claimed for supported and
+    inconclusive, the largest p_against for refuted). Older documents: for supported / refuted,
+    the metric closest to the margin among those pointing that way; for inconclusive, the metric
+    that broke the majority direction (one pointing the other way, else one within the margin)."""
     ms = c.metrics
     if not ms:
         return None
+    if all(m.p_claimed is not None and m.p_against is not None for m in ms):
+        if c.verdict == "refuted":
+            return max(ms, key=lambda m: m.p_against)  # type: ignore[arg-type,return-value]
+        return max(ms, key=lambda m: m.p_claimed)  # type: ignore[arg-type,return-value]
     way = {"supported": "claimed", "refuted": "against"}.get(c.verdict)
     if way is not None:
         pool = [m for m in ms if m.points == way] or list(ms)

@@ -51,9 +51,9 @@ def metric_rows(c: Claim) -> Iterator[list[str]]:
     for i, m in enumerate(c.metrics):
         from bncli.render.compact import ci_text, stability_text, verdict_label
 
-        head = (f"{verdict_label(c)} ({c.n_seeds} seed(s), stability {stability_text(c)})" if i == 0 else "")
+        head = (f"{verdict_label(c)} ({c.n_seeds} seed(s), {stability_text(c)} beyond)" if i == 0 else "")
         yield [fmt(c.lr) if i == 0 else "", f"{c.arm} vs {c.baseline}" if i == 0 else "",
-               head, m.name, "no worse (TOST)" if m.test == "equivalence" else m.better,
+               head, m.name, "no worse (non-inferiority)" if m.test == "non-inferiority" else m.better,
                fmt(m.arm_mean), fmt(m.baseline_mean), ci_text(m),
                "-" if m.p_adj is None else f"{m.p_adj:.3g}", m.points]
 
