@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from bncli.data.registry import IMAGE_SOURCES
+from bncli.data.registry import source_info
 from bncli.errors import SpecError
 
 if TYPE_CHECKING:
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 F32 = 4  # bytes per float32
 GIB = 1 << 30
 EVAL_CHUNK = 4096  # train.evaluate's chunk: eval activations never exceed this many examples
-ANALYSES = ("ics", "lipschitz", "scale", "saturation")
 
 
 def available_bytes(device: Any = None) -> int | None:
@@ -67,9 +66,7 @@ def _smaller_model(spec: Spec, field: str, layers: list[int], with_: Any) -> Spe
 
 
 def _data_field(spec: Spec) -> str:
-    if spec.data.source == "npz":
-        return "data.path"
-    return "data.subset" if spec.data.source in IMAGE_SOURCES else "data.n_samples"
+    return source_info(spec.data.source).size_field
 
 
 def _model_size(model: ModelSpec, input_shape: tuple[int, ...], n_out: int) -> tuple[int, int, int]:
@@ -90,7 +87,7 @@ def estimate_parts(
 ) -> list[tuple[str, int, str]]:
     """(what, bytes, the spec field that drives it) for each part of the estimate.
 
-    `analyses` names the analyses that will run (ics, lipschitz, scale, saturation); None takes
+    `analyses` names the sections of the analyses that will run (ics, lipschitz, ...); None takes
     the most demanding one of spec.analysis, since a command runs one at a time.
     """
     params, act, positions = _model_size(spec.model, input_shape, n_out)
@@ -100,7 +97,7 @@ def estimate_parts(
     layers = _layers_field(spec)
     data_field = _data_field(spec)
     # image sources keep uint8 pixels (normalized per batch); the others float32 features
-    pixel = 1 if spec.data.source in IMAGE_SOURCES else F32
+    pixel = 1 if source_info(spec.data.source).reads_root else F32
 
     parts: list[tuple[str, int, str]] = [
         ("data", (n_train + n_test) * (n_in * pixel + label), data_field),
@@ -114,31 +111,15 @@ def estimate_parts(
          * act * F32, layers),
     ]
 
-    a = spec.analysis
+    from bncli.analyses import ANALYSES
+    from bncli.analyses.base import Sizes
+
+    sizes = Sizes(params, act, positions, batch, n_train)
     probe: list[tuple[str, int, str]] = []
-    wanted = set(ANALYSES if analyses is None else analyses)
-    if "ics" in wanted:
-        m = min(a.ics.probe_size, n_train)
-        probe.append(("measure-ics probes", 2 * m * act * F32 + 3 * params * F32, "analysis.ics.probe_size"))
-    if "scale" in wanted:
-        m = min(a.scale.probe_size, n_train)
-        probe.append(("scale-check probes", 2 * m * act * F32 + 3 * params * F32, "analysis.scale.probe_size"))
-    if "saturation" in wanted:
-        m = min(a.saturation.probe_size, n_train)
-        probe.append(("saturation probes", 2 * m * act * F32 + params * F32, "analysis.saturation.probe_size"))
-    if "lipschitz" in wanted:
-        lip = a.lipschitz
-        # the eta' grid as one vmap'ed batch: a parameter copy and a batch of activations per point
-        grid = lip.eta_points * (3 * params * F32 + 2 * batch * act * F32)
-        probe.append(("lipschitz η′ grid", grid, "analysis.lipschitz.eta_points"))
-        if lip.hessian:
-            probe.append(("lipschitz Hessian", 6 * params * F32 + 4 * batch * act * F32, "analysis.lipschitz.hessian"))
-        if lip.jacobian:
-            # per unit: rows x m of BN's m x m Jacobian, m = batch x spatial positions
-            m = batch * positions
-            rows = min(lip.jacobian_rows, m)
-            probe.append(("lipschitz Jacobian", 3 * lip.jacobian_units * rows * m * F32,
-                          "analysis.lipschitz.jacobian_rows"))
+    for an in ANALYSES.values():  # each analysis declares its probes' memory (registry entry)
+        if an.memory is None or not an.section or (analyses is not None and an.section not in analyses):
+            continue
+        probe += an.memory(getattr(spec.analysis, an.section), sizes)
     if probe:
         parts.append(max(probe, key=lambda p: p[1]))
     return parts
@@ -201,17 +182,12 @@ def likely_field(
         (_data_field(spec),
          est(spec, max(2, int(n_train * scale)), max(1, int(n_test * scale)))),
         ("train.batch_size", est(with_("train", batch_size=min(spec.train.batch_size, 60)))),
-        ("analysis.ics.probe_size", est(with_analysis("ics", probe_size=min(a.ics.probe_size, 256)))),
-        ("analysis.scale.probe_size",
-         est(with_analysis("scale", probe_size=min(a.scale.probe_size, 256)))),
-        ("analysis.saturation.probe_size",
-         est(with_analysis("saturation", probe_size=min(a.saturation.probe_size, 256)))),
-        ("analysis.lipschitz.eta_points",
-         est(with_analysis("lipschitz", eta_points=min(a.lipschitz.eta_points, 8)))),
-        ("analysis.lipschitz.jacobian_rows",
-         est(with_analysis("lipschitz", jacobian_rows=min(a.lipschitz.jacobian_rows, 256),
-                           jacobian_units=min(a.lipschitz.jacobian_units, 8)))),
     ]
+    from bncli.analyses import ANALYSES
+
+    for an in ANALYSES.values():  # the fields each analysis says can shrink its probes
+        for name, update in an.shrink:
+            candidates.append((name, est(with_analysis(an.section, **update(getattr(a, an.section))))))
     field, smallest = min(candidates, key=lambda c: c[1])
     if smallest >= est(spec):  # nothing unusual: blame the largest part
         parts = estimate_parts(spec, input_shape, n_out, n_train, n_test, analyses)

@@ -22,13 +22,18 @@ What each builds at a normalization point of `width` units (channels on a CNN):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from bncli.registry import Registry
+
+ArmNote = Callable[[Any], list[str]]  # (arm) -> note lines
 
 
 @dataclass(frozen=True)
 class NormInfo:
-    """One normalization kind and its capability flags."""
+    """One normalization kind: how it is built and every fact the spec, the planner and the
+    analyses need about it (no norm-keyed dict or if/elif elsewhere)."""
 
     name: str
     label: str
@@ -40,11 +45,35 @@ class NormInfo:
     builder: Callable[[Any, int, bool], Any] | None = None  # (arm, width, conv) -> nn.Module
     # (arm, weight module) -> None: reparametrizes the Linear/Conv weight in place (weight norm)
     reparametrize: Callable[[Any, Any], None] | None = None
+    abbrev: str = ""  # what notes call it: BN, LN, GN, WN, ℓp (default: the name)
+    over: str = ""  # what it normalizes over, in words ("the layer's units"; notes and README)
+    per_example: bool = False  # statistics per example across units (LN, GN): a bias need not cancel
+    has_beta: bool | None = None  # with affine on, a β (shift) too; None: as `affine`
+    bias_cancels: bool = False  # subtracts a per-unit batch mean, so a per-unit bias cancels (C6)
+    has_eps: bool = True  # an ε in the denominator (C6's ε → 0 check)
+    eps_enters: str = "its denominator"  # where ε enters, in words (C6's ε note)
+    identity_point: bool = False  # (γ, β) = (σ, μ) of the batch makes it the identity (C8's note)
+    # the bncli.runner fused forms it can train in: "stacked" (StackedMLP), "vmap" (torch.func)
+    fuses: tuple[str, ...] = ()
+    arm_fields: tuple[str, ...] = ()  # ArmSpec fields only this norm reads (idle elsewhere: an error)
+    variant_fields: tuple[str, ...] = ()  # arm fields that make another normalization (C8's ablation pairs)
+    c9_role: str | None = None  # "judged" or "reported" by C9 (Santurkar §3.3's comparison)
+    # (arm, widths, conv) -> why it cannot normalize layers of these widths, or None
+    width_problem: Callable[[Any, Any, bool], str | None] | None = None
+    width_field: str = "norm"  # the arm field a width problem names (group: groups)
+    ics_note: ArmNote | None = None  # what it fixes by construction at the nonlinearity's input (C2)
+    scope_note: Callable[[Any], str] | None = None  # which reading of it an arm is (C9's note)
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)  # arm preset -> its overrides
 
     @property
     def short(self) -> str:
         """What notes call it: BN, LN, GN, WN, ℓp (or "no normalization")."""
-        return _SHORT.get(self.name, self.name)
+        return self.abbrev or self.name
+
+    @property
+    def beta(self) -> bool:
+        """With γ/β on, whether there is a β."""
+        return self.affine if self.has_beta is None else self.has_beta
 
 
 def _batch(arm: Any, width: int, conv: bool) -> Any:
@@ -74,9 +103,12 @@ def group_problem(groups: int, width: int, conv: bool) -> str | None:
 
 def arm_width_problem(arm: Any, widths: Any, conv: bool) -> str | None:
     """Why an arm cannot normalize layers of these widths (None when it can): for a spec-level
-    check before any training, naming `arms.N.groups`. Only GroupNorm constrains widths."""
-    if arm.norm != "group":
-        return None
+    check before any training. The norm's entry says (`width_problem`)."""
+    check = norm_info(arm.norm).width_problem
+    return None if check is None else check(arm, widths, conv)
+
+
+def _group_widths(arm: Any, widths: Any, conv: bool) -> str | None:
     for i, width in enumerate(widths):
         problem = group_problem(arm.groups, width, conv)
         if problem is not None:
@@ -115,29 +147,124 @@ def _weight_norm(arm: Any, module: Any) -> None:
     weight_norm(module, name="weight", dim=0)
 
 
-NORMS: dict[str, NormInfo] = {
-    "none": NormInfo("none", "no normalization", False, False, False, False, False, None),
-    "batch": NormInfo("batch", "BatchNorm (Ioffe & Szegedy 2015)", True, True, True, True, True, _batch),
-    "layer": NormInfo("layer", "LayerNorm (Ba et al. 2016)", True, False, True, False, False, _layer),
-    "group": NormInfo("group", "GroupNorm (Wu & He 2018)", True, False, True, False, False, _group),
-    "weight": NormInfo("weight", "weight normalization (Salimans & Kingma 2016)", True, False,
-                       False, False, False, None, _weight_norm),
-    "lp": NormInfo("lp", "ℓp normalization (Santurkar et al. 2018 §3.3)", True, True, True, True,
-                   False, _lp),
-}
-_SHORT = {"none": "no normalization", "batch": "BN", "layer": "LN", "group": "GN", "weight": "WN",
-          "lp": "ℓp"}
+# ---------------------------------------------------------------- C2's notes: what each fixes
+
+
+def _extras(a: Any) -> tuple[str, str]:
+    noise = " (before Santurkar's noise, which then moves it)" if a.noisy else ""
+    return noise, (" before γ, β" if a.has_affine else "")
+
+
+def _bn_note(a: Any) -> list[str]:
+    mean, var = ("β", "≈ γ² (γ²σ²/(σ² + ε))") if a.affine else ("0", "≈ 1 (σ²/(σ² + ε))")
+    if a.noisy:
+        return [f"on {a.name} the nonlinearity's input is BN's output after Santurkar's noise "
+                "(a ← s·a + m, redrawn every step): BN alone would fix its per-unit mean at "
+                f"{mean} and its variance {var}; the shifts measured here are the noise's"]
+    return [f"on {a.name} the nonlinearity's input is BN's output: in training mode its per-unit mean "
+            f"is exactly {mean} and its variance {var} on any batch, by construction, "
+            "so |Δμ| and |Δσ²| there follow γ and β only; W1 and the percentiles also see changes in shape"]
+
+
+def per_example_note(a: Any) -> list[str]:
+    """The C2 note of a normalization over each example's units (LN, GN; a plugin's RMSNorm)."""
+    noise, affine = _extras(a)
+    info = a.norm_info
+    return [f"on {a.name} ({info.short}) each example's mean and variance across {info.over} are 0 "
+            f"and ≈ 1{affine}{noise}, by construction; no unit's distribution over the batch is "
+            "fixed, so per-unit |Δμ|, |Δσ²|, W1 and percentiles all move freely"]
+
+
+def _weight_note(a: Any) -> list[str]:
+    return [f"on {a.name} (weight norm) nothing about the activations is fixed by construction: "
+            "it normalizes each unit's weight vector, not its input"]
+
+
+def _lp_note(a: Any) -> list[str]:
+    noise, _ = _extras(a)
+    if a.lp_scope == "unit":
+        mean, var = ("β", "fixed (γ² for ℓ2)") if a.has_affine else ("0", "fixed (1 for ℓ2)")
+        return [f"on {a.name} (ℓp normalization, per-unit reading) each unit's batch mean is {mean} and "
+                f"its ℓp magnitude over the batch is {var} by construction{noise}; W1 and the "
+                "percentiles also see changes in shape"]
+    mean = "β" if a.has_affine else "0"
+    return [f"on {a.name} (ℓp normalization) each unit's batch mean is {mean} by construction"
+            f"{noise}, as with BN, but no unit's variance is fixed: one scalar per layer and batch "
+            "(the mean ℓp magnitude) divides every unit, so |Δσ²|, W1 and the percentiles all "
+            "move freely"]
+
+
+def _lp_scope(a: Any) -> str:
+    if a.lp_scope == "unit":
+        return f"{a.name}: ℓp reading `unit` (one scale per unit, Hoffer et al.'s L1 BN reading)"
+    return f"{a.name}: ℓp reading `layer` (one scale per layer and batch)"
+
+
+def _lp_presets() -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for scope in ("", "_unit"):
+        for word, p in (("l1", 1), ("l2", 2), ("linf", "inf")):
+            out[f"{word}norm{scope}"] = {"p": p, **({"lp_scope": "unit"} if scope else {})}
+    return out
+
+
+# ---------------------------------------------------------------- the registry
+
+NORMS: Registry[NormInfo] = Registry("norm")
+ARM_PRESETS: dict[str, dict[str, Any]] = {}  # preset name -> arm fields: every entry's presets
+
+
+def register_norm(info: NormInfo, *, replace: bool = False) -> NormInfo:
+    """Add a normalization (bncli's own below; a plugin's the same way): arms accept
+    `norm: info.name` and its presets from now on."""
+    return NORMS.register(info.name, info, replace=replace)
+
+
+def _rebuild_presets() -> None:
+    ARM_PRESETS.clear()
+    for info in NORMS.values():
+        for preset, fields in info.presets.items():
+            ARM_PRESETS[preset] = {"norm": info.name, **fields}
+
+
+NORMS.on_change(_rebuild_presets)
+
+for _info in (
+    NormInfo("none", "no normalization", False, False, False, False, False, None,
+             abbrev="no normalization", fuses=("stacked", "vmap"),
+             presets={"plain": {}, "noisy_plain": {"noise": True}}),
+    NormInfo("batch", "BatchNorm (Ioffe & Szegedy 2015)", True, True, True, True, True, _batch,
+             abbrev="BN", over="each unit over the batch (conv: batch x H x W)", bias_cancels=True,
+             identity_point=True, fuses=("stacked", "vmap"), ics_note=_bn_note,
+             presets={"batchnorm": {}, "noisy_batchnorm": {"noise": True},
+                      "batchnorm_noaffine": {"affine": False}, "batchnorm_post": {"position": "post"}}),
+    NormInfo("layer", "LayerNorm (Ba et al. 2016)", True, False, True, False, False, _layer,
+             abbrev="LN", over="the layer's units", eps_enters=
+             "each example's variance across units, (x − μ)/√(σ² + ε)", c9_role="reported",
+             per_example=True, ics_note=per_example_note, presets={"layernorm": {}}),
+    NormInfo("group", "GroupNorm (Wu & He 2018)", True, False, True, False, False, _group,
+             abbrev="GN", over="each group of units", eps_enters=
+             "each example's variance across units, (x − μ)/√(σ² + ε)", c9_role="reported", per_example=True,
+             width_problem=_group_widths, width_field="groups", ics_note=per_example_note, presets={"groupnorm": {}}),
+    NormInfo("weight", "weight normalization (Salimans & Kingma 2016)", True, False, False, False,
+             False, None, _weight_norm, abbrev="WN", over="each unit's weight vector, W = g·v/‖v‖",
+             has_eps=False, ics_note=_weight_note, presets={"weightnorm": {}}),
+    NormInfo("lp", "ℓp normalization (Santurkar et al. 2018 §3.3)", True, True, True, True, False, _lp,
+             abbrev="ℓp", over="each unit over the batch, divided by a mean ℓp magnitude",
+             bias_cancels=True, eps_enters="the layer's mean ℓp magnitude, c/(s + ε)",
+             fuses=("stacked",), arm_fields=("lp_scope",), variant_fields=("p",), c9_role="judged",
+             ics_note=_lp_note, scope_note=_lp_scope, presets=_lp_presets()),
+):
+    register_norm(_info)
 
 
 def norm_names() -> list[str]:
-    return list(NORMS)
+    return list(NORMS.names())
 
 
 def norm_info(name: str) -> NormInfo:
-    try:
-        return NORMS[name]
-    except KeyError:
-        raise ValueError(f"unknown norm {name!r}; known: {', '.join(NORMS)}") from None
+    """The entry of `name` (an UnknownName, both KeyError and ValueError, naming the known ones)."""
+    return NORMS.get(name)
 
 
 def build_norm(arm: Any, width: int, conv: bool) -> Any:

@@ -74,13 +74,14 @@ def _job_key(analysis: str, spec_json: str, probes: tuple[str, ...], numerics: s
     return hashlib.sha256(canonical(material).encode()).hexdigest()[:24]
 
 
-# what bncli.runner.fused can train as one batched model
-FUSED_FAMILIES = ("mlp", "cnn", "vgg", "resnet")
-FUSED_NORMS = ("none", "batch", "lp")  # lp: every p, scope, position, affine or not (mlp only)
-# families fused through torch.func (bncli.runner.fused_vmap: one grouped convolution per layer)
-# only on a GPU: on the CPU (1 thread) a grouped convolution is ~1.4x slower than its K single ones,
-# so a fused group there is 1.15-1.45x slower on 32x32 images and gains at most ~10% on 8x8 digits
-FUSED_GPU_ONLY = ("cnn", "vgg", "resnet")
+def fused_form(spec: Spec, arm: Any) -> str | None:
+    """How bncli.runner.fused would train this arm's runs as one batched model: the family's form
+    ("stacked", "vmap") when the arm's norm supports it (their registry entries), else None."""
+    from bncli.models.registry import family_info
+    from bncli.norms import norm_info
+
+    form = family_info(spec.model.kind).fuses
+    return form if form is not None and form in norm_info(arm.norm).fuses else None
 
 
 def _on_gpu(device: str) -> bool:
@@ -93,15 +94,16 @@ def _on_gpu(device: str) -> bool:
 
 
 def fusable(spec: Spec, arm: Any, probes: Sequence[str]) -> bool:
-    """Whether a job can train in a fused group: the model family (a conv family on a GPU only),
-    the arm's normalization (no noise), the optimizer and every probe it runs (the registry's
-    `fusable`) must be supported."""
+    """Whether a job can train in a fused group: the model family (where its entry says it fuses:
+    a conv family on a GPU only), the arm's normalization (its entry's `fuses`; no noise), the
+    optimizer and every probe it runs (the registry's `fusable`) must be supported."""
+    from bncli.models.registry import family_info
     from bncli.probes.registry import probe_kind
 
-    return (spec.model.kind in FUSED_FAMILIES and arm.norm in FUSED_NORMS and not arm.noise
-            and (arm.norm != "lp" or spec.model.kind == "mlp")  # StackedMLP's ℓp; not under vmap
+    where = family_info(spec.model.kind).fuses_on
+    return (fused_form(spec, arm) is not None and not arm.noise
             and spec.train.optimizer in ("sgd", "adam")
-            and (spec.model.kind not in FUSED_GPU_ONLY or _on_gpu(spec.device))
+            and ("cpu" in where or ("cuda" in where and _on_gpu(spec.device)))
             and all(probe_kind(p).fusable for p in probes))
 
 

@@ -11,10 +11,6 @@ from typing import Any
 from bncli.results import Claim, RunRecord
 from bncli.verdicts import finalize
 
-# analyses whose probe records can be cut at a step (curves, landscape, ICS); the others'
-# probes summarize whole runs, so they get no budget verdicts
-BUDGETED = ("train", "ics", "landscape")
-
 
 def _cut_lists(d: Any, k: int) -> Any:
     """Every list in a nested dict of per-measurement series cut to its first k values."""
@@ -67,7 +63,7 @@ def judge_claims(spec: Any, analysis: Any, records: Sequence[RunRecord], info: A
     """The command's claims finalized (Holm over its family, re-decided), each with its verdicts at
     the shorter budgets of spec.verdict.budgets (same runs, cut; each budget its own Holm family)."""
     final = finalize(claims, spec.verdict)
-    if analysis.name not in BUDGETED or not final or not spec.verdict.budgets:
+    if not analysis.budgeted or not final or not spec.verdict.budgets:
         return final
     at: dict[tuple[str, float, str, str], dict[str, str]] = {claim_key(c): {} for c in final}
     for frac in sorted(spec.verdict.budgets):

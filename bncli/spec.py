@@ -19,11 +19,19 @@ from pydantic import (
     model_validator,
 )
 
-from bncli.data.registry import IMAGE_SOURCES, SOURCE_HELP, source_names
+from bncli.data.registry import SOURCES, source_help, source_info, source_names, sources_with
 from bncli.errors import SpecError
-from bncli.models.registry import FAMILY_HELP, family_names
-from bncli.norms import NormInfo, arm_width_problem, norm_info, norm_names
+from bncli.models.registry import FAMILIES, family_help, family_info, family_names, get_family
+from bncli.norms import (  # noqa: F401  (ARM_PRESETS re-exported: the presets of every norm entry)
+    ARM_PRESETS,
+    NORMS,
+    NormInfo,
+    arm_width_problem,
+    norm_info,
+    norm_names,
+)
 from bncli.spec_analysis import (  # noqa: F401  (re-exported: analyses import them from here)
+    SECTIONS,
     AnalysisSpec,
     IcsSpec,
     LipschitzSpec,
@@ -51,6 +59,33 @@ from bncli.spec_types import PositiveFloat as PosFloat
 from bncli.yamlio import load_yaml_file
 
 # --------------------------------------------------------------------------- data
+# No source, family or norm is named here: their entries (bncli.data.registry,
+# bncli.models.registry, bncli.norms) say which fields they read and what they support.
+
+
+def _only(names: tuple[str, ...], text: str) -> str:
+    return f"{', '.join(names)} only: {text}" if names else text
+
+
+def _src(field: str, text: str) -> str:
+    """A data field's help, prefixed with the sources that read it."""
+    return _only(sources_with(lambda s: field in s.fields), text)
+
+
+def _fam(field: str, text: str) -> str:
+    """A model field's help, prefixed with the families that read it."""
+    return _only(tuple(n for n, f in FAMILIES.items() if field in f.fields), text)
+
+
+def _depth_help() -> str:
+    parts = []
+    for name in FAMILIES:
+        module = get_family(name)
+        depths = getattr(module, "DEPTHS", None)
+        if depths:
+            default = getattr(module, "DEFAULT_DEPTH", depths[0])
+            parts.append(f"{name}: {', '.join(map(str, depths))} (null: {default})")
+    return "; ".join(parts)
 
 
 class DataSpec(Strict):
@@ -58,32 +93,34 @@ class DataSpec(Strict):
 
     # the `bncli spec --defaults` comments (descriptions) say which source each field is for
     source: Literal[source_names()] = Field(  # type: ignore[valid-type]  (the data-source registry)
-        "digits", description=SOURCE_HELP)
+        "digits", description=source_help())
     task: Literal["auto", "classification", "regression"] = Field(
         "auto", validate_default=True,
-        description="synthetic: a Gaussian mixture (classification) or a linear teacher y = A x "
-        "(regression); auto: npz infers it from y (integer labels are classes), else classification")
+        description=_src("n_outputs", "classification is a Gaussian mixture, regression a linear teacher "
+                         "y = A x") + "; auto: " + ", ".join(sources_with(lambda s: s.infers_task))
+        + " infer it from y (integer labels are classes), else classification")
     n_samples: Annotated[Int, Field(gt=0, le=MAX_COUNT)] = Field(
-        2000, description="synthetic only: examples generated (train + held-out)")
+        2000, description=_src("n_samples", "examples generated (train + held-out)"))
     n_features: Annotated[Int, Field(gt=0, le=1_000_000)] = Field(
-        20, description="synthetic only: input features")
+        20, description=_src("n_features", "input features"))
     n_classes: Annotated[Int, Field(ge=2, le=100_000)] = Field(
-        10, description="synthetic classification only: mixture components = classes")
+        10, description=_src("n_classes", "classification: mixture components = classes"))
     n_outputs: Annotated[Int, Field(gt=0, le=100_000)] = Field(
-        10, description="synthetic regression only: outputs of the linear teacher")
+        10, description=_src("n_outputs", "regression: outputs of the linear teacher"))
     class_sep: NonNegFloat = Field(
-        2.0, description="synthetic classification only: spread of the class means (larger is easier)")
-    noise: NonNegFloat = Field(0.0, description="synthetic regression only: std of noise added to y")
+        2.0, description=_src("class_sep", "classification: spread of the class means (larger is easier)"))
+    noise: NonNegFloat = Field(0.0, description=_src("noise", "regression: std of noise added to y"))
     shape: Literal["flat", "image"] = Field(
-        "flat", description="digits only: flat (64 features, for an mlp) or image (1x8x8, for a cnn)")
+        "flat", description=_src("shape", "flat (a feature vector, for a fully connected net) or image "
+                                 "(1xHxW, for a conv net)"))
     path: Path | None = Field(
-        None, description="npz only: a file with X and y (optional X_test, y_test); a relative path "
-        "resolves from the spec's folder")
+        None, description=_src("path", "a file with X and y (optional X_test, y_test); a relative path "
+                               "resolves from the spec's folder"))
     root: Path | None = Field(
-        None, description="mnist, fashion_mnist, cifar10, cifar100 only: the folder holding the "
-        "downloaded files (torchvision's layout, e.g. ROOT/MNIST/raw/ or ROOT/cifar-10-batches-py/, "
-        "or the files directly); null: $BNCLI_DATA, else ./data; a relative path resolves from the "
-        "spec's folder")
+        None, description=_src("root", "the folder holding the downloaded files (torchvision's layout, "
+                               "e.g. ROOT/MNIST/raw/ or ROOT/cifar-10-batches-py/, or the files directly); "
+                               "null: $BNCLI_DATA, else ./data; a relative path resolves from the spec's "
+                               "folder"))
     subset: Annotated[Int, Field(ge=2, le=MAX_COUNT)] | None = Field(
         None, description="train on a fixed subset of N training examples (drawn with data.seed); "
         "null: all")
@@ -91,16 +128,17 @@ class DataSpec(Strict):
         None, description="evaluate on a fixed subset of N held-out examples (drawn with data.seed); "
         "null: all")
     augment: bool = Field(
-        False, description="cifar10, cifar100 only: random crop (4-pixel zero padding) + horizontal "
-        "flip of each training batch, drawn from the run's seed and step (paired arms see the same)")
+        False, description=_only(sources_with(lambda s: s.augment), "random crop (4-pixel zero padding) + "
+                                 "horizontal flip of each training batch, drawn from the run's seed and "
+                                 "step (paired arms see the same)"))
     test_fraction: Fraction = Field(
-        0.2, description="held-out share of the examples (npz with X_test/y_test, mnist, cifar: not "
-        "used, the files have a test split)")
+        0.2, description="held-out share of the examples (not used where the data has its own test "
+        "split: " + ", ".join(sources_with(lambda s: s.reads_root)) + ", a file with X_test/y_test)")
     standardize: bool = Field(
         True, description="scale each input feature to mean 0, std 1 (statistics of the training split)")
     seed: Seed = Field(
-        0, description="data generation (synthetic) and the train/held-out split; fixed across "
-        "training seeds")
+        0, description="data generation (generated sources) and the train/held-out split; fixed "
+        "across training seeds")
 
     @field_validator("path", "root", mode="before")
     @classmethod
@@ -115,19 +153,23 @@ class DataSpec(Strict):
     def _resolve_task(cls, v: str, info: ValidationInfo) -> str:
         # resolved here, not from model_fields_set, so a dumped and reloaded spec (command-line
         # overrides, spec.yaml of a run, a job sent to a worker) means the same thing
-        if v == "auto" and info.data.get("source", "npz") != "npz":
+        source = info.data.get("source")
+        if v == "auto" and source in SOURCES and not source_info(source).infers_task:
             return "classification"
         return v
 
     @model_validator(mode="after")
-    def _npz_needs_path(self) -> DataSpec:
-        if self.source == "npz" and self.path is None:
-            raise ValueError("source 'npz' needs a 'path' to an .npz file")
-        if self.augment and self.source not in ("cifar10", "cifar100"):
-            raise ValueError(f"augment: crop + flip is for cifar10 and cifar100, not {self.source}")
-        if self.source not in IMAGE_SOURCES:
+    def _source_capabilities(self) -> DataSpec:
+        info = source_info(self.source)
+        for field in info.requires:
+            if getattr(self, field) is None:
+                raise ValueError(f"source {self.source!r} needs a {field!r} (data.{field})")
+        if self.augment and not info.augment:
+            raise ValueError(f"augment: crop + flip is for "
+                             f"{' and '.join(sources_with(lambda s: s.augment))}, not {self.source}")
+        if not info.reads_root:
             _refuse_idle(self, {"root": f"not used with source: {self.source} (only with "
-                                        f"{', '.join(IMAGE_SOURCES)})"})
+                                        f"{', '.join(sources_with(lambda s: s.reads_root))})"})
         return self
 
 
@@ -148,22 +190,21 @@ class ModelSpec(Strict):
     """The network shared by every arm. Each hidden layer is a normalization point layer1..layerK."""
 
     kind: Literal[family_names()] = Field(  # type: ignore[valid-type]  (the model-family registry)
-        "mlp", description=FAMILY_HELP)
+        "mlp", description=family_help())
     hidden: list[Width] = Field(default_factory=lambda: [100, 100, 100], max_length=MAX_LAYERS,
-                                description="mlp only: units of each hidden layer")
+                                description=_fam("hidden", "units of each hidden layer"))
     channels: list[Width] = Field(default_factory=lambda: [16, 32], max_length=MAX_LAYERS,
-                                  description="cnn only: channels of each conv layer")
-    pool: bool = Field(True, description="cnn only: 2x2 max-pool after each conv block while the map "
-                       "is >= 2x2")
+                                  description=_fam("channels", "channels of each conv layer"))
+    pool: bool = Field(True, description=_fam("pool", "2x2 max-pool after each conv block while the map "
+                                              "is >= 2x2"))
     depth: Annotated[Int, Field(gt=0, le=1000)] | None = Field(
-        None, description="vgg: 11, 13 or 16 (null: 11); resnet: 20 or 56 (CIFAR ResNets) or 18 "
-        "(ResNet-18) (null: 20)")
+        None, description=_depth_help())
     width: Width | None = Field(
-        None, description="vgg, resnet only: channels of the first stage, later stages scale with it "
-        "(null: the paper's: vgg 64, resnet 20/56 16, resnet 18 64)")
+        None, description=_fam("width", "channels of the first stage, later stages scale with it "
+                               "(null: the paper's)"))
     factory: str | None = Field(
-        None, description="module only: \"package.module:function\" building your nn.Module "
-        "(README: the contract for its normalization points)")
+        None, description=_fam("factory", "\"package.module:function\" building your nn.Module "
+                               "(README: the contract for its normalization points)"))
     activation: Literal["relu", "sigmoid", "tanh", "linear"] = Field(
         "relu", description="the nonlinearity after each hidden layer")
     bias: bool = Field(True, description="biases in the hidden layers and the head")
@@ -181,21 +222,22 @@ class ModelSpec(Strict):
 
     @model_validator(mode="after")
     def _family_options(self) -> ModelSpec:
-        from bncli.models.registry import get_family
-
+        info = family_info(self.kind)
         depths = getattr(get_family(self.kind), "DEPTHS", None)
-        if depths is None:
-            _refuse_idle(self, {"depth": f"not used with kind: {self.kind} (only vgg, resnet)"})
-        elif self.depth is not None and self.depth not in depths:
+        if depths is not None and self.depth is not None and self.depth not in depths:
             raise ValueError(f"depth: a {self.kind} has depth {', '.join(map(str, depths))}, "
                              f"not {self.depth}")
-        if self.kind not in ("vgg", "resnet"):
-            _refuse_idle(self, {"width": f"not used with kind: {self.kind} (only vgg, resnet)"})
-        if self.kind == "module":
-            if not self.factory:
-                raise ValueError('factory: kind: module needs factory: "package.module:function"')
-        else:
-            _refuse_idle(self, {"factory": f"not used with kind: {self.kind} (only module)"})
+        for field in info.requires:
+            if not getattr(self, field):
+                raise ValueError(f"{field}: kind: {self.kind} needs {field} (see model.{field})")
+        # the family-only fields that hold a single value (hidden, channels may be given for a
+        # kind matrix): set where the family does not read them, an error
+        idle = {}
+        for field in ("depth", "width", "factory"):
+            if field not in info.fields:
+                users = [n for n, f in FAMILIES.items() if field in f.fields]
+                idle[field] = f"not used with kind: {self.kind} (only {', '.join(users)})"
+        _refuse_idle(self, idle)
         return self
 
     @model_validator(mode="after")
@@ -225,7 +267,7 @@ class ArmSpec(Strict):
     """One arm: identical to the others except for normalization (and Santurkar's noise)."""
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
-    # a name in the normalization registry (bncli.norms): none, batch, layer, group, weight, lp
+    # a name in the normalization registry (bncli.norms; README's table)
     norm: str = "none"
     # learnable γ, β after the normalization (batch, layer, group, lp; weight norm has none)
     affine: bool = True
@@ -254,19 +296,23 @@ class ArmSpec(Strict):
             kind = v.pop("kind")
             if "norm" in v:
                 raise ValueError("give either norm or the older kind, not both")
-            legacy = {"plain": ("none", False), "batchnorm": ("batch", False),
-                      "noisy_batchnorm": ("batch", True)}
-            if kind not in legacy:
+            if kind not in LEGACY_KINDS:
                 raise ValueError(f"kind: unknown {kind!r} (use norm: {', '.join(norm_names())})")
-            v["norm"] = legacy[kind][0]
-            if legacy[kind][1] and v.get("noise") is None:
-                v["noise"] = True
+            for key, value in ARM_PRESETS[kind].items():  # the preset of the same name
+                if v.get(key) is None:
+                    v[key] = value
         return v
 
     @model_validator(mode="after")
-    def _lp_only_options(self) -> ArmSpec:
-        if self.norm != "lp":
-            _refuse_idle(self, {"lp_scope": f"only for norm: lp (this arm is norm: {self.norm})"})
+    def _norm_only_options(self) -> ArmSpec:
+        """Fields only some norms read (their entries' arm_fields), set on an arm of another."""
+        mine = norm_info(self.norm).arm_fields if self.norm in NORMS else ()
+        idle = {}
+        for name, info in NORMS.items():
+            for field in info.arm_fields:
+                if field not in mine:
+                    idle[field] = f"only for norm: {name} (this arm is norm: {self.norm})"
+        _refuse_idle(self, idle)
         return self
 
     @field_validator("norm")
@@ -319,23 +365,7 @@ class ArmSpec(Strict):
         return not self.normalized and not self.noisy
 
 
-ARM_PRESETS: dict[str, dict[str, Any]] = {
-    "plain": {"norm": "none"},
-    "batchnorm": {"norm": "batch"},
-    "noisy_batchnorm": {"norm": "batch", "noise": True},
-    "batchnorm_noaffine": {"norm": "batch", "affine": False},
-    "batchnorm_post": {"norm": "batch", "position": "post"},
-    "noisy_plain": {"norm": "none", "noise": True},
-    "layernorm": {"norm": "layer"},
-    "groupnorm": {"norm": "group"},
-    "weightnorm": {"norm": "weight"},
-    "l1norm": {"norm": "lp", "p": 1},
-    "l2norm": {"norm": "lp", "p": 2},
-    "linfnorm": {"norm": "lp", "p": "inf"},
-    "l1norm_unit": {"norm": "lp", "p": 1, "lp_scope": "unit"},
-    "l2norm_unit": {"norm": "lp", "p": 2, "lp_scope": "unit"},
-    "linfnorm_unit": {"norm": "lp", "p": "inf", "lp_scope": "unit"},
-}
+LEGACY_KINDS = ("plain", "batchnorm", "noisy_batchnorm")  # `kind:` before the norm registry: presets
 
 
 def _arm_from_item(item: Any) -> Any:
@@ -514,7 +544,7 @@ class Spec(Strict):
         for i, arm in enumerate(self.arms):
             problem = arm_width_problem(arm, widths, family.CONV)
             if problem is not None:
-                raise ValueError(f"arms.{i}.groups: {problem}")
+                raise ValueError(f"arms.{i}.{arm.norm_info.width_field}: {problem}")
         return self
 
     @property
@@ -671,13 +701,15 @@ def spec_to_yaml(spec: Spec) -> str:
 
 
 def refresh_registry_choices() -> None:
-    """Rebuild the spec models after a data source or model family was registered at run time
-    (bncli.data.registry.register_source, bncli.models.registry.register_family): `data.source`
-    and `model.kind` accept exactly the registered names."""
-    from bncli.data.registry import source_names
-    from bncli.models.registry import family_names
-
+    """Rebuild the spec models after a data source or model family was registered at run time:
+    `data.source` and `model.kind` accept exactly the registered names (the registries call it
+    through their listeners; the spec imports them, never the other way round)."""
     DataSpec.model_fields["source"].annotation = Literal[source_names()]  # type: ignore[valid-type]
     ModelSpec.model_fields["kind"].annotation = Literal[family_names()]  # type: ignore[valid-type]
-    for model in (DataSpec, ModelSpec, Spec):
+    for model in (DataSpec, ModelSpec, AnalysisSpec, Spec):
         model.model_rebuild(force=True)
+
+
+SOURCES.on_change(refresh_registry_choices)
+FAMILIES.on_change(refresh_registry_choices)
+SECTIONS.on_change(refresh_registry_choices)  # after spec_analysis's own listener: AnalysisSpec first

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
+from pydantic.fields import FieldInfo
 
+from bncli.registry import Registry
 from bncli.spec_types import (
     MAX_LIST,
     BatchSize,
@@ -115,7 +117,31 @@ class SaturationSpec(Strict):
 
 
 class AnalysisSpec(Strict):
-    ics: IcsSpec = Field(default_factory=IcsSpec, description="measure-ics (C2, C3)")
-    lipschitz: LipschitzSpec = Field(default_factory=LipschitzSpec, description="lipschitz (C4, C5)")
-    scale: ScaleSpec = Field(default_factory=ScaleSpec, description="scale-check (C6)")
-    saturation: SaturationSpec = Field(default_factory=SaturationSpec, description="saturation (C7, C8)")
+    """Each analysis subcommand's settings: one field per registered section (SECTIONS)."""
+
+
+# section name -> (its pydantic model, its help): bncli's own below, a plugin's analysis through
+# bncli.analyses.register_analysis(..., section_model=...); AnalysisSpec's fields follow it
+SECTIONS: Registry[tuple[type[BaseModel], str]] = Registry("analysis section")
+
+
+def register_section(name: str, model: type[BaseModel], help: str = "", *, replace: bool = False) -> None:
+    SECTIONS.register(name, (model, help), replace=replace)
+
+
+def _sync_sections() -> None:
+    """AnalysisSpec's fields := the registered sections (the spec listens and rebuilds Spec)."""
+    fields = AnalysisSpec.model_fields
+    for name in [n for n in fields if n not in SECTIONS]:
+        del fields[name]
+    for name, (model, help) in SECTIONS.items():
+        fields[name] = FieldInfo.from_annotated_attribute(model, Field(default_factory=model, description=help))
+    AnalysisSpec.model_rebuild(force=True)
+
+
+SECTIONS.on_change(_sync_sections)
+for _name, _model, _help in (("ics", IcsSpec, "measure-ics (C2, C3)"),
+                             ("lipschitz", LipschitzSpec, "lipschitz (C4, C5)"),
+                             ("scale", ScaleSpec, "scale-check (C6)"),
+                             ("saturation", SaturationSpec, "saturation (C7, C8)")):
+    register_section(_name, _model, _help)

@@ -25,7 +25,7 @@ MODELS = {
 def _fuse_conv_on_the_cpu(monkeypatch):
     """The plan fuses conv families on a GPU only (bncli.plan.FUSED_GPU_ONLY); the maths is the
     same on the CPU, where these tests check it."""
-    monkeypatch.setattr("bncli.plan.FUSED_GPU_ONLY", ())
+    monkeypatch.setattr("bncli.plan._on_gpu", lambda device: True)
 
 
 def _spec(model: dict, analysis: dict | None = None, arms: tuple = ("plain", "batchnorm"), **train) -> Spec:

@@ -71,18 +71,14 @@ def plugins(tmp_path, monkeypatch):
     (pkg / "noisyclass.py").write_text(textwrap.dedent(SOURCE))
     (pkg / "double.py").write_text(textwrap.dedent(FAMILY))
     monkeypatch.syspath_prepend(str(tmp_path))
-    sources, families = dict(data_registry.SOURCES), dict(model_registry.FAMILIES)
+    sources, families = data_registry.SOURCES.snapshot(), model_registry.FAMILIES.snapshot()
     # the one registry line each
-    data_registry.register_source("noisyclass", "myplugins.noisyclass")
+    data_registry.register_source("noisyclass", "myplugins.noisyclass",
+                                  fields=("n_samples", "n_features"))
     model_registry.register_family("double", "myplugins.double")
     yield
-    data_registry.SOURCES.clear()
-    data_registry.SOURCES.update(sources)
-    model_registry.FAMILIES.clear()
-    model_registry.FAMILIES.update(families)
-    from bncli.spec import refresh_registry_choices
-
-    refresh_registry_choices()
+    data_registry.SOURCES.restore(sources)
+    model_registry.FAMILIES.restore(families)
     for m in ("myplugins", "myplugins.noisyclass", "myplugins.double"):
         sys.modules.pop(m, None)
 

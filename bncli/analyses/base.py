@@ -8,6 +8,21 @@ from typing import Any, NamedTuple
 
 from bncli.results import Claim, RunRecord
 
+F32 = 4  # bytes per float32 (memory estimates)
+
+
+class Sizes(NamedTuple):
+    """What a memory estimate of an analysis's probes needs (bncli.budget fills it)."""
+
+    params: int  # parameters and norm buffers of one model
+    act: int  # activations per example
+    positions: int  # positions per unit (1, or H x W)
+    batch: int  # training batch
+    n_train: int
+
+
+MemoryParts = list[tuple[str, int, str]]  # (what, bytes, the spec field that drives it)
+
 
 class DataInfo(NamedTuple):
     """What summaries and headers need to know about the data (plain values, no tensors)."""
@@ -64,6 +79,12 @@ class Analysis:
     # names a batch expectation can test ({metric: NAME, arm: ...}), beside the summary metrics
     # (final_train_loss, best_test_acc, ...): keys of this analysis's per (lr, arm) table rows
     metrics: tuple[str, ...] = ()
+    # its probes' memory: (its section's settings, Sizes) -> parts; bncli.budget takes the largest
+    memory: Callable[[Any, Sizes], MemoryParts] | None = None
+    # (spec field, settings -> the update that puts it back to an ordinary size): what the memory
+    # error may name
+    shrink: tuple[tuple[str, Callable[[Any], dict[str, Any]]], ...] = ()
+    budgeted: bool = False  # its claims are also judged at shorter budgets (bncli.regimes)
 
 
 def no_probes(spec: Any, arm: Any) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bncli.claims import ClaimInfo
 from bncli.results import Claim, RunRecord
 from bncli.spec import ArmSpec, Spec
 from bncli.stats import finite_mean
@@ -50,9 +51,14 @@ C9_STATEMENT = (
 )
 # the analysis sections whose probes C9 combines, and the probe it adds to each one's jobs
 EXTRA_PROBE = {"ics": "landscape", "lipschitz": "ics_dist"}
-# norms compared the C9 way: lp is judged; layer and group are reported (SCIENCE.md C9)
-JUDGED = ("lp",)
-REPORTED = ("layer", "group")
+
+
+def norms_with(role: str) -> tuple[str, ...]:
+    """The norms compared the C9 way, by their entries' c9_role (read when called, so a norm
+    registered later counts): "judged" (lp) or "reported" (layer, group); SCIENCE.md C9."""
+    from bncli.norms import NORMS
+
+    return tuple(n for n, info in NORMS.items() if info.c9_role == role)
 RULE_NOTE = ("paired by seed over the three arms; a part holds when all its metrics point its way (the "
              "verdict rule: one-sided t-tests against the margin, intersection-union; 'no worse than BN' by a "
              "non-inferiority test against +ln(1 + m)) and fails when all point the other way (the mirror "
@@ -73,12 +79,13 @@ def batchnorm_arm(spec: Spec) -> ArmSpec | None:
     return (best or bn or [None])[0]
 
 
-def c9_arms(spec: Spec, norms: Sequence[str] = JUDGED) -> list[ArmSpec]:
+def c9_arms(spec: Spec, norms: Sequence[str] | None = None) -> list[ArmSpec]:
     """The arms of the given norms (no noise) that C9 compares with plain and batchnorm."""
-    return [a for a in spec.arms if a.norm in norms and not a.noisy]
+    wanted = norms_with("judged") if norms is None else norms
+    return [a for a in spec.arms if a.norm in wanted and not a.noisy]
 
 
-def c9_applies(spec: Spec, norms: Sequence[str] = JUDGED) -> bool:
+def c9_applies(spec: Spec, norms: Sequence[str] | None = None) -> bool:
     """The spec has an arm of `norms` (ℓp: C9 can be judged), a plain arm and a batchnorm arm."""
     return bool(c9_arms(spec, norms)) and plain_arm(spec) is not None and batchnorm_arm(spec) is not None
 
@@ -88,7 +95,7 @@ def compared_arm_names(spec: Spec) -> set[str]:
     with the plain and batchnorm arms, when C9 applies (an ℓp arm, a plain arm, a batchnorm arm)."""
     if not c9_applies(spec):
         return set()
-    names = {a.name for a in c9_arms(spec, JUDGED + REPORTED)}
+    names = {a.name for a in c9_arms(spec, norms_with("judged") + norms_with("reported"))}
     return names | {plain_arm(spec).name, batchnorm_arm(spec).name}  # type: ignore[union-attr]
 
 
@@ -254,11 +261,8 @@ def _c9_claim(spec: Spec, records: Sequence[RunRecord], arm: str, lr: float,
 def scope_note(spec: Spec, arm: str) -> str:
     """Which reading of Santurkar's ℓp normalization the arm is (SCIENCE.md, Arms)."""
     a = spec.arm(arm)
-    if a.norm != "lp":
-        return f"{arm}: {a.norm_info.short}"
-    if a.lp_scope == "unit":
-        return f"{arm}: ℓp reading `unit` (one scale per unit, Hoffer et al.'s L1 BN reading)"
-    return f"{arm}: ℓp reading `layer` (one scale per layer and batch)"
+    scope = a.norm_info.scope_note
+    return scope(a) if scope is not None else f"{arm}: {a.norm_info.short}"
 
 
 def c9_claims(spec: Spec, records: Sequence[RunRecord], n_test: int | None = None) -> list[Claim]:
@@ -278,7 +282,7 @@ def c9_reported(spec: Spec, records: Sequence[RunRecord], n_test: int | None = N
     their p-values are not adjusted with the command's family."""
     rows = []
     for lr in spec.train.lr:
-        for arm in c9_arms(spec, REPORTED):
+        for arm in c9_arms(spec, norms_with("reported")):
             c = _c9_claim(spec, records, arm.name, lr, n_test)
             if c is None:
                 continue
@@ -314,3 +318,11 @@ def c9_tables(spec: Spec, records: Sequence[RunRecord], n_test: int | None = Non
         out["c9_note"] = missing
     return out
 
+
+# its claims: what render, report, plot files and batch expectations read (bncli.claims)
+CLAIMS = (
+    ClaimInfo('C9', C9_STATEMENT, 'ics', figure=None, plot_name='shift_vs_smoothness',
+              caption=('Each point: one arm at one learning rate; x: 1-Wasserstein shift per step (C2), y: '
+                       'effective β-smoothness (C4). Santurkar §3.3: ℓp-normalized nets shift more, yet are '
+                       'smoother.')),
+)

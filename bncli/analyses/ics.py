@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bncli.analyses.base import Analysis, DataInfo, Option, Summary
+from bncli.analyses.base import F32, Analysis, DataInfo, MemoryParts, Option, Sizes, Summary
+from bncli.claims import ClaimInfo
 from bncli.results import Claim, RunRecord, mean_std
 from bncli.spec import Spec
 from bncli.stats import finite_mean, fmt
@@ -73,7 +74,7 @@ def run_grad_mean(r: RunRecord, metric: str) -> float:
 def _shows_bn_input(spec: Spec, arm: str) -> bool:
     a = spec.arm(arm)
     # elsewhere BN's input is the same tensor as the preact (weight norm has no module after W)
-    return (a.normalized and a.norm != "weight") or a.noisy
+    return (a.normalized and a.norm_info.reparametrize is None) or a.noisy
 
 
 def layer_rows(spec: Spec, records: Sequence[RunRecord]) -> dict[str, list[dict[str, Any]]]:
@@ -106,40 +107,8 @@ def _bn_output_note(spec: Spec, arm: str) -> list[str]:
     a = spec.arm(arm)
     if not a.normalized or a.position != "pre":
         return []
-    if a.norm != "batch":
-        return _other_norm_note(a)
-    mean, var = ("β", "≈ γ² (γ²σ²/(σ² + ε))") if a.affine else ("0", "≈ 1 (σ²/(σ² + ε))")
-    if a.noisy:
-        return [f"on {arm} the nonlinearity's input is BN's output after Santurkar's noise "
-                "(a ← s·a + m, redrawn every step): BN alone would fix its per-unit mean at "
-                f"{mean} and its variance {var}; the shifts measured here are the noise's"]
-    return [f"on {arm} the nonlinearity's input is BN's output: in training mode its per-unit mean "
-            f"is exactly {mean} and its variance {var} on any batch, by construction, "
-            "so |Δμ| and |Δσ²| there follow γ and β only; W1 and the percentiles also see changes in shape"]
-
-
-def _other_norm_note(a: Any) -> list[str]:
-    """What a normalization other than BN fixes by construction at the nonlinearity's input."""
-    noise = " (before Santurkar's noise, which then moves it)" if a.noisy else ""
-    affine = " before γ, β" if a.has_affine else ""
-    if a.norm == "weight":
-        return [f"on {a.name} (weight norm) nothing about the activations is fixed by construction: "
-                "it normalizes each unit's weight vector, not its input"]
-    if a.norm == "lp" and a.lp_scope == "unit":
-        mean, var = ("β", "fixed (γ² for ℓ2)") if a.has_affine else ("0", "fixed (1 for ℓ2)")
-        return [f"on {a.name} (ℓp normalization, per-unit reading) each unit's batch mean is {mean} and "
-                f"its ℓp magnitude over the batch is {var} by construction{noise}; W1 and the "
-                "percentiles also see changes in shape"]
-    if a.norm == "lp":
-        mean = "β" if a.has_affine else "0"
-        return [f"on {a.name} (ℓp normalization) each unit's batch mean is {mean} by construction"
-                f"{noise}, as with BN, but no unit's variance is fixed: one scalar per layer and batch "
-                "(the mean ℓp magnitude) divides every unit, so |Δσ²|, W1 and the percentiles all "
-                "move freely"]
-    over = "the layer's units" if a.norm == "layer" else "each group of units"
-    return [f"on {a.name} ({a.norm_info.short}) each example's mean and variance across {over} are 0 "
-            f"and ≈ 1{affine}{noise}, by construction; no unit's distribution over the batch is "
-            "fixed, so per-unit |Δμ|, |Δσ²|, W1 and percentiles all move freely"]
+    note = a.norm_info.ics_note  # each normalization's entry says what it fixes (bncli.norms)
+    return note(a) if note is not None else []
 
 
 def c2_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
@@ -240,6 +209,12 @@ inconclusive. Fewer than 3 paired seeds: exploratory.
 A diverged seed counts against its arm.
 Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
 
+
+def memory(cfg: Any, z: Sizes) -> MemoryParts:
+    """The probe batch's activations and gradients, and copies of the parameters."""
+    m = min(cfg.probe_size, z.n_train)
+    return [("measure-ics probes", 2 * m * z.act * F32 + 3 * z.params * F32, "analysis.ics.probe_size")]
+
 ANALYSIS = Analysis(
     name="ics",
     command="measure-ics",
@@ -260,4 +235,19 @@ ANALYSIS = Analysis(
     render="bncli.render.ics",
     help=HELP,
     metrics=("d_mean", "d_var", "w1", "pct_drift", "mean", "var", "g_norm", "diff_norm", "rel_diff", "cos"),
+    memory=memory,
+    shrink=(("analysis.ics.probe_size", lambda c: {"probe_size": min(c.probe_size, 256)}),),
+    budgeted=True,
+)
+
+
+# its claims: what render, report, plot files and batch expectations read (bncli.claims)
+CLAIMS = (
+    ClaimInfo('C2', C2_STATEMENT, 'ics', figure='bncli.render.figures:c2_figure', plot_name='distribution_shift',
+              caption=("Bands: 15th–85th percentile of each tracked unit's activation input on a fixed probe "
+                       'batch, line: median (first seed; Ioffe & Szegedy Fig 1). Right: 1-Wasserstein shift per '
+                       'step, mean over layers, mean ± std over seeds.')),
+    ClaimInfo('C3', C3_STATEMENT, 'ics', figure='bncli.render.figures:c3_figure', plot_name='gradient_ics',
+              caption=("G = ∇_W L at θ_t, G′ the same after every earlier layer took this step's update "
+                       '(Santurkar Def. 2.1); layer 1 is left out (G′ = G there). Mean ± std over seeds.')),
 )

@@ -7,7 +7,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from bncli.analyses.base import Analysis, DataInfo, Option, Summary
+from bncli.analyses.base import F32, Analysis, DataInfo, MemoryParts, Option, Sizes, Summary
+from bncli.claims import ClaimInfo
 from bncli.results import Claim, RunRecord
 from bncli.spec import Spec
 from bncli.stats import finite_max, finite_mean, worst_max
@@ -285,6 +286,22 @@ float32) on every BN layer at every measured step, refuted otherwise (a non-fini
 refutes).
 Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
 
+
+def memory(lip: Any, z: Sizes) -> MemoryParts:
+    """The η′ grid as one vmap'ed batch (a parameter copy and a batch of activations per point),
+    the Hessian's Lanczos vectors, and rows x m of BN's m x m Jacobian per unit."""
+    parts = [("lipschitz η′ grid", lip.eta_points * (3 * z.params * F32 + 2 * z.batch * z.act * F32),
+              "analysis.lipschitz.eta_points")]
+    if lip.hessian:
+        parts.append(("lipschitz Hessian", 6 * z.params * F32 + 4 * z.batch * z.act * F32,
+                      "analysis.lipschitz.hessian"))
+    if lip.jacobian:
+        m = z.batch * z.positions  # m = batch x spatial positions
+        rows = min(lip.jacobian_rows, m)
+        parts.append(("lipschitz Jacobian", 3 * lip.jacobian_units * rows * m * F32,
+                      "analysis.lipschitz.jacobian_rows"))
+    return parts
+
 ANALYSIS = Analysis(
     name="landscape",
     command="lipschitz",
@@ -315,4 +332,20 @@ ANALYSIS = Analysis(
     help=HELP,
     metrics=("loss_variation", "grad_pred_max", "grad_pred_mean", "beta", "grad_norm", "lambda_max",
              "lambda_min", "jacobian_err_f32", "grad_err"),
+    memory=memory,
+    shrink=(("analysis.lipschitz.eta_points", lambda c: {"eta_points": min(c.eta_points, 8)}),
+            ("analysis.lipschitz.jacobian_rows", lambda c: {"jacobian_rows": min(c.jacobian_rows, 256),
+                                                            "jacobian_units": min(c.jacobian_units, 8)})),
+    budgeted=True,
+)
+
+
+# its claims: what render, report, plot files and batch expectations read (bncli.claims)
+CLAIMS = (
+    ClaimInfo('C4', C4_STATEMENT, 'landscape', figure='bncli.render.figures_more:c4_figure', plot_name='landscape',
+              caption=('Along −g at each measured step: shaded, the range (min–max) over the η′ grid, mean over '
+                       'seeds (Santurkar Fig 4a–b); bottom, effective β-smoothness, mean ± std over seeds.')),
+    ClaimInfo('C5', C5_STATEMENT, 'landscape', figure='bncli.render.figures_more:c5_figure', plot_name='bn_jacobian',
+              caption=("Worst relative error over layers (max over seeds) of autograd against BN's closed-form "
+                       'Jacobian and backward pass; dotted: the tolerance.')),
 )

@@ -6,7 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from bncli.analyses.base import Analysis, DataInfo, Option, Summary
+from bncli.analyses.base import F32, Analysis, DataInfo, MemoryParts, Option, Sizes, Summary
+from bncli.claims import ClaimInfo
 from bncli.results import Claim, RunRecord
 from bncli.spec import Spec
 from bncli.stats import finite_mean
@@ -194,21 +195,24 @@ def ablation_pairs(spec: Spec) -> list[tuple[str, str]]:
     for a in spec.arms:
         if not a.has_affine:
             continue
-        norm = [x for x in no_affine if x.norm == a.norm and (x.norm != "lp" or x.p == a.p)]
+        norm = [x for x in no_affine if x.norm == a.norm
+                and all(getattr(x, f) == getattr(a, f) for f in a.norm_info.variant_fields)]
         same = [x for x in norm if x.position == a.position]
         if norm:
             out.append((a.name, (same or norm)[0].name))
     return out
 
 
-def c8_note(activation: str, a: list[RunRecord], b: list[RunRecord], bn: bool = True) -> str:
+def c8_note(activation: str, a: list[RunRecord], b: list[RunRecord], bn: bool = True,
+            beta_: bool = True) -> str:
     """The descriptive half of C8 at the last measurement (means over layers and seeds): sign of β,
     share of units with β > 0, distance to the identity-recovery point, ReLU active fraction."""
     beta = finite_mean([_first_last(r, "beta_mean")[1] for r in a])
     pos = finite_mean([_first_last(r, "beta_pos")[1] for r in a])
     dist = [finite_mean([_first_last(r, "id_dist")[i] for r in a]) for i in (0, 1)]
     sign = "positive" if beta > 0 else "negative" if beta < 0 else "zero"
-    parts = [f"at the end: mean β {beta:+.3g} ({sign}; {pos:.0%} of units have β > 0)"]
+    parts = ([f"at the end: mean β {beta:+.3g} ({sign}; {pos:.0%} of units have β > 0)"] if beta_
+             else ["this normalization has γ but no β"])
     if bn:  # (σ, μ) of the batch is where BN computes the identity; other norms have no such point
         parts.append(f"relative distance of (γ, β) to the identity-recovery point (σ, μ) {dist[0]:.3g} "
                      f"at start → {dist[1]:.3g} at end")
@@ -259,7 +263,8 @@ def saturation_claims(spec: Spec, records: Sequence[RunRecord], classification: 
         elif act in ("sigmoid", "tanh"):
             metrics.append(_fraction("fraction of pre-activations with |x| > bound (out of the linear "
                                      "regime)", "higher", outside_fraction, a, b))
-        note = c8_note(act, a, b, spec.arm(arm).norm == "batch") + f"; {floor}" + _diverged_note(a + b)
+        info = spec.arm(arm).norm_info
+        note = c8_note(act, a, b, info.identity_point, info.beta) + f"; {floor}" + _diverged_note(a + b)
         claims.append(make_claim("C8", C8_STATEMENT, lr, arm, base, metrics, cfg, note,
                                  seeds=seeds_of(a), runs=(a, b)))
     return claims
@@ -314,6 +319,11 @@ p Holm-adjusted across the command's claims < 0.05; fewer than 3 paired seeds: e
 sign of β and the identity-recovery distance are reported in the C8 note, not voted on.
 Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
 
+
+def memory(cfg: Any, z: Sizes) -> MemoryParts:
+    m = min(cfg.probe_size, z.n_train)
+    return [("saturation probes", 2 * m * z.act * F32 + z.params * F32, "analysis.saturation.probe_size")]
+
 ANALYSIS = Analysis(
     name="saturation",
     command="saturation",
@@ -332,4 +342,18 @@ ANALYSIS = Analysis(
     help=HELP,
     metrics=("linear", "saturated", "active", "dead", "grad_norm", "beta_mean", "beta_std", "beta_pos",
              "gamma_mean", "gamma_std", "id_dist"),
+    memory=memory,
+    shrink=(("analysis.saturation.probe_size", lambda c: {"probe_size": min(c.probe_size, 256)}),),
+)
+
+
+# its claims: what render, report, plot files and batch expectations read (bncli.claims)
+CLAIMS = (
+    ClaimInfo('C7', C7_STATEMENT, 'saturation', figure='bncli.render.figures_more:c7_figure', plot_name='saturation',
+              caption=('Left: saturated (sigmoid/tanh) or dead (ReLU) fraction per layer, mean over measurement '
+                       'steps, mean ± std over seeds. Right: gradient norm by depth at the first (solid) and '
+                       'last (dashed) measurement, mean over seeds.')),
+    ClaimInfo('C8', C8_STATEMENT, 'saturation', figure='bncli.render.figures_more:c8_figure', plot_name='gamma_beta',
+              caption=('Mean γ and β over units per normalized layer (one colour per layer, one line style per '
+                       'arm), mean over seeds.')),
 )

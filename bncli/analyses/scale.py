@@ -7,7 +7,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from bncli.analyses.base import Analysis, DataInfo, Option, Summary
+from bncli.analyses.base import F32, Analysis, DataInfo, MemoryParts, Option, Sizes, Summary
+from bncli.claims import ClaimInfo
 from bncli.results import Claim, RunRecord
 from bncli.spec import Spec
 from bncli.stats import finite_max, finite_mean, fmt
@@ -260,10 +261,10 @@ def scale_notes(spec: Spec, tables: dict[str, Any]) -> list[str]:
         # BN and ℓp subtract a per-unit batch mean, which removes a per-unit bias
         pre = [
             r["bias_cancel_rel"] for r in lrows
-            if spec.arm(r["arm"]).norm in ("batch", "lp") and spec.arm(r["arm"]).position == "pre"
+            if spec.arm(r["arm"]).norm_info.bias_cancels and spec.arm(r["arm"]).position == "pre"
         ]
         per_example = [r["bias_cancel_rel"] for r in lrows
-                       if spec.arm(r["arm"]).norm in ("layer", "group")]
+                       if spec.arm(r["arm"]).norm_info.per_example]
         plain = [r["bias_cancel_rel"] for r in lrows if not spec.arm(r["arm"]).normalized]
         notes.append(
             "Only W_i is scaled, not its bias b_i. b_i is the same for every example, so BN's "
@@ -350,13 +351,12 @@ def scale_notes(spec: Spec, tables: dict[str, Any]) -> list[str]:
 
 def _other_eps_note(arm: Any, mine: Sequence[dict[str, Any]], in_range: set[float]) -> str:
     """The ε note of a normalization other than BN (no closed form of its ε effect here)."""
-    if arm.norm == "weight":
+    if not arm.norm_info.has_eps:
         worst = _max([r["out_rel"] for r in mine if r["alpha"] in in_range])
-        return (f"{arm.name}: weight norm has no ε; scaling v changes the output by at most "
+        return (f"{arm.name}: {arm.norm_info.short} has no ε; scaling v changes the output by at most "
                 f"{fmt(worst, 2)} over the verdict's α (float32 rounding of g·v/‖v‖).")
     e_in = _max([r["eps0_out_rel"] for r in mine if r["alpha"] in in_range])
-    what = ("the layer's mean ℓp magnitude, c/(s + ε)" if arm.norm == "lp"
-            else "each example's variance across units, (x − μ)/√(σ² + ε)")
+    what = arm.norm_info.eps_enters
     return (f"{arm.name}: ε = {arm.eps:g} enters through {what}, so it breaks invariance where "
             f"the scaled magnitude is comparable to ε; with ε → 1e-30 the worst output change "
             f"over the verdict's α is {fmt(e_in, 2)}.")
@@ -429,8 +429,8 @@ def c6_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
             note += f"; theory for {arm}: {' | '.join(why)}"
         e0 = finite_mean(_eps0_metric(a, idx))
         override = None
-        if kind == "weight":
-            note += "; weight norm has no ε (no ε → 0 check)"
+        if not spec.arm(arm).norm_info.has_eps:
+            note += f"; {spec.arm(arm).norm_info.short} has no ε (no ε → 0 check)"
         elif math.isfinite(e0) and e0 > limit:
             # an identity that fails in exact arithmetic is decisive, however far below the
             # plain arm's sensitivity the BN arm sits
@@ -479,6 +479,11 @@ analysis.scale.not_invariant_above (default 1e-3) with ε → 0 is not scale-inv
 --out writes plots of ‖W‖ and η/‖W‖² per arm and of the output change against α.
 Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
 
+
+def memory(cfg: Any, z: Sizes) -> MemoryParts:
+    m = min(cfg.probe_size, z.n_train)
+    return [("scale-check probes", 2 * m * z.act * F32 + 3 * z.params * F32, "analysis.scale.probe_size")]
+
 ANALYSIS = Analysis(
     name="scale",
     command="scale-check",
@@ -496,4 +501,15 @@ ANALYSIS = Analysis(
     render="bncli.render.scale",
     help=HELP,
     metrics=("growth_min", "growth_max", "cos_init", "cos_end", "out_rel", "ratio_dev", "bias_cancel_rel"),
+    memory=memory,
+    shrink=(("analysis.scale.probe_size", lambda c: {"probe_size": min(c.probe_size, 256)}),),
+)
+
+
+# its claims: what render, report, plot files and batch expectations read (bncli.claims)
+CLAIMS = (
+    ClaimInfo('C6', C6_STATEMENT, 'scale', figure='bncli.render.figures_more:c6_figure', plot_name='scale',
+              caption=("Left: relative output change when one layer's weight W is scaled by α, worst layer, at "
+                       "initialization (dashed) and at the end (solid). Right: each layer's ‖W‖ relative to its "
+                       'first measurement, one colour per layer, one line style per arm, mean over seeds.')),
 )

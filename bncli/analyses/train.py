@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 from bncli.analyses.base import Analysis, DataInfo, Summary, no_probes
+from bncli.claims import ClaimInfo
 from bncli.results import Claim, RunRecord
 from bncli.spec import Spec
 from bncli.stats import finite_mean
@@ -114,4 +115,12 @@ ANALYSIS = Analysis(
     summarize=summarize,
     render="bncli.render.train",
     help=HELP,
+    budgeted=True,
+)
+
+
+# its claims: what render, report, plot files and batch expectations read (bncli.claims)
+CLAIMS = (
+    ClaimInfo('C1', C1_STATEMENT, 'train', figure='bncli.render.figures:c1_figure', plot_name='training',
+              caption="Mean over seeds, band ±1 std; a seed's curve ends where it diverged (✕)."),
 )

@@ -1,52 +1,92 @@
-"""The data-source registry: a source name -> the module that reads it (imported on first use).
+"""The data-source registry: a source name -> its entry (the module that reads it, imported on
+first use, and what the spec needs to know about it).
 
 A new source is one module in `bncli/data/` with `where(spec) -> str` (how errors name it) and
 `load(spec, rng) -> RawData`, optionally `key_material(spec)` (what identifies its bytes for job
 keys), `check(spec)` (cheap checks before anything is read), `OVERFLOW_HINT`, `TEST_LABELS`, and
-`describe(spec) -> str`; plus one line here. This module imports nothing heavy (spec.py reads
-the names)."""
+`describe(spec) -> str`; plus one `register_source` line here (or in a plugin). Its entry declares
+the `data.*` fields it reads, whether it reads `root`, supports `augment`, and its help line: the
+spec derives its checks and help from these. This module imports nothing heavy and nothing of
+the spec (the spec listens to SOURCES for new names)."""
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from types import ModuleType
 
-SOURCES: dict[str, str] = {
-    "synthetic": "bncli.data.synthetic",
-    "digits": "bncli.data.digits",
-    "npz": "bncli.data.npz",
-    "mnist": "bncli.data.mnist",
-    "fashion_mnist": "bncli.data.mnist",
-    "cifar10": "bncli.data.cifar",
-    "cifar100": "bncli.data.cifar",
-}
-
-IMAGE_SOURCES = ("mnist", "fashion_mnist", "cifar10", "cifar100")  # read from data.root
-
-SOURCE_HELP = ("synthetic (generated), digits (scikit-learn's 8x8, no download), npz (your file, see "
-               "path), or mnist, fashion_mnist, cifar10, cifar100 (the published files in a local "
-               "folder, see root; bncli never downloads)")
+from bncli.registry import Registry
 
 
-def register_source(name: str, module: str) -> None:
-    """Add a source at run time (a plugin; built-in sources are lines in SOURCES): `module` is
-    imported on first use; the spec accepts `data.source: name` from now on."""
-    from bncli.spec import refresh_registry_choices
+@dataclass(frozen=True)
+class SourceInfo:
+    """One data source and its capabilities."""
 
-    SOURCES[name] = module
-    refresh_registry_choices()
+    name: str
+    module: str  # imported on first use
+    help: str  # one phrase for `data.source`'s help and README's table
+    fields: tuple[str, ...] = ()  # data.* fields only some sources read, that this one reads
+    requires: tuple[str, ...] = ()  # of those, the ones it cannot do without (npz: path)
+    reads_root: bool = False  # published files in a local folder (data.root; uint8 pixels)
+    augment: bool = False  # data.augment: random crop + flip of each training batch
+    infers_task: bool = False  # task: auto is decided from the data (else: classification)
+    size_field: str = "data.n_samples"  # the field that sets how many examples (memory estimate)
+
+
+SOURCES: Registry[SourceInfo] = Registry("data source")
+
+
+def register_source(name: str | SourceInfo, module: str | None = None, **capabilities: object) -> SourceInfo:
+    """Add a source (bncli's own below; a plugin's the same way): `module` is imported on first
+    use; the spec accepts `data.source: name` from now on. Give a SourceInfo, or its name, module
+    and capabilities (help=..., fields=..., reads_root=..., ...)."""
+    if isinstance(name, SourceInfo):
+        info = name
+    else:
+        if module is None:
+            raise ValueError("register_source(name, module, ...): give the module that reads it")
+        capabilities.setdefault("help", f"{name} ({module})")
+        info = SourceInfo(name, module, **capabilities)  # type: ignore[arg-type]
+    return SOURCES.register(info.name, info, replace=bool(capabilities.pop("replace", False)))
+
+
+_IMAGE = dict(fields=("root", "subset"), reads_root=True, size_field="data.subset")
+for _info in (
+    SourceInfo("synthetic", "bncli.data.synthetic", "synthetic (generated)",
+               fields=("n_samples", "n_features", "n_classes", "n_outputs", "class_sep", "noise")),
+    SourceInfo("digits", "bncli.data.digits", "digits (scikit-learn's 8x8, no download)", fields=("shape",)),
+    SourceInfo("npz", "bncli.data.npz", "npz (your file, see path)", fields=("path",), requires=("path",),
+               infers_task=True, size_field="data.path"),
+    SourceInfo("mnist", "bncli.data.mnist", "mnist (the published files in a local folder, see root; "
+               "bncli never downloads)", **_IMAGE),
+    SourceInfo("fashion_mnist", "bncli.data.mnist", "fashion_mnist (as mnist)", **_IMAGE),
+    SourceInfo("cifar10", "bncli.data.cifar", "cifar10 (as mnist; augment: crop + flip)", augment=True, **_IMAGE),
+    SourceInfo("cifar100", "bncli.data.cifar", "cifar100 (as cifar10)", augment=True, **_IMAGE),
+):
+    register_source(_info)
+
+
+def source_help() -> str:
+    """`data.source`'s help: every registered source's phrase."""
+    return ", ".join(s.help for s in SOURCES.values())
 
 
 def source_names() -> tuple[str, ...]:
-    return tuple(SOURCES)
+    return SOURCES.names()
+
+
+def source_info(name: str) -> SourceInfo:
+    return SOURCES.get(name)
+
+
+def sources_with(predicate: object) -> tuple[str, ...]:
+    """The names of the sources whose entry satisfies `predicate(info)`."""
+    return tuple(n for n, s in SOURCES.items() if predicate(s))  # type: ignore[operator]
 
 
 def get_source(name: str) -> ModuleType:
     """The module that reads source `name` (a KeyError names the known ones)."""
-    try:
-        return importlib.import_module(SOURCES[name])
-    except KeyError:
-        raise KeyError(f"unknown data source {name!r} (known: {', '.join(SOURCES)})") from None
+    return importlib.import_module(SOURCES.get(name).module)
 
 
 def key_material(spec) -> object:

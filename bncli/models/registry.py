@@ -1,7 +1,9 @@
 """The model-family registry: `model.kind` -> the module that builds and sizes it.
 
-A new family is one module in `bncli/models/` and one line here. The module keeps torch out of
-its top level (spec validation, memory estimates and `threads: auto` read it without torch) and
+A new family is one module in `bncli/models/` and one `register_family` line here (or in a
+plugin); its entry declares the `model.*` fields it reads, whether and where it fuses, its help.
+The module keeps torch out of its top level (spec validation, memory estimates and `threads: auto`
+read it without torch) and
 provides:
 - `widths(spec) -> list[int]`: the units (channels) of each normalization point, in forward order;
 - `LAYERS_FIELD`: the spec field that sets them (errors and the memory estimate name it);
@@ -17,39 +19,77 @@ are only known once the model is built (a user's module): spec checks of layer n
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from types import ModuleType
 
-FAMILIES: dict[str, str] = {
-    "mlp": "bncli.models.mlp",
-    "cnn": "bncli.models.cnn",
-    "vgg": "bncli.models.vgg",
-    "resnet": "bncli.models.resnet",
-    "module": "bncli.models.module",
-}
-
-FAMILY_HELP = ("mlp (fully connected; flattens images), cnn (3x3 conv blocks, then a linear head), "
-               "vgg (depth 11/13/16, for 32x32 images), resnet (depth 20/56: CIFAR ResNets, 18: "
-               "ResNet-18) or module (your own nn.Module: see factory)")
+from bncli.registry import Registry
 
 
-def register_family(name: str, module: str) -> None:
-    """Add a model family at run time (a plugin; built-in families are lines in FAMILIES): the spec
-    accepts `model.kind: name` from now on."""
-    from bncli.spec import refresh_registry_choices
+@dataclass(frozen=True)
+class FamilyInfo:
+    """One model family and its capabilities (the spec, the planner and README read these)."""
 
-    FAMILIES[name] = module
-    refresh_registry_choices()
+    name: str
+    module: str  # imported on first use
+    help: str  # one phrase for `model.kind`'s help and README's table
+    fields: tuple[str, ...] = ()  # model.* fields only some families read, that this one reads
+    requires: tuple[str, ...] = ()  # of those, the ones it cannot do without (module: factory)
+    # how bncli.runner.fused trains its seeds x lrs as one model: "stacked" (StackedMLP),
+    # "vmap" (torch.func over a grouped convolution) or None (never fused)
+    fuses: str | None = None
+    fuses_on: tuple[str, ...] = ("cpu", "cuda")  # devices where fusing pays (vmap: a GPU only)
+
+
+FAMILIES: Registry[FamilyInfo] = Registry("model kind")
+
+
+def register_family(name: str | FamilyInfo, module: str | None = None, **capabilities: object) -> FamilyInfo:
+    """Add a model family (bncli's own below; a plugin's the same way): the spec accepts
+    `model.kind: name` from now on. Give a FamilyInfo, or its name, module and capabilities."""
+    replace = bool(capabilities.pop("replace", False))
+    if isinstance(name, FamilyInfo):
+        info = name
+    else:
+        if module is None:
+            raise ValueError("register_family(name, module, ...): give the module that builds it")
+        capabilities.setdefault("help", f"{name} ({module})")
+        info = FamilyInfo(name, module, **capabilities)  # type: ignore[arg-type]
+    return FAMILIES.register(info.name, info, replace=replace)
+
+
+# on the CPU (1 thread) a grouped convolution is ~1.4x slower than its K single ones, so a fused
+# conv group there is 1.15-1.45x slower on 32x32 images and gains at most ~10% on 8x8 digits
+_GPU = ("cuda",)
+for _info in (
+    FamilyInfo("mlp", "bncli.models.mlp", "mlp (fully connected; flattens images)", fields=("hidden",),
+               fuses="stacked"),
+    FamilyInfo("cnn", "bncli.models.cnn", "cnn (3x3 conv blocks, then a linear head)",
+               fields=("channels", "pool"), fuses="vmap", fuses_on=_GPU),
+    FamilyInfo("vgg", "bncli.models.vgg", "vgg (depth 11/13/16, for 32x32 images)", fields=("depth", "width"),
+               fuses="vmap", fuses_on=_GPU),
+    FamilyInfo("resnet", "bncli.models.resnet", "resnet (depth 20/56: CIFAR ResNets, 18: ResNet-18)",
+               fields=("depth", "width"), fuses="vmap", fuses_on=_GPU),
+    FamilyInfo("module", "bncli.models.module", "module (your own nn.Module: see factory)",
+               fields=("factory",), requires=("factory",)),
+):
+    register_family(_info)
+
+
+def family_help() -> str:
+    """`model.kind`'s help: every registered family's phrase."""
+    return ", ".join(f.help for f in FAMILIES.values())
 
 
 def family_names() -> tuple[str, ...]:
-    return tuple(FAMILIES)
+    return FAMILIES.names()
+
+
+def family_info(name: str) -> FamilyInfo:
+    return FAMILIES.get(name)
 
 
 def get_family(name: str) -> ModuleType:
-    try:
-        return importlib.import_module(FAMILIES[name])
-    except KeyError:
-        raise KeyError(f"unknown model kind {name!r} (known: {', '.join(FAMILIES)})") from None
+    return importlib.import_module(FAMILIES.get(name).module)
 
 
 def widths(spec) -> list[int]:

@@ -47,9 +47,13 @@ def preact_stats(
     return out
 
 
-def affine_stats(gamma: torch.Tensor, beta: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Mean and spread of γ and β, and the share of units with β > 0 (any normalization's γ/β)."""
-    g, b = gamma.detach().flatten(), beta.detach().flatten()
+def affine_stats(gamma: torch.Tensor, beta: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Mean and spread of γ and β, and the share of units with β > 0 (any normalization's γ/β;
+    a normalization with γ only, such as RMSNorm, gives γ's)."""
+    g = gamma.detach().flatten()
+    if beta is None:
+        return {"gamma_mean": g.mean(), "gamma_std": g.std(unbiased=False)}
+    b = beta.detach().flatten()
     return {
         "beta_mean": b.mean(),
         "beta_std": b.std(unbiased=False),
@@ -138,7 +142,7 @@ class SaturationProbe(ProbeBase):
                             identity_recovery(bn_inputs[n], norm.weight, norm.bias, norm.eps)
                         )
                     else:  # (σ, μ) of the batch is BN's identity point only; γ/β all the same
-                        captured[n].update(affine_stats(norm.weight, norm.bias))
+                        captured[n].update(affine_stats(norm.weight, getattr(norm, "bias", None)))
         self.steps.append(ctx.step)
         self._rows.append(captured)
 

@@ -22,10 +22,6 @@ EPS_OFF = 1e-30
 LossFn = Callable[..., torch.Tensor]
 
 
-# what each normalization subtracts: BN and ℓp a per-unit batch mean, so a per-unit bias cancels;
-# LN and GN a per-example mean over units, which a bias that differs between units survives
-_BIAS_CANCELS = {"batch": True, "lp": True, "layer": False, "group": False}
-_OVER = {"layer": "per example over the layer's units", "group": "per example over each group"}
 
 
 def expected_invariance(block: Block, has_bias: bool) -> tuple[bool, str]:
@@ -39,10 +35,12 @@ def expected_invariance(block: Block, has_bias: bool) -> tuple[bool, str]:
     kind = block.norm_kind
     if not block.normalized:
         return False, "no normalization after W"
-    if kind == "weight":
-        return True, "weight norm, W = g·v/‖v‖: scaling v (the direction) changes nothing; g, b untouched"
-    name = norm_info(kind).short
-    cancels = _BIAS_CANCELS.get(kind, False)
+    info = norm_info(kind)  # what it subtracts (the entry's bias_cancels, over) decides
+    if info.reparametrize is not None:
+        return True, (f"{info.short}, {info.over}: scaling v (the direction) changes nothing; "
+                      "g, b untouched")
+    name = info.short
+    cancels = info.bias_cancels
     if block.position == "pre" or isinstance(block.act, nn.Identity):
         where = "right after W" if block.position == "pre" else "after a linear activation"
         if kind == "batch":
@@ -51,8 +49,9 @@ def expected_invariance(block: Block, has_bias: bool) -> tuple[bool, str]:
         if cancels:
             return True, f"{name} {where}, scaling W (the per-unit batch mean removes b)"
         if not has_bias:
-            return True, f"{name} {where}, scaling W ({_OVER[kind]}; no bias)"
-        return False, (f"{name} {where}: scaling W but not b, b does not cancel ({_OVER[kind]}); "
+            return True, f"{name} {where}, scaling W (per example over {info.over}; no bias)"
+        return False, (f"{name} {where}: scaling W but not b, b does not cancel (per example over "
+                       f"{info.over}); "
                        "invariant only with b = 0")
     if isinstance(block.act, nn.ReLU):
         if not has_bias:

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from bncli.norm_layers import lp_scale, lp_unit_scale
-from bncli.plan import FUSED_FAMILIES, FUSED_NORMS, RunJob, canonical, fusable  # noqa: F401
+from bncli.plan import RunJob, canonical, fusable  # noqa: F401
 from bncli.results import RunRecord
 from bncli.runner.base import Progress
 from bncli.runner.fused_vmap import VmapStack

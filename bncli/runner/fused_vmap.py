@@ -8,7 +8,7 @@ get rules of their own that work on [B, K·C, ...] as the grouped conv leaves it
 BN; torch.func's rules copy the members to the front and apply BN's affine in separate ops). The
 maths per member is its single run's (tests/test_fused_conv.py: float64 records equal single ones
 to 1e-10; grouped and single convolutions round differently, ~1e-13 after a few steps).
-The plan fuses these families on a GPU only (bncli.plan.FUSED_GPU_ONLY): on the CPU a grouped
+The plan fuses these families on a GPU only (their registry entries' fuses_on): on the CPU a grouped
 convolution is slower than its K single ones.
 
 BN buffers are stacked [K, ...] and batched too, so BN's in-place running-statistic updates land
