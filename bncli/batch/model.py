@@ -26,7 +26,7 @@ class Expectation(Strict):
     not met it is reported as skipped with that reason (JUnit <skipped>), never as passed.
     """
 
-    claim: Annotated[str, Field(pattern=r"^C[1-9]$")] | None = None
+    claim: str | None = None  # a registered claim id (bncli.claims: C1 ... C9, a plugin's C10)
     verdict: Verdict | None = None
     verdict_in: list[Verdict] | None = None
     metric: str | None = None
@@ -41,6 +41,18 @@ class Expectation(Strict):
     not_diverged: str | None = None
     command: str | None = None
     known_deviation: Annotated[str, Field(min_length=1)] | None = None
+
+    @field_validator("claim")
+    @classmethod
+    def _registered_claim(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        import bncli.analyses  # noqa: F401  (fills the claim registry)
+        from bncli.claims import claim_ids
+
+        if v not in claim_ids():
+            raise ValueError(f"unknown claim {v!r} (registered: {', '.join(claim_ids())})")
+        return v
 
     @model_validator(mode="after")
     def _one_form(self) -> Expectation:

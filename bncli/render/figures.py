@@ -32,7 +32,7 @@ def title(fig: Any, result: CommandResult, claim: str, default: str, legend_skip
 
 def caption(result: CommandResult, claim: str) -> str:
     """What a figure shows, then the verdicts it illustrates."""
-    return f"{CAPTIONS.get(claim, '')} Verdict: {verdict_line(result, claim)}.".strip()
+    return f"{caption_text(claim)} Verdict: {verdict_line(result, claim)}.".strip()
 
 
 # ------------------------------------------------------------------ C1 training curves
@@ -251,37 +251,18 @@ def c3_figure(result: CommandResult, colors: dict[str, str] | None = None,
     return fig
 
 
-def _figures() -> dict[str, FigureFn]:
-    from bncli.render import figures_more as more
-
-    return {"C1": c1_figure, "C2": c2_figure, "C3": c3_figure, "C4": more.c4_figure,
-            "C5": more.c5_figure, "C6": more.c6_figure, "C7": more.c7_figure, "C8": more.c8_figure}
-
-
 def figure_for(claim: str) -> FigureFn | None:
-    """The figure function of a claim id (C9 is drawn across documents: see figures_more.c9_figure)."""
-    return _figures().get(claim)
+    """The figure function of a claim id, from its registry entry (C9 is drawn across documents:
+    see figures_more.c9_figure)."""
+    import bncli.analyses  # noqa: F401  (fills the claim registry)
+    from bncli.claims import figure_fn
+
+    return figure_fn(claim)
 
 
-CAPTIONS = {
-    "C1": "Mean over seeds, band ±1 std; a seed's curve ends where it diverged (✕).",
-    "C2": "Bands: 15th–85th percentile of each tracked unit's activation input on a fixed probe batch, "
-          "line: median (first seed; Ioffe & Szegedy Fig 1). Right: 1-Wasserstein shift per step, "
-          "mean over layers, mean ± std over seeds.",
-    "C3": "G = ∇_W L at θ_t, G′ the same after every earlier layer took this step's update "
-          "(Santurkar Def. 2.1); layer 1 is left out (G′ = G there). Mean ± std over seeds.",
-    "C4": "Along −g at each measured step: shaded, the range (min–max) over the η′ grid, mean over "
-          "seeds (Santurkar Fig 4a–b); bottom, effective β-smoothness, mean ± std over seeds.",
-    "C5": "Worst relative error over layers (max over seeds) of autograd against BN's closed-form "
-          "Jacobian and backward pass; dotted: the tolerance.",
-    "C6": "Left: relative output change when one layer's weight W is scaled by α, worst layer, at "
-          "initialization (dashed) and at the end (solid). Right: each layer's ‖W‖ relative to its first "
-          "measurement, one colour per layer, one line style per arm, mean over seeds.",
-    "C7": "Left: saturated (sigmoid/tanh) or dead (ReLU) fraction per layer, mean over measurement "
-          "steps, mean ± std over seeds. Right: gradient norm by depth at the first (solid) and last "
-          "(dashed) measurement, mean over seeds.",
-    "C8": "Mean γ and β over units per normalized layer (one colour per layer, one line style per arm), "
-          "mean over seeds.",
-    "C9": "Each point: one arm at one learning rate; x: 1-Wasserstein shift per step (C2), y: "
-          "effective β-smoothness (C4). Santurkar §3.3: ℓp-normalized nets shift more, yet are smoother.",
-}
+def caption_text(claim: str) -> str:
+    """A claim's caption, from its registry entry."""
+    import bncli.analyses  # noqa: F401  (fills the claim registry)
+    from bncli.claims import caption_of
+
+    return caption_of(claim)

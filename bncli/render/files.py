@@ -8,11 +8,6 @@ from pathlib import Path
 from bncli.results import CommandResult
 from bncli.spec import Spec, spec_to_yaml
 
-# plots/<name>.<format>: one figure per claim the command judges
-PLOT_NAMES = {"C1": "training", "C2": "distribution_shift", "C3": "gradient_ics", "C4": "landscape",
-              "C5": "bn_jacobian", "C6": "scale", "C7": "saturation", "C8": "gamma_beta",
-              "C9": "shift_vs_smoothness"}
-
 
 def write_result_files(result: CommandResult, out_dir: Path, figure_format: str = "png",
                        figure_size: str = "page") -> list[Path]:
@@ -33,15 +28,16 @@ def write_plots(result: CommandResult, plots: Path, figure_format: str = "png",
     """plots/<claim figure>.<format> for each claim the command judges, drawn by the report's
     figure code, and plots/captions.md (each figure's caption, with its verdicts)."""
     from bncli.analyses import BY_COMMAND
+    from bncli.claims import plot_name
     from bncli.io import atomic_write_bytes, atomic_write_text
     from bncli.render.figstyle import arm_colors, result_arms
-    from bncli.render.figures import CAPTIONS, caption, verdict_line
+    from bncli.render.figures import caption, caption_text, verdict_line
     from bncli.render.report_figures import draw_all
 
     a = BY_COMMAND.get(result.command)
     held = [c.claim for c in result.claims]
     claims = [c for c in dict.fromkeys([*(a.claims if a else ()), *held]) if c != "C9" or c in held]
-    claims = [c for c in claims if c in PLOT_NAMES]
+    claims = [c for c in claims if plot_name(c)]  # plots/<its entry's plot_name>.<format>
     heading = f"C9: shift against smoothness, per normalization ({result.spec.get('name', '')})"
     tasks = [(c, (0,), heading if c == "C9" else "") for c in claims]
     drawn = draw_all(tasks, [result], arm_colors(result_arms(result)), 1, (figure_format,), figure_size)
@@ -51,10 +47,10 @@ def write_plots(result: CommandResult, plots: Path, figure_format: str = "png",
         if figure_format not in data:
             continue
         plots.mkdir(parents=True, exist_ok=True)
-        path = plots / f"{PLOT_NAMES[c]}.{figure_format}"
+        path = plots / f"{plot_name(c)}.{figure_format}"
         atomic_write_bytes(path, data[figure_format])
         written.append(path)
-        text = caption(result, c) if c != "C9" else f"{CAPTIONS['C9']} Verdict: {verdict_line(result, c)}."
+        text = caption(result, c) if c != "C9" else f"{caption_text('C9')} Verdict: {verdict_line(result, c)}."
         lines += [f"**{path.name}** — {c}: {text}", *(f"- note: {n}" for n in notes), ""]
     if written:
         atomic_write_text(plots / "captions.md", "\n".join(lines).rstrip() + "\n")

@@ -17,7 +17,6 @@ from bncli.results import READABLE_VERSIONS, SCHEMA_VERSION, Claim, CommandResul
 
 FORMATS = ("md", "html")
 FILES_DIR = "report_files"  # the PNGs report.md links to
-CLAIM_IDS = tuple(f"C{i}" for i in range(1, 10))
 
 
 @dataclass
@@ -211,11 +210,11 @@ def deciding_metric(c: Claim) -> MetricComparison | None:
 
 
 def _claim_order(ids: Sequence[str]) -> list[str]:
-    def key(c: str) -> tuple[int, str]:
-        m = re.fullmatch(r"C(\d+)", c)
-        return (int(m.group(1)) if m else 10**6, c)
+    """Every registered claim id and any other a document holds, C1 ... C9, C10 (bncli.claims)."""
+    import bncli.analyses  # noqa: F401  (fills the claim registry)
+    from bncli.claims import claim_ids, sort_key
 
-    return sorted(dict.fromkeys([*CLAIM_IDS, *ids]), key=key)
+    return sorted(dict.fromkeys([*claim_ids(), *ids]), key=sort_key)
 
 
 def build_grid(docs: Sequence[Doc]) -> tuple[list[Regime], list[Verdict]]:
@@ -255,7 +254,7 @@ def build_sections(docs: Sequence[Doc], colors: dict[str, str], jobs: int | None
                    figure_format: str = "png", figure_size: str = "page") -> list[Section]:
     """Per claim id (C1..C9 order), per document: its figure and its verdicts. C9's figure is one
     per comparison (it needs measure-ics's shift and lipschitz's smoothness side by side)."""
-    from bncli.render.figures import CAPTIONS, caption
+    from bncli.render.figures import caption, caption_text
     from bncli.render.report_figures import Task, draw_all
 
     by_claim: dict[str, list[Doc]] = {}
@@ -292,7 +291,7 @@ def build_sections(docs: Sequence[Doc], colors: dict[str, str], jobs: int | None
                 data, notes, width = drawn[t]
                 name = d.group if sec.claim == "C9" else d.label
                 text = (caption(d.result, sec.claim) if sec.claim != "C9"
-                        else f"{CAPTIONS['C9']} Verdict: {_c9_verdicts(docs, d.group)}.")
+                        else f"{caption_text('C9')} Verdict: {_c9_verdicts(docs, d.group)}.")
                 fig = Figure(sec.claim, name, f"fig-{t + 1}",
                              f"{t + 1:02d}_{sec.claim}_{_slug(name)}.{figure_format}", data.get(figure_format),
                              text, notes, data.get(html_fmt), "image/svg+xml" if html_fmt == "svg" else "image/png",
