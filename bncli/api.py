@@ -90,6 +90,9 @@ def run(command: str, spec_or_path: Any, **overrides: Any) -> Result:
     plots, report), force=, figure_format=, figure_size=, tensorboard= (a log folder),
     backend= ("local" | "ray"), address=, progress= (a progress bar on stderr). Errors are
     BncliError subclasses (bad spec or option: SpecError / UsageError)."""
+    from bncli.plugins import load_plugins
+
+    load_plugins()  # BNCLI_PLUGINS / entry points, with BNCLI_ALLOW_CODE=1 (a UsageError without)
     from bncli.analyses import BY_COMMAND
     from bncli.commands.analysis import COMMON, spec_overrides
     from bncli.spec import apply_overrides

@@ -48,6 +48,22 @@ class Option:
     metavar: str | None = None
 
 
+def every_option(section: str, what: str = "Measure") -> Option:
+    """--every N: the one declaration of every analysis's measurement schedule."""
+    return Option("every", ("--every",), int | None, f"analysis.{section}.every",
+                  f"{what} every N steps and at the last one (overrides analysis.{section}.every).")
+
+
+def probe_size_option(section: str) -> Option:
+    """--probe-size N: the one declaration of the fixed probe batch's size."""
+    return Option("probe_size", ("--probe-size",), int | None, f"analysis.{section}.probe_size",
+                  f"Examples in the fixed probe batch (overrides analysis.{section}.probe_size).")
+
+
+# the subcommands' help footer (commands.analysis appends it; an analysis may say more)
+EXIT_CODES = "Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."
+
+
 @dataclass(frozen=True)
 class Summary:
     """What summarize() returns: the claims, and the analysis's own tables as plain data."""
@@ -85,6 +101,7 @@ class Analysis:
     # error may name
     shrink: tuple[tuple[str, Callable[[Any], dict[str, Any]]], ...] = ()
     budgeted: bool = False  # its claims are also judged at shorter budgets (bncli.regimes)
+    exit_codes: str = EXIT_CODES  # the --help footer
 
 
 def no_probes(spec: Any, arm: Any) -> tuple[str, ...]:

@@ -321,7 +321,7 @@ def c9_tables(spec: Spec, records: Sequence[RunRecord], n_test: int | None = Non
 
 # its claims: what render, report, plot files and batch expectations read (bncli.claims)
 CLAIMS = (
-    ClaimInfo('C9', C9_STATEMENT, 'ics', figure=None, plot_name='shift_vs_smoothness',
+    ClaimInfo("C9", C9_STATEMENT, "ics", figure=None, plot_name="shift_vs_smoothness",
               caption=('Each point: one arm at one learning rate; x: 1-Wasserstein shift per step (C2), y: '
                        'effective β-smoothness (C4). Santurkar §3.3: ℓp-normalized nets shift more, yet are '
                        'smoother.')),

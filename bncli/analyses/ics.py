@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bncli.analyses.base import F32, Analysis, DataInfo, MemoryParts, Option, Sizes, Summary
+from bncli.analyses.base import (
+    F32,
+    Analysis,
+    DataInfo,
+    MemoryParts,
+    Option,
+    Sizes,
+    Summary,
+    every_option,
+    probe_size_option,
+)
 from bncli.claims import ClaimInfo
 from bncli.results import Claim, RunRecord, mean_std
 from bncli.spec import Spec
@@ -206,8 +216,7 @@ earlier layers, so G' = G there); cos and the absolute ‖G − G'‖ are shown 
 Per metric, one-sided paired t-tests of the log ratio against the margin; a claim holds a side
 when every metric does, with p adjusted by Holm across the command's claims < 0.05; otherwise
 inconclusive. Fewer than 3 paired seeds: exploratory.
-A diverged seed counts against its arm.
-Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
+A diverged seed counts against its arm."""
 
 
 def memory(cfg: Any, z: Sizes) -> MemoryParts:
@@ -221,8 +230,8 @@ ANALYSIS = Analysis(
     claims=("C2", "C3", "C9"),
     section="ics",
     options=(
-        Option("every", ("--every",), int | None, "analysis.ics.every",
-               "Measure every N steps and at the last one (analysis.ics.every)."),
+        every_option("ics"),
+        probe_size_option("ics"),
         Option("layers", ("--layers",), str | None, "analysis.ics.layers",
                "Comma-separated normalization points, e.g. layer1,layer3 (analysis.ics.layers; "
                "default: all).", to_spec=layer_list),
@@ -243,11 +252,11 @@ ANALYSIS = Analysis(
 
 # its claims: what render, report, plot files and batch expectations read (bncli.claims)
 CLAIMS = (
-    ClaimInfo('C2', C2_STATEMENT, 'ics', figure='bncli.render.figures:c2_figure', plot_name='distribution_shift',
+    ClaimInfo("C2", C2_STATEMENT, "ics", figure="bncli.render.figures:c2_figure", plot_name="distribution_shift",
               caption=("Bands: 15th–85th percentile of each tracked unit's activation input on a fixed probe "
                        'batch, line: median (first seed; Ioffe & Szegedy Fig 1). Right: 1-Wasserstein shift per '
                        'step, mean over layers, mean ± std over seeds.')),
-    ClaimInfo('C3', C3_STATEMENT, 'ics', figure='bncli.render.figures:c3_figure', plot_name='gradient_ics',
+    ClaimInfo("C3", C3_STATEMENT, "ics", figure="bncli.render.figures:c3_figure", plot_name="gradient_ics",
               caption=("G = ∇_W L at θ_t, G′ the same after every earlier layer took this step's update "
                        '(Santurkar Def. 2.1); layer 1 is left out (G′ = G there). Mean ± std over seeds.')),
 )

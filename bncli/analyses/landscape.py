@@ -7,7 +7,16 @@ import statistics
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from bncli.analyses.base import F32, Analysis, DataInfo, MemoryParts, Option, Sizes, Summary
+from bncli.analyses.base import (
+    F32,
+    Analysis,
+    DataInfo,
+    MemoryParts,
+    Option,
+    Sizes,
+    Summary,
+    every_option,
+)
 from bncli.claims import ClaimInfo
 from bncli.results import Claim, RunRecord
 from bncli.spec import Spec
@@ -283,8 +292,7 @@ Santurkar measure near the plain net's edge of stability.
 C5 verdict (per lr, BN arm; a maths check): supported when autograd's Jacobian and backward
 pass match the closed forms within analysis.lipschitz.jacobian_tol (default 1e-4, relative,
 float32) on every BN layer at every measured step, refuted otherwise (a non-finite error
-refutes).
-Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
+refutes)."""
 
 
 def memory(lip: Any, z: Sizes) -> MemoryParts:
@@ -308,8 +316,7 @@ ANALYSIS = Analysis(
     claims=("C4", "C5", "C9"),
     section="lipschitz",
     options=(
-        Option("every", ("--every",), int | None, "analysis.lipschitz.every",
-               "Measure every N steps (analysis.lipschitz.every)."),
+        every_option("lipschitz"),
         Option("eta_range", ("--eta-range",), tuple[float, float] | None, "analysis.lipschitz.eta_range",
                "LOW HIGH: the η′ grid in multiples of the learning rate "
                "(analysis.lipschitz.eta_range; default 0.5 4).", to_spec=list),
@@ -342,10 +349,10 @@ ANALYSIS = Analysis(
 
 # its claims: what render, report, plot files and batch expectations read (bncli.claims)
 CLAIMS = (
-    ClaimInfo('C4', C4_STATEMENT, 'landscape', figure='bncli.render.figures_more:c4_figure', plot_name='landscape',
+    ClaimInfo("C4", C4_STATEMENT, "landscape", figure="bncli.render.figures_more:c4_figure", plot_name="landscape",
               caption=('Along −g at each measured step: shaded, the range (min–max) over the η′ grid, mean over '
                        'seeds (Santurkar Fig 4a–b); bottom, effective β-smoothness, mean ± std over seeds.')),
-    ClaimInfo('C5', C5_STATEMENT, 'landscape', figure='bncli.render.figures_more:c5_figure', plot_name='bn_jacobian',
+    ClaimInfo("C5", C5_STATEMENT, "landscape", figure="bncli.render.figures_more:c5_figure", plot_name="bn_jacobian",
               caption=("Worst relative error over layers (max over seeds) of autograd against BN's closed-form "
                        'Jacobian and backward pass; dotted: the tolerance.')),
 )

@@ -6,7 +6,17 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from bncli.analyses.base import F32, Analysis, DataInfo, MemoryParts, Option, Sizes, Summary
+from bncli.analyses.base import (
+    F32,
+    Analysis,
+    DataInfo,
+    MemoryParts,
+    Option,
+    Sizes,
+    Summary,
+    every_option,
+    probe_size_option,
+)
 from bncli.claims import ClaimInfo
 from bncli.results import Claim, RunRecord
 from bncli.spec import Spec
@@ -316,8 +326,7 @@ sigmoid/tanh, the fraction with |x| > 2 higher (out of the linear regime). Fract
 by more than the margin (default 10%, verdict.margin), refuted when every one points the other
 way, else inconclusive; paired by seed, one-sided t-tests of the log ratio against the margin,
 p Holm-adjusted across the command's claims < 0.05; fewer than 3 paired seeds: exploratory. The
-sign of β and the identity-recovery distance are reported in the C8 note, not voted on.
-Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
+sign of β and the identity-recovery distance are reported in the C8 note, not voted on."""
 
 
 def memory(cfg: Any, z: Sizes) -> MemoryParts:
@@ -330,8 +339,8 @@ ANALYSIS = Analysis(
     claims=("C7", "C8"),
     section="saturation",
     options=(
-        Option("every", ("--every",), int | None, "analysis.saturation.every",
-               "Measure every N steps (overrides analysis.saturation.every)."),
+        every_option("saturation"),
+        probe_size_option("saturation"),
         Option("threshold", ("--threshold",), float | None, "analysis.saturation.threshold",
                "Sigmoid/tanh unit value counts as saturated when its derivative is below this "
                "fraction of the maximum derivative (overrides analysis.saturation.threshold)."),
@@ -349,11 +358,11 @@ ANALYSIS = Analysis(
 
 # its claims: what render, report, plot files and batch expectations read (bncli.claims)
 CLAIMS = (
-    ClaimInfo('C7', C7_STATEMENT, 'saturation', figure='bncli.render.figures_more:c7_figure', plot_name='saturation',
+    ClaimInfo("C7", C7_STATEMENT, "saturation", figure="bncli.render.figures_more:c7_figure", plot_name="saturation",
               caption=('Left: saturated (sigmoid/tanh) or dead (ReLU) fraction per layer, mean over measurement '
                        'steps, mean ± std over seeds. Right: gradient norm by depth at the first (solid) and '
                        'last (dashed) measurement, mean over seeds.')),
-    ClaimInfo('C8', C8_STATEMENT, 'saturation', figure='bncli.render.figures_more:c8_figure', plot_name='gamma_beta',
+    ClaimInfo("C8", C8_STATEMENT, "saturation", figure="bncli.render.figures_more:c8_figure", plot_name="gamma_beta",
               caption=('Mean γ and β over units per normalized layer (one colour per layer, one line style per '
                        'arm), mean over seeds.')),
 )

@@ -7,7 +7,17 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from bncli.analyses.base import F32, Analysis, DataInfo, MemoryParts, Option, Sizes, Summary
+from bncli.analyses.base import (
+    F32,
+    Analysis,
+    DataInfo,
+    MemoryParts,
+    Option,
+    Sizes,
+    Summary,
+    every_option,
+    probe_size_option,
+)
 from bncli.claims import ClaimInfo
 from bncli.results import Claim, RunRecord
 from bncli.spec import Spec
@@ -476,8 +486,7 @@ command's claims < 0.05; fewer
 than 3 paired seeds: exploratory. A BN arm whose output still changes by more than
 analysis.scale.not_invariant_above (default 1e-3) with ε → 0 is not scale-invariant at all
 (e.g. BN after a sigmoid): refuted, whatever the margins say ("decided by epsilon-check").
---out writes plots of ‖W‖ and η/‖W‖² per arm and of the output change against α.
-Exit codes: 0 done, 1 run failed, 2 bad spec or usage, 130 interrupted."""
+--out writes plots of ‖W‖ and η/‖W‖² per arm and of the output change against α."""
 
 
 def memory(cfg: Any, z: Sizes) -> MemoryParts:
@@ -493,8 +502,8 @@ ANALYSIS = Analysis(
         Option("alpha", ("--alpha",), list[float] | None, "analysis.scale.alphas",
                "Scale factor α for W; repeat for a grid (overrides analysis.scale.alphas).",
                to_spec=lambda v: list(v) if v else None),
-        Option("every", ("--every",), int | None, "analysis.scale.every",
-               "Record ‖W‖ every N steps (overrides analysis.scale.every)."),
+        every_option("scale", "Record ‖W‖"),
+        probe_size_option("scale"),
     ),
     plan_probes=plan_probes,
     summarize=summarize,
@@ -508,7 +517,7 @@ ANALYSIS = Analysis(
 
 # its claims: what render, report, plot files and batch expectations read (bncli.claims)
 CLAIMS = (
-    ClaimInfo('C6', C6_STATEMENT, 'scale', figure='bncli.render.figures_more:c6_figure', plot_name='scale',
+    ClaimInfo("C6", C6_STATEMENT, "scale", figure="bncli.render.figures_more:c6_figure", plot_name="scale",
               caption=("Left: relative output change when one layer's weight W is scaled by α, worst layer, at "
                        "initialization (dashed) and at the end (solid). Right: each layer's ‖W‖ relative to its "
                        'first measurement, one colour per layer, one line style per arm, mean over seeds.')),

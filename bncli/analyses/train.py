@@ -95,10 +95,7 @@ the log ratio ln((BN + f)/(plain + f)); supported when every metric favours the 
 margin (default 10%, verdict.margin) by one-sided paired t-tests, p Holm-adjusted across the
 command's claims < 0.05; refuted likewise the other way; else inconclusive. Fewer than 3
 paired seeds: exploratory (the direction only). If exactly one arm diverged at every seed, that
-alone decides, and the verdict says "decided by divergence".
-
-Exit codes: 0 done (diverged arms are reported), 1 run failed, 2 bad spec or usage,
-130 interrupted (finished runs are still reported)."""
+alone decides, and the verdict says "decided by divergence"."""
 
 
 def summarize(spec: Spec, records: Sequence[RunRecord], data: DataInfo) -> Summary:
@@ -116,11 +113,13 @@ ANALYSIS = Analysis(
     render="bncli.render.train",
     help=HELP,
     budgeted=True,
+    exit_codes="Exit codes: 0 done (diverged arms are reported), 1 run failed, 2 bad spec or usage,\n"
+               "130 interrupted (finished runs are still reported).",
 )
 
 
 # its claims: what render, report, plot files and batch expectations read (bncli.claims)
 CLAIMS = (
-    ClaimInfo('C1', C1_STATEMENT, 'train', figure='bncli.render.figures:c1_figure', plot_name='training',
+    ClaimInfo("C1", C1_STATEMENT, "train", figure="bncli.render.figures:c1_figure", plot_name="training",
               caption="Mean over seeds, band ±1 std; a seed's curve ends where it diverged (✕)."),
 )

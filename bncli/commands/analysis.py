@@ -180,6 +180,6 @@ def make_command(analysis: Analysis):
     params += [_parameter(o) for o in options]
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
-    command.__doc__ = analysis.help
+    command.__doc__ = f"{analysis.help.rstrip()}\n\n{analysis.exit_codes}"  # the footer declared once
     command.__name__ = analysis.command.replace("-", "_")
     return command

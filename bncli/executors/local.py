@@ -26,8 +26,11 @@ def _worker(conn: Connection, threads: int, runner: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import torch
 
+    from bncli.plugins import load_plugins
     from bncli.runner.cache import seed_data
     from bncli.runtime import set_thread_ceiling
+
+    load_plugins()  # the parent's plugins (its environment: BNCLI_PLUGINS, consent) register here too
 
     set_thread_ceiling(threads)  # `threads: auto` stays within this worker's share of the cores
     torch.set_num_threads(threads)

@@ -48,8 +48,10 @@ def _run_on_worker(group: list[RunJob], data: Any, device: str, threads: int, ru
     """The task body: the group's data on its device, `threads` torch threads, then the runner."""
     import torch
 
+    from bncli.plugins import load_plugins
     from bncli.runtime import set_thread_ceiling
 
+    load_plugins()  # where the task's environment names plugins (and consents), they register here
     set_thread_ceiling(threads)  # `threads: auto` stays within the CPUs this task asked for
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)

@@ -2,7 +2,7 @@
 -> the spec section it reads and its factory `(spec, arm, lr, seed, data) -> probe`.
 
 Analyses name the probes a job runs at plan time (`Analysis.plan_probes`); the runner builds them
-from here. A new probe is its module in `probes/` and one line here."""
+from here. A new probe is its module in `probes/` and one `register_probe` line here (or in a plugin)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from bncli.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -20,21 +22,27 @@ class ProbeKind:
     fusable: bool = False  # can measure the members of a fused group (bncli.runner.fused)
 
 
-PROBES: dict[str, ProbeKind] = {p.name: p for p in (
+PROBES: Registry[ProbeKind] = Registry("probe")
+
+
+def register_probe(kind: ProbeKind, *, replace: bool = False) -> ProbeKind:
+    """Add a probe (bncli's own below; a plugin's the same way): jobs may name it from now on."""
+    return PROBES.register(kind.name, kind, replace=replace)
+
+
+for _kind in (
     ProbeKind("ics_dist", "ics", "bncli.probes.ics:make_distribution_probe", fusable=True),
     ProbeKind("ics_grad", "ics", "bncli.probes.ics:make_gradient_probe", fusable=True),
     ProbeKind("landscape", "lipschitz", "bncli.probes.landscape:make_probe", fusable=True),
     ProbeKind("bn_jacobian", "lipschitz", "bncli.probes.jacobian:make_probe", fusable=True),
     ProbeKind("scale", "scale", "bncli.probes.scale:make_probe", fusable=True),
     ProbeKind("saturation", "saturation", "bncli.probes.saturation:make_probe", fusable=True),
-)}
+):
+    register_probe(_kind)
 
 
 def probe_kind(name: str) -> ProbeKind:
-    try:
-        return PROBES[name]
-    except KeyError:
-        raise KeyError(f"unknown probe {name!r} (known: {', '.join(PROBES)})") from None
+    return PROBES.get(name)
 
 
 def _factory(name: str) -> Callable[..., Any]:
