@@ -152,7 +152,7 @@ def _execute(a: Any, spec: Any, out: Path | None, kw: dict[str, Any]) -> Result:
         fmt, size = kw.get("figure_format", "png"), kw.get("figure_size", "page")
         write_result_files(result, out, figure_format=fmt, figure_size=size)
         if kw.get("report", True):
-            from bncli.render.report import write_report
+            from bncli.render.report_write import write_report
 
             write_report(out, figure_format=fmt, figure_size=size)
     return result

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import bncli
 from bncli.cli import app
-from bncli.render.report import write_report
+from bncli.render.report_write import write_report
 
 runner = CliRunner()
 

@@ -205,14 +205,15 @@ def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
     return out
 
 
-def test_import_graph_of_the_runner_layer():
-    """No import loop through the plan, the runner or the executors; none among the analyses;
-    batch/ writes files through bncli.io, never through render/."""
+def test_import_graph_of_the_whole_package():
+    """No import loop anywhere in bncli (imports inside functions count); render/ computes nothing
+    about the runtime; batch/ writes files through bncli.io, never through render/."""
     graph = _module_graph()
-    for comp in _cycles(graph):
-        core = {m for m in comp if m == "bncli.plan" or m.startswith(("bncli.executors", "bncli.runner",
-                                                                       "bncli.analyses"))}
-        assert not core, f"import loop through {sorted(comp)}"
+    loops = [sorted(comp) for comp in _cycles(graph)]
+    assert not loops, f"import loops: {loops}"
+    for name, deps in graph.items():
+        if name.startswith("bncli.render"):
+            assert "bncli.runtime" not in deps, f"{name} imports bncli.runtime"
     for name, deps in graph.items():
         if name.startswith("bncli.batch"):
             assert not {d for d in deps if d.startswith("bncli.render")}, f"{name} imports render/"

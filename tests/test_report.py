@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from bncli.cli import app
 from bncli.render import figstyle, figures, figures_more
-from bncli.render.report import deciding_metric, write_report
+from bncli.render.report import deciding_metric
+from bncli.render.report_write import write_report
 from bncli.results import Claim, CommandResult, MetricComparison
 
 runner = CliRunner()

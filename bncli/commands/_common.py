@@ -317,7 +317,7 @@ def finish(
         written = write_result_files(result, opts.out, figure_format=opts.figure_format,
                                      figure_size=opts.figure_size)
         if opts.report:
-            from bncli.render.report import write_report
+            from bncli.render.report_write import write_report
 
             written += write_report(opts.out, figure_format=opts.figure_format, figure_size=opts.figure_size)
         if not opts.quiet:

@@ -153,7 +153,10 @@ def run_header(analysis: Analysis, spec: Any, backend: str, runs: Any = ()) -> T
     ceiling = 1 if backend == "ray" and spec.threads == "auto" else None  # a Ray task asks for 1 CPU
     text = Text()
     text.append(f"bncli {analysis.command} · {spec.name}: ", style="bold")
-    text.append(describe(spec, job_data(spec), ceiling))
+    from bncli.runtime import threads_label
+
+    data = job_data(spec)
+    text.append(describe(spec, data, threads_label(spec, data.input_shape, data.n_out, data.n_train, ceiling)))
     if runs:
         text.append(f"; {numerics_label([r.numerics for r in runs], spec.fuse)}")
     return text

@@ -230,7 +230,7 @@ def _output(run, opts: OutputOptions, junit: Path | None) -> None:
         try:
             atomic_write_json(opts.out / "batch.json", doc)
             if opts.report:
-                from bncli.render.report import write_report
+                from bncli.render.report_write import write_report
 
                 write_report(opts.out, figure_format=opts.figure_format, figure_size=opts.figure_size)
         except OSError as exc:

@@ -37,7 +37,7 @@ def report(
     another schema_version.
     """
     with guarded():
-        from bncli.render.report import write_report
+        from bncli.render.report_write import write_report
 
         formats = ("md", "html") if format == "both" else (format,)
         written = write_report(folder, formats, figure_format=figure_format, figure_size=figure_size)

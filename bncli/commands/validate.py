@@ -42,7 +42,12 @@ def _validate_one(spec_path: Path, json: bool, no_data: bool) -> None:
     from bncli.spec import load_spec
 
     spec = load_spec(spec_path)
-    description = "" if no_data else describe(spec, prepare(spec)[0])
+    description = ""
+    if not no_data:
+        from bncli.runtime import threads_label
+
+        data = prepare(spec)[0]
+        description = describe(spec, data, threads_label(spec, data.input_shape, data.n_out, data.n_train))
     if json:
         sys.stdout.write(jsonlib.dumps(spec.model_dump(mode="json")) + "\n")
     else:

@@ -126,8 +126,6 @@ def short_claims_table(claims: Sequence[Claim], title: str) -> Table:
     if with_p:
         t.add_column("p adj", justify="right", no_wrap=True)
     t.add_column("", no_wrap=True)
-    from bncli.render.common import verdict_text
-
     for i, c in enumerate(claims):
         for j, m in enumerate(c.metrics or [None]):  # type: ignore[list-item]
             arm = c.arm if one_base else f"{c.arm} vs {c.baseline}"
@@ -162,8 +160,6 @@ def regime_table(claims: Sequence[Claim]) -> Table | None:
     t.add_column("arm vs baseline", max_width=24)
     for lr in lrs:
         t.add_column(f"lr {num(lr)}", no_wrap=True)
-    from bncli.render.common import verdict_text
-
     for r in rows:
         cells = []
         for lr in lrs:
@@ -182,8 +178,6 @@ def regime_table(claims: Sequence[Claim]) -> Table | None:
 def claims_output(result: Any, title: str, detail: bool,
                   missing: str = "the spec needs a plain arm and a BN arm to compare") -> Any:
     """The short claims table, or with --detail the full one with every note."""
-    from bncli.render.common import claims_block
-
     if detail or not result.claims:
         block = claims_block(result, title, missing)
     else:
@@ -307,3 +301,66 @@ def _split(t: Table, console: Console) -> list[Table]:
     if len(groups) <= 1:
         return [t]
     return [_sub_table(t, list(range(keys)) + g, k, len(groups)) for k, g in enumerate(groups)]
+
+
+VERDICT_STYLE = {"supported": "bold green", "refuted": "bold red", "inconclusive": "yellow",
+                 "exploratory": "dim"}
+
+
+def verdict_text(verdict: str, label: str | None = None) -> Text:
+    """The verdict styled by its kind; `label` is the text to show (default: the verdict)."""
+    return Text(label if label is not None else verdict, style=VERDICT_STYLE.get(verdict, ""))
+
+
+def claims_table(claims: Sequence[Claim], title: str = "Claims") -> Table:
+    """One row per (claim, learning rate, BN arm): the verdict and every number behind it."""
+    with_p = has_p(claims)
+    table = Table(title=title, title_justify="left", show_lines=True)
+    table.add_column("claim")
+    table.add_column("lr", justify="right", no_wrap=True)
+    table.add_column("arm vs baseline")
+    table.add_column("verdict")
+    table.add_column(f"metric: arm | baseline (Δ [95% CI]{', p, p adj' if with_p else ''}) → direction",
+                     overflow="fold")
+    for c in claims:
+        fam = f"; claim p adj={num(c.p_adj, 3)} (Holm across {c.family})" if c.p_adj is not None else ""
+        lines = [f"{c.n_seeds} paired seed(s) {c.seeds}; evidence: {c.evidence}; decided by {c.decided_by}; "
+                 f"beyond the margin {stability_text(c)}{fam}"
+                 + (f"; budgets 40→70→100%: {budgets_text(c)}" if budgets_text(c) else "")]
+        if c.parts:
+            lines.append("parts: " + ", ".join(f"{k} {v}" for k, v in c.parts.items()))
+        for m in c.metrics:
+            p = (f", p claimed={num(m.p_claimed, 3)}, p against={num(m.p_against, 3)}"
+                 if m.p_claimed is not None else f", p={num(m.p_value, 3)}" if m.p_value is not None else "")
+            w = f", {m.beyond[0]}/{m.beyond[1]} seeds beyond" if m.beyond else ""
+            w += ", identical seeds (check the seeding)" if m.identical else ""
+            kind = ("no worse than the baseline (non-inferiority)" if m.test == "non-inferiority"
+                    else f"{m.better} is claimed")
+            agg = f"; {m.aggregate} per run" if m.aggregate else ""
+            fl = f"; floor {num(m.floor, 3)}" if m.floor else ""
+            drop = (f"; not finite: arm {m.nonfinite_arm}, baseline {m.nonfinite_baseline} seed(s), "
+                    "against their arm") if m.n_dropped else ""
+            lines.append(
+                f"{m.name} ({kind}{agg}{fl}{drop}): {num(m.arm_mean)} | {num(m.baseline_mean)} "
+                f"({ci_text(m)}{p}{w}) → {m.points}"
+            )
+        if c.note:
+            lines.append(f"note: {c.note}")
+        table.add_row(c.claim, num(c.lr), f"{c.arm} vs {c.baseline}", verdict_text(c.verdict, verdict_label(c)),
+                      "\n".join(lines))
+    return table
+
+
+def claims_block(
+    result: Any, title: str, missing: str = "the spec needs a plain arm and a BN arm to compare"
+) -> Table | str:
+    """The claims table (with the runs it left out), or one line saying why there is no verdict."""
+    left = result.tables.get("left_out") if hasattr(result, "tables") else None
+    if result.claims:
+        table = claims_table(result.claims, title=title)
+        if left:
+            table.caption = (f"verdicts use complete, paired runs only; left out: {', '.join(left)}")
+        return table
+    if result.interrupted:
+        return "no verdict: interrupted before the arms to compare had finished"
+    return f"no verdict: {missing}"

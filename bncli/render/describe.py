@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 
-def describe(spec: Any, data: Any, thread_ceiling: int | None = None) -> str:
+def describe(spec: Any, data: Any, threads: str) -> str:
     """One line a user can check: arms x lrs x seeds, the model's shape, the data split, the
-    threads each run uses (`thread_ceiling`: at most this many, e.g. a Ray task's CPUs)."""
+    threads each run uses (`threads`: bncli.runtime.threads_label's words; render/ computes nothing
+    about the runtime)."""
     from bncli.models.registry import get_family
-    from bncli.runtime import threads_label
 
     shape = get_family(spec.model.kind).describe(spec.model, tuple(data.input_shape), data.n_out)
     return (
@@ -17,5 +17,5 @@ def describe(spec: Any, data: Any, thread_ceiling: int | None = None) -> str:
         f"learning rate(s) × {spec.seeds} seed(s); {shape}; {spec.data.source} {data.task}, "
         f"{data.n_train} train / {data.x_test.shape[0]} held-out; {spec.train.steps} steps of "
         f"{spec.train.optimizer}, batch {min(spec.train.batch_size, data.n_train)}; threads: "
-        f"{threads_label(spec, data.input_shape, data.n_out, data.n_train, thread_ceiling)}"
+        f"{threads}"
     )
