@@ -9,8 +9,10 @@ import textwrap
 
 import pytest
 
+from bncli.analyses import ANALYSES
 from bncli.data import registry as data_registry
 from bncli.models import registry as model_registry
+from bncli.norms import NORMS, NormInfo, register_norm
 
 SOURCE = '''
 """Two classes: x = class + noise (a trivial source for the registry test)."""
@@ -83,7 +85,10 @@ def plugins(tmp_path, monkeypatch):
         sys.modules.pop(m, None)
 
 
-@pytest.mark.parametrize("command", ["train", "measure-ics", "lipschitz", "scale-check", "saturation"])
+COMMANDS = [a.command for a in ANALYSES.values()]  # every registered analysis, not a hand list
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_a_registered_source_and_family_run_every_subcommand(plugins, tmp_path, command):
     import json
 
@@ -118,3 +123,80 @@ def test_an_unregistered_source_is_a_spec_error(tmp_path):
 
     with pytest.raises(SpecError, match="data.source"):
         parse_spec({"data": {"source": "noisyclass"}})
+
+
+NORM = '''
+"""Centring: x - mean over the layer's units, per example (a trivial norm for the registry test)."""
+
+
+def build(arm, width, conv):
+    from torch import nn
+
+    class Centre(nn.Module):
+        def forward(self, x):
+            return x - x.mean(dim=tuple(range(1, x.dim())), keepdim=True)
+
+    return Centre()
+'''
+
+
+@pytest.fixture
+def centre_norm(tmp_path, monkeypatch):
+    pkg = tmp_path / "mynorms"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "centre.py").write_text(textwrap.dedent(NORM))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = NORMS.snapshot()
+    from mynorms.centre import build
+
+    # the one registration line: its facts on its entry (no mean-removing bias cancel claims etc.)
+    register_norm(NormInfo("centre", "centring", True, False, False, False, False, build, abbrev="C",
+                           over="the layer's units", per_example=True, has_eps=False,
+                           presets={"centred": {}}))
+    yield
+    NORMS.restore(before)
+    for m in ("mynorms", "mynorms.centre"):
+        sys.modules.pop(m, None)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_registered_norm_runs_every_subcommand(centre_norm, tmp_path, command):
+    import json
+
+    from typer.testing import CliRunner
+
+    from bncli.cli import app
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(textwrap.dedent("""
+        name: norm
+        device: cpu
+        data: {source: synthetic, n_samples: 120, n_features: 4}
+        model: {kind: mlp, hidden: [6, 6]}
+        arms: [plain, batchnorm, centred]
+        train: {lr: 0.1, batch_size: 16, steps: 6, eval_every: 3}
+        analysis:
+          ics: {every: 3}
+          lipschitz: {every: 3, eta_points: 3, hessian: false}
+          scale: {every: 3}
+          saturation: {every: 3}
+    """))
+    res = CliRunner().invoke(app, [command, str(spec), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert {r["arm"] for r in doc["runs"]} == {"plain", "batchnorm", "centred"}
+
+
+def test_registries_share_one_generic_registry():
+    from bncli.analyses import CLAIMS
+    from bncli.probes.registry import PROBES
+    from bncli.registry import Registry
+    from bncli.spec_analysis import SECTIONS
+
+    for reg in (data_registry.SOURCES, model_registry.FAMILIES, NORMS, PROBES, ANALYSES, CLAIMS, SECTIONS):
+        assert isinstance(reg, Registry)
+    with pytest.raises(KeyError, match="known: none, batch"):
+        NORMS.get("nope")
+    with pytest.raises(ValueError, match="already registered"):
+        register_norm(NORMS.get("batch"))
