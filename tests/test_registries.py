@@ -200,3 +200,36 @@ def test_registries_share_one_generic_registry():
         NORMS.get("nope")
     with pytest.raises(ValueError, match="already registered"):
         register_norm(NORMS.get("batch"))
+
+
+def test_an_idx_data_set_is_one_registration(tmp_path):
+    """EMNIST letters (26 classes, labels 1..26, its own file names) is data: one idx_source line."""
+    import numpy as np
+
+    from bncli.api import run
+    from tests.image_files import write_idx
+
+    files = {"x": "emnist-letters-train-images-idx3-ubyte", "y": "emnist-letters-train-labels-idx1-ubyte",
+             "x_test": "emnist-letters-test-images-idx3-ubyte", "y_test": "emnist-letters-test-labels-idx1-ubyte"}
+    folder = tmp_path / "EMNIST" / "raw"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 52), ("test", 26)):
+        write_idx(folder / files["x" if split == "train" else "x_test"], rng.integers(0, 256, (n, 8, 8)))
+        write_idx(folder / files["y" if split == "train" else "y_test"], np.arange(n) % 26 + 1)
+    before = data_registry.SOURCES.snapshot()
+    data_registry.register_source(data_registry.idx_source(
+        "emnist_letters", "emnist_letters (26 letters)", "EMNIST", "https://www.nist.gov/itl/products-and-services/emnist-dataset",
+        n_classes=26, files=files, label_offset=1))
+    try:
+        res = run("train", {"name": "e", "device": "cpu", "data": {"source": "emnist_letters", "root": str(tmp_path)},
+                            "model": {"kind": "mlp", "hidden": [8]}, "arms": ["plain"],
+                            "train": {"steps": 2, "eval_every": 1, "batch_size": 8}})
+        assert res.runs[0].steps_done == 2
+        from bncli.data.mnist import load
+        from bncli.spec import DataSpec
+
+        raw = load(DataSpec(source="emnist_letters", root=tmp_path), np.random.default_rng(0))
+        assert raw.n_classes == 26 and int(raw.y.min()) == 0 and int(raw.y.max()) == 25
+    finally:
+        data_registry.SOURCES.restore(before)

@@ -1,7 +1,9 @@
-"""MNIST and Fashion-MNIST from their IDX files in a local folder (bncli never downloads):
+"""IDX image data sets (MNIST, Fashion-MNIST, any other registered with
+bncli.data.registry.idx_source) from their files in a local folder (bncli never downloads):
 `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`,
-`t10k-labels-idx1-ubyte`, gzipped or not, in torchvision's layout (ROOT/MNIST/raw/,
-ROOT/FashionMNIST/raw/) or directly in ROOT. Kept as uint8 (1, 28, 28) images."""
+`t10k-labels-idx1-ubyte` (or the names the entry gives), gzipped or not, in torchvision's layout
+(ROOT/MNIST/raw/, ROOT/FashionMNIST/raw/) or directly in ROOT. Kept as uint8 (1, H, W) images.
+What differs between data sets is data on their registry entries (folder, files, classes)."""
 
 from __future__ import annotations
 
@@ -12,21 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from bncli.data.base import RawData
+from bncli.data.registry import MNIST_FILES, source_info
 from bncli.errors import DataError
 from bncli.spec import DataSpec
 
-FILES = {
-    "x": "train-images-idx3-ubyte",
-    "y": "train-labels-idx1-ubyte",
-    "x_test": "t10k-images-idx3-ubyte",
-    "y_test": "t10k-labels-idx1-ubyte",
-}
-SUBDIR = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
-WHERE_TO_GET = {
-    "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/ (torchvision's mirror of "
-             "http://yann.lecun.com/exdb/mnist/)",
-    "fashion_mnist": "https://github.com/zalandoresearch/fashion-mnist (data/fashion/)",
-}
+FILES = MNIST_FILES  # the default names (an entry may give others)
+
+
+def _params(spec: DataSpec) -> dict:
+    """The source's entry's IDX facts: subdir, where_to_get, files, n_classes, label_offset."""
+    return source_info(spec.source).params
 _DTYPES = {0x08: np.uint8}  # IDX type codes bncli reads (MNIST files are all unsigned bytes)
 
 
@@ -54,15 +51,17 @@ def locate(spec: DataSpec) -> dict[str, Path]:
     """The four files, from ROOT/<MNIST|FashionMNIST>/raw/ or ROOT; a DataError that says what to
     put where when they are not there."""
     root = data_root(spec)
-    candidates = [root / SUBDIR[spec.source] / "raw", root]
+    params = _params(spec)
+    files = params.get("files", FILES)
+    candidates = [root / params["subdir"] / "raw", root]
     for folder in candidates:
-        found = {k: _find(folder, stem) for k, stem in FILES.items()}
+        found = {k: _find(folder, stem) for k, stem in files.items()}
         if all(found.values()):
             return found  # type: ignore[return-value]
     raise DataError(
         f"data.root: {spec.source} files not found in {candidates[0]} or {root}: expected "
-        f"{', '.join(FILES.values())} (each may end in .gz); download them from "
-        f"{WHERE_TO_GET[spec.source]} into {candidates[0]}, or set data.root (or $BNCLI_DATA)"
+        f"{', '.join(files.values())} (each may end in .gz); download them from "
+        f"{params['where_to_get']} into {candidates[0]}, or set data.root (or $BNCLI_DATA)"
     )
 
 
@@ -98,14 +97,17 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
 
 def load(spec: DataSpec, rng: np.random.Generator) -> RawData:
     files = locate(spec)
+    params = _params(spec)
+    n, first = params.get("n_classes", 10), params.get("label_offset", 0)
     x, y = read_idx(files["x"], 3), read_idx(files["y"], 1)
     x_test, y_test = read_idx(files["x_test"], 3), read_idx(files["y_test"], 1)
     for imgs, labels, what in ((x, y, "train"), (x_test, y_test, "t10k")):
         if len(imgs) != len(labels):
             raise DataError(f"{where(spec)}: {what} images ({len(imgs)}) and labels ({len(labels)}) differ")
-        if labels.size and labels.max() > 9:
-            raise DataError(f"{where(spec)}: {what} labels must be 0..9 (found {int(labels.max())})")
+        if labels.size and (labels.max() > first + n - 1 or labels.min() < first):
+            raise DataError(f"{where(spec)}: {what} labels must be {first}..{first + n - 1} (found "
+                            f"{int(labels.min())}..{int(labels.max())})")
     if x.shape[1:] != x_test.shape[1:]:
         raise DataError(f"{where(spec)}: train images are {x.shape[1:]}, t10k images {x_test.shape[1:]}")
-    return RawData(x[:, None], y.astype(np.int64), x_test[:, None], y_test.astype(np.int64),
-                   task="classification", uint8_images=True, n_classes=10)
+    return RawData(x[:, None], y.astype(np.int64) - first, x_test[:, None], y_test.astype(np.int64) - first,
+                   task="classification", uint8_images=True, n_classes=n)

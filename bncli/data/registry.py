@@ -12,8 +12,9 @@ the spec (the spec listens to SOURCES for new names)."""
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any
 
 from bncli.registry import Registry
 
@@ -31,6 +32,23 @@ class SourceInfo:
     augment: bool = False  # data.augment: random crop + flip of each training batch
     infers_task: bool = False  # task: auto is decided from the data (else: classification)
     size_field: str = "data.n_samples"  # the field that sets how many examples (memory estimate)
+    params: dict[str, Any] = field(default_factory=dict)  # what its module reads (an IDX set's files)
+
+
+# MNIST's four IDX files (torchvision's names); an IDX data set is data: idx_source(...)
+MNIST_FILES = {"x": "train-images-idx3-ubyte", "y": "train-labels-idx1-ubyte",
+               "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
+
+
+def idx_source(name: str, help: str, subdir: str, where_to_get: str, n_classes: int = 10,
+               files: dict[str, str] | None = None, label_offset: int = 0) -> SourceInfo:
+    """The entry of an IDX image data set read by bncli.data.mnist: its folder under data.root
+    (ROOT/<subdir>/raw/ or ROOT), its four files' names, where to download them, its classes and
+    the first label (EMNIST letters count from 1). MNIST, Fashion-MNIST, an EMNIST: one call each."""
+    return SourceInfo(name, "bncli.data.mnist", help, fields=("root", "subset"), reads_root=True,
+                      size_field="data.subset",
+                      params={"subdir": subdir, "where_to_get": where_to_get, "n_classes": n_classes,
+                              "files": dict(files or MNIST_FILES), "label_offset": label_offset})
 
 
 SOURCES: Registry[SourceInfo] = Registry("data source")
@@ -57,9 +75,11 @@ for _info in (
     SourceInfo("digits", "bncli.data.digits", "digits (scikit-learn's 8x8, no download)", fields=("shape",)),
     SourceInfo("npz", "bncli.data.npz", "npz (your file, see path)", fields=("path",), requires=("path",),
                infers_task=True, size_field="data.path"),
-    SourceInfo("mnist", "bncli.data.mnist", "mnist (the published files in a local folder, see root; "
-               "bncli never downloads)", **_IMAGE),
-    SourceInfo("fashion_mnist", "bncli.data.mnist", "fashion_mnist (as mnist)", **_IMAGE),
+    idx_source("mnist", "mnist (the published files in a local folder, see root; bncli never downloads)",
+               "MNIST", "https://ossci-datasets.s3.amazonaws.com/mnist/ (torchvision's mirror of "
+               "http://yann.lecun.com/exdb/mnist/)"),
+    idx_source("fashion_mnist", "fashion_mnist (as mnist)", "FashionMNIST",
+               "https://github.com/zalandoresearch/fashion-mnist (data/fashion/)"),
     SourceInfo("cifar10", "bncli.data.cifar", "cifar10 (as mnist; augment: crop + flip)", augment=True, **_IMAGE),
     SourceInfo("cifar100", "bncli.data.cifar", "cifar100 (as cifar10)", augment=True, **_IMAGE),
 ):
