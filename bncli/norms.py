@@ -64,6 +64,7 @@ class NormInfo:
     ics_note: ArmNote | None = None  # what it fixes by construction at the nonlinearity's input (C2)
     scope_note: Callable[[Any], str] | None = None  # which reading of it an arm is (C9's note)
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)  # arm preset -> its overrides
+    doc: str = ""  # what it normalizes, in README's words (its table is generated from here)
 
     @property
     def short(self) -> str:
@@ -231,29 +232,41 @@ NORMS.on_change(_rebuild_presets)
 
 for _info in (
     NormInfo("none", "no normalization", False, False, False, False, False, None,
-             abbrev="no normalization", fuses=("stacked", "vmap"),
+             abbrev="no normalization", fuses=("stacked", "vmap"), doc="nothing",
              presets={"plain": {}, "noisy_plain": {"noise": True}}),
     NormInfo("batch", "BatchNorm (Ioffe & Szegedy 2015)", True, True, True, True, True, _batch,
              abbrev="BN", over="each unit over the batch (conv: batch x H x W)", bias_cancels=True,
              identity_point=True, fuses=("stacked", "vmap"), ics_note=_bn_note,
+             doc="each unit over the batch (`nn.BatchNorm1d`; `nn.BatchNorm2d`: over batch × H × W)",
              presets={"batchnorm": {}, "noisy_batchnorm": {"noise": True},
                       "batchnorm_noaffine": {"affine": False}, "batchnorm_post": {"position": "post"}}),
     NormInfo("layer", "LayerNorm (Ba et al. 2016)", True, False, True, False, False, _layer,
              abbrev="LN", over="the layer's units", eps_enters=
              "each example's variance across units, (x − μ)/√(σ² + ε)", c9_role="reported",
-             per_example=True, ics_note=per_example_note, presets={"layernorm": {}}),
+             per_example=True, ics_note=per_example_note, presets={"layernorm": {}},
+             doc="each example over the layer's units (`nn.LayerNorm`; `nn.GroupNorm(1, C)`: over C × H × W "
+                 "with per-channel γ, β, LN as Wu & He 2018 define it for conv maps)"),
     NormInfo("group", "GroupNorm (Wu & He 2018)", True, False, True, False, False, _group,
              abbrev="GN", over="each group of units", eps_enters=
              "each example's variance across units, (x − μ)/√(σ² + ε)", c9_role="reported", per_example=True,
-             width_problem=_group_widths, width_field="groups", ics_note=per_example_note, presets={"groupnorm": {}}),
+             width_problem=_group_widths, width_field="groups", ics_note=per_example_note, presets={"groupnorm": {}},
+             doc="each example over each of `groups` groups of units (`nn.GroupNorm`; default 2 groups, which "
+                 "must divide every layer's width; an MLP group needs ≥ 2 units)"),
     NormInfo("weight", "weight normalization (Salimans & Kingma 2016)", True, False, False, False,
              False, None, _weight_norm, abbrev="WN", over="each unit's weight vector, W = g·v/‖v‖",
-             has_eps=False, ics_note=_weight_note, presets={"weightnorm": {}}),
+             has_eps=False, ics_note=_weight_note, presets={"weightnorm": {}},
+             doc="the weights: W = g·v/‖v‖ per output unit (`torch.nn.utils.parametrizations.weight_norm` on "
+                 "each hidden Linear/Conv; starts from the shared W: v = W, g = ‖W‖). The probes' W_i is v."),
     NormInfo("lp", "ℓp normalization (Santurkar et al. 2018 §3.3)", True, True, True, True, False, _lp,
              abbrev="ℓp", over="each unit over the batch, divided by a mean ℓp magnitude",
              bias_cancels=True, eps_enters="the layer's mean ℓp magnitude, c/(s + ε)",
              fuses=("stacked",), arm_fields=("lp_scope",), variant_fields=("p",), c9_role="judged",
-             ics_note=_lp_note, scope_note=_lp_scope, presets=_lp_presets()),
+             ics_note=_lp_note, scope_note=_lp_scope, presets=_lp_presets(),
+             doc="Santurkar §3.3 (SCIENCE.md): each unit minus its batch mean, then divided by \"the average of "
+                 "their p-norm\" (`p: 1 \\| 2 \\| inf`). `layer`: the whole layer by one scalar, the batch mean "
+                 "of ‖c_i‖_p / d^{1/p}; `unit`: each unit by its own ℓp magnitude over the batch, "
+                 "((1/m) Σ_j \\|c_jk\\|^p)^{1/p} (ℓ∞: max_j \\|c_jk\\|; ℓ2 is BN). Conv maps count H × W as "
+                 "batch, like BN"),
 ):
     register_norm(_info)
 

@@ -25,7 +25,7 @@ class SourceInfo:
 
     name: str
     module: str  # imported on first use
-    help: str  # one phrase for `data.source`'s help and README's table
+    help: str  # what it is, a phrase ("generated"): `data.source`'s help and README's table
     fields: tuple[str, ...] = ()  # data.* fields only some sources read, that this one reads
     requires: tuple[str, ...] = ()  # of those, the ones it cannot do without (npz: path)
     reads_root: bool = False  # published files in a local folder (data.root; uint8 pixels)
@@ -45,7 +45,7 @@ def idx_source(name: str, help: str, subdir: str, where_to_get: str, n_classes: 
     """The entry of an IDX image data set read by bncli.data.mnist: its folder under data.root
     (ROOT/<subdir>/raw/ or ROOT), its four files' names, where to download them, its classes and
     the first label (EMNIST letters count from 1). MNIST, Fashion-MNIST, an EMNIST: one call each."""
-    return SourceInfo(name, "bncli.data.mnist", help, fields=("root", "subset"), reads_root=True,
+    return SourceInfo(name, "bncli.data.mnist", help, fields=("root",), reads_root=True,
                       size_field="data.subset",
                       params={"subdir": subdir, "where_to_get": where_to_get, "n_classes": n_classes,
                               "files": dict(files or MNIST_FILES), "label_offset": label_offset})
@@ -63,32 +63,32 @@ def register_source(name: str | SourceInfo, module: str | None = None, **capabil
     else:
         if module is None:
             raise ValueError("register_source(name, module, ...): give the module that reads it")
-        capabilities.setdefault("help", f"{name} ({module})")
+        capabilities.setdefault("help", module)
         info = SourceInfo(name, module, **capabilities)  # type: ignore[arg-type]
     return SOURCES.register(info.name, info, replace=bool(capabilities.pop("replace", False)))
 
 
-_IMAGE = dict(fields=("root", "subset"), reads_root=True, size_field="data.subset")
+_IMAGE = dict(fields=("root",), reads_root=True, size_field="data.subset")
 for _info in (
-    SourceInfo("synthetic", "bncli.data.synthetic", "synthetic (generated)",
+    SourceInfo("synthetic", "bncli.data.synthetic", "generated",
                fields=("n_samples", "n_features", "n_classes", "n_outputs", "class_sep", "noise")),
-    SourceInfo("digits", "bncli.data.digits", "digits (scikit-learn's 8x8, no download)", fields=("shape",)),
-    SourceInfo("npz", "bncli.data.npz", "npz (your file, see path)", fields=("path",), requires=("path",),
+    SourceInfo("digits", "bncli.data.digits", "scikit-learn's 8x8, no download", fields=("shape",)),
+    SourceInfo("npz", "bncli.data.npz", "your file, see path", fields=("path",), requires=("path",),
                infers_task=True, size_field="data.path"),
-    idx_source("mnist", "mnist (the published files in a local folder, see root; bncli never downloads)",
+    idx_source("mnist", "the published files in a local folder, see root; bncli never downloads",
                "MNIST", "https://ossci-datasets.s3.amazonaws.com/mnist/ (torchvision's mirror of "
                "http://yann.lecun.com/exdb/mnist/)"),
-    idx_source("fashion_mnist", "fashion_mnist (as mnist)", "FashionMNIST",
+    idx_source("fashion_mnist", "as mnist", "FashionMNIST",
                "https://github.com/zalandoresearch/fashion-mnist (data/fashion/)"),
-    SourceInfo("cifar10", "bncli.data.cifar", "cifar10 (as mnist; augment: crop + flip)", augment=True, **_IMAGE),
-    SourceInfo("cifar100", "bncli.data.cifar", "cifar100 (as cifar10)", augment=True, **_IMAGE),
+    SourceInfo("cifar10", "bncli.data.cifar", "as mnist; augment: crop + flip", augment=True, **_IMAGE),
+    SourceInfo("cifar100", "bncli.data.cifar", "as cifar10", augment=True, **_IMAGE),
 ):
     register_source(_info)
 
 
 def source_help() -> str:
     """`data.source`'s help: every registered source's phrase."""
-    return ", ".join(s.help for s in SOURCES.values())
+    return ", ".join(f"{n} ({s.help})" for n, s in SOURCES.items())
 
 
 def source_names() -> tuple[str, ...]:

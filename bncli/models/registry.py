@@ -52,7 +52,7 @@ def register_family(name: str | FamilyInfo, module: str | None = None, **capabil
     else:
         if module is None:
             raise ValueError("register_family(name, module, ...): give the module that builds it")
-        capabilities.setdefault("help", f"{name} ({module})")
+        capabilities.setdefault("help", module)
         info = FamilyInfo(name, module, **capabilities)  # type: ignore[arg-type]
     return FAMILIES.register(info.name, info, replace=replace)
 
@@ -61,15 +61,15 @@ def register_family(name: str | FamilyInfo, module: str | None = None, **capabil
 # conv group there is 1.15-1.45x slower on 32x32 images and gains at most ~10% on 8x8 digits
 _GPU = ("cuda",)
 for _info in (
-    FamilyInfo("mlp", "bncli.models.mlp", "mlp (fully connected; flattens images)", fields=("hidden",),
+    FamilyInfo("mlp", "bncli.models.mlp", "fully connected; flattens images", fields=("hidden",),
                fuses="stacked"),
-    FamilyInfo("cnn", "bncli.models.cnn", "cnn (3x3 conv blocks, then a linear head)",
+    FamilyInfo("cnn", "bncli.models.cnn", "3x3 conv blocks, then a linear head",
                fields=("channels", "pool"), fuses="vmap", fuses_on=_GPU),
-    FamilyInfo("vgg", "bncli.models.vgg", "vgg (depth 11/13/16, for 32x32 images)", fields=("depth", "width"),
+    FamilyInfo("vgg", "bncli.models.vgg", "depth 11/13/16, for 32x32 images", fields=("depth", "width"),
                fuses="vmap", fuses_on=_GPU),
-    FamilyInfo("resnet", "bncli.models.resnet", "resnet (depth 20/56: CIFAR ResNets, 18: ResNet-18)",
+    FamilyInfo("resnet", "bncli.models.resnet", "depth 20/56: CIFAR ResNets, 18: ResNet-18",
                fields=("depth", "width"), fuses="vmap", fuses_on=_GPU),
-    FamilyInfo("module", "bncli.models.module", "module (your own nn.Module: see factory)",
+    FamilyInfo("module", "bncli.models.module", "your own nn.Module: see factory",
                fields=("factory",), requires=("factory",)),
 ):
     register_family(_info)
@@ -77,7 +77,7 @@ for _info in (
 
 def family_help() -> str:
     """`model.kind`'s help: every registered family's phrase."""
-    return ", ".join(f.help for f in FAMILIES.values())
+    return ", ".join(f"{n} ({f.help})" for n, f in FAMILIES.items())
 
 
 def family_names() -> tuple[str, ...]:
