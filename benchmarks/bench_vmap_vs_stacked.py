@@ -59,33 +59,35 @@ def main() -> None:
           f"batch {args.batch}, {args.steps} steps, medians of {args.repeats}; load {os.getloadavg()[0]:.2f}")
     for norm in ("none", "batch"):
         for k in args.k:
-            g = torch.Generator().manual_seed(0)
-            x = torch.randn(k, args.batch, n_in, generator=g)
-            y = torch.randint(0, n_out, (k, args.batch), generator=g)
-            a, b = StackedMLP(nets(k, norm, hidden, n_in, n_out, act)), VmapStack(nets(k, norm, hidden, n_in, n_out, act))
-            with torch.no_grad():
-                same = float((a.forward(x, True) - b.forward(x, True)).abs().max())
-
-            def run(make):
-                def setup():
-                    stack = make()
-                    step = step_fn(stack, x, y)
-                    step()  # warm-up (vmap's first call traces)
-
-                    def go() -> None:
-                        for _ in range(args.steps):
-                            step()
-                    return go
-                return setup
-
-            t = interleaved_medians({
-                "stacked": run(lambda: StackedMLP(nets(k, norm, hidden, n_in, n_out, act))),
-                "vmap": run(lambda: VmapStack(nets(k, norm, hidden, n_in, n_out, act))),
-            }, args.repeats)
-            ms = {n: 1e3 * v / args.steps for n, v in t.items()}
+            ms, same = measure(norm, k, args, (n_in, n_out, hidden, act))
             print(f"norm {norm:5s} K={k:2d}: stacked {ms['stacked']:.3f} ms/step, torch.func {ms['vmap']:.3f} "
                   f"ms/step, torch.func/stacked {ms['vmap'] / ms['stacked']:.2f}x (max |Δout| {same:.1e})")
 
+
+def measure(norm: str, k: int, args: argparse.Namespace, shape: tuple) -> tuple[dict[str, float], float]:
+    """ms per step of each form, and the largest output difference between them."""
+    n_in, n_out, hidden, act = shape
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(k, args.batch, n_in, generator=g)
+    y = torch.randint(0, n_out, (k, args.batch), generator=g)
+    forms = {"stacked": StackedMLP, "vmap": VmapStack}
+    with torch.no_grad():
+        a, b = (cls(nets(k, norm, hidden, n_in, n_out, act)) for cls in forms.values())
+        same = float((a.forward(x, True) - b.forward(x, True)).abs().max())
+
+    def setup(cls):
+        def make():
+            step = step_fn(cls(nets(k, norm, hidden, n_in, n_out, act)), x, y)
+            step()  # warm-up (vmap's first call traces)
+
+            def go() -> None:
+                for _ in range(args.steps):
+                    step()
+            return go
+        return make
+
+    t = interleaved_medians({name: setup(cls) for name, cls in forms.items()}, args.repeats)
+    return {n: 1e3 * v / args.steps for n, v in t.items()}, same
 
 if __name__ == "__main__":
     main()
