@@ -53,6 +53,8 @@ class NormInfo:
     has_eps: bool = True  # an ε in the denominator (C6's ε → 0 check)
     eps_enters: str = "its denominator"  # where ε enters, in words (C6's ε note)
     identity_point: bool = False  # (γ, β) = (σ, μ) of the batch makes it the identity (C8's note)
+    eps_closed_form: bool = False  # ε's effect has a closed form from the per-unit batch variance (C6)
+    reference: bool = False  # the normalization the claims are about (BN): texts say "BN", C9's BN arm
     # the bncli.runner fused forms it can train in: "stacked" (StackedMLP), "vmap" (torch.func)
     fuses: tuple[str, ...] = ()
     arm_fields: tuple[str, ...] = ()  # ArmSpec fields only this norm reads (idle elsewhere: an error)
@@ -236,7 +238,8 @@ for _info in (
              presets={"plain": {}, "noisy_plain": {"noise": True}}),
     NormInfo("batch", "BatchNorm (Ioffe & Szegedy 2015)", True, True, True, True, True, _batch,
              abbrev="BN", over="each unit over the batch (conv: batch x H x W)", bias_cancels=True,
-             identity_point=True, fuses=("stacked", "vmap"), ics_note=_bn_note,
+             identity_point=True, eps_closed_form=True, reference=True, fuses=("stacked", "vmap"),
+             ics_note=_bn_note,
              doc="each unit over the batch (`nn.BatchNorm1d`; `nn.BatchNorm2d`: over batch × H × W)",
              presets={"batchnorm": {}, "noisy_batchnorm": {"noise": True},
                       "batchnorm_noaffine": {"affine": False}, "batchnorm_post": {"position": "post"}}),

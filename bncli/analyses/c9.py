@@ -74,7 +74,7 @@ def plain_arm(spec: Spec) -> ArmSpec | None:
 
 def batchnorm_arm(spec: Spec) -> ArmSpec | None:
     """C9's BN arm: the first plain BN arm (no noise; affine and before the nonlinearity preferred)."""
-    bn = [a for a in spec.arms if a.norm == "batch" and not a.noisy]
+    bn = [a for a in spec.arms if a.norm_info.reference and not a.noisy]
     best = [a for a in bn if a.affine and a.position == "pre"]
     return (best or bn or [None])[0]
 

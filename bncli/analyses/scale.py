@@ -252,7 +252,7 @@ def scale_notes(spec: Spec, tables: dict[str, Any]) -> list[str]:
     cfg = spec.analysis.scale
     srows, lrows = tables["static"], tables["layers"]
     bn_arms = [a for a in spec.arms if a.normalized]
-    only_bn = all(a.norm == "batch" for a in bn_arms)
+    only_bn = all(a.norm_info.reference for a in bn_arms)
     notes = [
         f"Mode: {tables['mode']} of {tables['probe_examples']} training examples: what SGD "
         "optimizes. "
@@ -297,7 +297,7 @@ def scale_notes(spec: Spec, tables: dict[str, Any]) -> list[str]:
         lr_ = [r for r in lrows if r["arm"] == arm.name]
         if not any(r["expected_invariant"] for r in lr_):
             continue  # ε is beside the point where W's scale passes through a nonlinearity
-        if arm.norm != "batch":
+        if not arm.norm_info.eps_closed_form:
             notes.append(_other_eps_note(arm, [r for r in srows if r["arm"] == arm.name], in_range))
             continue
         low = _max([r["alpha_eps_low_init"] for r in lr_] + [r["alpha_eps_low_end"] for r in lr_])
@@ -428,13 +428,13 @@ def c6_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
             MetricInput("worst |α·‖∇_{αW}L‖/‖∇_W L‖ − 1|", "lower", ad, bd, RESIDUAL_FLOOR, "worst"),
             MetricInput("worst |cos(∇_W L, W)|", "lower", ac, bc, RESIDUAL_FLOOR, "worst"),
         ]
-        kind = spec.arm(arm).norm
-        mode = "BN in training mode" if kind == "batch" else "training mode"
+        ref = spec.arm(arm).norm_info.reference
+        mode = "BN in training mode" if ref else "training mode"
         note = (f"{mode}; mean of the checks at init and end of training (init alone where the "
                 f"end check is not finite; a diverged run counts against its arm); worst over layers and {span}")
         if not in_range:
             note += " (no grid α inside verdict_alpha_range: all used)"
-        if kind != "batch":
+        if not ref:
             why = sorted({r["why"] for r in lrows if r["arm"] == arm and r["lr"] == lr})
             note += f"; theory for {arm}: {' | '.join(why)}"
         e0 = finite_mean(_eps0_metric(a, idx))

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from bncli.norms import norm_info
 from bncli.probes.base import ProbeBase, as_units, forward_hooks, measuring, params_and_buffers
 from bncli.train import RunContext, StepContext
 
@@ -137,7 +138,7 @@ class SaturationProbe(ProbeBase):
                 )
                 norm = model.block(n).norm
                 if n in bn_inputs and getattr(norm, "weight", None) is not None:
-                    if model.block(n).norm_kind == "batch":
+                    if norm_info(model.block(n).norm_kind).identity_point:
                         captured[n].update(
                             identity_recovery(bn_inputs[n], norm.weight, norm.bias, norm.eps)
                         )

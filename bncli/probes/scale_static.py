@@ -229,7 +229,7 @@ def static_check(
             var = main["var"][n]
             eps = float(blk.norm.eps) if blk.normalized and hasattr(blk.norm, "eps") else None
             # the closed form of ε's effect is BN's (per-unit batch variance); other norms: None
-            closed = eps is not None and blk.norm_kind == "batch"
+            closed = eps is not None and norm_info(blk.norm_kind).eps_closed_form
             low, floor = eps_break_alpha(var, eps, tol) if closed else (None, None)
             w = blk.weight.detach()
             row = dict(main["layers"][n])

@@ -14,7 +14,7 @@ from bncli.spec import Spec
 
 def only_bn(spec: Spec) -> bool:
     """Every normalized arm is a BN arm (then texts say BN, as they always did)."""
-    return all(a.norm == "batch" for a in spec.arms if a.normalized)
+    return all(a.norm_info.reference for a in spec.arms if a.normalized)
 
 
 def norm_word(spec: Spec) -> str:

@@ -179,7 +179,7 @@ def render_saturation(spec: Spec, result: CommandResult, detail: bool = False) -
             out.append(t)
         out.append(gradient_table(result, lr))
         if bn_affine:
-            only_bn = all(spec.arm(n).norm == "batch" for n in bn_affine)
+            only_bn = all(spec.arm(n).norm_info.reference for n in bn_affine)
             title = "C8: γ and β per BN layer" if only_bn else "C8: γ and β per normalization layer"
             t = layer_table(spec, result, lr, C8_COLUMNS, bn_affine, title)
             if t is not None:
