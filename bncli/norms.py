@@ -45,7 +45,10 @@ class NormInfo:
     builder: Callable[[Any, int, bool], Any] | None = None  # (arm, width, conv) -> nn.Module
     # (arm, weight module) -> None: reparametrizes the Linear/Conv weight in place (weight norm)
     reparametrize: Callable[[Any, Any], None] | None = None
-    abbrev: str = ""  # what notes call it: BN, LN, GN, WN, ℓp (default: the name)
+    abbrev: str = ""  # what tables and notes call it: BN, LN, GN, WN, ℓp (default: the name)
+    prose: str = ""  # what sentences call it ("weight norm"; default: abbrev)
+    invariance: str = ""  # a reparametrized weight (weight norm): why scaling it changes nothing (C6)
+    bias_note: str = ""  # why a bias survives it, e.g. "per example over each group" (C6)
     over: str = ""  # what it normalizes over, in words ("the layer's units"; notes and README)
     per_example: bool = False  # statistics per example across units (LN, GN): a bias need not cancel
     has_beta: bool | None = None  # with affine on, a β (shift) too; None: as `affine`
@@ -72,6 +75,10 @@ class NormInfo:
     def short(self) -> str:
         """What notes call it: BN, LN, GN, WN, ℓp (or "no normalization")."""
         return self.abbrev or self.name
+
+    @property
+    def in_prose(self) -> str:
+        return self.prose or self.short
 
     @property
     def beta(self) -> bool:
@@ -244,19 +251,21 @@ for _info in (
              presets={"batchnorm": {}, "noisy_batchnorm": {"noise": True},
                       "batchnorm_noaffine": {"affine": False}, "batchnorm_post": {"position": "post"}}),
     NormInfo("layer", "LayerNorm (Ba et al. 2016)", True, False, True, False, False, _layer,
-             abbrev="LN", over="the layer's units", eps_enters=
+             abbrev="LN", over="the layer's units", bias_note="per example over the layer's units", eps_enters=
              "each example's variance across units, (x − μ)/√(σ² + ε)", c9_role="reported",
              per_example=True, ics_note=per_example_note, presets={"layernorm": {}},
              doc="each example over the layer's units (`nn.LayerNorm`; `nn.GroupNorm(1, C)`: over C × H × W "
                  "with per-channel γ, β, LN as Wu & He 2018 define it for conv maps)"),
     NormInfo("group", "GroupNorm (Wu & He 2018)", True, False, True, False, False, _group,
-             abbrev="GN", over="each group of units", eps_enters=
+             abbrev="GN", over="each group of units", bias_note="per example over each group", eps_enters=
              "each example's variance across units, (x − μ)/√(σ² + ε)", c9_role="reported", per_example=True,
              width_problem=_group_widths, width_field="groups", ics_note=per_example_note, presets={"groupnorm": {}},
              doc="each example over each of `groups` groups of units (`nn.GroupNorm`; default 2 groups, which "
                  "must divide every layer's width; an MLP group needs ≥ 2 units)"),
     NormInfo("weight", "weight normalization (Salimans & Kingma 2016)", True, False, False, False,
              False, None, _weight_norm, abbrev="WN", over="each unit's weight vector, W = g·v/‖v‖",
+             prose="weight norm",
+             invariance="weight norm, W = g·v/‖v‖: scaling v (the direction) changes nothing; g, b untouched",
              has_eps=False, ics_note=_weight_note, presets={"weightnorm": {}},
              doc="the weights: W = g·v/‖v‖ per output unit (`torch.nn.utils.parametrizations.weight_norm` on "
                  "each hidden Linear/Conv; starts from the shared W: v = W, g = ‖W‖). The probes' W_i is v."),

@@ -96,9 +96,10 @@ class DataSpec(Strict):
         "digits", description=source_help())
     task: Literal["auto", "classification", "regression"] = Field(
         "auto", validate_default=True,
-        description=_src("n_outputs", "classification is a Gaussian mixture, regression a linear teacher "
-                         "y = A x") + "; auto: " + ", ".join(sources_with(lambda s: s.infers_task))
-        + " infer it from y (integer labels are classes), else classification")
+        description="classification or regression (" + ", ".join(sources_with(lambda s: "n_outputs" in s.fields))
+        + ": a Gaussian mixture or a linear teacher y = A x); auto: "
+        + ", ".join(sources_with(lambda s: s.infers_task)) + " infers it from y (integer labels are "
+        "classes), else classification")
     n_samples: Annotated[Int, Field(gt=0, le=MAX_COUNT)] = Field(
         2000, description=_src("n_samples", "examples generated (train + held-out)"))
     n_features: Annotated[Int, Field(gt=0, le=1_000_000)] = Field(

@@ -363,7 +363,7 @@ def _other_eps_note(arm: Any, mine: Sequence[dict[str, Any]], in_range: set[floa
     """The ε note of a normalization other than BN (no closed form of its ε effect here)."""
     if not arm.norm_info.has_eps:
         worst = _max([r["out_rel"] for r in mine if r["alpha"] in in_range])
-        return (f"{arm.name}: {arm.norm_info.short} has no ε; scaling v changes the output by at most "
+        return (f"{arm.name}: {arm.norm_info.in_prose} has no ε; scaling v changes the output by at most "
                 f"{fmt(worst, 2)} over the verdict's α (float32 rounding of g·v/‖v‖).")
     e_in = _max([r["eps0_out_rel"] for r in mine if r["alpha"] in in_range])
     what = arm.norm_info.eps_enters
@@ -440,7 +440,7 @@ def c6_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
         e0 = finite_mean(_eps0_metric(a, idx))
         override = None
         if not spec.arm(arm).norm_info.has_eps:
-            note += f"; {spec.arm(arm).norm_info.short} has no ε (no ε → 0 check)"
+            note += f"; {spec.arm(arm).norm_info.in_prose} has no ε (no ε → 0 check)"
         elif math.isfinite(e0) and e0 > limit:
             # an identity that fails in exact arithmetic is decisive, however far below the
             # plain arm's sensitivity the BN arm sits

@@ -37,25 +37,24 @@ def expected_invariance(block: Block, has_bias: bool) -> tuple[bool, str]:
         return False, "no normalization after W"
     info = norm_info(kind)  # what it subtracts (the entry's bias_cancels, over) decides
     if info.reparametrize is not None:
-        return True, (f"{info.short}, {info.over}: scaling v (the direction) changes nothing; "
-                      "g, b untouched")
+        return True, info.invariance or f"{info.in_prose}: scaling the reparametrized weight changes nothing"
     name = info.short
     cancels = info.bias_cancels
+    over = info.bias_note or f"per example over {info.over}"
     if block.position == "pre" or isinstance(block.act, nn.Identity):
         where = "right after W" if block.position == "pre" else "after a linear activation"
-        if kind == "batch":
+        if info.reference:  # BN's own wording
             pre = block.position == "pre"
             return True, "BN right after W (bias cancels)" if pre else "BN after a linear activation"
         if cancels:
             return True, f"{name} {where}, scaling W (the per-unit batch mean removes b)"
         if not has_bias:
-            return True, f"{name} {where}, scaling W (per example over {info.over}; no bias)"
-        return False, (f"{name} {where}: scaling W but not b, b does not cancel (per example over "
-                       f"{info.over}); "
+            return True, f"{name} {where}, scaling W ({over}; no bias)"
+        return False, (f"{name} {where}: scaling W but not b, b does not cancel ({over}); "
                        "invariant only with b = 0")
     if isinstance(block.act, nn.ReLU):
         if not has_bias:
-            return True, "BN after ReLU, no bias" if kind == "batch" else f"{name} after ReLU, no bias"
+            return True, "BN after ReLU, no bias" if info.reference else f"{name} after ReLU, no bias"
         return False, f"{name} after ReLU(Wx + b): only while b = 0"
     return False, f"{name} after {type(block.act).__name__}: not homogeneous"
 
