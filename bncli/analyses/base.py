@@ -43,7 +43,7 @@ class Option:
     decls: tuple[str, ...]  # e.g. ("--every",) or ("--hessian/--no-hessian",)
     annotation: Any  # the value type, e.g. int | None
     spec_path: str | None  # dotted spec field it overrides; None: not a spec field
-    help: str
+    help: str | Callable[[], str]  # a callable: computed when the command is built (after plugins)
     to_spec: Callable[[Any], Any] | None = None  # convert the option's value for the spec
     metavar: str | None = None
 

@@ -53,7 +53,7 @@ COMMON: tuple[Option, ...] = (
     Option("seed", ("--seed",), int | None, "seed", "First seed (overrides seed)."),
     Option("device", ("--device",), str | None, "device", "auto, cpu, cuda or cuda:N (overrides device)."),
     Option("arms", ("--arms",), str | None, "arms",
-           f"Comma-separated arm presets: {', '.join(ARM_PRESETS)} (overrides arms)."),
+           lambda: f"Comma-separated arm presets: {', '.join(ARM_PRESETS)} (overrides arms)."),  # a plugin's too
     Option("batch_size", ("--batch-size",), int | None, "train.batch_size",
            "Mini-batch size m (overrides train.batch_size)."),
     Option("threads", ("--threads",), str | None, "threads",
@@ -97,7 +97,8 @@ _DEFAULTS = {"backend": "local", "figure_format": "png", "figure_size": "page"}
 
 def _parameter(opt: Option) -> inspect.Parameter:
     default = False if opt.annotation is bool else _DEFAULTS.get(opt.param)
-    info = typer.Option(*opt.decls, help=opt.help, show_default=False, metavar=opt.metavar)
+    text = opt.help() if callable(opt.help) else opt.help
+    info = typer.Option(*opt.decls, help=text, show_default=False, metavar=opt.metavar)
     return inspect.Parameter(opt.param, inspect.Parameter.KEYWORD_ONLY, default=default,
                              annotation=Annotated[opt.annotation, info])
 
