@@ -74,6 +74,25 @@ def is_inside(root: Path, path: Path) -> bool:
         return False
 
 
+def link_below(root: Path, path: Path) -> Path | None:
+    """The first part of `path` below `root` that is a symbolic link or is there but not a folder
+    (writing through it would write elsewhere, or fail late); None when every part is a real
+    folder or not made yet. `root` itself is the user's choice and is not checked."""
+    root, path = Path(root), Path(path)
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        return path
+    p = root
+    for part in rel.parts:
+        p = p / part
+        if p.is_symlink() or (p.exists() and not p.is_dir()):
+            return p
+        if not p.exists():
+            return None
+    return None
+
+
 def is_regular_file(path: Path) -> bool:
     """A regular file, its name not a link (a FIFO, a device or a folder at a path bncli reads
     would hang or fail; a link could lead anywhere)."""

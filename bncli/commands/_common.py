@@ -154,7 +154,7 @@ def debug_enabled() -> bool:
     return os.environ.get("BNCLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
-def load(spec_path: Path, opts: OutputOptions, overrides: dict[str, Any] | None = None):
+def load(spec_path: Path, opts: OutputOptions, overrides: dict[str, Any] | None = None, check_out: bool = True):
     """Load the spec and apply command-line overrides (validated like the file)."""
     from bncli.spec import apply_overrides, load_spec
 
@@ -162,9 +162,25 @@ def load(spec_path: Path, opts: OutputOptions, overrides: dict[str, Any] | None 
     overrides = overrides or {}
     if any(v is not None for v in overrides.values()):
         spec = apply_overrides(spec, overrides, source=f"{spec_path} (with command-line options)")
-    if opts.out is not None:  # fail before training, not after
+    if opts.out is not None and check_out:  # fail before training, not after
         check_out_folder(opts.out, force=opts.force)
     return spec
+
+
+def out_lock(out: Path | None):
+    """Hold --out while a command writes into it: a second bncli command (a batch or a single
+    subcommand) into the same folder exits 2 at once instead of mixing its files in."""
+    import contextlib
+
+    from bncli.io import FolderLock
+
+    if out is None:
+        return contextlib.nullcontext()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot make folder {out}: {exc.strerror or exc}") from None
+    return FolderLock(out)
 
 
 # what bncli writes into an --out folder: a subcommand's files, a batch's, a report's
@@ -230,16 +246,39 @@ def _real_path_under(out: Path, folder: Path) -> bool:
     return p == out
 
 
-def check_out_folder(out: Path, force: bool = False, resume: bool = False) -> None:
+# the folders bncli writes into below --out (and below each comparison folder of a batch)
+_WRITTEN_DIRS = ("plots", "report_files", "jobs")
+
+
+def check_no_links(out: Path, folders: Sequence[Path | str] = ()) -> None:
+    """Refuse, before anything is deleted or trained, a folder bncli would write into below `out`
+    (plots/, report_files/, jobs/, a batch's comparison folders and theirs) that is a symbolic
+    link or a file: writing through a planted link would write or overwrite files elsewhere."""
+    from bncli.io import link_below
+
+    for rel in [Path(), *(Path(f) for f in folders)]:
+        for sub in ("", *_WRITTEN_DIRS):
+            bad = link_below(out, out / rel / sub)
+            if bad is not None:
+                what = "a symbolic link" if bad.is_symlink() else "not a folder"
+                raise UsageError(f"--out: {bad} is {what}; bncli writes only into real folders inside {out}: "
+                                 "remove it, or give another --out")
+
+
+def check_out_folder(out: Path, force: bool = False, resume: bool = False,
+                     folders: Sequence[Path | str] = ()) -> None:
     """Make --out and prove it writable now (a read-only file system is found before training).
 
     A folder that already holds results (a summary.json, a batch.json or a batch's jobs/) is
     refused: a second command would overwrite some files and leave the first one's plots beside
     its own. `force` removes the earlier results first; `resume` (a batch continuing its own
-    jobs) keeps them.
+    jobs) keeps them. A folder bncli writes into that is a link (`folders`: a batch's comparison
+    folders, relative to `out`) is refused first, before anything is removed.
     """
     import tempfile
 
+    if out.is_dir():
+        check_no_links(out, folders)
     held = held_results(out) if out.is_dir() else None
     if held is not None and resume and force:
         raise UsageError("--resume keeps the stored jobs and --force removes them: give one of them")

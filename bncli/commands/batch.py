@@ -14,10 +14,12 @@ from bncli.commands._common import (
     OutputOptions,
     check_out_folder,
     guarded,
+    out_lock,
     reporter,
     stderr_console,
     stdout_console,
 )
+from bncli.commands.analysis import ALLOW_CODE_HELP
 
 BatchArg = Annotated[Path, typer.Argument(help="YAML batch file (defaults, comparisons, expect).",
                                           show_default=False, metavar="BATCH.yaml")]
@@ -60,6 +62,7 @@ def batch(
     tensorboard: Annotated[Path | None, typer.Option("--tensorboard", help="Also write every run to "
                                                      "TensorBoard under this folder as it finishes.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or notes on stderr.")] = False,
+    allow_code: Annotated[bool, typer.Option("--allow-code", help=ALLOW_CODE_HELP)] = False,
 ) -> None:
     """Run many comparisons from one YAML file as one plan and check their expectations.
 
@@ -80,7 +83,9 @@ def batch(
     Exit codes: 0 every expectation met, 1 an expectation not met, 2 bad batch file, spec or
     usage, 3 a job failed to run (an error, not divergence), 130 interrupted (finished jobs kept).
     """
-    with guarded(batch_path):
+    from bncli.models.module import code_consent
+
+    with guarded(batch_path), code_consent(allow_code):
         from bncli.batch.expand import check_expectations, expand, load_batch
         from bncli.errors import UsageError
 
@@ -96,12 +101,12 @@ def batch(
         _check_specs(cells)  # every check a run makes before training, --dry-run included
         if dry_run:
             if out is not None:
-                _check_out_readonly(out, force, resume)
+                _check_out_readonly(out, force, resume, _folders(cells))
             _dry_run(cells, out if resume else None, json)
             return
-        with _out_lock(out):
+        with out_lock(out):
             if out is not None:
-                check_out_folder(out, force=force, resume=resume)
+                check_out_folder(out, force=force, resume=resume, folders=_folders(cells))
             from bncli.batch.run import earlier_runs, pending_jobs, run_batch
             from bncli.executors import make_executor
 
@@ -142,13 +147,15 @@ def _check_specs(cells) -> None:
         check_spec(c.spec, [s for s in (get_analysis(x).section for x in c.commands) if s])
 
 
-def _check_out_readonly(out: Path, force: bool, resume: bool) -> None:
+def _check_out_readonly(out: Path, force: bool, resume: bool, folders: list[Path]) -> None:
     """--dry-run: what check_out_folder would refuse, without making or clearing anything."""
-    from bncli.commands._common import held_results
+    from bncli.commands._common import check_no_links, held_results
     from bncli.errors import UsageError
 
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} is not a folder")
+    if out.is_dir():
+        check_no_links(out, folders)
     held = held_results(out) if out.is_dir() else None
     if held is not None and resume and force:
         raise UsageError("--resume keeps the stored jobs and --force removes them: give one of them")
@@ -156,20 +163,9 @@ def _check_out_readonly(out: Path, force: bool, resume: bool) -> None:
         raise UsageError(f"--out: {out} already holds {held}; give a new folder, or --force to replace them")
 
 
-def _out_lock(out: Path | None):
-    """Hold --out for this batch: a second batch into the same folder exits 2 at once."""
-    import contextlib
-
-    from bncli.errors import UsageError
-    from bncli.io import FolderLock
-
-    if out is None:
-        return contextlib.nullcontext()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out: cannot make folder {out}: {exc.strerror or exc}") from None
-    return FolderLock(out)
+def _folders(cells) -> list[Path]:
+    """Every comparison folder a batch writes, relative to --out."""
+    return [Path(c.folder) / cmd for c in cells for cmd in c.commands]
 
 
 def _dry_run(cells, out: Path | None, as_json: bool) -> None:

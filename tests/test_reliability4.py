@@ -1,0 +1,167 @@
+"""Issue 30 (first part): nothing written or deleted outside the folders a user names, consent
+before a spec's code runs, and the one-line exit 2 where a traceback or exit 1 was."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from bncli.cli import app
+from bncli.io import FolderLock
+
+TINY = {"name": "t", "seed": 0, "device": "cpu", "threads": 1,
+        "data": {"source": "synthetic", "n_samples": 80, "n_features": 4, "n_classes": 2},
+        "model": {"kind": "mlp", "hidden": [6]}, "arms": ["plain", "batchnorm"],
+        "train": {"lr": 0.1, "batch_size": 16, "steps": 2, "eval_every": 2}}
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _one_line_exit_2(res, *words: str) -> None:
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    for w in words:
+        assert w in res.output, res.output
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    p = tmp_path / "t.yaml"
+    p.write_text(yaml.safe_dump(TINY))
+    return p
+
+
+# ----------------------------------------------------------------- 1, 3, 4: links and the lock
+
+
+@pytest.mark.parametrize("sub", ["plots", "report_files"])
+def test_single_command_refuses_a_linked_subfolder(tmp_path, spec_file, sub):
+    out, elsewhere = tmp_path / "o3", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "captions.md").write_text("mine")
+    (out / sub).symlink_to(elsewhere)
+    res = _invoke("train", spec_file, "--out", out, "-q")
+    _one_line_exit_2(res, "symbolic link", sub)
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["captions.md"]
+    assert (elsewhere / "captions.md").read_text() == "mine"
+
+
+def _batch_file(tmp_path, spec_file):
+    p = tmp_path / "b.yaml"
+    p.write_text(yaml.safe_dump({"comparisons": [
+        {"name": "c1", "spec": str(spec_file), "command": "train"},
+        {"name": "c2", "spec": str(spec_file), "command": "train", "overrides": {"train": {"lr": 0.2}}}]}))
+    return p
+
+
+def test_batch_force_refuses_a_linked_comparison_folder_before_deleting(tmp_path, spec_file):
+    batch, out, elsewhere = _batch_file(tmp_path, spec_file), tmp_path / "ob", tmp_path / "elsewhere"
+    assert _invoke("batch", batch, "--out", out, "-q", "--no-report").exit_code == 0
+    elsewhere.mkdir()
+    (elsewhere / "summary.json").write_text("{}")
+    import shutil
+
+    shutil.rmtree(out / "c2")
+    (out / "c2").symlink_to(elsewhere)
+    before = sorted(p.name for p in out.rglob("*"))
+    res = _invoke("batch", batch, "--out", out, "--force", "-q")
+    _one_line_exit_2(res, "symbolic link", "c2")
+    assert sorted(p.name for p in out.rglob("*")) == before  # nothing removed, nothing trained
+    assert (elsewhere / "summary.json").read_text() == "{}"
+    # --dry-run says the same, and so does --resume with jobs/ linked outside
+    _one_line_exit_2(_invoke("batch", batch, "--out", out, "--force", "--dry-run"), "symbolic link")
+    (out / "c2").unlink()
+    shutil.move(out / "jobs", tmp_path / "jobs_elsewhere")
+    (out / "jobs").symlink_to(tmp_path / "jobs_elsewhere")
+    n = len(list((tmp_path / "jobs_elsewhere").iterdir()))
+    _one_line_exit_2(_invoke("batch", batch, "--out", out, "--resume", "-q"), "symbolic link", "jobs")
+    assert len(list((tmp_path / "jobs_elsewhere").iterdir())) == n
+
+
+def test_single_command_holds_its_out_folder(tmp_path, spec_file):
+    out = tmp_path / "o"
+    out.mkdir()
+    with FolderLock(out):  # another bncli command writing there
+        res = _invoke("train", spec_file, "--out", out, "-q")
+    _one_line_exit_2(res, "in use")
+    assert not (out / "summary.json").exists()
+    import bncli
+    from bncli.errors import UsageError
+
+    with FolderLock(out), pytest.raises(UsageError, match="in use"):
+        bncli.run("train", str(spec_file), out=str(out))
+    assert _invoke("train", spec_file, "--out", out, "-q").exit_code == 0  # free again
+
+
+# ----------------------------------------------------------------- 11: a spec's code needs consent
+
+
+@pytest.fixture
+def module_spec(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BNCLI_ALLOW_CODE", raising=False)
+    (tmp_path / "marker_net.py").write_text(textwrap.dedent('''
+        import pathlib
+        pathlib.Path("MARKER").write_text("imported")
+        from torch import nn
+
+        def build(point, shape, n_out):
+            return nn.Sequential(point(nn.Linear(shape[0], 6), 6, conv=False), nn.Linear(6, n_out))
+    '''))
+
+    def write(factory: str):
+        p = tmp_path / f"m{abs(hash(factory))}.yaml"
+        p.write_text(yaml.safe_dump({**TINY, "model": {"kind": "module", "factory": factory}}))
+        return p
+
+    return write
+
+
+def test_a_spec_s_module_is_not_imported_without_consent(tmp_path, module_spec):
+    spec = module_spec("marker_net:build")
+    batch = tmp_path / "b.yaml"
+    batch.write_text(yaml.safe_dump({"comparisons": [{"name": "c", "spec": str(spec), "command": "train"}]}))
+    for args in (["validate", spec], ["batch", batch, "--dry-run"], ["train", spec, "-q"]):
+        res = _invoke(*args)
+        _one_line_exit_2(res, "marker_net", "--allow-code", "BNCLI_ALLOW_CODE=1")
+        assert not (tmp_path / "MARKER").exists(), args
+    res = _invoke("validate", module_spec("this:x"))
+    _one_line_exit_2(res, "'this'")
+    assert "Beautiful is better" not in res.output
+    import bncli
+    from bncli.errors import SpecError
+
+    with pytest.raises(SpecError, match="allow-code"):
+        bncli.run("train", str(spec), steps=2)
+    assert not (tmp_path / "MARKER").exists()
+
+
+def test_consent_runs_the_module_and_a_wrong_callable_is_exit_2(tmp_path, module_spec, monkeypatch):
+    spec = module_spec("marker_net:build")
+    assert _invoke("validate", spec, "--allow-code").exit_code == 0
+    assert (tmp_path / "MARKER").exists()
+    import os
+
+    assert "BNCLI_ALLOW_CODE" not in os.environ  # consent was for that command only
+    monkeypatch.setenv("BNCLI_ALLOW_CODE", "1")
+    assert _invoke("validate", spec).exit_code == 0
+    for factory in ("os:system", "builtins:exec", "os:getcwd", "marker_net:_private"):
+        _one_line_exit_2(_invoke("validate", module_spec(factory)), "model.factory")
+
+
+def test_api_refuses_bad_option_values():
+    import bncli
+    from bncli.errors import BncliError
+
+    with pytest.raises(BncliError, match="not a number"):
+        bncli.run("train", TINY, lr="abc")
+    with pytest.raises(BncliError, match="dask"):
+        bncli.run("train", TINY, backend="dask")
+    assert json.dumps(TINY)  # the spec itself is fine
