@@ -165,3 +165,86 @@ def test_api_refuses_bad_option_values():
     with pytest.raises(BncliError, match="dask"):
         bncli.run("train", TINY, backend="dask")
     assert json.dumps(TINY)  # the spec itself is fine
+
+
+# ----------------------------------------------------------------- 2: TensorBoard run names
+
+
+def _tampered(saved_results, tmp_path, **change):
+    import shutil
+
+    folder = tmp_path / "res"
+    shutil.copytree(saved_results["train"], folder)
+    doc = json.loads((folder / "summary.json").read_text())
+    for key, value in change.items():
+        if key == "arm":
+            for r in doc["runs"]:
+                r["arm"] = value
+        elif key == "name":
+            doc["spec"]["name"] = value
+        else:
+            doc[key] = value
+    (folder / "summary.json").write_text(json.dumps(doc))
+    return folder
+
+
+def _files_outside(root, inside):
+    return sorted(str(p) for p in root.rglob("*") if p.is_file() and not p.is_relative_to(inside))
+
+
+@pytest.mark.parametrize("change", [{"name": "../../escape"}, {"name": "/abs/path"},
+                                    {"arm": "../../../../x"}, {"arm": ".."}])
+def test_tensorboard_export_stays_inside_logdir(saved_results, tmp_path, change):
+    pytest.importorskip("tensorboard")
+    folder = _tampered(saved_results, tmp_path, **change)
+    root = tmp_path / "root"
+    logdir = root / "tb" / "a" / "b"
+    # an event file bncli never wrote, where the unsanitised name would lead
+    victim = root / "tb" / "escape" / "train" / "plain" / "lr=0.1" / "seed=0"
+    victim.mkdir(parents=True)
+    (victim / "events.out.tfevents.1.mine").write_text("not bncli's")
+    before = _files_outside(root, logdir)
+    for extra in ([], ["--force"]):
+        res = _invoke("export", "tensorboard", folder, "--logdir", logdir, "-q", *extra)
+        assert res.exit_code == 0, res.output
+    assert _files_outside(root, logdir) == before
+    assert (victim / "events.out.tfevents.1.mine").read_text() == "not bncli's"
+
+
+def test_tensorboard_bad_logdir_and_long_names_exit_2_before_training(tmp_path, spec_file):
+    pytest.importorskip("tensorboard")
+    (tmp_path / "afile").write_text("x")
+    for logdir in (tmp_path / "afile", tmp_path / "afile" / "sub", "/proc/bncli-test"):
+        _one_line_exit_2(_invoke("train", spec_file, "--tensorboard", logdir, "-q"), "--logdir")
+    long = tmp_path / "long.yaml"
+    long.write_text(yaml.safe_dump({**TINY, "name": "n" * 300}))
+    res = _invoke("train", long, "--tensorboard", tmp_path / "tb", "-q")
+    _one_line_exit_2(res, "255")
+    assert "bncli train" not in res.stdout  # refused before training, not after
+
+
+def test_tensorboard_full_disk_is_one_line(saved_results, tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    import threading
+
+    from tensorboard.summary.writer import record_writer
+
+    def full(self, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(record_writer.RecordWriter, "write", full)
+    seen = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args))
+    res = _invoke("export", "tensorboard", saved_results["train"], "--logdir", tmp_path / "tb", "-q")
+    _one_line_exit_2(res, "No space left on device")
+    assert not seen and threading.excepthook is not None
+
+
+def test_mlflow_long_names_exit_2_before_any_run(saved_results, tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    folder = _tampered(saved_results, tmp_path, name="m" * 300)
+    store = tmp_path / "mlruns"
+    res = _invoke("export", "mlflow", folder, "--tracking-uri", f"file:{store}", "-q")
+    _one_line_exit_2(res, "250")
+    assert list(store.glob("*/*/meta.yaml")) == []  # no parent run, no job's run

@@ -309,6 +309,37 @@ def reporter(opts: OutputOptions):
     return RichReporter(console, enabled)
 
 
+@contextmanager
+def progress_callback(quiet: bool, what: str, unit: str) -> Iterator[Any]:
+    """A progress display on stderr for work that is not training (an export's points, a dry
+    run's cells), shown only on a terminal and without --quiet. Yields `update(total=N)` (the
+    outer count), `update(total_points=N)` (a new inner bar), `update(advance=n)` (the inner bar)
+    and `update(run_done=1)` (the outer one)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, transient=True,
+                        disable=quiet or not console.is_terminal)
+    tasks: dict[str, Any] = {}
+
+    def update(total: int | None = None, total_points: int | None = None, advance: int = 0,
+               run_done: int = 0) -> None:
+        if total is not None:
+            tasks["outer"] = progress.add_task(what, total=total)
+        if total_points is not None:
+            if "inner" in tasks:
+                progress.remove_task(tasks["inner"])
+            tasks["inner"] = progress.add_task(f"  {unit}", total=total_points)
+        if advance and "inner" in tasks:
+            progress.advance(tasks["inner"], advance)
+        if run_done and "outer" in tasks:
+            progress.advance(tasks["outer"], run_done)
+
+    with progress:
+        yield update
+
+
 def print_renderables(renderables: Sequence[RenderableType | str]) -> None:
     """Print on stdout; a table too wide for the terminal even with every cell wrapped at its
     spaces is printed as several tables of its columns (bncli.render.compact.fit), so that no

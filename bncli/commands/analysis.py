@@ -139,24 +139,25 @@ def run_command(analysis: Analysis, spec_path: Path, values: dict[str, Any]) -> 
     with guarded(spec_path), code_consent(values["allow_code"]):
         render = importlib.import_module(analysis.render)
         spec = load(spec_path, opts, spec_overrides(analysis.options + COMMON, values), check_out=False)
+        live, tb_name = None, ""
+        if values["tensorboard"] is not None:  # its run names and folder checked before --out is touched
+            from bncli.export.tensorboard import live_for_spec
+
+            tb_name, live = live_for_spec(values["tensorboard"], spec, analysis.command)
         with out_lock(opts.out):
             if opts.out is not None:  # after the lock: another command may be writing there
                 check_out_folder(opts.out, force=opts.force)
-            _run_locked(analysis, spec, values, opts, render)
+            _run_locked(analysis, spec, values, opts, render, live, tb_name)
 
 
-def _run_locked(analysis: Analysis, spec: Any, values: dict[str, Any], opts: OutputOptions, render: Any) -> None:
+def _run_locked(analysis: Analysis, spec: Any, values: dict[str, Any], opts: OutputOptions, render: Any,
+                live: Any, tb_name: str) -> None:
     """run_command once --out is held: run the plan, render, write."""
     from bncli.executors import make_executor
     from bncli.pipeline import run_analysis
 
     threads = spec.threads if isinstance(spec.threads, int) else None  # auto: per job
     executor = make_executor(values["backend"], 1, values["address"], threads=threads)
-    live = None
-    if values["tensorboard"] is not None:
-        from bncli.export.tensorboard import live_for_spec
-
-        tb_name, live = live_for_spec(values["tensorboard"], spec, analysis.command)
     with reporter(opts) as rep:
         result = run_analysis(spec, analysis, rep, executor, on_job=live.job_done if live else None)
     result = dataclasses.replace(result, command_line=command_line())
