@@ -104,6 +104,25 @@ def is_regular_file(path: Path) -> bool:
         return False
 
 
+class NotReadable(ValueError):
+    """A path that is not a regular file, or holds more bytes than a file of its kind can."""
+
+
+def read_bounded(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file (its name may be a link), at most `max_bytes`: a named pipe,
+    /dev/zero or another device is refused before it is opened (reading it would block forever
+    or never end), and a larger file after max_bytes + 1 bytes. NotReadable says which."""
+    import stat
+
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise NotReadable("not a regular file (a pipe, a device or a folder)")
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise NotReadable(f"larger than {max_bytes >> 20} MiB")
+    return data
+
+
 def remove_empty_dir(path: Path) -> bool:
     """Remove a real, empty folder (never a link's target); True when removed."""
     p = Path(path)

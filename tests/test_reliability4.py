@@ -248,3 +248,68 @@ def test_mlflow_long_names_exit_2_before_any_run(saved_results, tmp_path, monkey
     res = _invoke("export", "mlflow", folder, "--tracking-uri", f"file:{store}", "-q")
     _one_line_exit_2(res, "250")
     assert list(store.glob("*/*/meta.yaml")) == []  # no parent run, no job's run
+
+
+# ----------------------------------------------------------------- 5: pipes and devices; tampered documents
+
+
+def test_a_named_pipe_or_a_device_is_refused_not_read(saved_results, tmp_path):
+    import os
+    import threading
+
+    import bncli
+    from bncli.errors import UsageError
+
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    # a writer, so that a reader that opened the pipe (the defect) gets a document and exits 0
+    writer = threading.Thread(target=lambda: fifo.write_text(json.dumps({"schema_version": 1})), daemon=True)
+    writer.start()
+    try:
+        for args in (["compare", saved_results["train"], fifo], ["export", "tensorboard", fifo, "--logdir",
+                                                                 tmp_path / "tb", "-q"]):
+            _one_line_exit_2(_invoke(*args), "not a regular file")
+        with pytest.raises(UsageError, match="not a regular file"):
+            bncli.load(fifo)
+        _one_line_exit_2(_invoke("compare", saved_results["train"], "/dev/zero"), "not a regular file")
+    finally:
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # let the writer finish
+        writer.join()
+        os.close(fd)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"runs": "x"}, "runs"), ({"spec": "x"}, "spec"), ({"runs": [1]}, "runs[0]"),
+    ({"run": {"lr": "fast"}}, "runs[0].lr"), ({"run": {"arm": [1]}}, "runs[0].arm"),
+    ({"run": {"steps": [0, "1e400"]}}, "runs[0].steps[1]"), ({"claim": {"verdict": 123}}, "claims[0].verdict"),
+])
+def test_a_tampered_summary_is_one_line_exit_2(saved_results, tmp_path, change, field):
+    import bncli
+    from bncli.errors import SchemaError
+
+    folder = _tampered(saved_results, tmp_path)
+    doc = json.loads((folder / "summary.json").read_text())
+    for key, value in change.items():
+        if key == "run":
+            doc["runs"][0].update(value)
+        elif key == "claim":
+            doc["claims"][0].update(value)
+        else:
+            doc[key] = value
+    (folder / "summary.json").write_text(json.dumps(doc).replace('"1e400"', "1e400"))
+    for args in (["compare", saved_results["train"], folder], ["report", folder],
+                 ["export", "tensorboard", folder, "--logdir", tmp_path / "tb", "-q"]):
+        _one_line_exit_2(_invoke(*args), field, "summary.json")
+    with pytest.raises(SchemaError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        bncli.load(folder)
+
+
+def test_json_nested_deep_is_one_line_exit_2(saved_results, tmp_path):
+    import bncli
+    from bncli.errors import SchemaError
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    _one_line_exit_2(_invoke("compare", saved_results["train"], deep), "nested too deep")
+    with pytest.raises(SchemaError, match="nested too deep"):
+        bncli.load(deep)

@@ -192,13 +192,15 @@ _RESULT_DIRS = {"plots": (*_FIGURES, "captions.md"), "report_files": _FIGURES, "
 def held_results(out: Path) -> str | None:
     """What earlier results `out` holds, in words ("results of `bncli train`", "a batch's
     results"), or None when it holds none (missing, empty, or only other files)."""
+    from bncli.io import read_bounded
+
     if (out / "batch.json").is_file() or (out / "jobs").is_dir():
         return "a batch's results (batch.json, jobs/)"
     summary = out / "summary.json"
     if summary.is_file():
         try:
-            command = json.loads(summary.read_text(encoding="utf-8")).get("command")
-        except (OSError, ValueError, AttributeError):
+            command = json.loads(read_bounded(summary, 1 << 30)).get("command")
+        except (OSError, ValueError, AttributeError, RecursionError):
             command = None
         return f"results of `bncli {command}`" if isinstance(command, str) else "earlier results (summary.json)"
     return None
@@ -209,15 +211,15 @@ def _clear_results(out: Path) -> None:
     nothing stale stays beside the new results; files bncli did not write are left alone.
     Nothing outside `out` is touched and no symbolic link is followed: a link named like a
     result (plots, jobs, a comparison folder) is removed as a link, never its target's files."""
-    from bncli.io import is_inside, is_real_dir, remove_empty_dir, remove_file, remove_matching
+    from bncli.io import is_inside, is_real_dir, read_bounded, remove_empty_dir, remove_file, remove_matching
 
     folders: list[Path] = []
     try:
-        doc = json.loads((out / "batch.json").read_text(encoding="utf-8"))
+        doc = json.loads(read_bounded(out / "batch.json", 1 << 30))
         for c in doc.get("comparisons", []):
             if isinstance(c, dict) and isinstance(c.get("path"), str) and c["path"]:
                 folders.append(out / c["path"])
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         pass
     for folder in [*folders, out]:
         if not is_inside(out, folder) or (folder != out and not _real_path_under(out, folder)):
