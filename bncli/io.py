@@ -74,10 +74,11 @@ def is_inside(root: Path, path: Path) -> bool:
         return False
 
 
-def link_below(root: Path, path: Path) -> Path | None:
+def link_below(root: Path, path: Path, removed: frozenset[Path] = frozenset()) -> Path | None:
     """The first part of `path` below `root` that is a symbolic link or is there but not a folder
     (writing through it would write elsewhere, or fail late); None when every part is a real
-    folder or not made yet. `root` itself is the user's choice and is not checked."""
+    folder or not made yet. `root` itself is the user's choice and is not checked. A link in
+    `removed` (one that will be removed as a link before anything is written) counts as not there."""
     root, path = Path(root), Path(path)
     try:
         rel = path.relative_to(root)
@@ -86,6 +87,8 @@ def link_below(root: Path, path: Path) -> Path | None:
     p = root
     for part in rel.parts:
         p = p / part
+        if p.is_symlink() and p in removed:
+            return None
         if p.is_symlink() or (p.exists() and not p.is_dir()):
             return p
         if not p.exists():

@@ -313,3 +313,71 @@ def test_json_nested_deep_is_one_line_exit_2(saved_results, tmp_path):
     _one_line_exit_2(_invoke("compare", saved_results["train"], deep), "nested too deep")
     with pytest.raises(SchemaError, match="nested too deep"):
         bncli.load(deep)
+
+
+# ----------------------------------------------------------------- 6, 7: progress and a fast dry run
+
+
+def _recording(calls):
+    import contextlib
+
+    @contextlib.contextmanager
+    def fake(quiet, what, unit):
+        def update(**kw):
+            calls.append((what, kw))
+
+        yield update
+
+    return fake
+
+
+def test_dry_run_checks_each_model_once_and_reports_progress(tmp_path, spec_file, monkeypatch):
+    import bncli.commands.batch as batch_command
+    import bncli.plan
+    import bncli.runner.build as build
+
+    batch = tmp_path / "m.yaml"
+    batch.write_text(yaml.safe_dump({"comparisons": [{
+        "name": "c", "spec": str(spec_file), "command": "train", "overrides": {"seeds": 3},
+        "matrix": {"train.lr": [0.01 * (i + 1) for i in range(10)], "train.steps": [2, 3, 4, 5]}}]}))
+    built, validated = [], []
+    real_build, real_validate = build.build_model, bncli.plan._spec_from_json.__wrapped__
+    monkeypatch.setattr(build, "build_model", lambda *a, **k: built.append(1) or real_build(*a, **k))
+    bncli.plan._spec_from_json.cache_clear()
+    monkeypatch.setattr(bncli.plan, "_spec_from_json", lambda s: validated.append(1) or real_validate(s))
+    build._FITS.clear()
+    calls: list = []
+    monkeypatch.setattr(batch_command, "progress_callback", _recording(calls))
+    res = _invoke("batch", batch, "--dry-run", "--json")
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(res.stdout)["jobs"]) == 40 * 3 * 2
+    # 40 cells, 240 jobs: one model built to check the fit, no job's spec validated whole
+    assert len(built) == 1 and len(validated) == 0, (len(built), len(validated))
+    for what in ("checking cells", "listing jobs"):
+        assert (what, {"total": 40}) in calls
+        assert sum(kw.get("run_done", 0) for w, kw in calls if w == what) == 40
+
+
+def test_export_reports_progress_by_points(saved_results, tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    import bncli.commands.export as export_command
+    from bncli.export.series import run_series
+    from bncli.saved import load_result
+
+    calls: list = []
+    monkeypatch.setattr(export_command, "progress_callback", _recording(calls))
+    res = _invoke("export", "tensorboard", saved_results["train"], "--logdir", tmp_path / "tb", "-q")
+    assert res.exit_code == 0, res.output
+    runs = load_result(saved_results["train"]).runs
+    points = sum(len(v) for r in runs for v in run_series(r).values())
+    assert ("runs", {"total": len(runs)}) in calls
+    assert sum(kw.get("advance", 0) for _, kw in calls) == points > 0
+    assert sum(kw.get("run_done", 0) for _, kw in calls) == len(runs)
+
+
+def test_a_c9_expectation_no_arm_can_meet_is_refused_at_dry_run(tmp_path, spec_file):
+    batch = tmp_path / "c9.yaml"
+    batch.write_text(yaml.safe_dump({"comparisons": [{
+        "name": "c", "spec": str(spec_file), "command": "measure-ics",
+        "expect": [{"claim": "C9", "verdict": "supported"}]}]}))
+    _one_line_exit_2(_invoke("batch", batch, "--dry-run"), "expect.0.claim", "C9", "lp arm")

@@ -211,19 +211,9 @@ def _clear_results(out: Path) -> None:
     nothing stale stays beside the new results; files bncli did not write are left alone.
     Nothing outside `out` is touched and no symbolic link is followed: a link named like a
     result (plots, jobs, a comparison folder) is removed as a link, never its target's files."""
-    from bncli.io import is_inside, is_real_dir, read_bounded, remove_empty_dir, remove_file, remove_matching
+    from bncli.io import is_real_dir, remove_empty_dir, remove_file, remove_matching
 
-    folders: list[Path] = []
-    try:
-        doc = json.loads(read_bounded(out / "batch.json", 1 << 30))
-        for c in doc.get("comparisons", []):
-            if isinstance(c, dict) and isinstance(c.get("path"), str) and c["path"]:
-                folders.append(out / c["path"])
-    except (OSError, ValueError, AttributeError, RecursionError):
-        pass
-    for folder in [*folders, out]:
-        if not is_inside(out, folder) or (folder != out and not _real_path_under(out, folder)):
-            continue  # a path in a hand-edited batch.json, or through a link, must not reach out
+    for folder in _result_folders(out):
         for name in _RESULT_FILES:
             remove_file(folder / name)
         for sub, patterns in _RESULT_DIRS.items():
@@ -236,6 +226,22 @@ def _clear_results(out: Path) -> None:
                 remove_empty_dir(d)
         while folder != out and remove_empty_dir(folder):  # an emptied comparison folder (and parent)
             folder = folder.parent
+
+
+def _result_folders(out: Path) -> list[Path]:
+    """The folders _clear_results clears: each comparison folder batch.json names (real folders
+    inside `out` only: a hand-edited path or one through a link must not reach out) and `out`."""
+    from bncli.io import is_inside, read_bounded
+
+    folders: list[Path] = []
+    try:
+        doc = json.loads(read_bounded(out / "batch.json", 1 << 30))
+        for c in doc.get("comparisons", []):
+            if isinstance(c, dict) and isinstance(c.get("path"), str) and c["path"]:
+                folders.append(out / c["path"])
+    except (OSError, ValueError, AttributeError, RecursionError):
+        pass
+    return [f for f in [*folders, out] if is_inside(out, f) and (f == out or _real_path_under(out, f))]
 
 
 def _real_path_under(out: Path, folder: Path) -> bool:
@@ -252,15 +258,17 @@ def _real_path_under(out: Path, folder: Path) -> bool:
 _WRITTEN_DIRS = ("plots", "report_files", "jobs")
 
 
-def check_no_links(out: Path, folders: Sequence[Path | str] = ()) -> None:
+def check_no_links(out: Path, folders: Sequence[Path | str] = (), force: bool = False) -> None:
     """Refuse, before anything is deleted or trained, a folder bncli would write into below `out`
     (plots/, report_files/, jobs/, a batch's comparison folders and theirs) that is a symbolic
-    link or a file: writing through a planted link would write or overwrite files elsewhere."""
+    link or a file: writing through a planted link would write or overwrite files elsewhere.
+    With `force`, a link that clearing the earlier results removes (as a link) is allowed."""
     from bncli.io import link_below
 
+    removed = frozenset(f / sub for f in _result_folders(out) for sub in _RESULT_DIRS) if force else frozenset()
     for rel in [Path(), *(Path(f) for f in folders)]:
         for sub in ("", *_WRITTEN_DIRS):
-            bad = link_below(out, out / rel / sub)
+            bad = link_below(out, out / rel / sub, removed)
             if bad is not None:
                 what = "a symbolic link" if bad.is_symlink() else "not a folder"
                 raise UsageError(f"--out: {bad} is {what}; bncli writes only into real folders inside {out}: "
@@ -280,7 +288,7 @@ def check_out_folder(out: Path, force: bool = False, resume: bool = False,
     import tempfile
 
     if out.is_dir():
-        check_no_links(out, folders)
+        check_no_links(out, folders, force=force and held_results(out) is not None)
     held = held_results(out) if out.is_dir() else None
     if held is not None and resume and force:
         raise UsageError("--resume keeps the stored jobs and --force removes them: give one of them")
