@@ -395,6 +395,15 @@ class TrainSpec(Strict):
         0, description="linear warmup: the lr rises from lr/N to lr over the first N updates (any "
         "schedule)")
 
+    @field_validator("lr")
+    @classmethod
+    def _lr_fits_float32(cls, v: list[float]) -> list[float]:
+        """lr x gradient is a float32 step: an lr beyond float32's range fails inside torch."""
+        for x in v:
+            if x > 3.4e38:
+                raise ValueError(f"{x:g} is beyond float32's range (at most 3.4e38)")
+        return v
+
     @model_validator(mode="after")
     def _no_idle_options(self) -> TrainSpec:
         if self.optimizer != "sgd":

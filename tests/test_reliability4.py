@@ -381,3 +381,50 @@ def test_a_c9_expectation_no_arm_can_meet_is_refused_at_dry_run(tmp_path, spec_f
         "name": "c", "spec": str(spec_file), "command": "measure-ics",
         "expect": [{"claim": "C9", "verdict": "supported"}]}]}))
     _one_line_exit_2(_invoke("batch", batch, "--dry-run"), "expect.0.claim", "C9", "lp arm")
+
+
+# ----------------------------------------------------------------- report.md: user text escaped once
+
+
+def test_report_markdown_escapes_names_and_notes_once(saved_results, tmp_path):
+    from bncli.render.report import build_report
+    from bncli.render.report_text import to_markdown
+
+    name = "c1[lr=0.5] `tick` [x](javascript:alert(1))"
+    folder = _tampered(saved_results, tmp_path, name=name)
+    doc = json.loads((folder / "summary.json").read_text())
+    doc["claims"][0]["note"] = "see `this [y](javascript:alert(2)) | cell"
+    (folder / "summary.json").write_text(json.dumps(doc))
+    md = to_markdown(build_report(folder, jobs=1))
+    text, fenced = [], False  # Markdown a reader sees rendered: not the spec's code block, not raw HTML
+    for line in md.splitlines():
+        fenced ^= line.startswith("```")
+        if not fenced and not line.startswith(("```", "<details>", "</details>")):
+            text.append(line)
+    md = "\n".join(text)
+    assert "](javascript:" not in md.replace("\\](javascript:", "")  # no link a reader could click
+    assert "c1\\[lr=0.5\\]" in md and "c1\\\\[" not in md  # escaped once, not twice
+    assert "\\`tick\\`" in md and "\\`this" in md  # a backtick opens no code span
+    header = next(line for line in text if line.startswith("| claim") or line.startswith("| spec"))
+    assert header.count("|") >= 3
+
+
+# ----------------------------------------------------------------- exit 2 and one short line
+
+
+def test_an_lr_beyond_float32_is_a_spec_error(spec_file):
+    _one_line_exit_2(_invoke("train", spec_file, "--lr", "1e300", "-q"), "train.lr", "float32")
+
+
+def test_a_100000_digit_value_gives_a_short_line(tmp_path, spec_file):
+    digits = "9" * 100_000
+    spec = tmp_path / "seed.yaml"
+    spec.write_text("\n".join(line for line in spec_file.read_text().splitlines() if not line.startswith("seed:"))
+                    + f"\nseed: {digits}\n")
+    batch = tmp_path / "b.yaml"
+    batch.write_text(f"comparisons:\n  - name: c\n    spec: {spec_file}\n    command: train\n"
+                     f"    matrix: {{seed: [{digits}]}}\n")
+    for args in (["validate", spec], ["batch", batch, "--dry-run"]):
+        res = _invoke(*args)
+        _one_line_exit_2(res, "characters")
+        assert len(res.output) < 1000, len(res.output)

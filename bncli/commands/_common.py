@@ -55,10 +55,19 @@ def stdout_console() -> Console:
     return Console(highlight=False, width=width)
 
 
+_LONG_WORD = 300  # a "word" longer than this in an error (a 100,000-digit seed) is cut
+
+
 def _error_line(message: str) -> None:
-    """One red 'error:' line on stderr; the message itself is printed literally (no markup)."""
+    """One red 'error:' line on stderr; the message itself is printed literally (no markup), and
+    a value pasted into it that is longer than any name is cut to its start and its length."""
+    import re
+
+    text = " ".join(message.split("\n"))
+    text = re.sub(rf"\S{{{_LONG_WORD + 1},}}", lambda m: f"{m.group()[:80]}... ({len(m.group()):,} characters)",
+                  text)
     line = Text("error: ", style="bold red")
-    line.append(" ".join(message.split("\n")))
+    line.append(text)
     stderr_console().print(line, soft_wrap=True)
 
 
