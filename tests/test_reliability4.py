@@ -428,3 +428,16 @@ def test_a_100000_digit_value_gives_a_short_line(tmp_path, spec_file):
         res = _invoke(*args)
         _one_line_exit_2(res, "characters")
         assert len(res.output) < 1000, len(res.output)
+
+
+def test_consent_reaches_worker_processes_started_before_it(tmp_path, module_spec):
+    from bncli.executors.local import _context
+
+    _context()  # the forkserver starts without consent (as in a long Python session)
+    spec = module_spec("marker_net:build")
+    batch = tmp_path / "b.yaml"
+    batch.write_text(yaml.safe_dump({"comparisons": [{"name": "c", "spec": str(spec), "command": "train"}]}))
+    res = _invoke("batch", batch, "--jobs", "2", "--allow-code", "-q", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["counts"]["failed"] == 0 and doc["counts"]["jobs"] == 2, doc["counts"]
