@@ -160,6 +160,9 @@ class FolderLock:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # the holder before us removes the file as it ends: a lock on a removed file is no lock
+            if os.stat(path, follow_symlinks=False).st_ino != os.fstat(fd).st_ino:
+                raise OSError("the lock file was replaced")
         except OSError:
             os.close(fd)
             raise UsageError(f"--out: {self.folder} is in use by another bncli command (it holds "
@@ -169,5 +172,9 @@ class FolderLock:
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
-            os.close(self._fd)  # closing releases the lock; the empty file stays (harmless)
+            try:  # removed while still held (nothing left behind in the results), then released
+                (self.folder / LOCK_NAME).unlink(missing_ok=True)
+            except OSError:
+                pass
+            os.close(self._fd)
             self._fd = None

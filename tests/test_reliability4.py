@@ -441,3 +441,18 @@ def test_consent_reaches_worker_processes_started_before_it(tmp_path, module_spe
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["counts"]["failed"] == 0 and doc["counts"]["jobs"] == 2, doc["counts"]
+
+
+def test_the_lock_file_is_removed_when_released(tmp_path, spec_file):
+    out = tmp_path / "o"
+    assert _invoke("train", spec_file, "--out", out, "-q", "--no-report").exit_code == 0
+    assert not (out / ".bncli.lock").exists()
+    out2 = tmp_path / "o2"
+    out2.mkdir()
+    with FolderLock(out2):
+        # a second opener that got the old file must not count as holding the folder once it is gone
+        with pytest.raises(Exception, match="in use"), FolderLock(out2):
+            pass
+    assert not (out2 / ".bncli.lock").exists()
+    with FolderLock(out2):
+        assert (out2 / ".bncli.lock").exists()

@@ -188,7 +188,7 @@ def out_lock(out: Path | None):
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"--out: cannot make folder {out}: {exc.strerror or exc}") from None
+        raise UsageError(f"--out: cannot write to folder {out}: {exc.strerror or exc}") from None
     return FolderLock(out)
 
 
