@@ -107,6 +107,9 @@ def is_regular_file(path: Path) -> bool:
         return False
 
 
+MAX_DOCUMENT_BYTES = 1 << 30  # a result document (summary.json, batch.json) larger than this is not bncli's
+
+
 class NotReadable(ValueError):
     """A path that is not a regular file, or holds more bytes than a file of its kind can."""
 

@@ -201,14 +201,14 @@ _RESULT_DIRS = {"plots": (*_FIGURES, "captions.md"), "report_files": _FIGURES, "
 def held_results(out: Path) -> str | None:
     """What earlier results `out` holds, in words ("results of `bncli train`", "a batch's
     results"), or None when it holds none (missing, empty, or only other files)."""
-    from bncli.io import read_bounded
+    from bncli.io import MAX_DOCUMENT_BYTES, read_bounded
 
     if (out / "batch.json").is_file() or (out / "jobs").is_dir():
         return "a batch's results (batch.json, jobs/)"
     summary = out / "summary.json"
     if summary.is_file():
         try:
-            command = json.loads(read_bounded(summary, 1 << 30)).get("command")
+            command = json.loads(read_bounded(summary, MAX_DOCUMENT_BYTES)).get("command")
         except (OSError, ValueError, AttributeError, RecursionError):
             command = None
         return f"results of `bncli {command}`" if isinstance(command, str) else "earlier results (summary.json)"
@@ -240,11 +240,11 @@ def _clear_results(out: Path) -> None:
 def _result_folders(out: Path) -> list[Path]:
     """The folders _clear_results clears: each comparison folder batch.json names (real folders
     inside `out` only: a hand-edited path or one through a link must not reach out) and `out`."""
-    from bncli.io import is_inside, read_bounded
+    from bncli.io import MAX_DOCUMENT_BYTES, is_inside, read_bounded
 
     folders: list[Path] = []
     try:
-        doc = json.loads(read_bounded(out / "batch.json", 1 << 30))
+        doc = json.loads(read_bounded(out / "batch.json", MAX_DOCUMENT_BYTES))
         for c in doc.get("comparisons", []):
             if isinstance(c, dict) and isinstance(c.get("path"), str) and c["path"]:
                 folders.append(out / c["path"])

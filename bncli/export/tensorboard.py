@@ -69,7 +69,7 @@ def check_logdir(logdir: Path, names: Iterable[str], force: bool = False) -> Non
     """Refuse to mix two exports in one run folder (TensorBoard would show both as one run);
     `force` removes the earlier event files of those runs (nothing else, and nothing outside
     `logdir`). A log dir that can't be written (a file, read-only, /proc) is refused now."""
-    from bncli.io import is_regular_file, remove_file
+    from bncli.io import remove_file
 
     _writer_class()
     logdir = Path(logdir)
@@ -83,8 +83,7 @@ def check_logdir(logdir: Path, names: Iterable[str], force: bool = False) -> Non
                          "of this result); give a new --logdir, or --force to replace them")
     for d in held:
         for f in d.glob(EVENTS_GLOB):
-            if is_regular_file(f) or f.is_symlink():
-                remove_file(f)
+            remove_file(f)  # a regular file, or a link as a link: never what it points to
 
 
 @contextmanager

@@ -94,16 +94,13 @@ class Report:
 # ------------------------------------------------------------------ loading
 
 
-MAX_RESULT_BYTES = 1 << 30  # a result document larger than this is not one bncli wrote
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     """A result document: a regular file (a pipe or /dev/zero is refused, not read forever), at
-    most MAX_RESULT_BYTES, JSON, an object; anything else one line, exit 2."""
-    from bncli.io import NotReadable, read_bounded
+    most MAX_DOCUMENT_BYTES (1 GiB), JSON, an object; anything else one line, exit 2."""
+    from bncli.io import MAX_DOCUMENT_BYTES, NotReadable, read_bounded
 
     try:
-        data = read_bounded(path, MAX_RESULT_BYTES)
+        data = read_bounded(path, MAX_DOCUMENT_BYTES)
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except NotReadable as exc:
