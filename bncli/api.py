@@ -51,7 +51,8 @@ class Result(CommandResult):
 
 # keyword arguments of run() that are not spec overrides (named like the command-line options)
 _OUTPUT = ("out", "force", "report", "figure_format", "figure_size", "tensorboard", "backend", "address",
-           "progress")
+           "progress", "allow_code")
+_CHOICES = {"backend": ("local", "ray"), "figure_format": ("png", "svg", "pdf"), "figure_size": ("page", "column")}
 
 
 def _spec(spec_or_path: Any) -> Any:
@@ -64,12 +65,24 @@ def _spec(spec_or_path: Any) -> Any:
     return load_spec(Path(spec_or_path))
 
 
+def _is_float(v: Any) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(v, bool)
+
+
 def _as_option(name: str, value: Any) -> Any:
     """A Python value as the command line would give it: lr=0.1 -> [0.1], arms=[...] -> 'a,b'."""
     if value is None:
         return None
     if name == "lr":
-        return [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)]
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        bad = [v for v in values if not _is_float(v)]
+        if bad:
+            raise UsageError(f"bncli.run: lr={bad[0]!r}: not a number (lr=0.1 or lr=[0.1, 0.5])")
+        return [float(v) for v in values]
     if name == "arms" and isinstance(value, (list, tuple)):
         return ",".join(value)
     if name == "threads":
@@ -88,14 +101,14 @@ def run(command: str, spec_or_path: Any, **overrides: Any) -> Result:
     seed=, device=, arms= ("plain,batchnorm" or a list), batch_size=, threads=, and the
     subcommand's own (every=, layers=, hessian=, alpha=, ...); out= (a folder: summary.json,
     plots, report), force=, figure_format=, figure_size=, tensorboard= (a log folder),
-    backend= ("local" | "ray"), address=, progress= (a progress bar on stderr). Errors are
+    backend= ("local" | "ray"), address=, progress= (a progress bar on stderr), allow_code=True
+    (a spec's model.factory module may be imported and run; as --allow-code). Errors are
     BncliError subclasses (bad spec or option: SpecError / UsageError)."""
     from bncli.plugins import load_plugins
 
     load_plugins()  # BNCLI_PLUGINS / entry points, with BNCLI_ALLOW_CODE=1 (a UsageError without)
     from bncli.analyses import BY_COMMAND
-    from bncli.commands.analysis import COMMON, spec_overrides
-    from bncli.spec import apply_overrides
+    from bncli.commands.analysis import COMMON
 
     a = BY_COMMAND.get(command)
     if a is None:
@@ -107,17 +120,32 @@ def run(command: str, spec_or_path: Any, **overrides: Any) -> Result:
     if bad:
         raise UsageError(f"bncli.run({command!r}): unknown option(s) {', '.join(bad)}; options: "
                          f"{', '.join(sorted(known | set(_OUTPUT)))}")
+    for k, choices in _CHOICES.items():
+        if k in overrides and overrides[k] not in choices:
+            raise UsageError(f"bncli.run: {k}={overrides[k]!r}: choose from {', '.join(choices)}")
     values = {k: _as_option(k, v) for k, v in overrides.items() if k in known}
+    from bncli.models.module import code_consent
+
+    with code_consent(bool(overrides.get("allow_code"))):
+        return _run(a, options, values, spec_or_path, overrides)
+
+
+def _run(a: Any, options: Any, values: dict[str, Any], spec_or_path: Any, overrides: dict[str, Any]) -> Result:
+    from bncli.commands.analysis import spec_overrides
+    from bncli.spec import apply_overrides
+
+    command = a.command
     spec = _spec(spec_or_path)
     ov = spec_overrides(options, values)
     if any(v is not None for v in ov.values()):
         spec = apply_overrides(spec, ov, source=f"bncli.run({command!r}) overrides")
     out = overrides.get("out")
-    if out is not None:
-        from bncli.commands._common import check_out_folder
+    from bncli.commands._common import check_out_folder, out_lock
 
-        check_out_folder(Path(out), force=bool(overrides.get("force")))
-    return _execute(a, spec, Path(out) if out is not None else None, overrides)
+    with out_lock(Path(out) if out is not None else None):  # as the command line: one writer per folder
+        if out is not None:
+            check_out_folder(Path(out), force=bool(overrides.get("force")))
+        return _execute(a, spec, Path(out) if out is not None else None, overrides)
 
 
 def _execute(a: Any, spec: Any, out: Path | None, kw: dict[str, Any]) -> Result:

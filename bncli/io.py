@@ -74,6 +74,28 @@ def is_inside(root: Path, path: Path) -> bool:
         return False
 
 
+def link_below(root: Path, path: Path, removed: frozenset[Path] = frozenset()) -> Path | None:
+    """The first part of `path` below `root` that is a symbolic link or is there but not a folder
+    (writing through it would write elsewhere, or fail late); None when every part is a real
+    folder or not made yet. `root` itself is the user's choice and is not checked. A link in
+    `removed` (one that will be removed as a link before anything is written) counts as not there."""
+    root, path = Path(root), Path(path)
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        return path
+    p = root
+    for part in rel.parts:
+        p = p / part
+        if p.is_symlink() and p in removed:
+            return None
+        if p.is_symlink() or (p.exists() and not p.is_dir()):
+            return p
+        if not p.exists():
+            return None
+    return None
+
+
 def is_regular_file(path: Path) -> bool:
     """A regular file, its name not a link (a FIFO, a device or a folder at a path bncli reads
     would hang or fail; a link could lead anywhere)."""
@@ -83,6 +105,28 @@ def is_regular_file(path: Path) -> bool:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except (OSError, ValueError):
         return False
+
+
+MAX_DOCUMENT_BYTES = 1 << 30  # a result document (summary.json, batch.json) larger than this is not bncli's
+
+
+class NotReadable(ValueError):
+    """A path that is not a regular file, or holds more bytes than a file of its kind can."""
+
+
+def read_bounded(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file (its name may be a link), at most `max_bytes`: a named pipe,
+    /dev/zero or another device is refused before it is opened (reading it would block forever
+    or never end), and a larger file after max_bytes + 1 bytes. NotReadable says which."""
+    import stat
+
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise NotReadable("not a regular file (a pipe, a device or a folder)")
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise NotReadable(f"larger than {max_bytes >> 20} MiB")
+    return data
 
 
 def remove_empty_dir(path: Path) -> bool:
@@ -119,6 +163,9 @@ class FolderLock:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # the holder before us removes the file as it ends: a lock on a removed file is no lock
+            if os.stat(path, follow_symlinks=False).st_ino != os.fstat(fd).st_ino:
+                raise OSError("the lock file was replaced")
         except OSError:
             os.close(fd)
             raise UsageError(f"--out: {self.folder} is in use by another bncli command (it holds "
@@ -128,5 +175,9 @@ class FolderLock:
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
-            os.close(self._fd)  # closing releases the lock; the empty file stays (harmless)
+            try:  # removed while still held (nothing left behind in the results), then released
+                (self.folder / LOCK_NAME).unlink(missing_ok=True)
+            except OSError:
+                pass
+            os.close(self._fd)
             self._fd = None

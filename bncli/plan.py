@@ -60,15 +60,22 @@ class RunJob:
         return _job_key(self.analysis, self.spec_json, self.probes, self.numerics)
 
 
+@lru_cache(maxsize=64)
+def _data_spec(data_json: str) -> Any:
+    """A job's data section alone (what its key's data digest needs), validated once per data."""
+    from bncli.spec import DataSpec
+
+    return DataSpec.model_validate(json.loads(data_json))
+
+
 @lru_cache(maxsize=4096)
 def _job_key(analysis: str, spec_json: str, probes: tuple[str, ...], numerics: str = "single") -> str:
     from bncli.data.registry import key_material
 
     doc = json.loads(spec_json)
     doc.pop("threads", None)
-    spec = _spec_from_json(spec_json)
     material = {"format": JOB_FORMAT, "analysis": analysis, "probes": list(probes), "spec": doc,
-                "data_digest": key_material(spec.data)}
+                "data_digest": key_material(_data_spec(canonical(doc.get("data", {}))))}
     if numerics != "single":  # single keys stay what they were: their records are bitwise the same
         material["numerics"] = numerics
     return hashlib.sha256(canonical(material).encode()).hexdigest()[:24]

@@ -88,14 +88,17 @@ def load_result(path: str | Path) -> CommandResult | BatchResult:
     """A result folder or JSON document (summary.json, batch.json, or a `--json` output saved to a
     file) as a CommandResult or a BatchResult. Another schema_version is a SchemaError (exit 2)."""
     from bncli.render.report import _check_version
+    from bncli.result_shape import check_batch_doc, check_command_doc
 
     found = _locate(Path(path))
     _check_version(found.path, found.doc)
     if found.kind == "single":
+        check_command_doc(found.path, found.doc)
         try:
             return CommandResult.from_json(found.doc)
         except (KeyError, TypeError, ValueError) as exc:
             raise SchemaError(f"{found.path}: not a bncli result document ({type(exc).__name__}: {exc})") from None
+    check_batch_doc(found.path, found.doc)
     folder = found.path.parent
     comps = []
     for c in found.doc.get("comparisons", []):

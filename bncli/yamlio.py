@@ -85,7 +85,7 @@ class SpecLoader(yaml.SafeLoader):
             tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
             value = node.value if isinstance(node.value, str) else "..."
             raise _BadValueError(
-                None, None, f"invalid {tag} value {value!r} ({exc})", node.start_mark
+                None, None, f"invalid {tag} value {_short(value)} ({_short(str(exc), 200)})", node.start_mark
             ) from None
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -110,6 +110,12 @@ class SpecLoader(yaml.SafeLoader):
 
 
 SpecLoader.add_implicit_resolver(_FLOAT_TAG, _FLOAT, list("-+0123456789."))
+
+
+def _short(value: Any, n: int = 60) -> str:
+    """A value as shown in an error: a 100,000-digit number is not a one-line message."""
+    text = value if isinstance(value, str) and n == 200 else repr(value)
+    return text if len(text) <= n else f"{text[:n]}... ({len(text):,} characters)"
 
 
 def _describe(exc: yaml.YAMLError) -> str:

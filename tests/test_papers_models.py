@@ -116,11 +116,11 @@ def test_user_module_factory(tmp_path, monkeypatch, write_spec):
     monkeypatch.chdir(tmp_path)
     make_cifar(tmp_path / "data")
     spec = _spec(tmp_path / "data", {"kind": "module", "factory": "mynet:build"})
-    for command in ("measure-ics", "scale-check"):
-        res = CliRunner().invoke(app, [command, str(write_spec(spec)), "--json"])
+    for command in ("measure-ics", "scale-check"):  # a spec's code runs with consent only
+        res = CliRunner().invoke(app, [command, str(write_spec(spec)), "--json", "--allow-code"])
         assert res.exit_code == 0, res.output
     bad = write_spec({**spec, "model": {"kind": "module", "factory": "nosuch:build"}})
-    res = CliRunner().invoke(app, ["train", str(bad)])
+    res = CliRunner().invoke(app, ["train", str(bad), "--allow-code"])
     assert res.exit_code == 2 and "model.factory" in res.output
 
 

@@ -228,6 +228,8 @@ def check_expectations(path: Path, cells: list[Cell]) -> None:
                                 f"({', '.join(f'{x:g}' for x in cell.spec.train.lr)})")
             if e.claim is not None and not any(e.claim in BY_COMMAND[c].claims for c in cmds):
                 raise SpecError(f"{where}.claim: {e.claim} is not judged by {', '.join(cmds)}")
+            if e.claim == "C9":
+                _check_c9(where, cell.spec, e.arm)
             if e.metric is not None:
                 known = set(SUMMARY_METRICS)
                 for c in cmds:
@@ -239,3 +241,16 @@ def check_expectations(path: Path, cells: list[Cell]) -> None:
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     raise SpecError(f"{where}.metric: unknown metric {e.metric!r}{hint}; known for "
                                     f"{', '.join(cmds)}: {', '.join(sorted(known))}")
+
+
+def _check_c9(where: str, spec, arm: str | None) -> None:
+    """A C9 expectation no arm of the spec can meet is an error now, not after every job ran: C9
+    judges each ℓp arm against a plain arm and a batchnorm arm (bncli.analyses.c9)."""
+    from bncli.analyses.c9 import c9_applies, c9_arms
+
+    if not c9_applies(spec):
+        raise SpecError(f"{where}.claim: C9 is judged only for an lp arm beside a plain arm and a batchnorm "
+                        f"arm; this spec's arms ({', '.join(a.name for a in spec.arms)}) give no C9 verdict")
+    judged = [a.name for a in c9_arms(spec)]
+    if arm is not None and arm not in judged:
+        raise SpecError(f"{where}.arm: C9 is judged for the lp arm(s) {', '.join(judged)}, not {arm!r}")

@@ -140,9 +140,11 @@ def pending_jobs(cells: list[Cell], out: Path | None) -> int:
 def earlier_runs(out: Path) -> list[dict[str, Any]]:
     """What `out`'s batch.json says of the runs before this --resume: each one's command line,
     wall time and whether it was interrupted (kept beside the resume's own)."""
+    from bncli.io import MAX_DOCUMENT_BYTES, read_bounded
+
     try:
-        old = json.loads((out / "batch.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        old = json.loads(read_bounded(out / "batch.json", MAX_DOCUMENT_BYTES))
+    except (OSError, ValueError, RecursionError):
         return []
     if not isinstance(old, dict):
         return []

@@ -55,10 +55,19 @@ def stdout_console() -> Console:
     return Console(highlight=False, width=width)
 
 
+_LONG_WORD = 300  # a "word" longer than this in an error (a 100,000-digit seed) is cut
+
+
 def _error_line(message: str) -> None:
-    """One red 'error:' line on stderr; the message itself is printed literally (no markup)."""
+    """One red 'error:' line on stderr; the message itself is printed literally (no markup), and
+    a value pasted into it that is longer than any name is cut to its start and its length."""
+    import re
+
+    text = " ".join(message.split("\n"))
+    text = re.sub(rf"\S{{{_LONG_WORD + 1},}}", lambda m: f"{m.group()[:80]}... ({len(m.group()):,} characters)",
+                  text)
     line = Text("error: ", style="bold red")
-    line.append(" ".join(message.split("\n")))
+    line.append(text)
     stderr_console().print(line, soft_wrap=True)
 
 
@@ -154,7 +163,7 @@ def debug_enabled() -> bool:
     return os.environ.get("BNCLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
-def load(spec_path: Path, opts: OutputOptions, overrides: dict[str, Any] | None = None):
+def load(spec_path: Path, opts: OutputOptions, overrides: dict[str, Any] | None = None, check_out: bool = True):
     """Load the spec and apply command-line overrides (validated like the file)."""
     from bncli.spec import apply_overrides, load_spec
 
@@ -162,9 +171,25 @@ def load(spec_path: Path, opts: OutputOptions, overrides: dict[str, Any] | None 
     overrides = overrides or {}
     if any(v is not None for v in overrides.values()):
         spec = apply_overrides(spec, overrides, source=f"{spec_path} (with command-line options)")
-    if opts.out is not None:  # fail before training, not after
+    if opts.out is not None and check_out:  # fail before training, not after
         check_out_folder(opts.out, force=opts.force)
     return spec
+
+
+def out_lock(out: Path | None):
+    """Hold --out while a command writes into it: a second bncli command (a batch or a single
+    subcommand) into the same folder exits 2 at once instead of mixing its files in."""
+    import contextlib
+
+    from bncli.io import FolderLock
+
+    if out is None:
+        return contextlib.nullcontext()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write to folder {out}: {exc.strerror or exc}") from None
+    return FolderLock(out)
 
 
 # what bncli writes into an --out folder: a subcommand's files, a batch's, a report's
@@ -176,13 +201,15 @@ _RESULT_DIRS = {"plots": (*_FIGURES, "captions.md"), "report_files": _FIGURES, "
 def held_results(out: Path) -> str | None:
     """What earlier results `out` holds, in words ("results of `bncli train`", "a batch's
     results"), or None when it holds none (missing, empty, or only other files)."""
+    from bncli.io import MAX_DOCUMENT_BYTES, read_bounded
+
     if (out / "batch.json").is_file() or (out / "jobs").is_dir():
         return "a batch's results (batch.json, jobs/)"
     summary = out / "summary.json"
     if summary.is_file():
         try:
-            command = json.loads(summary.read_text(encoding="utf-8")).get("command")
-        except (OSError, ValueError, AttributeError):
+            command = json.loads(read_bounded(summary, MAX_DOCUMENT_BYTES)).get("command")
+        except (OSError, ValueError, AttributeError, RecursionError):
             command = None
         return f"results of `bncli {command}`" if isinstance(command, str) else "earlier results (summary.json)"
     return None
@@ -193,19 +220,9 @@ def _clear_results(out: Path) -> None:
     nothing stale stays beside the new results; files bncli did not write are left alone.
     Nothing outside `out` is touched and no symbolic link is followed: a link named like a
     result (plots, jobs, a comparison folder) is removed as a link, never its target's files."""
-    from bncli.io import is_inside, is_real_dir, remove_empty_dir, remove_file, remove_matching
+    from bncli.io import is_real_dir, remove_empty_dir, remove_file, remove_matching
 
-    folders: list[Path] = []
-    try:
-        doc = json.loads((out / "batch.json").read_text(encoding="utf-8"))
-        for c in doc.get("comparisons", []):
-            if isinstance(c, dict) and isinstance(c.get("path"), str) and c["path"]:
-                folders.append(out / c["path"])
-    except (OSError, ValueError, AttributeError):
-        pass
-    for folder in [*folders, out]:
-        if not is_inside(out, folder) or (folder != out and not _real_path_under(out, folder)):
-            continue  # a path in a hand-edited batch.json, or through a link, must not reach out
+    for folder in _result_folders(out):
         for name in _RESULT_FILES:
             remove_file(folder / name)
         for sub, patterns in _RESULT_DIRS.items():
@@ -220,6 +237,22 @@ def _clear_results(out: Path) -> None:
             folder = folder.parent
 
 
+def _result_folders(out: Path) -> list[Path]:
+    """The folders _clear_results clears: each comparison folder batch.json names (real folders
+    inside `out` only: a hand-edited path or one through a link must not reach out) and `out`."""
+    from bncli.io import MAX_DOCUMENT_BYTES, is_inside, read_bounded
+
+    folders: list[Path] = []
+    try:
+        doc = json.loads(read_bounded(out / "batch.json", MAX_DOCUMENT_BYTES))
+        for c in doc.get("comparisons", []):
+            if isinstance(c, dict) and isinstance(c.get("path"), str) and c["path"]:
+                folders.append(out / c["path"])
+    except (OSError, ValueError, AttributeError, RecursionError):
+        pass
+    return [f for f in [*folders, out] if is_inside(out, f) and (f == out or _real_path_under(out, f))]
+
+
 def _real_path_under(out: Path, folder: Path) -> bool:
     """Every component of `folder` below `out` is a real folder (no link on the way)."""
     p = folder
@@ -230,16 +263,41 @@ def _real_path_under(out: Path, folder: Path) -> bool:
     return p == out
 
 
-def check_out_folder(out: Path, force: bool = False, resume: bool = False) -> None:
+# the folders bncli writes into below --out (and below each comparison folder of a batch)
+_WRITTEN_DIRS = ("plots", "report_files", "jobs")
+
+
+def check_no_links(out: Path, folders: Sequence[Path | str] = (), force: bool = False) -> None:
+    """Refuse, before anything is deleted or trained, a folder bncli would write into below `out`
+    (plots/, report_files/, jobs/, a batch's comparison folders and theirs) that is a symbolic
+    link or a file: writing through a planted link would write or overwrite files elsewhere.
+    With `force`, a link that clearing the earlier results removes (as a link) is allowed."""
+    from bncli.io import link_below
+
+    removed = frozenset(f / sub for f in _result_folders(out) for sub in _RESULT_DIRS) if force else frozenset()
+    for rel in [Path(), *(Path(f) for f in folders)]:
+        for sub in ("", *_WRITTEN_DIRS):
+            bad = link_below(out, out / rel / sub, removed)
+            if bad is not None:
+                what = "a symbolic link" if bad.is_symlink() else "not a folder"
+                raise UsageError(f"--out: {bad} is {what}; bncli writes only into real folders inside {out}: "
+                                 "remove it, or give another --out")
+
+
+def check_out_folder(out: Path, force: bool = False, resume: bool = False,
+                     folders: Sequence[Path | str] = ()) -> None:
     """Make --out and prove it writable now (a read-only file system is found before training).
 
     A folder that already holds results (a summary.json, a batch.json or a batch's jobs/) is
     refused: a second command would overwrite some files and leave the first one's plots beside
     its own. `force` removes the earlier results first; `resume` (a batch continuing its own
-    jobs) keeps them.
+    jobs) keeps them. A folder bncli writes into that is a link (`folders`: a batch's comparison
+    folders, relative to `out`) is refused first, before anything is removed.
     """
     import tempfile
 
+    if out.is_dir():
+        check_no_links(out, folders, force=force and held_results(out) is not None)
     held = held_results(out) if out.is_dir() else None
     if held is not None and resume and force:
         raise UsageError("--resume keeps the stored jobs and --force removes them: give one of them")
@@ -268,6 +326,37 @@ def reporter(opts: OutputOptions):
     console = Console(stderr=True)
     enabled = not opts.quiet and console.is_terminal
     return RichReporter(console, enabled)
+
+
+@contextmanager
+def progress_callback(quiet: bool, what: str, unit: str) -> Iterator[Any]:
+    """A progress display on stderr for work that is not training (an export's points, a dry
+    run's cells), shown only on a terminal and without --quiet. Yields `update(total=N)` (the
+    outer count), `update(total_points=N)` (a new inner bar), `update(advance=n)` (the inner bar)
+    and `update(run_done=1)` (the outer one)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, transient=True,
+                        disable=quiet or not console.is_terminal)
+    tasks: dict[str, Any] = {}
+
+    def update(total: int | None = None, total_points: int | None = None, advance: int = 0,
+               run_done: int = 0) -> None:
+        if total is not None:
+            tasks["outer"] = progress.add_task(what, total=total)
+        if total_points is not None:
+            if "inner" in tasks:
+                progress.remove_task(tasks["inner"])
+            tasks["inner"] = progress.add_task(f"  {unit}", total=total_points)
+        if advance and "inner" in tasks:
+            progress.advance(tasks["inner"], advance)
+        if run_done and "outer" in tasks:
+            progress.advance(tasks["outer"], run_done)
+
+    with progress:
+        yield update
 
 
 def print_renderables(renderables: Sequence[RenderableType | str]) -> None:

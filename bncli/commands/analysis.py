@@ -14,8 +14,21 @@ from rich.markup import escape
 from rich.text import Text
 
 from bncli.analyses import Analysis, Option
-from bncli.commands._common import OutputOptions, SpecArg, command_line, finish, guarded, load, reporter
+from bncli.commands._common import (
+    OutputOptions,
+    SpecArg,
+    check_out_folder,
+    command_line,
+    finish,
+    guarded,
+    load,
+    out_lock,
+    reporter,
+)
 from bncli.spec import ARM_PRESETS
+
+ALLOW_CODE_HELP = ("Let a spec with model: {kind: module, factory: ...} import that module and run its "
+                   "code (without it, or BNCLI_ALLOW_CODE=1, such a spec exits 2 before anything runs).")
 
 
 def _lr_list(v: Any) -> Any:
@@ -69,6 +82,7 @@ EXECUTION: tuple[Option, ...] = (
            "local: run here; ray: each run a Ray task (a private local Ray, or --address)."),
     Option("address", ("--address",), str | None, None,
            "Ray cluster to join: auto or ray://host:port (default: a private local Ray)."),
+    Option("allow_code", ("--allow-code",), bool, None, ALLOW_CODE_HELP),
 )
 OUTPUT: tuple[Option, ...] = (
     Option("json", ("--json",), bool, None, "Print one JSON document on stdout and nothing else there."),
@@ -121,28 +135,39 @@ def run_command(analysis: Analysis, spec_path: Path, values: dict[str, Any]) -> 
     opts = OutputOptions(values["json"], values["out"], values["quiet"], values["detail"], values["force"],
                          report=not values["no_report"], figure_format=values["figure_format"],
                          figure_size=values["figure_size"])
-    with guarded(spec_path):
-        from bncli.executors import make_executor
-        from bncli.pipeline import run_analysis
+    from bncli.models.module import code_consent
 
+    with guarded(spec_path), code_consent(values["allow_code"]):
         render = importlib.import_module(analysis.render)
-        spec = load(spec_path, opts, spec_overrides(analysis.options + COMMON, values))
-        threads = spec.threads if isinstance(spec.threads, int) else None  # auto: per job
-        executor = make_executor(values["backend"], 1, values["address"], threads=threads)
-        live = None
-        if values["tensorboard"] is not None:
+        spec = load(spec_path, opts, spec_overrides(analysis.options + COMMON, values), check_out=False)
+        live, tb_name = None, ""
+        if values["tensorboard"] is not None:  # its run names and folder checked before --out is touched
             from bncli.export.tensorboard import live_for_spec
 
             tb_name, live = live_for_spec(values["tensorboard"], spec, analysis.command)
-        with reporter(opts) as rep:
-            result = run_analysis(spec, analysis, rep, executor, on_job=live.job_done if live else None)
-        result = dataclasses.replace(result, command_line=command_line())
-        if live is not None:
-            live.finish([(tb_name, result)])
-        # user text (the spec's name) is printed literally, never read as Rich markup
-        shown = spec.model_copy(update={"name": escape(spec.name)})
-        lines = render.render(shown, result, detail=opts.detail)
-        finish(result, [run_header(analysis, spec, values["backend"], result.runs), *lines], opts)
+        with out_lock(opts.out):
+            if opts.out is not None:  # after the lock: another command may be writing there
+                check_out_folder(opts.out, force=opts.force)
+            _run_locked(analysis, spec, values, opts, render, live, tb_name)
+
+
+def _run_locked(analysis: Analysis, spec: Any, values: dict[str, Any], opts: OutputOptions, render: Any,
+                live: Any, tb_name: str) -> None:
+    """run_command once --out is held: run the plan, render, write."""
+    from bncli.executors import make_executor
+    from bncli.pipeline import run_analysis
+
+    threads = spec.threads if isinstance(spec.threads, int) else None  # auto: per job
+    executor = make_executor(values["backend"], 1, values["address"], threads=threads)
+    with reporter(opts) as rep:
+        result = run_analysis(spec, analysis, rep, executor, on_job=live.job_done if live else None)
+    result = dataclasses.replace(result, command_line=command_line())
+    if live is not None:
+        live.finish([(tb_name, result)])
+    # user text (the spec's name) is printed literally, never read as Rich markup
+    shown = spec.model_copy(update={"name": escape(spec.name)})
+    lines = render.render(shown, result, detail=opts.detail)
+    finish(result, [run_header(analysis, spec, values["backend"], result.runs), *lines], opts)
 
 
 def run_header(analysis: Analysis, spec: Any, backend: str, runs: Any = ()) -> Text:

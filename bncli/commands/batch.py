@@ -14,10 +14,13 @@ from bncli.commands._common import (
     OutputOptions,
     check_out_folder,
     guarded,
+    out_lock,
+    progress_callback,
     reporter,
     stderr_console,
     stdout_console,
 )
+from bncli.commands.analysis import ALLOW_CODE_HELP
 
 BatchArg = Annotated[Path, typer.Argument(help="YAML batch file (defaults, comparisons, expect).",
                                           show_default=False, metavar="BATCH.yaml")]
@@ -60,6 +63,7 @@ def batch(
     tensorboard: Annotated[Path | None, typer.Option("--tensorboard", help="Also write every run to "
                                                      "TensorBoard under this folder as it finishes.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or notes on stderr.")] = False,
+    allow_code: Annotated[bool, typer.Option("--allow-code", help=ALLOW_CODE_HELP)] = False,
 ) -> None:
     """Run many comparisons from one YAML file as one plan and check their expectations.
 
@@ -80,7 +84,9 @@ def batch(
     Exit codes: 0 every expectation met, 1 an expectation not met, 2 bad batch file, spec or
     usage, 3 a job failed to run (an error, not divergence), 130 interrupted (finished jobs kept).
     """
-    with guarded(batch_path):
+    from bncli.models.module import code_consent
+
+    with guarded(batch_path), code_consent(allow_code):
         from bncli.batch.expand import check_expectations, expand, load_batch
         from bncli.errors import UsageError
 
@@ -93,15 +99,18 @@ def batch(
         check_expectations(batch_path, cells)
         if resume and out is None:
             raise UsageError("--resume needs --out (the folder of the interrupted batch)")
-        _check_specs(cells)  # every check a run makes before training, --dry-run included
+        with progress_callback(quiet, "checking cells", "") as progress:
+            _check_specs(cells, progress)  # every check a run makes before training, --dry-run included
         if dry_run:
             if out is not None:
-                _check_out_readonly(out, force, resume)
-            _dry_run(cells, out if resume else None, json)
+                _check_out_readonly(out, force, resume, _folders(cells))
+            with progress_callback(quiet, "listing jobs", "") as progress:
+                rows, n_distinct = _dry_rows(cells, out if resume else None, progress)
+            _dry_run(rows, n_distinct, json)
             return
-        with _out_lock(out):
+        with out_lock(out):
             if out is not None:
-                check_out_folder(out, force=force, resume=resume)
+                check_out_folder(out, force=force, resume=resume, folders=_folders(cells))
             from bncli.batch.run import earlier_runs, pending_jobs, run_batch
             from bncli.executors import make_executor
 
@@ -134,21 +143,27 @@ def batch(
         raise typer.Exit(run.exit_code())
 
 
-def _check_specs(cells) -> None:
+def _check_specs(cells, progress=None) -> None:
     from bncli.analyses import get_analysis
     from bncli.pipeline import check_spec
 
+    if progress is not None:
+        progress(total=len(cells))
     for c in cells:
         check_spec(c.spec, [s for s in (get_analysis(x).section for x in c.commands) if s])
+        if progress is not None:
+            progress(run_done=1)
 
 
-def _check_out_readonly(out: Path, force: bool, resume: bool) -> None:
+def _check_out_readonly(out: Path, force: bool, resume: bool, folders: list[Path]) -> None:
     """--dry-run: what check_out_folder would refuse, without making or clearing anything."""
-    from bncli.commands._common import held_results
+    from bncli.commands._common import check_no_links, held_results
     from bncli.errors import UsageError
 
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} is not a folder")
+    if out.is_dir():
+        check_no_links(out, folders, force=force and held_results(out) is not None)
     held = held_results(out) if out.is_dir() else None
     if held is not None and resume and force:
         raise UsageError("--resume keeps the stored jobs and --force removes them: give one of them")
@@ -156,45 +171,42 @@ def _check_out_readonly(out: Path, force: bool, resume: bool) -> None:
         raise UsageError(f"--out: {out} already holds {held}; give a new folder, or --force to replace them")
 
 
-def _out_lock(out: Path | None):
-    """Hold --out for this batch: a second batch into the same folder exits 2 at once."""
-    import contextlib
-
-    from bncli.errors import UsageError
-    from bncli.io import FolderLock
-
-    if out is None:
-        return contextlib.nullcontext()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out: cannot make folder {out}: {exc.strerror or exc}") from None
-    return FolderLock(out)
+def _folders(cells) -> list[Path]:
+    """Every comparison folder a batch writes, relative to --out."""
+    return [Path(c.folder) / cmd for c in cells for cmd in c.commands]
 
 
-def _dry_run(cells, out: Path | None, as_json: bool) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
+def _dry_rows(cells, out: Path | None, progress) -> tuple[list[dict], int]:
+    """One row per job of every cell (shared: an identical job listed before; stored: --resume
+    would reuse it), cell by cell with progress (a 10,000-cell batch lists in seconds)."""
     from bncli.batch.resume import check_stored
     from bncli.batch.run import entries_of
 
-    entries = entries_of(cells)
     seen: set[str] = set()
     rows = []
-    for e in entries:
-        for j in e.jobs:
-            shared = j.key in seen
-            seen.add(j.key)
-            stored = out is not None and check_stored(out, j)[0] is not None
-            rows.append({"comparison": e.cell.name, "command": e.command, "arm": j.arm, "lr": j.lr,
-                         "seed": j.seed, "steps": j.spec.train.steps, "key": j.key,
-                         "shared": shared, "stored": stored})
+    progress(total=len(cells))
+    for cell in cells:
+        for e in entries_of([cell]):
+            for j in e.jobs:
+                shared = j.key in seen
+                seen.add(j.key)
+                stored = out is not None and check_stored(out, j)[0] is not None
+                rows.append({"comparison": e.cell.name, "command": e.command, "arm": j.arm, "lr": j.lr,
+                             "seed": j.seed, "steps": e.cell.spec.train.steps, "key": j.key,
+                             "shared": shared, "stored": stored})
+        progress(run_done=1)
+    return rows, len(seen)
+
+
+def _dry_run(rows: list[dict], n_distinct: int, as_json: bool) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     n_run = len({r["key"] for r in rows if not r["stored"]})
     if as_json:
-        sys.stdout.write(jsonlib.dumps({"jobs": rows, "distinct": len(seen), "to_run": n_run}) + "\n")
+        sys.stdout.write(jsonlib.dumps({"jobs": rows, "distinct": n_distinct, "to_run": n_run}) + "\n")
         return
-    t = Table(title=f"{len(rows)} job(s), {len(seen)} distinct, {n_run} to run (dry run: nothing trained)")
+    t = Table(title=f"{len(rows)} job(s), {n_distinct} distinct, {n_run} to run (dry run: nothing trained)")
     for col in ("comparison", "command", "arm", "lr", "seed", "steps", "key", "note"):
         t.add_column(col)
     for r in rows:

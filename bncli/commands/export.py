@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bncli.commands._common import guarded, stderr_console
+from bncli.commands._common import guarded, progress_callback, stderr_console
 
 export = typer.Typer(name="export", no_args_is_help=True, rich_markup_mode="markdown",
                      help="Export a saved result (a subcommand's or a batch's --out, or its JSON) to "
@@ -33,7 +33,9 @@ def tensorboard(
         from bncli.export.tensorboard import export_tensorboard
         from bncli.saved import load_result, named_results
 
-        runs = export_tensorboard(named_results(load_result(result)), logdir, force)
+        loaded = named_results(load_result(result))
+        with progress_callback(quiet, "runs", "points") as progress:
+            runs = export_tensorboard(loaded, logdir, force, progress)
         if not quiet:
             stderr_console().print(f"wrote {len(runs)} TensorBoard run(s) to {logdir}/ "
                                    f"(tensorboard --logdir {logdir})", soft_wrap=True)
@@ -57,7 +59,8 @@ def mlflow(
     with guarded():
         from bncli.export.mlflow import export_result
 
-        out = export_result(result, tracking_uri, experiment)
+        with progress_callback(quiet, "runs", "points") as progress:
+            out = export_result(result, tracking_uri, experiment, progress)
         if not quiet:
             stderr_console().print(f"logged {len(out['runs'])} run(s) under parent run {out['parent_run_id']} in "
                                    f"experiment {experiment!r} at {tracking_uri}", soft_wrap=True)

@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from bncli.commands._common import guarded, stdout_console
+from bncli.commands.analysis import ALLOW_CODE_HELP
+from bncli.models.module import code_consent
 
 
 def validate(
@@ -19,6 +21,7 @@ def validate(
     no_data: Annotated[
         bool, typer.Option("--no-data", help="Check the file only; don't load data or build models.")
     ] = False,
+    allow_code: Annotated[bool, typer.Option("--allow-code", help=ALLOW_CODE_HELP)] = False,
 ) -> None:
     """Check spec files without training: keys, types and ranges, the device, the data, and that
     the model fits the data. One line per file; exit 0 if every file is valid, 2 if any is not
@@ -26,7 +29,7 @@ def validate(
     worst = 0
     for spec_path in spec_paths:
         try:
-            with guarded(spec_path):
+            with guarded(spec_path), code_consent(allow_code):
                 _validate_one(spec_path, json, no_data)
         except typer.Exit as exc:
             worst = max(worst, exc.exit_code or 0)

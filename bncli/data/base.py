@@ -76,8 +76,9 @@ def _check_pair(x: np.ndarray, y: np.ndarray, name: str, where: str) -> None:
         # numbers only: bool, integers, floats (timedelta64 and datetime64 count as integers to numpy)
         if arr.dtype.kind not in "biuf":
             raise DataError(f"{where}: {name}: {label} must be numeric, not {arr.dtype}")
-    if x.ndim < 2:
-        raise DataError(f"{where}: {name}: X must be 2-D (N, features) or 4-D (N, C, H, W)")
+    if x.ndim not in (2, 3, 4):  # one example per row: features, or an image (H, W) or (C, H, W)
+        raise DataError(f"{where}: {name}: X must be 2-D (N, features), 3-D (N, H, W) or 4-D (N, C, H, W); "
+                        f"it is {x.ndim}-D (shape {x.shape})")
     if 0 in x.shape[1:]:
         raise DataError(f"{where}: {name}: X has no features (shape {x.shape})")
     if y.ndim < 1:
@@ -230,8 +231,12 @@ def _image_dataset(spec: DataSpec, raw: RawData, rng: np.random.Generator, where
     assert raw.x_test is not None and raw.y_test is not None
     x, y = _subset(raw.x, raw.y, spec.subset, rng)
     x_test, y_test = _subset(raw.x_test, raw.y_test, spec.test_subset, rng)
-    if len(x) < 2:
-        raise DataError(f"{where}: data.subset: need at least 2 training examples")
+    if len(raw.x) < 2 or len(x) < 2:
+        what = "data.subset" if len(raw.x) >= 2 else "the training files"
+        raise DataError(f"{where}: {what}: need at least 2 training examples (found {len(x)})")
+    if len(x_test) == 0:  # accuracy over no held-out images would divide by zero after training
+        what = "data.test_subset" if len(raw.x_test) else "the test files"
+        raise DataError(f"{where}: {what}: no held-out (test) examples; at least 1 is needed")
     if spec.standardize:
         mean, std = channel_stats(x)
     else:  # scaled to [0, 1] only

@@ -81,8 +81,12 @@ def _read_python(path: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
     x, y = doc[b"data"], np.asarray(doc[label_key])
     if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != PIXELS:
         raise DataError(f"{path}: b'data' must be uint8 of shape (N, {PIXELS})")
-    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+    if y.shape != (len(x),):
         raise DataError(f"{path}: {len(x)} images but labels of shape {y.shape}")
+    if len(y) and not np.issubdtype(y.dtype, np.integer):
+        kind = {"U": "strings", "S": "bytes", "f": "floats", "b": "booleans"}.get(y.dtype.kind, str(y.dtype))
+        raise DataError(f"{path}: {label_key.decode()} must be integer class numbers, not {kind} "
+                        f"(the first is {y.flat[0]!r})")
     return x.reshape(-1, 3, 32, 32), y.astype(np.int64)
 
 

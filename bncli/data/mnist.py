@@ -73,26 +73,44 @@ def key_material(spec: DataSpec) -> object:
         return "missing"
 
 
+MAX_IDX_BYTES = 4 << 30  # MNIST's largest file holds 47 MB; a header declaring more is not a data set
+
+
 def read_idx(path: Path, ndim: int) -> np.ndarray:
-    """An IDX array (big-endian header: 0, 0, type, ndim, then ndim uint32 sizes, then data)."""
+    """An IDX array (big-endian header: 0, 0, type, ndim, then ndim uint32 sizes, then data).
+
+    The header is read first and its sizes multiplied as Python integers (no int64 overflow to 0);
+    then exactly the bytes it declares are read (one more, to see whether more follow): a small
+    .gz that inflates to gigabytes is never decompressed whole."""
+    import math
+    import zlib
+
     try:
-        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError) as exc:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0:
+                raise DataError(f"{path}: not an IDX file (bad magic number)")
+            code, dims = head[2], head[3]
+            if code not in _DTYPES or dims != ndim:
+                raise DataError(f"{path}: expected an IDX file of unsigned bytes with {ndim} dimensions "
+                                f"(type 0x{code:02x}, {dims} dimensions)")
+            sizes = f.read(4 * dims)
+            if len(sizes) < 4 * dims:
+                raise DataError(f"{path}: truncated IDX header")
+            shape = tuple(int.from_bytes(sizes[4 * i:4 * i + 4], "big") for i in range(dims))
+            count = math.prod(shape)
+            if count > MAX_IDX_BYTES:
+                raise DataError(f"{path}: IDX header says {shape} ({count:,} bytes), more than the "
+                                f"{MAX_IDX_BYTES >> 30} GiB an image file of this kind can hold")
+            raw = f.read(count + 1)
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read ({exc})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise DataError(f"{path}: not an IDX file (bad magic number)")
-    code, dims = raw[2], raw[3]
-    if code not in _DTYPES or dims != ndim:
-        raise DataError(f"{path}: expected an IDX file of unsigned bytes with {ndim} dimensions "
-                        f"(type 0x{code:02x}, {dims} dimensions)")
-    header = 4 + 4 * dims
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header")
-    shape = tuple(int(v) for v in np.frombuffer(raw, ">u4", count=dims, offset=4))
-    count = int(np.prod(shape))
-    if len(raw) - header != count:
-        raise DataError(f"{path}: IDX header says {shape} ({count} bytes) but {len(raw) - header} follow")
-    return np.frombuffer(raw, np.uint8, count=count, offset=header).reshape(shape)
+    except MemoryError:
+        raise DataError(f"{path}: the {count:,} bytes its IDX header declares do not fit in memory") from None
+    if len(raw) != count:
+        follow = "more" if len(raw) > count else f"{len(raw):,}"
+        raise DataError(f"{path}: IDX header says {shape} ({count:,} bytes) but {follow} follow")
+    return np.frombuffer(raw, np.uint8, count=count).reshape(shape)
 
 
 def load(spec: DataSpec, rng: np.random.Generator) -> RawData:

@@ -16,6 +16,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from bncli.executors.base import JobResult, Reporter
+from bncli.models.module import code_allowed
 from bncli.plan import RunJob
 from bncli.runner import Runner, default_runner
 from bncli.runner.base import schedule_groups
@@ -41,7 +42,14 @@ def _worker(conn: Connection, threads: int, runner: Any) -> None:
             return
         if msg is None:
             return
-        group, data = msg
+        group, data, allow_code = msg
+        # the forkserver may predate --allow-code: the consent travels with each group
+        from bncli.models.module import ALLOW_ENV
+
+        if allow_code:
+            os.environ[ALLOW_ENV] = "1"
+        else:
+            os.environ.pop(ALLOW_ENV, None)
         try:
             if data is not None:  # the parent's copy, sent once per data set
                 seed_data(group[0].spec, data)
@@ -133,7 +141,7 @@ class LocalExecutor:
                 for w in workers:
                     if w.job is None and todo:
                         w.job = todo.pop(0)
-                        w.conn.send((w.job, self._data_for(w, w.job[0])))
+                        w.conn.send((w.job, self._data_for(w, w.job[0]), code_allowed()))
                 busy = [w for w in workers if w.job is not None]
                 ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy])
                 for w in list(busy):

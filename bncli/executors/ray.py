@@ -121,8 +121,11 @@ class RayExecutor:
             if self.address is None:
                 ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False,
                          _node_ip_address="127.0.0.1", **quiet)
-            else:
-                ray.init(address=self.address, **quiet)
+            else:  # a cluster's workers don't inherit this environment: pass the consent on
+                from bncli.models.module import ALLOW_ENV, code_allowed
+
+                env = {"runtime_env": {"env_vars": {ALLOW_ENV: "1"}}} if code_allowed() else {}
+                ray.init(address=self.address, **quiet, **env)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = "a local Ray" if self.address is None else f"the Ray cluster at --address {self.address}"
             hint = " (start one with `ray start --head`)" if self.address == "auto" else ""

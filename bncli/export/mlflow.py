@@ -44,19 +44,35 @@ def _verdict_tags(claims: Sequence[Claim], prefix: str = "verdict") -> dict[str,
 
 
 def _log_in_batches(client: Any, run_id: str, metrics: list[Any] = (), params: list[Any] = (),
-                    tags: list[Any] = ()) -> None:
+                    tags: list[Any] = (), progress: Any = None) -> None:
     metrics, params, tags = list(metrics), list(params), list(tags)
     for i in range(0, max(len(metrics), 1), 1000):  # MLflow's limits per log_batch call
         client.log_batch(run_id, metrics=metrics[i:i + 1000])
+        if progress is not None:
+            progress(advance=len(metrics[i:i + 1000]))
     for i in range(0, len(params), 100):
         client.log_batch(run_id, params=params[i:i + 100])
     if tags:
         client.log_batch(run_id, tags=tags)
 
 
+KEY_MAX = 250  # MLflow's limit on a tag key and a run name
+
+
+def _check_names(results: Sequence[tuple[str, CommandResult]]) -> None:
+    """Every tag key and run name within MLflow's limit, before any run is made (a long spec or
+    comparison name would otherwise fail half-way, after the parent run was logged)."""
+    for name, res in results:
+        keys = [*_verdict_tags(res.claims, f"verdict.{name}"), *(RunRef(name, res.command, r).name for r in res.runs)]
+        for key in keys:
+            if len(key) > KEY_MAX:
+                raise UsageError(f"MLflow: the name {key[:60]!r}... has {len(key)} characters (MLflow takes at "
+                                 f"most {KEY_MAX} in a tag key or run name): shorten the spec's or comparison's name")
+
+
 def export_mlflow(results: Sequence[tuple[str, CommandResult]], tracking_uri: str,
                   experiment: str = "bncli", parent_name: str = "bncli", report_html: str | Path | None = None,
-                  parent_tags: dict[str, str] | None = None) -> dict[str, Any]:
+                  parent_tags: dict[str, str] | None = None, progress: Any = None) -> dict[str, Any]:
     """Log every job of `results` ((comparison, result) pairs) under one parent run; return
     {"experiment_id", "parent_run_id", "runs": {run name: run id}}."""
     import time
@@ -64,6 +80,7 @@ def export_mlflow(results: Sequence[tuple[str, CommandResult]], tracking_uri: st
     from mlflow.entities import Metric, Param, RunTag
 
     client = _client(tracking_uri)
+    _check_names(results)
     now = int(time.time() * 1000)
     try:
         exp = client.get_experiment_by_name(experiment)
@@ -80,6 +97,8 @@ def export_mlflow(results: Sequence[tuple[str, CommandResult]], tracking_uri: st
     if report_html is not None:
         client.log_artifact(pid, str(report_html))
     runs: dict[str, str] = {}
+    if progress is not None:
+        progress(total=sum(len(res.runs) for _, res in results))
     for name, res in results:
         for r in res.runs:
             ref = RunRef(name, res.command, r)
@@ -92,14 +111,18 @@ def export_mlflow(results: Sequence[tuple[str, CommandResult]], tracking_uri: st
             params = [Param(k[:250], v[:PARAM_MAX]) for k, v in flatten(job_spec(res, r)).items()]
             metrics = [Metric(metric_key(m), v, now, s) for m, pts in run_series(r).items() for s, v in pts]
             vt = _verdict_tags(claims_of_run(res, r))
-            _log_in_batches(client, rid, metrics, params, [RunTag(k, v) for k, v in vt.items()])
+            if progress is not None:
+                progress(total_points=len(metrics))
+            _log_in_batches(client, rid, metrics, params, [RunTag(k, v) for k, v in vt.items()], progress)
+            if progress is not None:
+                progress(run_done=1)
             client.set_terminated(rid, "KILLED" if r.interrupted else "FINISHED")
             runs[ref.name] = rid
     client.set_terminated(pid, "FINISHED")
     return {"experiment_id": exp_id, "parent_run_id": pid, "runs": runs}
 
 
-def export_result(path: Path, tracking_uri: str, experiment: str = "bncli") -> dict[str, Any]:
+def export_result(path: Path, tracking_uri: str, experiment: str = "bncli", progress: Any = None) -> dict[str, Any]:
     """`bncli export mlflow`: a saved result (folder or JSON) under one parent run, with the
     folder's report.html as its artifact (drawn now, into a temporary folder, when it is missing)."""
     import tempfile
@@ -123,4 +146,4 @@ def export_result(path: Path, tracking_uri: str, experiment: str = "bncli") -> d
                 html = Path(tmp) / "report.html"
                 html.write_text(to_html(build_report(folder, jobs=1)), encoding="utf-8")
         return export_mlflow(named_results(loaded), tracking_uri, experiment, parent_name=f"bncli {label}",
-                             report_html=html, parent_tags={"bncli.source": str(path)})
+                             report_html=html, parent_tags={"bncli.source": str(path)}, progress=progress)

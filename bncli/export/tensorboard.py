@@ -4,7 +4,8 @@ curve as scalars by step, the job's spec and its verdicts as text. From a saved 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +26,92 @@ def _writer_class() -> Any:
     return SummaryWriter
 
 
+NAME_MAX = 255  # bytes in one file name on every common file system
+
+
+def run_dir(logdir: Path, name: str) -> Path:
+    """The run folder of `name` (`<comparison>/<arm>/lr=<lr>/seed=<seed>`) under `logdir`: every
+    part made a plain name (no `..`, no absolute path, no backslash or NUL: the spec's name, an arm
+    or a tampered summary.json cannot lead outside), inside `logdir` and not through a link."""
+    from bncli.io import is_inside, link_below
+
+    parts = []
+    for part in str(name).split("/"):
+        part = part.replace("\\", "_").replace("\x00", "_")
+        if part in ("", "."):
+            continue
+        if part == "..":
+            part = "__"
+        if len(part.encode("utf-8", "surrogatepass")) > NAME_MAX:
+            raise UsageError(f"--logdir: the run name {part[:40]!r}... is longer than {NAME_MAX} bytes (a file "
+                             "name's limit): shorten the spec's (or the comparison's) name")
+        parts.append(part)
+    path = Path(logdir).joinpath(*parts or ["_"])
+    bad = link_below(logdir, path)
+    if bad is not None or not is_inside(logdir, path):
+        raise UsageError(f"--logdir: {bad or path} is a symbolic link or a file; TensorBoard runs are written "
+                         f"only into real folders inside {logdir}")
+    return path
+
+
+def _check_writable(logdir: Path) -> None:
+    import tempfile
+
+    try:
+        logdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=logdir, prefix=".bncli-write-check."):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--logdir: cannot write to folder {logdir}: {exc.strerror or exc}") from None
+
+
 def check_logdir(logdir: Path, names: Iterable[str], force: bool = False) -> None:
     """Refuse to mix two exports in one run folder (TensorBoard would show both as one run);
-    `force` removes the earlier event files of those runs (nothing else)."""
+    `force` removes the earlier event files of those runs (nothing else, and nothing outside
+    `logdir`). A log dir that can't be written (a file, read-only, /proc) is refused now."""
+    from bncli.io import remove_file
+
     _writer_class()
-    held = [logdir / n for n in names if any((logdir / n).glob(EVENTS_GLOB))]
+    logdir = Path(logdir)
+    if logdir.exists() and not logdir.is_dir():
+        raise UsageError(f"--logdir: {logdir} is not a folder")
+    dirs = [run_dir(logdir, n) for n in names]  # every name checked before anything is written
+    _check_writable(logdir)
+    held = [d for d in dirs if d.is_dir() and any(d.glob(EVENTS_GLOB))]
     if held and not force:
         raise UsageError(f"--logdir: {held[0]} already holds TensorBoard events ({len(held)} run folder(s) "
                          "of this result); give a new --logdir, or --force to replace them")
     for d in held:
         for f in d.glob(EVENTS_GLOB):
-            f.unlink()
+            remove_file(f)  # a regular file, or a link as a link: never what it points to
+
+
+@contextmanager
+def _writing(logdir: Path) -> Iterator[None]:
+    """TensorBoard writes from a thread: a full disk there would print a thread's traceback and
+    fail later. Its error is kept (not printed) and, like one here, becomes one line, exit 2."""
+    import threading
+
+    failed: list[BaseException] = []
+    before = threading.excepthook
+
+    def hook(args: Any) -> None:
+        if isinstance(args.exc_value, OSError):
+            failed.append(args.exc_value)
+        else:
+            before(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    except OSError as exc:
+        failed.append(exc)
+    finally:
+        threading.excepthook = before
+    if failed:
+        exc = failed[0]
+        raise UsageError(f"--logdir: cannot write TensorBoard events to {logdir}: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
 def _spec_text(spec: dict[str, Any]) -> str:
@@ -45,38 +121,56 @@ def _spec_text(spec: dict[str, Any]) -> str:
     return "\n".join("    " + line for line in text.splitlines())  # Markdown code block
 
 
-def write_curves(logdir: Path, ref: RunRef) -> Path:
-    """One run's scalars (every curve by step)."""
-    path = logdir / ref.name
-    w = _writer_class()(log_dir=str(path))
-    try:
-        for name, points in run_series(ref.record).items():
-            for step, value in points:
-                w.add_scalar(name, value, step)
-    finally:
-        w.close()
+def write_curves(logdir: Path, ref: RunRef, progress: Any = None,
+                 series: dict[str, list[tuple[int, float]]] | None = None) -> Path:
+    """One run's scalars (every curve by step); `progress(n)` after every n points written."""
+    path = run_dir(logdir, ref.name)
+    with _writing(logdir):
+        w = _writer_class()(log_dir=str(path))
+        try:
+            n = 0
+            for name, points in (run_series(ref.record) if series is None else series).items():
+                for step, value in points:
+                    w.add_scalar(name, value, step)
+                    n += 1
+                    if progress is not None and n % 10_000 == 0:
+                        progress(10_000)
+            if progress is not None:
+                progress(n % 10_000)
+        finally:
+            w.close()
     return path
 
 
 def write_texts(logdir: Path, ref: RunRef, result: CommandResult) -> None:
     """One run's spec and verdicts, as text (step 0)."""
-    w = _writer_class()(log_dir=str(logdir / ref.name))
-    try:
-        w.add_text("spec", _spec_text(job_spec(result, ref.record)), 0)
-        w.add_text("verdicts", verdict_markdown(claims_of_run(result, ref.record)), 0)
-    finally:
-        w.close()
+    with _writing(logdir):
+        w = _writer_class()(log_dir=str(run_dir(logdir, ref.name)))
+        try:
+            w.add_text("spec", _spec_text(job_spec(result, ref.record)), 0)
+            w.add_text("verdicts", verdict_markdown(claims_of_run(result, ref.record)), 0)
+        finally:
+            w.close()
 
 
 def export_tensorboard(results: Sequence[tuple[str, CommandResult]], logdir: Path,
-                       force: bool = False) -> list[Path]:
-    """Write every job of `results` ((comparison, result) pairs); return the run folders."""
+                       force: bool = False, progress: Any = None) -> list[Path]:
+    """Write every job of `results` ((comparison, result) pairs); return the run folders.
+    `progress(total=...)` once, then `progress(advance=n)` as points are written (a long run
+    has millions)."""
     refs = [(RunRef(name, res.command, r), res) for name, res in results for r in res.runs]
     check_logdir(logdir, [ref.name for ref, _ in refs], force)
+    if progress is not None:
+        progress(total=len(refs))
     out = []
     for ref, res in refs:
-        out.append(write_curves(logdir, ref))
+        series = run_series(ref.record)
+        if progress is not None:
+            progress(total_points=sum(len(v) for v in series.values()))
+        out.append(write_curves(logdir, ref, (lambda n: progress(advance=n)) if progress else None, series))
         write_texts(logdir, ref, res)
+        if progress is not None:
+            progress(run_done=1)
     return out
 
 

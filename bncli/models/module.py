@@ -16,7 +16,10 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -29,11 +32,47 @@ CONV = True  # per-channel norms on conv points; a Linear point gets the 1-D for
 WIDTHS_KNOWN = False
 
 
+ALLOW_ENV = "BNCLI_ALLOW_CODE"  # consent to import and run a spec's model.factory (as --allow-code)
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def code_allowed() -> bool:
+    """Whether a spec's own code may run: --allow-code or BNCLI_ALLOW_CODE=1 (true, yes, on)."""
+    return os.environ.get(ALLOW_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@contextmanager
+def code_consent(allow: bool) -> Iterator[None]:
+    """--allow-code for one command: set in the environment, so the worker processes (and a private
+    local Ray) it starts inherit it; put back as it was afterwards."""
+    if not allow:
+        yield
+        return
+    before = os.environ.get(ALLOW_ENV)
+    os.environ[ALLOW_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ALLOW_ENV, None)
+        else:
+            os.environ[ALLOW_ENV] = before
+
+
 def load_factory(ref: str) -> Any:
-    """`pkg.mod:name` -> the callable (SpecError naming model.factory when it can't be found)."""
+    """`pkg.mod:name` -> the callable (SpecError naming model.factory when it can't be found).
+
+    Importing a module runs its code, so nothing is imported without consent (--allow-code or
+    BNCLI_ALLOW_CODE=1): checking a spec someone shared must not run code from it, as
+    torch.load(weights_only=True) refuses a pickle's code by default."""
     mod_name, _, attr = ref.partition(":")
     if not mod_name or not attr:
         raise SpecError(f"model.factory: {ref!r}: write it as package.module:function")
+    if not _DOTTED.fullmatch(mod_name) or not attr.isidentifier() or attr.startswith("_"):
+        raise SpecError(f"model.factory: {ref!r}: write it as package.module:function (a public function)")
+    if not code_allowed():
+        raise SpecError(f"model.factory: {ref!r} would import module {mod_name!r} and run its code; "
+                        f"if you trust it, pass --allow-code (or set {ALLOW_ENV}=1)")
     added = os.getcwd() not in sys.path
     if added:
         sys.path.insert(0, os.getcwd())
@@ -67,13 +106,34 @@ def build(spec: Any, arm: Any, input_shape: tuple[int, ...], n_out: int) -> Any:
         blocks.append(blk)
         return blk
 
-    body = load_factory(spec.factory)(point, tuple(input_shape), n_out)
+    body = _call_factory(spec.factory, point, tuple(input_shape), n_out)
     if not isinstance(body, nn.Module):
         raise SpecError(f"model.factory: {spec.factory} returned {type(body).__name__}, not an nn.Module")
     if not blocks:
         raise SpecError(f"model.factory: {spec.factory} made no normalization points (call point())")
     _BUILT[spec.factory] = [int(b.norm_width) for b in blocks]
     return ModuleNet(blocks, body)
+
+
+def _call_factory(ref: str, point: Any, input_shape: tuple[int, ...], n_out: int) -> Any:
+    """factory(point, input_shape, n_out); a callable that takes other arguments (`os:system`,
+    a class of another contract) is a SpecError, not a TypeError from deep inside."""
+    import inspect
+
+    fn = load_factory(ref)
+    try:
+        inspect.signature(fn).bind(point, input_shape, n_out)
+    except TypeError as exc:
+        raise SpecError(f"model.factory: {ref} cannot be called as build(point, input_shape, n_out): {exc}") from None
+    except ValueError:  # a builtin without a signature: the call below says
+        pass
+    try:
+        return fn(point, input_shape, n_out)
+    except TypeError as exc:
+        if exc.__traceback__ is not None and exc.__traceback__.tb_next is None:  # the call itself
+            raise SpecError(f"model.factory: {ref} cannot be called as build(point, input_shape, n_out): "
+                            f"{exc}") from None
+        raise
 
 
 @lru_cache(maxsize=16)

@@ -69,8 +69,10 @@ def regimes_markdown(report: Any, files_dir: str) -> list[str]:
     for d in report.docs:
         for c in d.result.claims:
             if c.budgets or c.verdict == "exploratory" or c.decided_by != "metrics":
-                label = " ".join(str(d.label).split()).replace("<", "&lt;").replace("`", "\\`")  # a name is text
-                lines.append(f"- {label}, {c.claim}, η={num(c.lr)}, {c.arm}: {verdict_label(c)}, "
+                from bncli.render.report_text import _md
+
+                label, arm = _md(d.label), _md(c.arm)  # names are text: no code span, link or HTML
+                lines.append(f"- {label}, {c.claim}, η={num(c.lr)}, {arm}: {verdict_label(c)}, "
                              f"{c.n_seeds} paired seed(s), {stability_text(c)} beyond the margin"
                              + (f", budgets {budgets_text(c)}" if budgets_text(c) else ""))
     return lines + [""]

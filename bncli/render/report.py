@@ -94,12 +94,22 @@ class Report:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """A result document: a regular file (a pipe or /dev/zero is refused, not read forever), at
+    most MAX_DOCUMENT_BYTES (1 GiB), JSON, an object; anything else one line, exit 2."""
+    from bncli.io import MAX_DOCUMENT_BYTES, NotReadable, read_bounded
+
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        data = read_bounded(path, MAX_DOCUMENT_BYTES)
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except NotReadable as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise SchemaError(f"{path}: not a bncli result document (JSON nested too deep)") from None
     except ValueError as exc:
-        raise SchemaError(f"{path}: not a JSON document ({exc})") from None
+        raise SchemaError(f"{path}: not a JSON document ({str(exc)[:200]})") from None
     if not isinstance(doc, dict):
         raise SchemaError(f"{path}: not a bncli result document (a JSON object was expected)")
     return doc
@@ -113,8 +123,11 @@ def _check_version(path: Path, doc: dict[str, Any]) -> None:
 
 
 def _load_result(path: Path) -> tuple[CommandResult, dict[str, Any]]:
+    from bncli.result_shape import check_command_doc
+
     raw = _read_json(path)
     _check_version(path, raw)
+    check_command_doc(path, raw)
     try:
         return CommandResult.from_json(raw), raw
     except (KeyError, TypeError, ValueError) as exc:
@@ -127,8 +140,11 @@ def load_documents(folder: Path) -> tuple[str, list[Doc], dict[str, Any] | None,
         raise UsageError(f"{folder}: no such folder")
     batch_path, summary_path = folder / "batch.json", folder / "summary.json"
     if batch_path.is_file():
+        from bncli.result_shape import check_batch_doc
+
         batch = _read_json(batch_path)
         _check_version(batch_path, batch)
+        check_batch_doc(batch_path, batch)
         docs, problems = [], []
         for c in batch.get("comparisons", []):
             label = f"{c.get('name', '?')} · {c.get('command', '?')}"

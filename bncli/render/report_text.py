@@ -119,18 +119,24 @@ def prov_rows(r: Report) -> list[tuple[str, str]]:
 # ------------------------------------------------------------------ Markdown
 
 
+class _Markup(str):
+    """Markdown bncli wrote itself (a verdict with its footnote reference): kept as it is in a table."""
+
+
 def _md(text: Any) -> str:
-    """A table cell: pipes escaped, no raw HTML, one line."""
-    s = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
-    return s.replace("\n", "<br>")
+    """Text from the results in a table cell or after a list marker: escaped once, like a line
+    (no code span, link, raw HTML or cell it could open or close); bncli's own markup as it is."""
+    if isinstance(text, _Markup):
+        return str(text)
+    s = " ".join(str(text).split())
+    return re.sub(r"([\\`\[\]|])", r"\\\1", s).replace("<", "&lt;")
 
 
 def _md_line(text: Any) -> str:
     """Text from the results (names, matrix values, file names) inside a Markdown line: one line,
     no raw HTML, no code span, link or table cell it could open or close, no heading or quote it
     could start — only the text."""
-    s = " ".join(str(text).split())
-    s = re.sub(r"([\\`\[\]|])", r"\\\1", s).replace("<", "&lt;")
+    s = _md(str(text))
     return "\\" + s if s[:1] in ("#", ">", "-", "+", "=") else s
 
 
@@ -141,6 +147,7 @@ def _fence(text: str) -> str:
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    """A table; every cell escaped here, once (callers pass plain text, or _Markup)."""
     out = ["| " + " | ".join(_md(h) for h in head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
     return out + [""]
@@ -161,9 +168,9 @@ def to_markdown(r: Report) -> str:
             cells = []
             for cid in r.claim_ids:
                 vs = g.cells.get(cid, [])
-                cells.append(" ".join(f"{EMOJI.get(v.claim.verdict, '')} {v.claim.verdict}[^v{v.note_id}]"
-                                      for v in vs) or "·")
-            rows.append([_md_line(g.group), fmt(g.lr), _md_line(g.arm), *cells])
+                cells.append(_Markup(" ".join(f"{EMOJI.get(v.claim.verdict, '')} {_md_line(v.claim.verdict)}"
+                                              f"[^v{v.note_id}]" for v in vs) or "·"))
+            rows.append([g.group, fmt(g.lr), g.arm, *cells])
         out += _md_table(head, rows)
         out += ["🔵 supported · 🟠 refuted · 🟡 inconclusive · ⚪ exploratory (fewer than 3 paired seeds) · `·` not "
                 "judged here. Each verdict compares the arm with its baseline at that learning rate; its footnote "
@@ -181,8 +188,8 @@ def to_markdown(r: Report) -> str:
             out += [f"{passed}/{len(exps)} met.", ""]
             out += _md_table(["", "comparison", "expectation", "numbers"],
                              [["✓" if e.get("passed") else "✗",
-                               _md_line(f"{e.get('comparison')} · {e.get('command')}"),
-                               _md_line(e.get("description", "")), _md_line(e.get("detail", ""))] for e in exps])
+                               f"{e.get('comparison')} · {e.get('command')}",
+                               e.get("description", ""), e.get("detail", "")] for e in exps])
         else:
             out += ["The batch file states no expectations.", ""]
     if r.problems:
@@ -199,12 +206,12 @@ def to_markdown(r: Report) -> str:
                 out += [f"> note: {_md(n)}" for n in fig.notes] + ([""] if fig.notes else [])
             if claims:
                 out += _md_table(METRIC_HEAD, [row for c in claims for row in metric_rows(c)])
-                out += [f"- η={fmt(c.lr)}, {c.arm}: {_md(c.note)}" for c in claims if c.note] + [""]
+                out += [f"- η={fmt(c.lr)}, {_md_line(c.arm)}: {_md(c.note)}" for c in claims if c.note] + [""]
             else:
                 out += [no_verdict_reason(doc, sec.claim), ""]
     out += ["## Runs", "", "Mean ± std over seeds; final train loss: the mean over the last evaluation interval.", ""]
     out += _md_table(*run_rows(r.docs))
-    out += ["## Provenance", ""] + [f"- **{k}**: {_md(v)}" for k, v in prov_rows(r)] + [""]
+    out += ["## Provenance", ""] + [f"- **{_md(k)}**: {_md(v)}" for k, v in prov_rows(r)] + [""]
     for labels, text in r.provenance["specs"]:
         fence = _fence(text)
         out += [f"<details><summary>Resolved spec: {html.escape(' '.join(', '.join(labels).split()))}</summary>",

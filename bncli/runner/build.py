@@ -36,19 +36,28 @@ def build_arm_model(spec: Spec, arm: ArmSpec, init: Net, data: Dataset, seed: in
     return model.to(data.x_train.device)
 
 
+_FITS: set[tuple[Any, ...]] = set()  # (model, arm, input shape, outputs) already built and run once
+
+
 def check_compatible(spec: Spec, data: Dataset) -> None:
-    """Fail before training when the model cannot take this data (shapes, tasks, layer names)."""
-    try:
-        model = build_model(spec.model, spec.arms[0], data.input_shape, data.n_out)
-        with torch.no_grad():
-            model.eval()
-            model(data.probe_batch(2)[0].cpu())
-    except DataError:
-        raise
-    except RuntimeError as exc:
-        raise DataError(
-            f"model: does not fit data of shape {data.input_shape}: {str(exc).splitlines()[0]}"
-        ) from None
+    """Fail before training when the model cannot take this data (shapes, tasks, layer names).
+    A model that fitted inputs of this shape once is not built again (a 10,000-cell batch whose
+    cells differ in lr or seed builds it once)."""
+    fit = (spec.model.model_dump_json(), spec.arms[0].model_dump_json(), tuple(data.input_shape), data.n_out)
+    if fit not in _FITS:
+        try:
+            model = build_model(spec.model, spec.arms[0], data.input_shape, data.n_out)
+            with torch.no_grad():
+                model.eval()
+                model(data.probe_batch(2)[0].cpu())
+        except DataError:
+            raise
+        except RuntimeError as exc:
+            raise DataError(
+                f"model: does not fit data of shape {data.input_shape}: {str(exc).splitlines()[0]}"
+            ) from None
+        if spec.model.kind != "module":  # a user's factory may depend on more than its spec
+            _FITS.add(fit)
     if data.n_train < 2:
         raise DataError("data: need at least 2 training examples")
     if min(spec.train.batch_size, data.n_train) < 2 and any(a.norm_info.per_batch for a in spec.arms):
