@@ -106,7 +106,8 @@ def run(command: str, spec_or_path: Any, **overrides: Any) -> Result:
     BncliError subclasses (bad spec or option: SpecError / UsageError)."""
     from bncli.plugins import load_plugins
 
-    load_plugins()  # BNCLI_PLUGINS / entry points, with BNCLI_ALLOW_CODE=1 (a UsageError without)
+    # BNCLI_PLUGINS / entry points, with allow_code=True or BNCLI_ALLOW_CODE=1 (a UsageError without)
+    load_plugins(allow=True if overrides.get("allow_code") else None)
     from bncli.analyses import BY_COMMAND
     from bncli.commands.analysis import COMMON
 

@@ -19,8 +19,8 @@ from bncli.commands.export import export
 from bncli.commands.report import report
 from bncli.commands.spec import spec
 from bncli.commands.validate import validate
-from bncli.consent import ALLOW_ENV
 from bncli.errors import BncliError
+from bncli.models.module import ALLOW_ENV
 from bncli.plugins import load_plugins
 
 

@@ -12,8 +12,8 @@ import os
 import re
 from importlib import metadata
 
-from bncli.consent import code_allowed, refusal
 from bncli.errors import UsageError
+from bncli.models.module import ALLOW_ENV, code_allowed  # the one consent, as a spec's model.factory
 
 PLUGINS_ENV = "BNCLI_PLUGINS"
 GROUP = "bncli.plugins"
@@ -44,8 +44,8 @@ def load_plugins(allow: bool | None = None) -> list[str]:
     if not names:
         return []
     if not (code_allowed() if allow is None else allow):
-        raise UsageError(refusal(f"plugins {', '.join(names)} (BNCLI_PLUGINS or the {GROUP} entry points) "
-                                 "would be imported and run"))
+        raise UsageError(f"plugins {', '.join(names)} (BNCLI_PLUGINS or the {GROUP} entry points) would be "
+                         f"imported and run; if you trust them, pass --allow-code (or set {ALLOW_ENV}=1)")
     for name in names:
         module, _, attr = name.partition(":")
         if not _DOTTED.fullmatch(module) or (attr and not all(p.isidentifier() for p in attr.split("."))):

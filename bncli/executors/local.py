@@ -31,8 +31,6 @@ def _worker(conn: Connection, threads: int, runner: Any) -> None:
     from bncli.runner.cache import seed_data
     from bncli.runtime import set_thread_ceiling
 
-    load_plugins()  # the parent's plugins (its environment: BNCLI_PLUGINS, consent) register here too
-
     set_thread_ceiling(threads)  # `threads: auto` stays within this worker's share of the cores
     torch.set_num_threads(threads)
     while True:
@@ -51,6 +49,7 @@ def _worker(conn: Connection, threads: int, runner: Any) -> None:
         else:
             os.environ.pop(ALLOW_ENV, None)
         try:
+            load_plugins()  # the parent's plugins (BNCLI_PLUGINS, with the consent above) register here too
             if data is not None:  # the parent's copy, sent once per data set
                 seed_data(group[0].spec, data)
             conn.send(("ok", runner.run(group)))

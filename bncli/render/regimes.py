@@ -69,7 +69,7 @@ def regimes_markdown(report: Any, files_dir: str) -> list[str]:
     for d in report.docs:
         for c in d.result.claims:
             if c.budgets or c.verdict == "exploratory" or c.decided_by != "metrics":
-                from bncli.render.report_text import _md
+                from bncli.render.md import _md
 
                 label, arm = _md(d.label), _md(c.arm)  # names are text: no code span, link or HTML
                 lines.append(f"- {label}, {c.claim}, η={num(c.lr)}, {arm}: {verdict_label(c)}, "

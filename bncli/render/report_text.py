@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from bncli.render.md import _Markup, _md  # noqa: F401  (the one escaping; render/regimes uses it too)
 from bncli.render.report import FILES_DIR, Doc, Report, Verdict, metric_text, no_verdict_reason, rel_text
 from bncli.results import Claim
 from bncli.stats import fmt
@@ -117,19 +118,6 @@ def prov_rows(r: Report) -> list[tuple[str, str]]:
 
 
 # ------------------------------------------------------------------ Markdown
-
-
-class _Markup(str):
-    """Markdown bncli wrote itself (a verdict with its footnote reference): kept as it is in a table."""
-
-
-def _md(text: Any) -> str:
-    """Text from the results in a table cell or after a list marker: escaped once, like a line
-    (no code span, link, raw HTML or cell it could open or close); bncli's own markup as it is."""
-    if isinstance(text, _Markup):
-        return str(text)
-    s = " ".join(str(text).split())
-    return re.sub(r"([\\`\[\]|])", r"\\\1", s).replace("<", "&lt;")
 
 
 def _md_line(text: Any) -> str:
