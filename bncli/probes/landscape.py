@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -146,8 +146,10 @@ def landscape_point(
     """One measurement: the per-eta' series and the step's summary numbers (plain floats)."""
     losses, dists = line_search(model, loss_fn, x, y, theta, g, etas, buffers, batched)
     gnorm = float(torch.sqrt(sum((t * t).sum() for t in g.values())))
-    loss_list = [float(v) for v in losses]
-    dist_list = [float(v) for v in dists]
+    return _summary([float(v) for v in losses], [float(v) for v in dists], etas, gnorm)
+
+
+def _summary(loss_list: list[float], dist_list: list[float], etas: list[float], gnorm: float) -> dict[str, Any]:
     finite = all(math.isfinite(v) for v in loss_list + dist_list)
     betas = [d / (e * gnorm) if gnorm > 0 else 0.0 for d, e in zip(dist_list, etas, strict=True)]
     return {
@@ -162,6 +164,64 @@ def landscape_point(
         "beta": max(betas) if finite else math.inf,
         "grad_norm": gnorm,
     }
+
+
+# points (members x step lengths) per stacked pass of the group line search, at most: memory for
+# their parameters, gradients and activations stays modest; more points, more passes
+GROUP_POINT_BYTES = 1 << 28
+
+
+def line_search_group(g: Any, etas: list[list[float]], bn_train: bool) -> list[dict[str, Any]]:
+    """landscape_point for every member of g.members (etas: each member's grid, of one length) on
+    the stacked model: the members x grid points as one stacked forward/backward (each point its
+    own copy of its member's BN buffers), in chunks of members when that is large. With BN in
+    eval mode each member's g is its inference network's gradient (full_gradient), its loss at θ
+    returned as "loss_at_theta". Equal to the per-member form up to rounding."""
+    model = g.model
+    idx = g.index()
+    n_pts = len(etas[0])
+    theta = {n: p.detach().index_select(0, idx) for n, p in model.params.items()}
+    x, y = g.x.index_select(0, idx), g.y.index_select(0, idx)
+    loss0: list[float | None] = [None] * len(idx)
+    if bn_train:
+        grads = {n: (p.grad.index_select(0, idx) if p.grad is not None else torch.zeros_like(theta[n]))
+                 for n, p in model.params.items()}
+    else:
+        with torch.enable_grad():
+            leaves = {n: t.requires_grad_(True) for n, t in ((n, v.detach()) for n, v in theta.items())}
+            losses = g.loss_of(model.functional(leaves, g.buffer_copies(idx), x, False), y)
+            got = torch.autograd.grad(losses.sum(), list(leaves.values()))
+        grads = {n: t.detach() for n, t in zip(leaves, got, strict=True)}
+        loss0 = [float(v) for v in losses.detach()]
+    gnorms = torch.sqrt(sum((t * t).flatten(1).sum(1) for t in grads.values()))  # type: ignore[arg-type]
+    width = sum(p[0].numel() for p in theta.values()) * 3 + x[0].numel() * 4 * len(model.static)
+    per_chunk = max(1, GROUP_POINT_BYTES // max(1, width * x.element_size() * n_pts))
+    out: list[dict[str, Any]] = []
+    for c in range(0, len(idx), per_chunk):
+        sl = slice(c, c + per_chunk)
+        k = len(etas[sl])
+        eta_t = torch.tensor(etas[sl], dtype=x.dtype, device=x.device).reshape(-1)  # [k·n]
+        with torch.enable_grad():
+            pts = {}
+            for n, t in theta.items():
+                e = eta_t.view(-1, *([1] * (t.dim() - 1)))
+                pts[n] = (t[sl].repeat_interleave(n_pts, 0) - e * grads[n][sl].repeat_interleave(n_pts, 0)
+                          ).requires_grad_(True)
+            bufs = g.buffer_copies(idx[sl], repeat=n_pts)
+            values = g.loss_of(model.functional(pts, bufs, x[sl].repeat_interleave(n_pts, 0), bn_train),
+                               y[sl].repeat_interleave(n_pts, 0))
+            at = torch.autograd.grad(values.sum(), list(pts.values()))
+        sq = sum(((grads[n][sl].repeat_interleave(n_pts, 0) - a) ** 2).flatten(1).sum(1)
+                 for n, a in zip(pts, at, strict=True))
+        dists = torch.sqrt(sq).view(k, n_pts).tolist()  # type: ignore[union-attr]
+        vals = values.detach().view(k, n_pts).tolist()
+        for j in range(k):
+            jj = c + j
+            rec = _summary(vals[j], dists[j], etas[jj], float(gnorms[jj]))
+            if loss0[jj] is not None:
+                rec["loss_at_theta"] = loss0[jj]
+            out.append(rec)
+    return out
 
 
 class LandscapeProbe(ProbeBase):
@@ -209,6 +269,25 @@ class LandscapeProbe(ProbeBase):
                            hessian_converged_max=h["converged_max"],
                            hessian_converged_min=h["converged_min"], hessian_hvps=h["hvps"])
         self.series.append(rec)
+
+    def grouped(self) -> bool:
+        return not self.spec.hessian  # the Lanczos extremes: per member (on its own Net)
+
+    def etas_at(self, step_lr: float | None) -> list[float]:
+        return self.etas if step_lr is None or step_lr == self.lr else eta_grid(step_lr, self.spec)
+
+    @staticmethod
+    def group_before_update(probes: Sequence[LandscapeProbe], g: Any) -> None:
+        """before_update for every due member of a fused group (bncli.probes.group)."""
+        grids = [p.etas_at(g.lrs[i]) for p, i in zip(probes, g.members, strict=True)]
+        points = line_search_group(g, grids, probes[0].spec.bn_mode == "train")
+        losses = g.losses.tolist()
+        for p, i, etas, point in zip(probes, g.members, grids, points, strict=True):
+            loss0 = point.pop("loss_at_theta", losses[i])
+            rec = {"step": g.step, "loss_at_theta": loss0, **point}
+            if etas is not p.etas:
+                rec["eta"] = etas
+            p.series.append(rec)
 
     def result(self) -> dict[str, Any]:
         return {"eta": self.etas, "bn_mode": self.spec.bn_mode, "series": self.series}

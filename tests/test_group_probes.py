@@ -1,0 +1,123 @@
+"""Group probes (bncli.probes.group): a fused group's due members measured at once on the stacked
+model give each member's per-member record — to 1e-10 in float64 (its own form on its own Net) —
+for BN (affine or not), plain and ℓp arms, with diverged members masked; the batched pieces equal
+the per-unit functions; and measuring changes nothing (weights, buffers, RNG)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+from test_fused import _compare, _data, _float64, _worst
+
+from bncli.plan import plan
+from bncli.probes import jacobian
+from bncli.probes.jacobian import BnJacobianProbe
+from bncli.probes.landscape import LandscapeProbe
+from bncli.runner.base import group_jobs
+from bncli.runner.fused import FusedRunner, train_fused
+from bncli.spec import Spec
+
+ARMS = ["plain", "batchnorm", {"name": "bn_noaffine", "norm": "batch", "affine": False},
+        "l1norm", "linfnorm_unit"]
+
+
+def _spec(analysis: str, arms: list, **train) -> Spec:
+    settings = {"lipschitz": {"every": 4, "jacobian_units": 3, "jacobian_rows": 7},
+                "ics": {"every": 4}}
+    doc = {"seeds": 2, "threads": 1, "device": "cpu",
+           "data": {"source": "synthetic", "n_samples": 200, "n_features": 6, "n_classes": 3},
+           "model": {"hidden": [8, 8, 8], "activation": "tanh"},
+           "train": {"lr": [0.3, 1.0], "steps": 9, "eval_every": 3, "batch_size": 16,
+                     "eval_train_examples": 100, **train},
+           "arms": arms, "analysis": {analysis: settings[analysis]}}
+    return Spec.model_validate(doc)
+
+
+def _group_vs_member(spec: Spec, analysis: str, monkeypatch):
+    data = _data(spec, double=True)
+    groups = group_jobs(plan(spec, analysis), FusedRunner())
+    grouped, member = {}, {}
+    for g in groups:
+        with monkeypatch.context() as mp:  # the group forms must not fall back to the members' Nets
+            for probe_cls in PER_MEMBER:
+                mp.setattr(probe_cls, "before_update", _refuse)
+                mp.setattr(probe_cls, "after_update", _refuse, raising=False)
+            for r in train_fused(g, data, group_probes=True):
+                grouped[(r.arm, r.lr, r.seed)] = r
+        for r in train_fused(g, data, group_probes=False):  # _compare's "single" side
+            member[(r.arm, r.lr, r.seed)] = replace(r, numerics="single")
+    return grouped, member
+
+
+def _refuse(*args, **kwargs):
+    raise AssertionError("a per-member form ran in a group")
+
+
+PER_MEMBER = [BnJacobianProbe, LandscapeProbe]
+
+
+@pytest.mark.parametrize("analysis", ["lipschitz"])
+def test_group_forms_equal_the_per_member_forms_in_float64(analysis, monkeypatch):
+    with _float64():
+        grouped, member = _group_vs_member(_spec(analysis, ARMS), analysis, monkeypatch)
+    worst, where = _compare(grouped, member)
+    assert worst < 1e-10, where
+    bn = grouped[("batchnorm", 0.3, 0)].probes["bn_jacobian"]["series"]
+    assert len(bn) == 3 and set(bn[0]["layers"]) == {"layer1", "layer2", "layer3"}
+
+
+def test_a_diverged_member_is_masked_not_measured(monkeypatch):
+    with _float64():
+        spec = _spec("lipschitz", ["batchnorm"], lr=[0.3, 1e6])
+        grouped, member = _group_vs_member(spec, "lipschitz", monkeypatch)
+    assert any(r.diverged_at is not None for r in member.values())
+    worst, where = _compare(grouped, member)
+    assert worst < 1e-10, where
+
+
+@pytest.mark.parametrize("c,m,units,rows", [(1, 30, 8, 7), (5, 40, 8, 9), (9, 24, 8, 64), (12, 50, 8, 7)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("chunk", [1, 10_000])
+def test_batched_jacobian_errors_equal_jacobian_errors(dtype, c, m, units, rows, chunk, monkeypatch):
+    """A layer's units (c of them, m values each) with its draw of units and rows, through the
+    batched pieces in chunks (of at least 2 units: BN's kernel rounds a single channel
+    otherwise): jacobian_errors's numbers exactly."""
+    monkeypatch.setattr(jacobian, "CHUNK", chunk)
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(c, m, generator=g, dtype=torch.float64) * 3 + 1).to(dtype)
+    want = jacobian.jacobian_errors(x, 1e-5, units, rows, torch.Generator().manual_seed(7))
+    picked, drawn = jacobian._sample(c, m, units, rows, torch.Generator().manual_seed(7))
+    drawn = torch.arange(m) if drawn is None else drawn
+    e32, e64, scale = jacobian.unit_jacobian_errors(x[picked], 1e-5, drawn.expand(len(picked), -1))
+    safe = torch.where(scale > 0, scale, 1.0)
+    assert float(torch.where(scale > 0, e32 / safe, e32).max()) == want["jacobian_err_f32"]
+    assert float(torch.where(scale > 0, e64 / safe, e64).max()) == want["jacobian_err_f64"]
+
+
+def test_backward_checks_group_equals_backward_checks():
+    g = torch.Generator().manual_seed(5)
+    x, gx, gy = (torch.randn(3, 4, 30, generator=g, dtype=torch.float64) for _ in range(3))
+    gamma = torch.rand(3, 4, generator=g, dtype=torch.float64) + 0.5
+    got = jacobian.backward_checks_group(x, gx, gy, gamma, 1e-5)
+    for k in range(3):
+        want = jacobian.backward_checks(x[k], gx[k], gy[k], gamma[k], 1e-5)
+        assert _worst(got[k], want)[0] < 1e-12
+
+
+def test_group_measuring_changes_nothing():
+    """A fused group with the lipschitz probes ends where the same group without probes ends
+    (bitwise: weights, so every loss), and the global RNG is where it was."""
+    spec = _spec("lipschitz", ["batchnorm", "l1norm"])
+    data = _data(spec, double=False)
+    for arm_jobs, train_jobs in zip(group_jobs(plan(spec, "lipschitz"), FusedRunner()),
+                                    group_jobs(plan(spec, "train"), FusedRunner()), strict=True):
+        torch.manual_seed(11)
+        probed = train_fused(arm_jobs, data)
+        after = torch.get_rng_state()
+        torch.manual_seed(11)
+        plain = train_fused(train_jobs, data)
+        assert torch.equal(after, torch.get_rng_state())
+        for a, b in zip(probed, plain, strict=True):
+            assert (a.train_loss, a.test_loss, a.train_eval_loss) == (b.train_loss, b.test_loss, b.train_eval_loss)
