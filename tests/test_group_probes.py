@@ -13,6 +13,7 @@ from test_fused import _compare, _data, _float64, _worst
 
 from bncli.plan import plan
 from bncli.probes import jacobian
+from bncli.probes.ics_grad import GradientIcsProbe
 from bncli.probes.jacobian import BnJacobianProbe
 from bncli.probes.landscape import LandscapeProbe
 from bncli.runner.base import group_jobs
@@ -55,17 +56,20 @@ def _refuse(*args, **kwargs):
     raise AssertionError("a per-member form ran in a group")
 
 
-PER_MEMBER = [BnJacobianProbe, LandscapeProbe]
+PER_MEMBER = [BnJacobianProbe, LandscapeProbe, GradientIcsProbe]
 
 
-@pytest.mark.parametrize("analysis", ["lipschitz"])
+@pytest.mark.parametrize("analysis", ["lipschitz", "ics"])
 def test_group_forms_equal_the_per_member_forms_in_float64(analysis, monkeypatch):
     with _float64():
         grouped, member = _group_vs_member(_spec(analysis, ARMS), analysis, monkeypatch)
     worst, where = _compare(grouped, member)
     assert worst < 1e-10, where
-    bn = grouped[("batchnorm", 0.3, 0)].probes["bn_jacobian"]["series"]
-    assert len(bn) == 3 and set(bn[0]["layers"]) == {"layer1", "layer2", "layer3"}
+    if analysis == "lipschitz":
+        bn = grouped[("batchnorm", 0.3, 0)].probes["bn_jacobian"]["series"]
+        assert len(bn) == 3 and set(bn[0]["layers"]) == {"layer1", "layer2", "layer3"}
+    else:
+        assert grouped[("batchnorm", 0.3, 0)].probes["ics_grad"]["steps"] == [0, 4, 8]
 
 
 def test_a_diverged_member_is_masked_not_measured(monkeypatch):
