@@ -125,3 +125,19 @@ def test_group_measuring_changes_nothing():
         assert torch.equal(after, torch.get_rng_state())
         for a, b in zip(probed, plain, strict=True):
             assert (a.train_loss, a.test_loss, a.train_eval_loss) == (b.train_loss, b.test_loss, b.train_eval_loss)
+
+
+def test_the_cost_model_reads_the_family_and_the_group_forms():
+    """job_cost takes the family's own multiply-adds (the input's width counts: the old model
+    assumed 64 inputs for every MLP) and a fused group's grouped probes share their fixed cost."""
+    from bncli.runner.base import job_cost
+
+    narrow, wide = (_spec("lipschitz", ["plain"]).model_copy(deep=True) for _ in range(2))
+    wide = Spec.model_validate({**wide.model_dump(mode="json"),
+                                "data": {**wide.data.model_dump(mode="json"), "n_features": 600}})
+    assert job_cost(plan(wide, "train")[0])[1] > 10 * job_cost(plan(narrow, "train")[0])[1]
+    fused = plan(narrow, "lipschitz")[0]
+    single = plan(narrow.model_copy(update={"fuse": "off"}), "lipschitz")[0]
+    assert fused.numerics == "fused" and single.numerics == "single"
+    assert job_cost(fused)[1] < job_cost(single)[1]  # the landscape's fixed cost: once per group
+    assert job_cost(fused)[0] > job_cost(single)[0]
