@@ -11,7 +11,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from bncli.probes.base import ProbeBase, buffer_copies, measuring, stacked_buffer_copies
-from bncli.probes.hessian import hessian_extremes
+from bncli.probes.hessian import hessian_extremes, lanczos_extremes_group
 from bncli.runtime import derive_seed
 from bncli.spec import LipschitzSpec
 
@@ -224,6 +224,50 @@ def line_search_group(g: Any, etas: list[list[float]], bn_train: bool) -> list[d
     return out
 
 
+def hessian_group(g: Any, bn_train: bool, spec: LipschitzSpec, seeds: list[int]) -> list[dict[str, Any]]:
+    """hessian_extremes for every member of g.members at θ_t on the stacked model: one graph of
+    the members' summed loss (BN in the probe's mode, buffer copies), each round of the
+    side-by-side Lanczos one double backward with every running member's vector in its block
+    (hessian.lanczos_extremes_group). A member's flat vector is its Net's (parameter order and
+    layout: the stacked linear weights are transposed)."""
+    model = g.model
+    idx = g.index()
+    with torch.enable_grad():
+        leaves = {n: p.detach().index_select(0, idx).requires_grad_(True) for n, p in model.params.items()}
+        loss = g.loss_of(model.functional(leaves, g.buffer_copies(idx), g.x.index_select(0, idx), bn_train),
+                         g.y.index_select(0, idx)).sum()
+        names = list(leaves)
+        grads = torch.autograd.grad(loss, [leaves[n] for n in names], create_graph=True, allow_unused=True)
+    used = [(n, gr) for n, gr in zip(names, grads, strict=True) if gr is not None]
+    live = [(n, gr) for n, gr in used if gr.requires_grad]
+    shapes = {n: (leaves[n].shape[1:][::-1] if n in model.transposed else leaves[n].shape[1:]) for n, _ in used}
+    sizes = [leaves[n][0].numel() for n, _ in used]
+
+    def batched(todo: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+        vs = {n: torch.zeros_like(leaves[n]) for n, _ in live}
+        for j, v in todo.items():
+            for (n, _), part in zip(used, v.split(sizes), strict=True):
+                if n in vs:
+                    t = part.reshape(shapes[n]).to(leaves[n])
+                    vs[n][j] = t.T if n in model.transposed else t
+        if live:
+            with torch.enable_grad():
+                hv = torch.autograd.grad([gr for _, gr in live], [leaves[n] for n, _ in used],
+                                         grad_outputs=[vs[n] for n, _ in live], retain_graph=True, allow_unused=True)
+        else:
+            hv = tuple(None for _ in used)
+        out = {}
+        for j in todo:
+            parts = []
+            for (n, _), h in zip(used, hv, strict=True):
+                t = torch.zeros_like(leaves[n][j]) if h is None else h[j].detach()
+                parts.append((t.T if n in model.transposed else t).reshape(-1))
+            out[j] = torch.cat(parts)
+        return out
+
+    return lanczos_extremes_group(batched, sum(sizes), seeds, tol=spec.hessian_tol, max_iters=spec.hessian_iters)
+
+
 class LandscapeProbe(ProbeBase):
     """Every `every` steps, before the update: line search along -g, ||g||, optional lambda_max."""
 
@@ -271,7 +315,7 @@ class LandscapeProbe(ProbeBase):
         self.series.append(rec)
 
     def grouped(self) -> bool:
-        return not self.spec.hessian  # the Lanczos extremes: per member (on its own Net)
+        return True
 
     def etas_at(self, step_lr: float | None) -> list[float]:
         return self.etas if step_lr is None or step_lr == self.lr else eta_grid(step_lr, self.spec)
@@ -288,6 +332,15 @@ class LandscapeProbe(ProbeBase):
             if etas is not p.etas:
                 rec["eta"] = etas
             p.series.append(rec)
+        spec = probes[0].spec
+        if spec.hessian:
+            seeds = [derive_seed(p.seed, g.step, 4241) for p in probes]
+            for p, h in zip(probes, hessian_group(g, spec.bn_mode == "train", spec, seeds), strict=True):
+                p.series[-1].update(
+                    lambda_max=h["lambda_max"], lambda_min=h["lambda_min"],
+                    hessian_residual_max=h["residual_max"], hessian_residual_min=h["residual_min"],
+                    hessian_converged_max=h["converged_max"], hessian_converged_min=h["converged_min"],
+                    hessian_hvps=h["hvps"])
 
     def result(self) -> dict[str, Any]:
         return {"eta": self.etas, "bn_mode": self.spec.bn_mode, "series": self.series}
