@@ -110,12 +110,16 @@ def test_backward_checks_group_equals_backward_checks():
         assert _worst(got[k], want)[0] < 1e-12
 
 
-def test_group_measuring_changes_nothing():
-    """A fused group with the lipschitz probes ends where the same group without probes ends
-    (bitwise: weights, so every loss), and the global RNG is where it was."""
-    spec = _spec("lipschitz", ["batchnorm", "l1norm"])
+@pytest.mark.parametrize("analysis", ["lipschitz", "ics"])
+def test_group_measuring_changes_nothing(analysis):
+    """A fused group with the probes (group forms; the Hessian's too) ends where the same group
+    without probes ends (bitwise: weights, so every loss), and the global RNG is where it was."""
+    spec = _spec(analysis, ["batchnorm", "l1norm"])
+    if analysis == "lipschitz":
+        spec = Spec.model_validate({**spec.model_dump(mode="json"),
+                                    "analysis": {"lipschitz": {"every": 4, "hessian": True, "hessian_iters": 10}}})
     data = _data(spec, double=False)
-    for arm_jobs, train_jobs in zip(group_jobs(plan(spec, "lipschitz"), FusedRunner()),
+    for arm_jobs, train_jobs in zip(group_jobs(plan(spec, analysis), FusedRunner()),
                                     group_jobs(plan(spec, "train"), FusedRunner()), strict=True):
         torch.manual_seed(11)
         probed = train_fused(arm_jobs, data)

@@ -5,8 +5,10 @@ model (weights stacked [K, out, in], one `baddbmm` per layer, BN as one `F.batch
 Each member keeps what its single run has: its initial weights (built exactly as run_job builds
 them), its batch order, its learning rate, its divergence (detected at the same flush points as
 bncli.train; a diverged member's lr becomes 0 and its record ends at its divergence step), its
-evaluation points and its probes. Probes see a per-member `Net` with copied weights, gradients and
-BN buffers on their due steps only (`materialize`), so probe code is the single path's.
+evaluation points and its probes. A probe with a group form (bncli.probes.group: the landscape line
+search and Hessian extremes, the BN-Jacobian check, the gradient ICS G′) measures every due member at
+once on the stacked model; any other probe sees a per-member `Net` with copied weights, gradients
+and BN buffers on its due steps only (`materialize`), so its code is the single path's.
 
 The numbers are the single path's maths in batched kernels: equal to single runs to ~1e-14 in
 float64 (tests/test_fused.py), to rounding in float32 (plain nets ~1e-6; BN nets drift further on
