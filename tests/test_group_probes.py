@@ -167,3 +167,29 @@ def test_group_hessian_equals_the_per_member_lanczos(monkeypatch):
             rest = {k: v for k, v in a.items() if not k.startswith(("hessian_", "lambda_"))}
             assert _worst(rest, {k: b[k] for k in rest})[0] < 1e-10, (key, a["step"])
     assert checked > 8
+
+
+@pytest.mark.parametrize("serial", [False, True])
+def test_side_by_side_lanczos_equals_each_alone(serial, monkeypatch):
+    """Members' Lanczos runs side by side (threads; one batched product per round) give each
+    member exactly what lanczos_extremes gives its operator alone: Lanczos (n > DENSE_MAX) with
+    different convergence speeds, a tiny budget, and the dense path; also with an older scipy's
+    one-at-a-time ARPACK (serial)."""
+    from bncli.probes import hessian
+
+    monkeypatch.setattr(hessian, "_ARPACK_SERIAL", serial)
+    g = torch.Generator().manual_seed(0)
+    for n, iters in ((260, 60), (260, 3), (40, 10)):
+        mats = []
+        for k in range(3):
+            a = torch.randn(n, n, generator=g, dtype=torch.float64)
+            mats.append((a + a.T) / 2 + torch.diag(torch.linspace(0, 10 * (k + 1), n, dtype=torch.float64)))
+
+        def batched(todo, mats=mats):
+            return {k: mats[k] @ v.to(torch.float64) for k, v in todo.items()}
+
+        seeds = [5, 6, 7]
+        got = hessian.lanczos_extremes_group(batched, n, seeds, tol=1e-6, max_iters=iters)
+        for k in range(3):
+            assert got[k] == hessian.lanczos_extremes(lambda v, a=mats[k]: a @ v.to(torch.float64), n,
+                                                      seed=seeds[k], tol=1e-6, max_iters=iters)

@@ -283,6 +283,17 @@ def hessian_extremes(
                             dense_max=dense_max, ncv=ncv)
 
 
+def _arpack_serial() -> bool:
+    """Whether scipy's ARPACK runs one solve at a time (before scipy 1.15 a process-wide lock
+    guarded its Fortran state: side-by-side runs in threads would wait on each other forever)."""
+    from scipy.sparse.linalg._eigen.arpack import arpack
+
+    return hasattr(arpack, "_ARPACK_LOCK")
+
+
+_ARPACK_SERIAL = _arpack_serial()
+
+
 class _Rounds:
     """The rendezvous of side-by-side Lanczos runs: each member's thread posts a vector and waits;
     when every member still running has posted, the coordinator computes all their products in
@@ -344,6 +355,10 @@ def lanczos_extremes_group(
     for (one HVP of the stacked model: members are independent, so its Hessian is
     block-diagonal). Each result is what lanczos_extremes gives for that operator alone."""
     m = len(seeds)
+    if _ARPACK_SERIAL:  # an older scipy: one ARPACK run at a time; the members one after another
+        with _numpy_blas_single_threaded():
+            return [lanczos_extremes(lambda v, k=k: batched({k: v})[k], n, seed=int(seeds[k]),  # type: ignore[misc]
+                                     blas_limit=False, **kw) for k in range(m)]  # type: ignore[arg-type]
     rounds = _Rounds(range(m), batched)
     out: list[Result | None] = [None] * m
     errors: list[BaseException] = []
