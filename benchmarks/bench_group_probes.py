@@ -2,7 +2,8 @@
 same probes measured member by member on each member's own Net, same process, 1 thread.
 
 Default: lp_norm_deep_linear.yaml's batchnorm arm (5 seeds x 3 lrs as one fused group), the
-lipschitz probes. Per probe set (landscape alone, bn_jacobian alone, both; ics for measure-ics),
+lipschitz probes. Per probe set (landscape alone, bn_jacobian and landscape; ics for measure-ics;
+--hessian: the landscape with the Hessian's extremes, 30 HVPs per end),
 the probe time is the group's training time with the probes minus without them; interleaved
 repeats, medians. Prints per-member / group probe time and the machine load.
 
@@ -41,6 +42,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--every", type=int, default=25)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--hessian", action="store_true", help="also the landscape with the Hessian's extremes")
     args = ap.parse_args()
     base = load_spec(args.spec)
     arms = [a for a in base.arms if a.name == args.arm]
@@ -62,6 +64,8 @@ def main() -> None:
         "bn_jacobian+landscape": group("lipschitz"),
         "ics": group("measure-ics"),
     }
+    if args.hessian:
+        sets["landscape+hessian"] = group("lipschitz", jacobian=False, hessian=True, hessian_iters=30)
     base_group = group("train")
     cases = {"train only": lambda: (lambda: train_fused(base_group, data))}
     for name, g in sets.items():
