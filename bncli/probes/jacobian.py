@@ -263,33 +263,67 @@ def _max_abs(t: torch.Tensor) -> torch.Tensor:
     return torch.maximum(flat.amax(1), flat.amin(1).neg())
 
 
-CHUNK = 1 << 17  # Jacobian entries per chunk of units: its matrices stay in the CPU's cache
+CHUNK = 1 << 17  # Jacobian entries per chunk of channels: its matrices stay in the CPU's cache
+
+
+def _unit_stats(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per unit of x [N, m] (N >= 2): BN's saved mean and 1/σ (its kernel's), and the closed form's
+    σ and ŷ (closed_form_jacobian's ops)."""
+    _, mean, invstd = torch.ops.aten.native_batch_norm(x.unsqueeze(0), None, None, None, None, True, 0.0, eps)
+    mu = x.mean(-1, keepdim=True)
+    sigma = torch.sqrt(((x - mu) ** 2).mean(-1, keepdim=True) + eps)
+    return mean, invstd, sigma, (x - mu) / sigma
 
 
 def unit_jacobian_errors(xs: torch.Tensor, eps: float, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Per unit of xs [N, m] (rows [N, R]: the Jacobian rows checked): max |autograd f32 − closed|,
     max |autograd f64 − closed| and max |closed| (closed form in float64): jacobian_errors's
-    pieces for any number of units at once, in chunks of units."""
+    pieces for any number of units at once. Every (unit, row) is a channel of its own (the
+    closed form's row and autograd's row from BN's backward kernel with cotangent e_row), in
+    chunks of channels small enough to stay in the CPU's cache; the statistics of all units are
+    taken once (BN's kernel takes another path for a single channel: always two or more)."""
     n, m = xs.shape
-    if n == 1:  # BN's kernels take another path for a single channel: always two or more units
+    if n == 1:
         return tuple(t[:1] for t in unit_jacobian_errors(xs.repeat(2, 1), eps, rows.repeat(2, 1)))
     r = rows.shape[1]
-    step = max(2, CHUNK // max(1, r * m))
     x64, x32 = xs.double(), xs.float()
-    e32, e64, scale = [], [], []
-    starts = list(range(0, n, step))
-    if n - starts[-1] < 2:  # no chunk of a single unit (see above)
+    mean64, inv64, sigma, yh = _unit_stats(x64, eps)
+    mean32, inv32, _, _ = _unit_stats(x32, eps)
+    unit = torch.arange(n, device=xs.device).repeat_interleave(r)  # channel -> its unit
+    row = rows.reshape(-1)  # channel -> its row
+    p = n * r
+    step = max(2, CHUNK // max(1, m))
+    starts = list(range(0, p, step))
+    if p - starts[-1] < 2:  # no chunk of a single channel
         starts.pop()
-    ends = [*starts[1:], n]
+    ends = [*starts[1:], p]
     size = max(b - a for a, b in zip(starts, ends, strict=True))
-    zeros = {dt: torch.zeros(size, r, m, dtype=dt, device=xs.device) for dt in (torch.float32, torch.float64)}
-    for start, end in zip(starts, ends, strict=True):
-        sl = slice(start, end)
-        ref = _closed_rows(x64[sl], eps, rows[sl])
-        scale.append(_max_abs(ref))
-        e32.append(_max_abs(torch.sub(_autograd_rows(x32[sl], eps, rows[sl], zeros[torch.float32]), ref)))
-        e64.append(_max_abs(_autograd_rows(x64[sl], eps, rows[sl], zeros[torch.float64]).sub_(ref)))
-    return torch.cat(e32), torch.cat(e64), torch.cat(scale)
+    zeros = {dt: torch.zeros(size, m, dtype=dt, device=xs.device) for dt in (torch.float32, torch.float64)}
+    out = torch.empty(3, p, dtype=torch.float64, device=xs.device)  # per channel: e32, e64, scale
+    for a, b in zip(starts, ends, strict=True):
+        u, rr = unit[a:b], row[a:b]
+        c = b - a
+        at = torch.arange(c, device=xs.device)
+        # closed_form_jacobian's row: -ŷ_r ŷ / m - 1/m, + 1 at r, / σ (its ops, entry for entry)
+        ref = yh[u, rr].unsqueeze(-1) * yh[u]
+        ref.mul_(-1.0 / m).sub_(1.0 / m)
+        ref[at, rr] += 1.0
+        ref.div_(sigma[u])
+        out[2, a:b] = _max_abs_rows(ref)
+        for k, (x, mean, inv) in enumerate(((x32, mean32, inv32), (x64, mean64, inv64))):
+            basis = zeros[x.dtype][:c]
+            basis[at, rr] = 1.0
+            gx, _, _ = torch.ops.aten.native_batch_norm_backward(
+                basis.unsqueeze(0), x[u].unsqueeze(0), None, None, None, mean[u], inv[u], True, eps,
+                [True, False, False])
+            basis[at, rr] = 0.0
+            out[k, a:b] = _max_abs_rows(torch.sub(gx[0], ref) if k == 0 else gx[0].sub_(ref))
+    per_unit = out.view(3, n, r)
+    return per_unit[0].amax(1), per_unit[1].amax(1), per_unit[2].amax(1)
+
+
+def _max_abs_rows(t: torch.Tensor) -> torch.Tensor:
+    return torch.maximum(t.amax(1), t.amin(1).neg())
 
 
 def _sample(c: int, m: int, n_units: int, n_rows: int, gen: torch.Generator) -> tuple[list[int], torch.Tensor | None]:
