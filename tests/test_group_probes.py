@@ -193,3 +193,13 @@ def test_side_by_side_lanczos_equals_each_alone(serial, monkeypatch):
         for k in range(3):
             assert got[k] == hessian.lanczos_extremes(lambda v, a=mats[k]: a @ v.to(torch.float64), n,
                                                       seed=seeds[k], tol=1e-6, max_iters=iters)
+
+
+def test_deep_chains_keep_the_per_member_shared_gprime():
+    from bncli.probes.ics_grad import GROUP_MAX_LAYERS
+
+    probe = GradientIcsProbe(every=1)
+    probe.layers = [f"layer{i}" for i in range(GROUP_MAX_LAYERS)]
+    assert probe.grouped()
+    probe.layers.append("one more")
+    assert not probe.grouped()

@@ -224,6 +224,7 @@ SHARED_MIN_MIXES = 4  # fewer layers to mix than this: the plain loop is faster
 
 
 GROUP_POINT_BYTES = 1 << 28  # (member, mix) points per stacked G′ pass, at most: its memory
+GROUP_MAX_LAYERS = 8  # deeper: each member's gprime_shared (see GradientIcsProbe.grouped)
 
 
 def gprime_group(g: Any, old: dict[str, Tensor], order: Sequence[str], layers: Sequence[str]) -> dict[str, Tensor]:
@@ -331,7 +332,11 @@ class GradientIcsProbe(ProbeBase):
         self._old, self._g = None, {}
 
     def grouped(self) -> bool:
-        return True
+        # the group form runs one whole forward/backward per mix (~L² layer passes per member);
+        # a deep chain is cheaper per member with gprime_shared's shared prefixes (~L²/2), which
+        # wins once the arithmetic outweighs the per-member overhead (bench_group_probes.py: 25
+        # layers of 10 units, batch 1,000: group 0.85x)
+        return len(self.layers) <= GROUP_MAX_LAYERS
 
     @staticmethod
     def group_before_update(probes: Sequence[GradientIcsProbe], g: Any) -> None:
