@@ -205,9 +205,9 @@ def test_registries_share_one_generic_registry():
 def test_an_idx_data_set_is_one_registration(tmp_path):
     """EMNIST letters (26 classes, labels 1..26, its own file names) is data: one idx_source line."""
     import numpy as np
+    from image_files import write_idx
 
     from bncli.api import run
-    from tests.image_files import write_idx
 
     files = {"x": "emnist-letters-train-images-idx3-ubyte", "y": "emnist-letters-train-labels-idx1-ubyte",
              "x_test": "emnist-letters-test-images-idx3-ubyte", "y_test": "emnist-letters-test-labels-idx1-ubyte"}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -181,6 +182,7 @@ def lanczos_extremes(
     which: tuple[str, ...] = ("LA", "SA"),
     dense_max: int = DENSE_MAX,
     ncv: int = NCV,
+    blas_limit: bool = True,
 ) -> Result:
     """lambda_max ('LA', algebraically largest: sharpness) and/or lambda_min ('SA', smallest
     algebraic: negative curvature) of the symmetric operator v -> hvp(v) of size n.
@@ -209,7 +211,7 @@ def lanczos_extremes(
         with torch.no_grad():
             return hvp(torch.from_numpy(x)).detach().double().cpu().numpy().reshape(-1)
 
-    with _numpy_blas_single_threaded():
+    with _numpy_blas_single_threaded() if blas_limit else nullcontext():
         found, hvps = _extremes(matvec, n, which, tol, max_iters, seed, dense_max, ncv)
         out["dense"] = n <= max(dense_max, 2)
         for w in which:
@@ -279,3 +281,105 @@ def hessian_extremes(
     hvp, n = hvp_closure(loss_of_params, params)
     return lanczos_extremes(hvp, n, tol=tol, max_iters=max_iters, seed=seed, which=which,
                             dense_max=dense_max, ncv=ncv)
+
+
+def _arpack_serial() -> bool:
+    """Whether scipy's ARPACK runs one solve at a time (before scipy 1.15 a process-wide lock
+    guarded its Fortran state: side-by-side runs in threads would wait on each other forever)."""
+    from scipy.sparse.linalg._eigen.arpack import arpack
+
+    return hasattr(arpack, "_ARPACK_LOCK")
+
+
+_ARPACK_SERIAL = _arpack_serial()
+
+
+class _Rounds:
+    """The rendezvous of side-by-side Lanczos runs: each member's thread posts a vector and waits;
+    when every member still running has posted, the coordinator computes all their products in
+    one batched call (`batched({member: v}) -> {member: Hv}`) and hands them back."""
+
+    def __init__(self, members: Sequence[int], batched: Callable[[dict[int, torch.Tensor]], dict[int, torch.Tensor]]):
+        self.cond = threading.Condition()
+        self.live = set(members)
+        self.requests: dict[int, torch.Tensor] = {}
+        self.results: dict[int, torch.Tensor] = {}
+        self.batched = batched
+        self.failed: BaseException | None = None
+
+    def hvp(self, k: int) -> HVP:
+        def call(v: torch.Tensor) -> torch.Tensor:
+            with self.cond:
+                self.requests[k] = v
+                self.cond.notify_all()
+                while k not in self.results:
+                    if self.failed is not None:
+                        raise RuntimeError("the batched HVP failed") from self.failed
+                    self.cond.wait()
+                return self.results.pop(k)
+
+        return call
+
+    def finished(self, k: int) -> None:
+        with self.cond:
+            self.live.discard(k)
+            self.cond.notify_all()
+
+    def serve(self) -> None:
+        with self.cond:
+            while True:
+                while self.live and not self.live <= set(self.requests):
+                    self.cond.wait()
+                if not self.live:
+                    return
+                todo, self.requests = self.requests, {}
+                try:
+                    self.results.update(self.batched(todo))
+                except BaseException as e:  # the members' threads stop; the caller re-raises
+                    self.failed = e
+                    self.cond.notify_all()
+                    raise
+                self.cond.notify_all()
+
+
+def lanczos_extremes_group(
+    batched: Callable[[dict[int, torch.Tensor]], dict[int, torch.Tensor]],
+    n: int,
+    seeds: Sequence[int],
+    **kw: object,
+) -> list[Result]:
+    """lanczos_extremes for M symmetric operators of size n side by side (M members of a fused
+    group): member k's Lanczos (ARPACK, its own start vector from seeds[k], its own stopping by
+    its own Ritz estimates and residual checks) runs in a thread of its own; every round, one
+    call `batched({k: v_k}) -> {k: H_k v_k}` gives all the products the running members asked
+    for (one HVP of the stacked model: members are independent, so its Hessian is
+    block-diagonal). Each result is what lanczos_extremes gives for that operator alone."""
+    m = len(seeds)
+    if _ARPACK_SERIAL:  # an older scipy: one ARPACK run at a time; the members one after another
+        with _numpy_blas_single_threaded():
+            return [lanczos_extremes(lambda v, k=k: batched({k: v})[k], n, seed=int(seeds[k]),  # type: ignore[misc]
+                                     blas_limit=False, **kw) for k in range(m)]  # type: ignore[arg-type]
+    rounds = _Rounds(range(m), batched)
+    out: list[Result | None] = [None] * m
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            out[k] = lanczos_extremes(rounds.hvp(k), n, seed=int(seeds[k]), blas_limit=False, **kw)  # type: ignore[arg-type]
+        except BaseException as e:  # noqa: BLE001 - re-raised by the caller
+            errors.append(e)
+        finally:
+            rounds.finished(k)
+
+    with _numpy_blas_single_threaded():
+        threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(m)]
+        for t in threads:
+            t.start()
+        try:
+            rounds.serve()
+        finally:
+            for t in threads:
+                t.join()
+    if errors:
+        raise errors[0]
+    return [r for r in out if r is not None]

@@ -223,6 +223,47 @@ def compare_grads(g: Tensor, gp: Tensor) -> dict[str, float]:
 SHARED_MIN_MIXES = 4  # fewer layers to mix than this: the plain loop is faster
 
 
+GROUP_POINT_BYTES = 1 << 28  # (member, mix) points per stacked G′ pass, at most: its memory
+GROUP_MAX_LAYERS = 8  # deeper: each member's gprime_shared (see GradientIcsProbe.grouped)
+
+
+def gprime_group(g: Any, old: dict[str, Tensor], order: Sequence[str], layers: Sequence[str]) -> dict[str, Tensor]:
+    """G′ of each layer for every member of g.members, on the stacked model (θ_{t+1}: its params
+    now; old: θ_t, [M, ...]): every (member, layer) mix as one point of a stacked functional
+    forward/backward (earlier layers at θ_{t+1}, the rest at θ_t, its own copy of its member's
+    BN buffers from before the step), in chunks of members. {layer: [M, ...] in the stacked
+    model's layout}; the same definition as gprime_loop."""
+    model = g.model
+    idx = g.index()
+    new = {n: p.detach().index_select(0, idx) for n, p in model.params.items()}
+    cuts = [list(order).index(layer) for layer in layers]
+    n_mix = len(layers)
+    pos = {n: layer_position(n, order) for n in new}
+    x, y = g.x.index_select(0, idx), g.y.index_select(0, idx)
+    width = sum(t[0].numel() for t in new.values()) * 3 + x[0].numel() * 4 * len(order)
+    per_chunk = max(1, GROUP_POINT_BYTES // max(1, width * x.element_size() * n_mix))
+    out: dict[str, list[Tensor]] = {layer: [] for layer in layers}
+    for c in range(0, len(idx), per_chunk):
+        sl = slice(c, c + per_chunk)
+        k = new[next(iter(new))][sl].shape[0]
+        with torch.enable_grad():
+            leaves = {}
+            for n, t in new.items():
+                use_new = torch.tensor([pos[n] < cut for cut in cuts], device=t.device)
+                mix = torch.where(use_new.view(1, n_mix, *([1] * (t.dim() - 1))), t[sl].unsqueeze(1),
+                                  old[n][sl].unsqueeze(1))
+                leaves[n] = mix.reshape(k * n_mix, *t.shape[1:]).requires_grad_(True)
+            bufs = g.buffer_copies(idx[sl], repeat=n_mix)
+            losses = g.loss_of(model.functional(leaves, bufs, x[sl].repeat_interleave(n_mix, 0), True),
+                               y[sl].repeat_interleave(n_mix, 0))
+            wn = [f"layers.{layer}.fc.weight" for layer in layers]
+            got = torch.autograd.grad(losses.sum(), [leaves[w] for w in dict.fromkeys(wn)])
+        by_name = dict(zip(dict.fromkeys(wn), got, strict=True))
+        for i, (layer, w) in enumerate(zip(layers, wn, strict=True)):
+            out[layer].append(by_name[w].view(k, n_mix, *by_name[w].shape[1:])[:, i])
+    return {layer: torch.cat(v) for layer, v in out.items()}
+
+
 class GradientIcsProbe(ProbeBase):
     """Per due step and layer: G from the real backward, G' from the real optimizer update.
 
@@ -243,6 +284,7 @@ class GradientIcsProbe(ProbeBase):
         self._old: dict[str, Tensor] | None = None
         self._g: dict[str, Tensor] = {}
         self._first = ""
+        self._group: Any = None  # the group form's (index, stacked G and θ_t) between its two calls
 
     def on_start(self, run: RunContext) -> None:
         names = run.model.point_names
@@ -288,6 +330,45 @@ class GradientIcsProbe(ProbeBase):
             for m, v in compare_grads(self._g[layer], gp[layer]).items():
                 self.series[layer][m].append(v)
         self._old, self._g = None, {}
+
+    def grouped(self) -> bool:
+        # the group form runs one whole forward/backward per mix (~L² layer passes per member);
+        # a deep chain is cheaper per member with gprime_shared's shared prefixes (~L²/2), which
+        # wins once the arithmetic outweighs the per-member overhead (bench_group_probes.py: 25
+        # layers of 10 units, batch 1,000: group 0.85x)
+        return len(self.layers) <= GROUP_MAX_LAYERS
+
+    @staticmethod
+    def group_before_update(probes: Sequence[GradientIcsProbe], g: Any) -> None:
+        """before_update for every due member of a fused group: G of each layer and θ_t, stacked."""
+        idx = g.index()
+        wnames = {n: f"layers.{n}.fc.weight" for n in probes[0].layers}
+        grads = {n: g.model.params[w].grad for n, w in wnames.items()}
+        if any(t is None for t in grads.values()):
+            return
+        state = ({n: t.index_select(0, idx) for n, t in grads.items()},
+                 {n: p.detach().index_select(0, idx) for n, p in g.model.params.items()})
+        for j, p in enumerate(probes):
+            p._group = (j, state)
+
+    @staticmethod
+    def group_after_update(probes: Sequence[GradientIcsProbe], g: Any) -> None:
+        """after_update for every due member of a fused group: G′ of every member and layer from
+        stacked forward/backward passes (gprime_group), compared with G as the per-member form does."""
+        first = probes[0]
+        if getattr(first, "_group", None) is None:
+            return
+        _, (gs, old) = first._group
+        order = [pre[len("layers."):] for pre, *_ in g.model.static]
+        todo = [layer for layer in first.layers if layer != order[0]]
+        gp = gprime_group(g, old, order, todo) if todo else {}
+        for j, p in enumerate(probes):
+            p.steps.append(g.step)
+            for layer in p.layers:
+                gl = gs[layer][j]
+                for m, v in compare_grads(gl, gp[layer][j] if layer in gp else gl).items():
+                    p.series[layer][m].append(v)
+            p._group = None
 
     def result(self) -> dict[str, Any]:
         # first_layer: G' = G there by definition, so summaries leave it out of C3

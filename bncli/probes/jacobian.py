@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -197,6 +198,16 @@ class BnJacobianProbe(ProbeBase):
             layers = check_layers(model, ctx.run.loss_fn, ctx.x, ctx.y, buffers, self.spec, gen)
         self.series.append({"step": ctx.step, "layers": layers})
 
+    def grouped(self) -> bool:
+        return True
+
+    @staticmethod
+    def group_before_update(probes: Sequence[BnJacobianProbe], g: Any) -> None:
+        """before_update for every due member of a fused group (bncli.probes.group)."""
+        layers = check_layers_group(g, probes[0].spec, [p.seed for p in probes])
+        for p, rec in zip(probes, layers, strict=True):
+            p.series.append({"step": g.step, "layers": rec})
+
     def result(self) -> dict[str, Any]:
         return {"series": self.series}
 
@@ -204,3 +215,213 @@ class BnJacobianProbe(ProbeBase):
 def make_probe(spec: Any, arm: Any, lr: float, seed: int, data: Any) -> BnJacobianProbe:
     """The C5 BN-Jacobian probe (registry: bn_jacobian)."""
     return BnJacobianProbe(spec.analysis.lipschitz, seed)
+
+
+# --------------------------------------------------------------------------- the group form
+
+
+def _closed_rows(x: torch.Tensor, eps: float, rows: torch.Tensor) -> torch.Tensor:
+    """closed_form_jacobian for N units (x [N, m]) with each unit's own rows [N, R]: [N, R, m],
+    the same ops in the same order (equal entry for entry)."""
+    m = x.shape[-1]
+    mu = x.mean(-1, keepdim=True)
+    sigma = torch.sqrt(((x - mu) ** 2).mean(-1, keepdim=True) + eps)
+    yh = (x - mu) / sigma
+    jac = yh.gather(-1, rows).unsqueeze(-1) * yh.unsqueeze(-2)
+    jac.mul_(-1.0 / m).sub_(1.0 / m)
+    n, r = rows.shape
+    at = (torch.arange(n, device=x.device).unsqueeze(1), torch.arange(r, device=x.device).unsqueeze(0), rows)
+    jac[at] += 1.0
+    return jac.div_(sigma.unsqueeze(-1))
+
+
+def _autograd_rows(x: torch.Tensor, eps: float, rows: torch.Tensor,
+                   zeros: torch.Tensor | None = None) -> torch.Tensor:
+    """autograd_jacobian for N units (x [N, m]) with each unit's own rows [N, R]: [N, R, m]. The
+    kernel autograd runs for BN's backward (native_batch_norm_backward), called once on every
+    (unit, row) as its own channel with cotangent e_row: the same numbers as the vmapped
+    pullback (tests/test_group_probes.py checks them), without its copies. `zeros`: a zero
+    buffer of at least [N, R, m] to hold the cotangents (left zero again)."""
+    n, m = x.shape
+    r = rows.shape[1]
+    _, mean, invstd = torch.ops.aten.native_batch_norm(x.unsqueeze(0), None, None, None, None, True, 0.0, eps)
+    xr = x.unsqueeze(1).expand(n, r, m).reshape(1, n * r, m)
+    basis = torch.zeros(n, r, m, dtype=x.dtype, device=x.device) if zeros is None else zeros[:n]
+    at = rows.unsqueeze(-1)
+    basis.scatter_(2, at, 1.0)
+    gx, _, _ = torch.ops.aten.native_batch_norm_backward(
+        basis.view(1, n * r, m), xr, None, None, None, mean.repeat_interleave(r), invstd.repeat_interleave(r),
+        True, eps, [True, False, False])
+    if zeros is not None:
+        basis.scatter_(2, at, 0.0)
+    return gx.view(n, r, m)
+
+
+def _max_abs(t: torch.Tensor) -> torch.Tensor:
+    """max |t| per unit of t [N, R, m], as _max_rel_err takes it (max(max t, −min t))."""
+    flat = t.flatten(1)
+    return torch.maximum(flat.amax(1), flat.amin(1).neg())
+
+
+CHUNK = 1 << 17  # Jacobian entries per chunk of channels: its matrices stay in the CPU's cache
+
+
+def _unit_stats(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per unit of x [N, m] (N >= 2): BN's saved mean and 1/σ (its kernel's), and the closed form's
+    σ and ŷ (closed_form_jacobian's ops)."""
+    _, mean, invstd = torch.ops.aten.native_batch_norm(x.unsqueeze(0), None, None, None, None, True, 0.0, eps)
+    mu = x.mean(-1, keepdim=True)
+    sigma = torch.sqrt(((x - mu) ** 2).mean(-1, keepdim=True) + eps)
+    return mean, invstd, sigma, (x - mu) / sigma
+
+
+def unit_jacobian_errors(xs: torch.Tensor, eps: float, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Per unit of xs [N, m] (rows [N, R]: the Jacobian rows checked): max |autograd f32 − closed|,
+    max |autograd f64 − closed| and max |closed| (closed form in float64): jacobian_errors's
+    pieces for any number of units at once. Every (unit, row) is a channel of its own (the
+    closed form's row and autograd's row from BN's backward kernel with cotangent e_row), in
+    chunks of channels small enough to stay in the CPU's cache; the statistics of all units are
+    taken once (BN's kernel takes another path for a single channel: always two or more)."""
+    n, m = xs.shape
+    if n == 1:
+        return tuple(t[:1] for t in unit_jacobian_errors(xs.repeat(2, 1), eps, rows.repeat(2, 1)))
+    r = rows.shape[1]
+    x64, x32 = xs.double(), xs.float()
+    mean64, inv64, sigma, yh = _unit_stats(x64, eps)
+    mean32, inv32, _, _ = _unit_stats(x32, eps)
+    unit = torch.arange(n, device=xs.device).repeat_interleave(r)  # channel -> its unit
+    row = rows.reshape(-1)  # channel -> its row
+    p = n * r
+    step = max(2, CHUNK // max(1, m))
+    starts = list(range(0, p, step))
+    if p - starts[-1] < 2:  # no chunk of a single channel
+        starts.pop()
+    ends = [*starts[1:], p]
+    size = max(b - a for a, b in zip(starts, ends, strict=True))
+    zeros = {dt: torch.zeros(size, m, dtype=dt, device=xs.device) for dt in (torch.float32, torch.float64)}
+    out = torch.empty(3, p, dtype=torch.float64, device=xs.device)  # per channel: e32, e64, scale
+    for a, b in zip(starts, ends, strict=True):
+        u, rr = unit[a:b], row[a:b]
+        c = b - a
+        at = torch.arange(c, device=xs.device)
+        # closed_form_jacobian's row: -ŷ_r ŷ / m - 1/m, + 1 at r, / σ (its ops, entry for entry)
+        ref = yh[u, rr].unsqueeze(-1) * yh[u]
+        ref.mul_(-1.0 / m).sub_(1.0 / m)
+        ref[at, rr] += 1.0
+        ref.div_(sigma[u])
+        out[2, a:b] = _max_abs_rows(ref)
+        for k, (x, mean, inv) in enumerate(((x32, mean32, inv32), (x64, mean64, inv64))):
+            basis = zeros[x.dtype][:c]
+            basis[at, rr] = 1.0
+            gx, _, _ = torch.ops.aten.native_batch_norm_backward(
+                basis.unsqueeze(0), x[u].unsqueeze(0), None, None, None, mean[u], inv[u], True, eps,
+                [True, False, False])
+            basis[at, rr] = 0.0
+            out[k, a:b] = _max_abs_rows(torch.sub(gx[0], ref) if k == 0 else gx[0].sub_(ref))
+    per_unit = out.view(3, n, r)
+    return per_unit[0].amax(1), per_unit[1].amax(1), per_unit[2].amax(1)
+
+
+def _max_abs_rows(t: torch.Tensor) -> torch.Tensor:
+    return torch.maximum(t.amax(1), t.amin(1).neg())
+
+
+def _sample(c: int, m: int, n_units: int, n_rows: int, gen: torch.Generator) -> tuple[list[int], torch.Tensor | None]:
+    """jacobian_errors's draw: the units, then (m > n_rows) the rows, from the member's generator."""
+    units = torch.randperm(c, generator=gen)[: min(n_units, c)].tolist()
+    rows = None if m <= n_rows else torch.randperm(m, generator=gen)[:n_rows]
+    return units, rows
+
+
+def backward_checks_group(x: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor, gamma: torch.Tensor,
+                          eps: float) -> list[dict[str, float]]:
+    """backward_checks for K members at once: x, gx, gy [K, C, m], gamma [K, C]; one dict each."""
+    x, gx, gy, gamma = x.double(), gx.double(), gy.double(), gamma.double().unsqueeze(-1)
+    m = x.shape[-1]
+    mu = x.mean(-1, keepdim=True)
+    sigma = torch.sqrt(((x - mu) ** 2).mean(-1, keepdim=True) + eps)
+    yh = (x - mu) / sigma
+    closed = gamma / sigma * (gy - gy.mean(-1, keepdim=True) - yh * (gy * yh).mean(-1, keepdim=True))
+    gnorm = gx.norm(dim=-1)
+    live = gnorm > 1e-30
+    cos1 = gx.sum(-1).abs() / (gnorm * math.sqrt(m)).clamp_min(1e-300)
+    cosy = (gx * yh).sum(-1).abs() / (gnorm * yh.norm(dim=-1)).clamp_min(1e-300)
+    lhs = (gx**2).sum(-1)
+    g2, s2 = gamma.squeeze(-1) ** 2, sigma.squeeze(-1) ** 2
+    rhs = (g2 / s2) * ((gy**2).sum(-1) - gy.sum(-1) ** 2 / m - (gy * yh).sum(-1) ** 2 / m)
+    gap = (lhs - rhs).abs() / torch.maximum(lhs, rhs.abs()).clamp_min(1e-300)
+    any_live = live.any(-1)
+
+    def pick(t: torch.Tensor) -> torch.Tensor:
+        return torch.where(any_live, torch.where(live, t, -math.inf).amax(-1), 0.0)
+
+    err, ref = (gx - closed).abs().flatten(1).amax(1), closed.abs().flatten(1).amax(1)
+    gy_norm = gy.flatten(1).norm(dim=1)
+    cols = {
+        "grad_err": torch.where(ref > 0, err / torch.where(ref > 0, ref, 1.0), err),
+        "cos_ones_max": pick(cos1), "cos_yhat_max": pick(cosy),
+        "thm41_lhs": lhs.sum(-1), "thm41_rhs": rhs.sum(-1), "thm41_gap_max": pick(gap),
+        "grad_ratio": torch.where(gy_norm > 0, gx.flatten(1).norm(dim=1) / gy_norm, math.nan),
+        "gamma_over_sigma": (gamma / sigma).abs().flatten(1).mean(1),
+    }
+    values = {k: v.tolist() for k, v in cols.items()}
+    return [{k: float(values[k][i]) for k in cols} for i in range(x.shape[0])]
+
+
+def check_layers_group(g: Any, spec: LipschitzSpec, seeds: list[int]) -> list[dict[str, dict[str, float]]]:
+    """check_layers for every member of g.members (seeds: each member's run seed): one stacked
+    functional forward/backward at θ_t (BN in training mode, buffer copies) with the
+    normalizations tapped, the backward checks batched over members, and every sampled unit's
+    Jacobian check of every member and layer in one batched computation."""
+    model = g.model
+    names = [pre[len("layers."):] for pre, kind, *_ in model.static if kind == "batch"]
+    if not names:
+        return [{} for _ in g.members]
+    eps_of = {pre[len("layers."):]: eps for pre, kind, _, eps, *_ in model.static if kind == "batch"}
+    idx = g.index()
+    taps: list = []
+    with torch.enable_grad():
+        params = {n: p.detach().index_select(0, idx).requires_grad_(True) for n, p in model.params.items()}
+        out = model.functional(params, g.buffer_copies(idx), g.x.index_select(0, idx), True, taps)
+        kinds = [kind for _, kind, *_ in model.static if kind is not None]
+        bn_taps = [t for t, kind in zip(taps, kinds, strict=True) if kind == "batch"]
+        loss = g.loss_of(out, g.y.index_select(0, idx)).sum()
+        grads = torch.autograd.grad(loss, [t for pair in bn_taps for t in pair])
+    records: list[dict[str, dict[str, float]]] = [{} for _ in g.members]
+    gens = [torch.Generator(device="cpu").manual_seed(derive_seed(s, g.step, 5113)) for s in seeds]
+    units_x, unit_rows, owners = [], [], []  # every sampled unit: its values, rows, (member, layer)
+    for li, name in enumerate(names):
+        xin = bn_taps[li][0].detach().transpose(1, 2)  # [K, U, m]: one row per unit
+        gx, gy = grads[2 * li].transpose(1, 2), grads[2 * li + 1].transpose(1, 2)
+        w = params.get(f"layers.{name}.norm.weight")
+        gamma = w.detach() if w is not None else torch.ones(xin.shape[:2], dtype=xin.dtype, device=xin.device)
+        for j, rec in enumerate(backward_checks_group(xin, gx, gy, gamma, eps_of[name])):
+            records[j][name] = rec
+        c, m = xin.shape[1], xin.shape[2]
+        for j, gen in enumerate(gens):
+            units, rows = _sample(c, m, spec.jacobian_units, spec.jacobian_rows, gen)
+            all_rows = torch.arange(m) if rows is None else rows
+            units_x.append(xin[j, units])
+            unit_rows.append(all_rows.to(xin.device).unsqueeze(0).expand(len(units), -1))
+            owners.append((j, name, len(units), m, len(all_rows)))
+    by_eps: dict[float, list[int]] = {}
+    for o, (_, name, *_rest) in enumerate(owners):
+        by_eps.setdefault(eps_of[name], []).append(o)
+    per_owner: dict[int, tuple[float, float]] = {}
+    for eps, which in by_eps.items():
+        xs = torch.cat([units_x[o] for o in which])
+        rows_all = torch.cat([unit_rows[o] for o in which])
+        e32, e64, scale = unit_jacobian_errors(xs, eps, rows_all)
+        safe = torch.where(scale > 0, scale, 1.0)
+        r32 = torch.where(scale > 0, e32 / safe, e32)
+        r64 = torch.where(scale > 0, e64 / safe, e64)
+        at = 0
+        for o in which:
+            n = owners[o][2]
+            per_owner[o] = (float(r32[at:at + n].max()), float(r64[at:at + n].max()))
+            at += n
+    for o, (j, name, n_units, m, n_rows) in enumerate(owners):
+        err32, err64 = per_owner[o]
+        records[j][name].update({"jacobian_err_f32": err32, "jacobian_err_f64": err64,
+                                 "units_checked": n_units, "rows_checked": n_rows, "m": m})
+    return records

@@ -45,37 +45,69 @@ def group_label(jobs: Sequence[RunJob]) -> str:
 # the rough cost of a job in seconds, to start the longest groups first on parallel workers (LPT
 # order: the plan's end is then not one long group running alone while the other workers idle).
 # Only the order matters, and only roughly. Per step: a fixed cost per layer (kernel dispatch: what
-# small nets spend their time on; a fused group pays it about once) plus the arithmetic; a probe
-# adds passes on its due steps (the BN-Jacobian check forms units x rows x m matrices per layer).
+# small nets spend their time on; a fused group pays it about once) plus the arithmetic (the
+# family's own multiply-adds per example); a probe adds passes on its due steps (the BN-Jacobian
+# check forms units x rows x m matrices per layer). A fused group's probes with a group form
+# (bncli.probes.group) pay their passes' fixed cost once for the group, as training does.
+ARITH_FLOPS = 3e10  # the arithmetic rate the cost model assumes (flop/s)
+JACOBIAN_ENTRY_S = {"single": 15e-9, "fused": 5e-9}  # C5: seconds per Jacobian entry checked
+
+
+def _sizes(spec: Any) -> tuple[int, int, int]:
+    """(layers, multiply-adds per example, positions per unit) from the model's family and the
+    run's data (loaded once per process: executors ship it to workers anyway); a rough guess
+    when the data cannot be loaded here."""
+    from bncli.models.registry import get_family
+
+    family = get_family(spec.model.kind)
+    try:
+        from bncli.runner.cache import cpu_data
+
+        data = cpu_data(spec)
+        shape, n_out = tuple(data.input_shape), int(data.n_out)
+    except Exception:  # noqa: BLE001 - ordering only: the run itself reports a data error
+        shape, n_out = (64,), 10
+    try:
+        depth = len(family.widths(spec.model)) + 1
+        macs = int(family.macs_per_example(spec.model, shape, n_out))
+        positions = int(family.size(spec.model, shape, n_out)[2])
+    except Exception:  # noqa: BLE001 - a user's module before it is built
+        depth, macs, positions = 3, 64 * 100, 1
+    return max(2, depth), max(1, macs), max(1, positions)
+
+
 def job_cost(job: RunJob) -> tuple[float, float]:
     """(the per-step fixed cost a fused group shares, this member's own cost), in rough seconds."""
     from bncli.probes.registry import probe_kind
 
     spec = job.spec
-    model, train = spec.model, spec.train
-    if model.kind == "mlp":
-        depth = len(model.hidden) + 1
-        params, positions = sum(a * b for a, b in zip([64, *model.hidden], [*model.hidden, 10])), 1
-    else:  # conv nets: 3x3 kernels over maps of (say) 16 positions on average
-        depth = (model.depth or 11) if model.kind in ("vgg", "resnet") else len(model.channels) + 1
-        widths = [model.width] * (depth - 1) if model.kind in ("vgg", "resnet") and model.width else model.channels
-        params, positions = 9 * sum(a * b for a, b in zip([3, *widths], widths)), 16
+    train = spec.train
+    depth, macs, positions = _sizes(spec)
     fixed = depth * (1e-4 if spec.arms[0].norm == "none" else 2e-4)
-    arith = 6 * train.batch_size * params * positions / 3e10
-    step = fixed + arith
-    due_cost = 0.0
+    arith = 6 * train.batch_size * macs / ARITH_FLOPS
+    shared, own = train.steps * fixed, train.steps * arith
+    fused = job.numerics == "fused"
     for name in job.probes:
-        section = getattr(spec.analysis, probe_kind(name).section)
+        kind = probe_kind(name)
+        section = getattr(spec.analysis, kind.section)
         due = train.steps / max(1, int(getattr(section, "every", 50) or 50)) + 1
+        if name == "bn_jacobian":
+            m = train.batch_size * positions
+            own += due * depth * section.jacobian_units * min(section.jacobian_rows, m) * m \
+                * JACOBIAN_ENTRY_S["fused" if fused else "single"]
+            continue
         if name == "landscape":
             passes = 2 * section.eta_points + (4 * section.hessian_iters if section.hessian else 0)
-            due_cost += due * passes * step
-        elif name == "bn_jacobian":
-            m = train.batch_size * positions
-            due_cost += due * depth * section.jacobian_units * min(section.jacobian_rows, m) * m * 15e-9
+            grouped = fused and not section.hessian
         else:
-            due_cost += due * (depth if name == "ics_grad" else 3) * step
-    return train.steps * fixed, train.steps * arith + due_cost
+            passes = depth if name == "ics_grad" else 3
+            grouped = fused and name == "ics_grad"
+        own += due * passes * arith
+        if grouped:  # one stacked pass for the whole group: the fixed part once
+            shared += due * passes * fixed
+        else:
+            own += due * passes * fixed
+    return shared, own
 
 
 def _cost(group: Sequence[RunJob]) -> float:

@@ -5,8 +5,10 @@ model (weights stacked [K, out, in], one `baddbmm` per layer, BN as one `F.batch
 Each member keeps what its single run has: its initial weights (built exactly as run_job builds
 them), its batch order, its learning rate, its divergence (detected at the same flush points as
 bncli.train; a diverged member's lr becomes 0 and its record ends at its divergence step), its
-evaluation points and its probes. Probes see a per-member `Net` with copied weights, gradients and
-BN buffers on their due steps only (`materialize`), so probe code is the single path's.
+evaluation points and its probes. A probe with a group form (bncli.probes.group: the landscape line
+search and Hessian extremes, the BN-Jacobian check, the gradient ICS G′) measures every due member at
+once on the stacked model; any other probe sees a per-member `Net` with copied weights, gradients
+and BN buffers on its due steps only (`materialize`), so its code is the single path's.
 
 The numbers are the single path's maths in batched kernels: equal to single runs to ~1e-14 in
 float64 (tests/test_fused.py), to rounding in float32 (plain nets ~1e-6; BN nets drift further on
@@ -33,13 +35,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bncli.norm_layers import lp_scale, lp_unit_scale
 from bncli.plan import RunJob, canonical, fusable  # noqa: F401
+from bncli.probes.group import GroupStep, member_losses
 from bncli.results import RunRecord
 from bncli.runner.base import Progress
+from bncli.runner.fused_mlp import StackedMLP
 from bncli.runner.fused_vmap import VmapStack
 
-_ACT = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "linear": None}
 _ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults (what make_optimizer uses)
 _ADAM_EPS = 1e-8
 
@@ -122,174 +124,6 @@ class _Member:
         self.run: Any = None
 
 
-class StackedMLP:
-    """K MLPs of one architecture as stacked tensors: parameters [K, ...] (leaves with grads),
-    buffers [K, ...] (BN's as one flat [K·U] view each; ℓp's running_mean [K, U] and running_scale
-    [K, U] or [K]); `forward(x)` with x [K, B, ...] (training: per-member batches) or
-    [N, ...] (eval: one input for every member)."""
-
-    def __init__(self, nets: Sequence[Any]) -> None:
-        first = nets[0]
-        self.k = len(nets)
-        self.names = [n for n, _ in first.named_parameters()]
-        self.buffer_names = [n for n, _ in first.named_buffers()]
-        # linear weights are kept transposed, [K, in, out]: the forward is then h @ W directly and
-        # the backward writes the weight gradient contiguous (no transposed copies per step)
-        self.transposed = {n for n in self.names if n.endswith(".weight") and (".fc." in n or n.startswith("head."))}
-        with torch.no_grad():
-            self.params = {}
-            for n in self.names:
-                t = torch.stack([dict(m.named_parameters())[n].detach() for m in nets])
-                if n in self.transposed:
-                    t = t.transpose(1, 2)
-                self.params[n] = t.contiguous().requires_grad_()
-            self.buffers = {n: torch.stack([dict(m.named_buffers())[n].detach() for m in nets]).contiguous()
-                            for n in self.buffer_names}
-        self.flat_buffers = {n: b.view(-1) for n, b in self.buffers.items()}
-        self.forwards = 0  # training-mode forward passes (BN's num_batches_tracked)
-        self._named_cache: dict[int, Any] = {}  # id(Net) -> (Net, named parameters, named buffers)
-        self.layers = []
-        for name, blk in first.layers.items():
-            pre = f"layers.{name}"
-            kind = blk.norm_kind if blk.norm_kind in ("batch", "lp") else None
-            norm = blk.norm if kind is not None else None
-            if kind == "batch":  # F.batch_norm over the [B, K·U] view: flat buffers [K·U]
-                stats = (self.flat_buffers[f"{pre}.norm.running_mean"], self.flat_buffers[f"{pre}.norm.running_var"])
-                extra: Any = None
-            elif kind == "lp":  # stacked buffers: running_mean [K, U], running_scale [K, U] or [K]
-                stats = (self.buffers[f"{pre}.norm.running_mean"], self.buffers[f"{pre}.norm.running_scale"])
-                extra = (float(norm.p), norm.scope == "unit")
-            else:
-                stats, extra = (None, None), None
-            self.layers.append((
-                self.params[f"{pre}.fc.weight"], self.params.get(f"{pre}.fc.bias"),
-                kind, self.params.get(f"{pre}.norm.weight"), self.params.get(f"{pre}.norm.bias"),
-                stats[0], stats[1],
-                None if norm is None else float(norm.momentum), None if norm is None else float(norm.eps),
-                extra, blk.position,
-            ))
-        self.act = _ACT[_activation_of(first)]
-        self.head = (self.params["head.weight"], self.params.get("head.bias"))
-
-    def parameters(self) -> list[torch.Tensor]:
-        return [self.params[n] for n in self.names]
-
-    def _bn(self, h: torch.Tensor, g: Any, b: Any, rm: Any, rv: Any, mom: Any, eps: Any,
-            training: bool) -> torch.Tensor:
-        k, n, u = h.shape
-        flat = h.transpose(0, 1).reshape(n, k * u)  # [B, K·U]: one BN over every member's units
-        out = F.batch_norm(flat, rm, rv, None if g is None else g.reshape(-1), None if b is None else b.reshape(-1),
-                           training, mom, eps)
-        return out.view(n, k, u).transpose(0, 1)
-
-    @staticmethod
-    def _lp(h: torch.Tensor, g: Any, b: Any, rm: torch.Tensor, rs: torch.Tensor, mom: float, eps: float,
-            p: float, unit: bool, training: bool) -> torch.Tensor:
-        """bncli.norm_layers.LpNorm.forward for every member of h [K, B, U] (the same ops in the
-        same order, reductions per member): per-unit batch mean, centred c, the member's scale
-        (lp_scale: one per member; lp_unit_scale: one per member and unit), the running buffers
-        (rm [K, U], rs [K] or [K, U]) updated in place; eval mode with the running estimates."""
-        if training:
-            mu = h.mean(1)  # [K, U]: each member's per-unit batch mean
-            c = h - mu.unsqueeze(1)
-            s = lp_unit_scale(c, p) if unit else lp_scale(c, p)  # per member: [K, U] or [K]
-            rm.mul_(1.0 - mom).add_(mu.detach(), alpha=mom)
-            rs.mul_(1.0 - mom).add_(s.detach(), alpha=mom)
-        else:
-            c = h - rm.unsqueeze(1)
-            s = rs
-        inv = 1.0 / (s + eps)  # [K, U] or [K]
-        if not unit:
-            inv = inv.unsqueeze(1)  # [K, 1]: one scalar per member
-        if g is None:
-            return c * inv.unsqueeze(1)
-        return torch.addcmul(b.unsqueeze(1), c, (g * inv).unsqueeze(1))
-
-    def _norm(self, h: torch.Tensor, kind: Any, g: Any, b: Any, rm: Any, rv: Any, mom: Any, eps: Any, extra: Any,
-              training: bool) -> torch.Tensor:
-        if kind == "batch":
-            return self._bn(h, g, b, rm, rv, mom, eps, training)
-        return self._lp(h, g, b, rm, rv, mom, eps, extra[0], extra[1], training)
-
-    def forward(self, x: torch.Tensor, training: bool) -> torch.Tensor:
-        shared = not training  # eval: one input [N, ...] for every member
-        h = x.flatten(2) if training else x.flatten(1)
-        for w, bias, kind, g, b, rm, rv, mom, eps, extra, position in self.layers:
-            if shared:
-                h = torch.matmul(h, w)
-                if bias is not None:
-                    h = h + bias.unsqueeze(1)
-                shared = False
-            elif bias is not None:
-                h = torch.baddbmm(bias.unsqueeze(1), h, w)
-            else:
-                h = torch.bmm(h, w)
-            if position == "pre":
-                if kind is not None:
-                    h = self._norm(h, kind, g, b, rm, rv, mom, eps, extra, training)
-                if self.act is not None:
-                    h = self.act(h)
-            else:
-                if self.act is not None:
-                    h = self.act(h)
-                if kind is not None:
-                    h = self._norm(h, kind, g, b, rm, rv, mom, eps, extra, training)
-        w, bias = self.head
-        if shared:
-            h = torch.matmul(h, w)
-            return h if bias is None else h + bias.unsqueeze(1)
-        if bias is not None:
-            return torch.baddbmm(bias.unsqueeze(1), h, w)
-        return torch.bmm(h, w)
-
-    def _named(self, net: Any) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
-        """The Net's (name, parameter) and (name, buffer) lists, walked once per Net (a deep
-        net's module tree is slow to walk on every due step; the tensors stay the same objects:
-        probes restore them in place)."""
-        got = self._named_cache.get(id(net))
-        if got is None or got[0] is not net:
-            got = (net, list(net.named_parameters()), list(net.named_buffers()))
-            self._named_cache[id(net)] = got
-        return got[1], got[2]
-
-    @torch.no_grad()
-    def materialize(self, k: int, net: Any, grads: bool = False) -> None:
-        """Member k's current weights (and gradients, BN buffers) into its own Net."""
-        named_params, named_buffers = self._named(net)
-        for n, p in named_params:
-            t = n in self.transposed
-            p.copy_(self.params[n][k].T if t else self.params[n][k])
-            if grads:
-                g = self.params[n].grad
-                p.grad = None if g is None else (g[k].T if t else g[k]).clone(memory_format=torch.contiguous_format)
-        for n, b in named_buffers:
-            if n.endswith("num_batches_tracked"):
-                b.copy_(self._nbt0[n][k] + self.forwards)
-            else:
-                b.copy_(self.buffers[n][k])
-
-    def buffers_of(self, k: int) -> dict[str, torch.Tensor]:
-        """Member k's BN buffers as a state snapshot (bncli.train.buffer_snapshot's form)."""
-        out = {}
-        for n in self.buffer_names:
-            if n.endswith("num_batches_tracked"):
-                out[n] = self._nbt0[n][k] + self.forwards
-            else:
-                out[n] = self.buffers[n][k].clone()
-        return out
-
-    def keep_counters(self) -> None:
-        self._nbt0 = {n: b.clone() for n, b in self.buffers.items() if n.endswith("num_batches_tracked")}
-
-
-def _activation_of(net: Any) -> str:
-    act = next(iter(net.layers.values())).act
-    for name, fn in (("relu", torch.nn.ReLU), ("sigmoid", torch.nn.Sigmoid), ("tanh", torch.nn.Tanh)):
-        if isinstance(act, fn):
-            return name
-    return "linear"
-
-
 def _lr_view(lr: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return lr.view(-1, *([1] * (p.dim() - 1)))
 
@@ -352,12 +186,14 @@ class FusedOptimizer:
 # --------------------------------------------------------------------------- the loop
 
 
+def _grouped(probe: Any) -> bool:
+    """Whether a probe measures a fused group at once (its group form applies to its settings)."""
+    return bool(getattr(probe, "grouped", None) and probe.grouped())
+
+
 def _losses(out: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
     """Per-member mean loss [K] of out [K, B, C] against y [K, B, ...]: bncli.models.loss_fn_for's."""
-    k, n = out.shape[0], out.shape[1]
-    if task == "classification":
-        return F.cross_entropy(out.reshape(k * n, -1), y.reshape(k * n), reduction="none").view(k, n).mean(1)
-    return (out - y).pow(2).reshape(k, -1).mean(1)
+    return member_losses(out, y, task)
 
 
 @torch.no_grad()
@@ -384,9 +220,12 @@ def _evaluate(model: StackedMLP, x: torch.Tensor, y: torch.Tensor, task: str,
     return losses, accs
 
 
-def train_fused(jobs: list[RunJob], data: Any = None, progress: Progress | None = None) -> list[RunRecord]:
+def train_fused(jobs: list[RunJob], data: Any = None, progress: Progress | None = None,
+                group_probes: bool = True) -> list[RunRecord]:
     """Train a fused group (jobs equal but for seed and lr) as one batched model; one record per
-    job, equal to its single run's up to rounding (see the module docstring)."""
+    job, equal to its single run's up to rounding (see the module docstring). Probes with a group
+    form measure every due member at once (bncli.probes.group); group_probes=False: each member
+    on its own Net (the per-member form, for tests and benchmarks)."""
     from bncli.data import batch_indices
     from bncli.models import loss_fn_for
     from bncli.probes.registry import make_probes
@@ -424,6 +263,7 @@ def train_fused(jobs: list[RunJob], data: Any = None, progress: Progress | None 
     n_eval_train = min(train.eval_train_examples, data.n_train)
     x_tr_eval, y_tr_eval = x_all[:n_eval_train], y_all[:n_eval_train]
     any_probes = any(m.probes for m in members)
+    group_forms = group_probes and isinstance(model, StackedMLP)  # the group forms read a StackedMLP
 
     def active() -> list[int]:
         return [i for i, m in enumerate(members) if m.diverged is None]
@@ -499,27 +339,49 @@ def train_fused(jobs: list[RunJob], data: Any = None, progress: Progress | None 
                 flush(step)
                 if not active():
                     break
-            due: dict[int, list[Any]] = {}
+            due: dict[int, list[Any]] = {}  # per member, its due probes measured on its own Net
+            group_due: dict[str, list[tuple[int, Any]]] = {}  # per probe, the members it measures at once
             before: dict[int, dict[str, torch.Tensor]] = {}
+            before_all: dict[str, torch.Tensor] = {}
             if due_any:
                 for i in active():
                     d = [p for p in members[i].probes if step % p.every == 0 or step == train.steps - 1]
-                    if d:
-                        due[i] = d
+                    own = [p for p in d if not (group_forms and _grouped(p))]
+                    for p in d:
+                        if p not in own:
+                            group_due.setdefault(p.name, []).append((i, p))
+                    if own:
+                        due[i] = own
                         before[i] = model.buffers_of(i)
+                if group_due:
+                    before_all = {n: b.clone() for n, b in model.buffers.items()}
             out = model.forward(xb, training=True)
             model.forwards += 1
             losses = _losses(out, yb, data.task)
             opt.zero_grad()
             losses.sum().backward()
             ctxs: dict[int, Any] = {}
-            if due:
+            gstep: GroupStep | None = None
+            if due or group_due:
                 lv = losses.detach().tolist()
-                for i in list(due):
+                fine = set()  # not: the divergence check marks this step
+                for i in {*due, *(i for items in group_due.values() for i, _ in items)}:
                     m = members[i]
                     limit = train.divergence_factor * m.first_loss if m.first_loss is not None else math.inf
-                    if not math.isfinite(lv[i]) or lv[i] > limit:
-                        del due[i]  # the divergence check marks this step
+                    if math.isfinite(lv[i]) and lv[i] <= limit:
+                        fine.add(i)
+                due = {i: d for i, d in due.items() if i in fine}
+                group_due = {n: [(i, p) for i, p in items if i in fine] for n, items in group_due.items()}
+                group_due = {n: items for n, items in group_due.items() if items}
+                if group_due:
+                    gstep = GroupStep(model, step, [], xb, yb, losses.detach(), before_all,
+                                      step_lrs if step_lrs is not None else [m.job.lr for m in members],
+                                      data.task)
+                    for items in group_due.values():
+                        gstep.members = [i for i, _ in items]
+                        probe = items[0][1]
+                        if hasattr(probe, "group_before_update"):
+                            probe.group_before_update([p for _, p in items], gstep)
                 for i, d in due.items():
                     m = members[i]
                     model.materialize(i, m.net, grads=True)
@@ -530,6 +392,12 @@ def train_fused(jobs: list[RunJob], data: Any = None, progress: Progress | None 
                         if hasattr(p, "before_update"):
                             p.before_update(ctx)
             opt.step()
+            if gstep is not None:
+                for items in group_due.values():
+                    gstep.members = [i for i, _ in items]
+                    probe = items[0][1]
+                    if hasattr(probe, "group_after_update"):
+                        probe.group_after_update([p for _, p in items], gstep)
             for i, d in due.items():
                 m = members[i]
                 model.materialize(i, m.net, grads=True)

@@ -1,0 +1,211 @@
+"""StackedMLP: K MLPs of one architecture as stacked tensors (the fused runner's hand-written
+batched model: one `baddbmm` per layer, BN as one `F.batch_norm` over a [B, K·U] view, ℓp per
+member), and its functional form for probes measuring a whole fused group at once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from bncli.norm_layers import lp_scale, lp_unit_scale
+
+_ACT = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "linear": None}
+
+
+class StackedMLP:
+    """K MLPs of one architecture as stacked tensors: parameters [K, ...] (leaves with grads),
+    buffers [K, ...] (BN's as one flat [K·U] view each; ℓp's running_mean [K, U] and running_scale
+    [K, U] or [K]); `forward(x)` with x [K, B, ...] (training: per-member batches) or
+    [N, ...] (eval: one input for every member)."""
+
+    def __init__(self, nets: Sequence[Any]) -> None:
+        first = nets[0]
+        self.k = len(nets)
+        self.names = [n for n, _ in first.named_parameters()]
+        self.buffer_names = [n for n, _ in first.named_buffers()]
+        # linear weights are kept transposed, [K, in, out]: the forward is then h @ W directly and
+        # the backward writes the weight gradient contiguous (no transposed copies per step)
+        self.transposed = {n for n in self.names if n.endswith(".weight") and (".fc." in n or n.startswith("head."))}
+        with torch.no_grad():
+            self.params = {}
+            for n in self.names:
+                t = torch.stack([dict(m.named_parameters())[n].detach() for m in nets])
+                if n in self.transposed:
+                    t = t.transpose(1, 2)
+                self.params[n] = t.contiguous().requires_grad_()
+            self.buffers = {n: torch.stack([dict(m.named_buffers())[n].detach() for m in nets]).contiguous()
+                            for n in self.buffer_names}
+        self.flat_buffers = {n: b.view(-1) for n, b in self.buffers.items()}
+        self.forwards = 0  # training-mode forward passes (BN's num_batches_tracked)
+        self._named_cache: dict[int, Any] = {}  # id(Net) -> (Net, named parameters, named buffers)
+        # per layer: (prefix, norm kind, momentum, eps, ℓp's (p, per unit), position): the static
+        # part; `bind` pairs it with a set of stacked tensors (the model's own, or a probe's)
+        self.static = []
+        for name, blk in first.layers.items():
+            kind = blk.norm_kind if blk.norm_kind in ("batch", "lp") else None
+            norm = blk.norm if kind is not None else None
+            self.static.append((
+                f"layers.{name}", kind,
+                None if norm is None else float(norm.momentum), None if norm is None else float(norm.eps),
+                (float(norm.p), norm.scope == "unit") if kind == "lp" else None, blk.position,
+            ))
+        self.act = _ACT[_activation_of(first)]
+        self.layers, self.head = self.bind(self.params, self.buffers)
+
+    def bind(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor] | None) -> tuple[list, tuple]:
+        """The forward's per-layer tensors from stacked parameters [N, ...] (this model's layout:
+        linear weights [N, in, out]) and stacked buffers [N, ...] (BN's taken as flat [N·U] views;
+        ℓp's as they are); None: no buffers (training-mode BN then uses batch statistics only)."""
+        layers = []
+        for pre, kind, mom, eps, extra, position in self.static:
+            rm = rv = None
+            if kind is not None and buffers is not None:
+                second = "running_var" if kind == "batch" else "running_scale"
+                rm, rv = buffers[f"{pre}.norm.running_mean"], buffers[f"{pre}.norm.{second}"]
+                if kind == "batch":  # F.batch_norm over the [B, N·U] view: flat buffers [N·U]
+                    rm, rv = rm.view(-1), rv.view(-1)
+            layers.append((params[f"{pre}.fc.weight"], params.get(f"{pre}.fc.bias"), kind,
+                           params.get(f"{pre}.norm.weight"), params.get(f"{pre}.norm.bias"), rm, rv,
+                           mom, eps, extra, position))
+        return layers, (params["head.weight"], params.get("head.bias"))
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.params[n] for n in self.names]
+
+    def _bn(self, h: torch.Tensor, g: Any, b: Any, rm: Any, rv: Any, mom: Any, eps: Any,
+            training: bool) -> torch.Tensor:
+        k, n, u = h.shape
+        flat = h.transpose(0, 1).reshape(n, k * u)  # [B, K·U]: one BN over every member's units
+        out = F.batch_norm(flat, rm, rv, None if g is None else g.reshape(-1), None if b is None else b.reshape(-1),
+                           training, mom, eps)
+        return out.view(n, k, u).transpose(0, 1)
+
+    @staticmethod
+    def _lp(h: torch.Tensor, g: Any, b: Any, rm: torch.Tensor, rs: torch.Tensor, mom: float, eps: float,
+            p: float, unit: bool, training: bool) -> torch.Tensor:
+        """bncli.norm_layers.LpNorm.forward for every member of h [K, B, U] (the same ops in the
+        same order, reductions per member): per-unit batch mean, centred c, the member's scale
+        (lp_scale: one per member; lp_unit_scale: one per member and unit), the running buffers
+        (rm [K, U], rs [K] or [K, U]) updated in place; eval mode with the running estimates."""
+        if training:
+            mu = h.mean(1)  # [K, U]: each member's per-unit batch mean
+            c = h - mu.unsqueeze(1)
+            s = lp_unit_scale(c, p) if unit else lp_scale(c, p)  # per member: [K, U] or [K]
+            rm.mul_(1.0 - mom).add_(mu.detach(), alpha=mom)
+            rs.mul_(1.0 - mom).add_(s.detach(), alpha=mom)
+        else:
+            c = h - rm.unsqueeze(1)
+            s = rs
+        inv = 1.0 / (s + eps)  # [K, U] or [K]
+        if not unit:
+            inv = inv.unsqueeze(1)  # [K, 1]: one scalar per member
+        if g is None:
+            return c * inv.unsqueeze(1)
+        return torch.addcmul(b.unsqueeze(1), c, (g * inv).unsqueeze(1))
+
+    def _norm(self, h: torch.Tensor, kind: Any, g: Any, b: Any, rm: Any, rv: Any, mom: Any, eps: Any, extra: Any,
+              training: bool) -> torch.Tensor:
+        if kind == "batch":
+            return self._bn(h, g, b, rm, rv, mom, eps, training)
+        return self._lp(h, g, b, rm, rv, mom, eps, extra[0], extra[1], training)
+
+    def forward(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        return self._run(self.layers, self.head, x, training, shared=not training)
+
+    def functional(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor] | None,
+                   x: torch.Tensor, training: bool, taps: list | None = None) -> torch.Tensor:
+        """The forward with other stacked tensors: N points (members, or members x step lengths)
+        of params [N, ...] on their own inputs x [N, B, ...] -> [N, B, C]. `buffers` [N, ...]
+        are written by training-mode normalization (pass copies). `taps` (a list) receives each
+        normalization's (input, output) [N, B, U], as a hook on the Net's norm module sees them."""
+        layers, head = self.bind(params, buffers)
+        return self._run(layers, head, x, training, shared=False, taps=taps)
+
+    def _run(self, layers: list, head: tuple, x: torch.Tensor, training: bool, shared: bool,
+             taps: list | None = None) -> torch.Tensor:
+        # shared: one input [N, ...] for every member (eval); else per-member inputs [K, B, ...]
+        h = x.flatten(1) if shared else x.flatten(2)
+        for w, bias, kind, g, b, rm, rv, mom, eps, extra, position in layers:
+            if shared:
+                h = torch.matmul(h, w)
+                if bias is not None:
+                    h = h + bias.unsqueeze(1)
+                shared = False
+            elif bias is not None:
+                h = torch.baddbmm(bias.unsqueeze(1), h, w)
+            else:
+                h = torch.bmm(h, w)
+            if position == "pre":
+                if kind is not None:
+                    h = self._tapped(h, kind, g, b, rm, rv, mom, eps, extra, training, taps)
+                if self.act is not None:
+                    h = self.act(h)
+            else:
+                if self.act is not None:
+                    h = self.act(h)
+                if kind is not None:
+                    h = self._tapped(h, kind, g, b, rm, rv, mom, eps, extra, training, taps)
+        w, bias = head
+        if shared:
+            h = torch.matmul(h, w)
+            return h if bias is None else h + bias.unsqueeze(1)
+        if bias is not None:
+            return torch.baddbmm(bias.unsqueeze(1), h, w)
+        return torch.bmm(h, w)
+
+    def _tapped(self, h: torch.Tensor, kind: Any, g: Any, b: Any, rm: Any, rv: Any, mom: Any, eps: Any,
+                extra: Any, training: bool, taps: list | None) -> torch.Tensor:
+        out = self._norm(h, kind, g, b, rm, rv, mom, eps, extra, training)
+        if taps is not None:
+            taps.append((h, out))
+        return out
+
+    def _named(self, net: Any) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+        """The Net's (name, parameter) and (name, buffer) lists, walked once per Net (a deep
+        net's module tree is slow to walk on every due step; the tensors stay the same objects:
+        probes restore them in place)."""
+        got = self._named_cache.get(id(net))
+        if got is None or got[0] is not net:
+            got = (net, list(net.named_parameters()), list(net.named_buffers()))
+            self._named_cache[id(net)] = got
+        return got[1], got[2]
+
+    @torch.no_grad()
+    def materialize(self, k: int, net: Any, grads: bool = False) -> None:
+        """Member k's current weights (and gradients, BN buffers) into its own Net."""
+        named_params, named_buffers = self._named(net)
+        for n, p in named_params:
+            t = n in self.transposed
+            p.copy_(self.params[n][k].T if t else self.params[n][k])
+            if grads:
+                g = self.params[n].grad
+                p.grad = None if g is None else (g[k].T if t else g[k]).clone(memory_format=torch.contiguous_format)
+        for n, b in named_buffers:
+            if n.endswith("num_batches_tracked"):
+                b.copy_(self._nbt0[n][k] + self.forwards)
+            else:
+                b.copy_(self.buffers[n][k])
+
+    def buffers_of(self, k: int) -> dict[str, torch.Tensor]:
+        """Member k's BN buffers as a state snapshot (bncli.train.buffer_snapshot's form)."""
+        out = {}
+        for n in self.buffer_names:
+            if n.endswith("num_batches_tracked"):
+                out[n] = self._nbt0[n][k] + self.forwards
+            else:
+                out[n] = self.buffers[n][k].clone()
+        return out
+
+    def keep_counters(self) -> None:
+        self._nbt0 = {n: b.clone() for n, b in self.buffers.items() if n.endswith("num_batches_tracked")}
+
+
+def _activation_of(net: Any) -> str:
+    act = next(iter(net.layers.values())).act
+    for name, fn in (("relu", torch.nn.ReLU), ("sigmoid", torch.nn.Sigmoid), ("tanh", torch.nn.Tanh)):
+        if isinstance(act, fn):
+            return name
+    return "linear"
