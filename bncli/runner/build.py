@@ -12,7 +12,7 @@ from bncli.data import Dataset
 from bncli.errors import DataError, SpecError
 from bncli.models import Net, build_model, copy_shared_state
 from bncli.results import RunRecord
-from bncli.runtime import DTYPES, configure_threads, precision, resolve_device, resolve_threads, seed_everything
+from bncli.runtime import configure_threads, precision, resolve_device, resolve_threads, seed_everything
 from bncli.schedule import scheduled
 from bncli.spec import ArmSpec, Spec
 from bncli.train import TrainOutcome
@@ -23,11 +23,12 @@ def _reference_arm() -> ArmSpec:
 
 
 def _build(spec: Spec, arm: ArmSpec, data: Dataset) -> Net:
-    """build_model with float32 draws, then in the spec's precision: a float64 run starts from
-    exactly the float32 run's initial weights (float64 draws would be other numbers)."""
-    with precision("float32"):
-        model = build_model(spec.model, arm, data.input_shape, data.n_out)
-    return model.to(DTYPES[spec.precision])
+    """build_model in the spec's precision. Its initial draws are in that precision too: torch's
+    random fills round differently on each CPU instruction set (float32 draws by up to an ulp of
+    float32), so float64 draws keep a float64 run portable; they are other numbers than float32's
+    (the same distribution)."""
+    with precision(spec.precision):
+        return build_model(spec.model, arm, data.input_shape, data.n_out)
 
 
 def initial_model(spec: Spec, data: Dataset, seed: int) -> Net:
