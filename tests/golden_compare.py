@@ -125,6 +125,8 @@ def number_error(a: float, b: float, scale: float, noise: float = 0.0) -> float:
         return math.inf
     if abs(a) < noise and abs(b) < noise:  # rounding noise by construction, both
         return 0.0
+    if noise > 0:  # such quantities are ratios of O(1) operands (relative errors, cosines, gaps):
+        scale = max(scale, 1.0)  # their rounding is absolute, ~1e-15 x the cancellation, not relative
     return abs(a - b) / max(scale, abs(a), abs(b))
 
 
