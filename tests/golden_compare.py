@@ -9,10 +9,11 @@ to another's. So the goldens are portable by construction:
 
 - float64 documents (spec `precision: float64`, tests/golden/float64/) keep 12 significant digits
   and are compared to REL (1e-9) relative, where float64's rounding (1e-16) grown by the same
-  amplification stays below 1e-11 in every sample config (measured: python
-  tests/golden/make_golden.py --spread). A number's error is measured against the scale of its
-  siblings: the largest |value| in the same series (a list of numbers), or in the same column of a
-  list of rows (one key in every row); a lone number is its own scale;
+  amplification stays below ~2e-10 (measured: python tests/golden/make_golden.py --spread); the
+  documents built at the edge of stability (CHAOTIC) are compared to 1e-6. A number's error is
+  measured against the scale of its siblings: the largest |value| in the same series (a list of
+  numbers), or in the same column of a list of rows (one key in every row); a lone number is its
+  own scale;
 - quantities that are rounding noise by construction (errors against a closed form, cosines and
   cross terms that are 0 in exact arithmetic, means of BN outputs, β that stays 0, a claim's
   metric values built from them) match when both are below NOISE_BOUND, whatever their digits;
@@ -34,6 +35,19 @@ from typing import Any
 
 REL = 1e-9  # float64 documents: relative to the siblings' scale
 DIGITS = 12  # significant digits the float64 files keep (rounding: 5e-13 relative)
+# documents whose float32 runs spread O(1) across CPU instruction sets (a plain arm at the edge of
+# divergence, 25-layer deep linear nets, ℓp arms at large lrs): the trajectory amplifies rounding
+# by ~1e7-1e8 in 12 steps, so float64's 1e-16 becomes up to ~5e-8 there (measured: 4.8e-8,
+# saturation_deep_relu measure-ics, avx2 vs avx512). Their float64 numbers are compared to
+# CHAOTIC_REL, still 1e5 below what the same documents spread in float32.
+CHAOTIC_REL = 1e-6
+CHAOTIC = frozenset({
+    "lp_norm_deep_linear.lipschitz", "lp_norm_deep_linear.measure-ics", "lp_norm_deep_linear.saturation",
+    "lp_norm_deep_linear.scale-check", "lp_norm_deep_linear.train", "relu_mlp_synthetic.measure-ics",
+    "relu_mlp_synthetic.scale-check", "saturation_deep_relu.lipschitz", "saturation_deep_relu.measure-ics",
+    "saturation_deep_relu.saturation", "saturation_deep_relu.scale-check", "saturation_deep_relu.train",
+    "saturation_sigmoid_wide.measure-ics",
+})
 TEXT_REL = 1e-3  # notes print 4 digits: one unit in the last may flip at a rounding boundary
 # below this a noise-by-construction float64 quantity says only "zero up to rounding" (cancellation
 # makes some large: Thm 4.1's gap, a difference of sums of squares, reaches 1.3e-7 in float64)
@@ -147,8 +161,9 @@ def _text_ok(a: str, b: str) -> bool:
     return True
 
 
-def diff(a: Any, b: Any) -> list[str]:
-    """The differences between a run's float64 document `a` and its golden `b` (empty: they match)."""
+def diff(a: Any, b: Any, rel: float = REL) -> list[str]:
+    """The differences between a run's float64 document `a` and its golden `b` (empty: they
+    match); `rel`: CHAOTIC_REL for the documents in CHAOTIC."""
     out = []
     for kind, path, x, y, scale, noise in _leaves(a, b, "$", 0.0, 0.0):
         if kind == "structure":
@@ -157,7 +172,7 @@ def diff(a: Any, b: Any) -> list[str]:
             if type(x) is not type(y):
                 out.append(f"{path}: {x!r} != {y!r}")
         elif _is_number(x) and _is_number(y):
-            if number_error(float(x), float(y), scale, noise) > REL:
+            if number_error(float(x), float(y), scale, noise) > rel:
                 out.append(f"{path}: {x!r} != {y!r}")
         elif isinstance(x, str) and isinstance(y, str):
             if x != y and not _text_ok(x, y):
