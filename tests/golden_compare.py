@@ -41,6 +41,10 @@ DIGITS = 12  # significant digits the float64 files keep (rounding: 5e-13 relati
 # saturation_deep_relu measure-ics, avx2 vs avx512). Their float64 numbers are compared to
 # CHAOTIC_REL, still 1e5 below what the same documents spread in float32.
 CHAOTIC_REL = 1e-6
+# a claim's metric values aggregate record numbers the document holds (and compares at REL), and
+# C5's include the BN Jacobian's float32 column (float32 by design: 7e-6 apart between plain and
+# AVX-512 kernels on relu_mlp_synthetic): compared to METRICS_REL; the verdict stays exact
+METRICS_REL = 1e-4
 CHAOTIC = frozenset({
     "lp_norm_deep_linear.lipschitz", "lp_norm_deep_linear.measure-ics", "lp_norm_deep_linear.saturation",
     "lp_norm_deep_linear.scale-check", "lp_norm_deep_linear.train", "relu_mlp_synthetic.measure-ics",
@@ -172,7 +176,8 @@ def diff(a: Any, b: Any, rel: float = REL) -> list[str]:
             if type(x) is not type(y):
                 out.append(f"{path}: {x!r} != {y!r}")
         elif _is_number(x) and _is_number(y):
-            if number_error(float(x), float(y), scale, noise) > rel:
+            limit = max(rel, METRICS_REL) if ".metrics[" in path else rel
+            if number_error(float(x), float(y), scale, noise) > limit:
                 out.append(f"{path}: {x!r} != {y!r}")
         elif isinstance(x, str) and isinstance(y, str):
             if x != y and not _text_ok(x, y):
