@@ -198,9 +198,13 @@ def spread(a: Any, b: Any) -> float:
 
 def skeleton(doc: Any) -> Any:
     """A float32 document's structure and verdicts: keys, lengths, the type of every value, and
-    every `verdict` as it is."""
+    every `verdict` as it is. Labels derived from noise (DERIVED_KEYS: which α count as invariant
+    varies in length between CPUs) keep only their type."""
     if isinstance(doc, dict):
-        return {k: (v if k in VERDICT_KEYS and isinstance(v, str) else skeleton(v)) for k, v in doc.items()}
+        derived_row = doc.get("metric") in DERIVED_KEYS
+        return {k: (v if k in VERDICT_KEYS and isinstance(v, str)
+                    else type(v).__name__ if k in DERIVED_KEYS or (derived_row and k == "values")
+                    else skeleton(v)) for k, v in doc.items()}
     if isinstance(doc, list):
         return [skeleton(v) for v in doc]
     if isinstance(doc, bool):
