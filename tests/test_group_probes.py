@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from test_fused import _compare, _data, _float64, _worst
+from test_fused import _compare, _data, _worst, float64
 
 from bncli.plan import plan
 from bncli.probes import jacobian
@@ -18,6 +18,7 @@ from bncli.probes.jacobian import BnJacobianProbe
 from bncli.probes.landscape import LandscapeProbe
 from bncli.runner.base import group_jobs
 from bncli.runner.fused import FusedRunner, train_fused
+from bncli.runtime import precision
 from bncli.spec import Spec
 
 ARMS = ["plain", "batchnorm", {"name": "bn_noaffine", "norm": "batch", "affine": False},
@@ -37,7 +38,13 @@ def _spec(analysis: str, arms: list, **train) -> Spec:
 
 
 def _group_vs_member(spec: Spec, analysis: str, monkeypatch):
-    data = _data(spec, double=True)
+    spec = float64(spec)
+    data = _data(spec)
+    with precision(spec.precision):
+        return _group_vs_member_in(spec, data, analysis, monkeypatch)
+
+
+def _group_vs_member_in(spec: Spec, data, analysis: str, monkeypatch):
     groups = group_jobs(plan(spec, analysis), FusedRunner())
     grouped, member = {}, {}
     for g in groups:
@@ -61,8 +68,7 @@ PER_MEMBER = [BnJacobianProbe, LandscapeProbe, GradientIcsProbe]
 
 @pytest.mark.parametrize("analysis", ["lipschitz", "ics"])
 def test_group_forms_equal_the_per_member_forms_in_float64(analysis, monkeypatch):
-    with _float64():
-        grouped, member = _group_vs_member(_spec(analysis, ARMS), analysis, monkeypatch)
+    grouped, member = _group_vs_member(_spec(analysis, ARMS), analysis, monkeypatch)
     worst, where = _compare(grouped, member)
     assert worst < 1e-10, where
     if analysis == "lipschitz":
@@ -73,9 +79,8 @@ def test_group_forms_equal_the_per_member_forms_in_float64(analysis, monkeypatch
 
 
 def test_a_diverged_member_is_masked_not_measured(monkeypatch):
-    with _float64():
-        spec = _spec("lipschitz", ["batchnorm"], lr=[0.3, 1e6])
-        grouped, member = _group_vs_member(spec, "lipschitz", monkeypatch)
+    spec = _spec("lipschitz", ["batchnorm"], lr=[0.3, 1e6])
+    grouped, member = _group_vs_member(spec, "lipschitz", monkeypatch)
     assert any(r.diverged_at is not None for r in member.values())
     worst, where = _compare(grouped, member)
     assert worst < 1e-10, where
@@ -118,7 +123,7 @@ def test_group_measuring_changes_nothing(analysis):
     if analysis == "lipschitz":
         spec = Spec.model_validate({**spec.model_dump(mode="json"),
                                     "analysis": {"lipschitz": {"every": 4, "hessian": True, "hessian_iters": 10}}})
-    data = _data(spec, double=False)
+    data = _data(spec)
     for arm_jobs, train_jobs in zip(group_jobs(plan(spec, analysis), FusedRunner()),
                                     group_jobs(plan(spec, "train"), FusedRunner()), strict=True):
         torch.manual_seed(11)
@@ -154,8 +159,7 @@ def test_group_hessian_equals_the_per_member_lanczos(monkeypatch):
     spec = _spec("lipschitz", ["plain", "batchnorm"], lr=[0.3, 1e6])
     spec = Spec.model_validate({**spec.model_dump(mode="json"),
                                 "analysis": {"lipschitz": {"every": 4, "hessian": True, "jacobian": False}}})
-    with _float64():
-        grouped, member = _group_vs_member(spec, "lipschitz", monkeypatch)
+    grouped, member = _group_vs_member(spec, "lipschitz", monkeypatch)
     checked = 0
     for key, s in member.items():
         for a, b in zip(grouped[key].probes["landscape"]["series"], s.probes["landscape"]["series"], strict=True):
