@@ -70,7 +70,7 @@ def test_trace_within_its_standard_error_of_the_exact_trace():
         t = hutchinson_trace(hvp, n, tol=0.02, max_samples=400, seed=3)
         exact = float(_exact(norm).sum())
         assert t["samples"] >= 8 and t["trace_se"] > 0
-        assert abs(t["trace"] - exact) <= 2 * t["trace_se"], (norm, t, exact)
+        assert abs(t["trace"] - exact) <= t["trace_se"], (norm, t, exact)  # 0.62 and 0.75 SE
 
 
 def test_top_k_against_eigvalsh_dense_and_lanczos():
