@@ -313,6 +313,15 @@ def memory(lip: Any, z: Sizes) -> MemoryParts:
     if lip.hessian:
         parts.append(("lipschitz Hessian", 6 * z.params * F32 + 4 * z.batch * z.act * F32,
                       "analysis.lipschitz.hessian"))
+    if lip.hessian_trace or lip.hessian_density:  # 8 Hutchinson vectors per batched HVP; SLQ's basis
+        parts.append(("lipschitz Hessian views", 8 * (3 * z.params * F32 + 2 * z.batch * z.act * F32)
+                      + lip.density_steps * z.params * 8, "analysis.lipschitz.hessian_trace"))
+    if lip.surface is not None:  # a chunk of grid points (vmapped on a GPU), at most CHUNK_BYTES
+        from bncli.probes.surface import CHUNK_BYTES
+
+        pts = lip.surface.points ** lip.surface.dims
+        parts.append(("lipschitz surface", min(CHUNK_BYTES, pts * (2 * z.params * F32 + 2 * lip.surface.probe_size
+                                                                    * z.act * F32)), "analysis.lipschitz.surface"))
     if lip.jacobian:
         m = z.batch * z.positions  # m = batch x spatial positions
         rows = min(lip.jacobian_rows, m)

@@ -75,7 +75,11 @@ class LandscapeViewsProbe(ProbeBase):
         with measuring(model, run.device):
             model.train(spec.bn_mode == "train")
             dirs = surface_directions(theta, self.seed, spec)
-            values = loss_surface(model, run.loss_fn, x, y, theta, buffers, dirs, coords).double().cpu().tolist()
+            # vmap over grid points pays on a GPU; on the CPU one point at a time is faster (measured
+            # on the sample CNN and the 6x128 MLP, 21x21, 1 thread: 3.5-6.3 s vmapped vs 2.7 s; 1.0 vs 0.8 s)
+            batched = spec.batched and torch.device(run.device).type == "cuda"
+            values = loss_surface(model, run.loss_fn, x, y, theta, buffers, dirs, coords,
+                                  batched=batched).double().cpu().tolist()
         self.surfaces.append({"step": step, "dims": s.dims, "coords": coords, "loss": values,
                               **{f"surface_{k}": v for k, v in surface_summary(values, coords).items()}})
 
