@@ -14,7 +14,6 @@ import argparse
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F  # noqa: F401
 from _timing import interleaved_medians
 from torch.func import functional_call
 
@@ -45,50 +44,51 @@ def main() -> None:
     coords = surface_coords(args.points, 1.0)
     for arm in spec.arms:
         model = build_arm_model(spec, arm, init, data, spec.seed)
-        model.train()
-        theta = {n: p.detach() for n, p in model.named_parameters()}
-        bufs = {n: b.detach().clone() for n, b in model.named_buffers()}
-        dirs = [filter_directions(theta, 1), filter_directions(theta, 2)]
+        bench_arm(arm.name, model, loss_fn, x, y, coords, args)
 
-        def loss_of(p, model=model, bufs=bufs):
-            return loss_fn(functional_call(model, (p, buffer_copies(bufs)), (x,)), y)
 
-        hvp, n = hvp_many_closure(loss_of, theta)
-        one = {"state": None}
+def bench_arm(name: str, model, loss_fn, x, y, coords, args) -> None:
+    model.train()
+    theta = {n: p.detach() for n, p in model.named_parameters()}
+    bufs = {n: b.detach().clone() for n, b in model.named_buffers()}
+    dirs = [filter_directions(theta, 1), filter_directions(theta, 2)]
 
-        def single(v, hvp=hvp):
-            return torch.stack([hvp(r) for r in v]) if v.dim() == 2 else hvp(v)
+    def loss_of(p):
+        return loss_fn(functional_call(model, (p, buffer_copies(bufs)), (x,)), y)
 
-        counts = {}
+    hvp, n = hvp_many_closure(loss_of, theta)
 
-        def trace(h, key):
-            def run():
-                counts[key] = hutchinson_trace(h, n, tol=0.05, max_samples=200, seed=0)["samples"]
-            return run
+    def single(v):
+        return torch.stack([hvp(r) for r in v]) if v.dim() == 2 else hvp(v)
 
-        def density():
-            counts["slq"] = slq_density(hvp, n, runs=3, steps=80, seed=0)["steps"] * 3
+    counts = {}
 
-        def top():
-            counts["top3"] = top_eigenvalues(hvp, n, 3, max_iters=300, seed=0)["hvps"]
+    def trace(h, key):
+        def run():
+            counts[key] = hutchinson_trace(h, n, tol=0.05, max_samples=200, seed=0)["samples"]
+        return run
 
-        cases = {
-            f"surface {args.points}x{args.points} batched": lambda m=model, t=theta, b=bufs, d=dirs: (
-                lambda: loss_surface(m, loss_fn, x, y, t, b, d, coords)),
-            f"surface {args.points}x{args.points} loop": lambda m=model, t=theta, b=bufs, d=dirs: (
-                lambda: loss_surface(m, loss_fn, x, y, t, b, d, coords, batched=False)),
-            "trace batched HVPs": lambda: trace(hvp, "trace"),
-            "trace one HVP at a time": lambda: trace(single, "trace1"),
-            "density SLQ 3x80": lambda: density,
-            "top-3 eigsh": lambda: top,
-        }
-        del one
-        t = interleaved_medians(cases, args.repeats)
-        print(f"{arm.name}: {n} parameters, {len(x)} examples, threads {args.threads}")
-        for k, v in t.items():
-            print(f"  {k:32s} {v:8.3f} s")
-        print(f"  HVPs: {counts}")
+    def density():
+        counts["slq"] = slq_density(hvp, n, runs=3, steps=80, seed=0)["steps"] * 3
 
+    def top():
+        counts["top3"] = top_eigenvalues(hvp, n, 3, max_iters=300, seed=0)["hvps"]
+
+    cases = {
+        f"surface {args.points}x{args.points} vmapped": lambda: (
+            lambda: loss_surface(model, loss_fn, x, y, theta, bufs, dirs, coords)),
+        f"surface {args.points}x{args.points} loop": lambda: (
+            lambda: loss_surface(model, loss_fn, x, y, theta, bufs, dirs, coords, batched=False)),
+        "trace batched HVPs": lambda: trace(hvp, "trace"),
+        "trace one HVP at a time": lambda: trace(single, "trace1"),
+        "density SLQ 3x80": lambda: density,
+        "top-3 eigsh": lambda: top,
+    }
+    t = interleaved_medians(cases, args.repeats)
+    print(f"{name}: {n} parameters, {len(x)} examples, threads {args.threads}")
+    for k, v in t.items():
+        print(f"  {k:32s} {v:8.3f} s")
+    print(f"  HVPs: {counts}")
 
 if __name__ == "__main__":
     main()

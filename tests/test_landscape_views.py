@@ -79,7 +79,7 @@ def test_views_change_nothing_and_record_plain_data(tiny_spec_dict_factory):
     assert len(end["loss"]) == 5 and len(end["loss"][0]) == 5 and end["loss"][2][2] == end["surface_centre"]
 
 
-def test_cli_flags_and_table(tiny_spec_dict_factory, write_spec):
+def test_cli_flags_and_table(tiny_spec_dict_factory, write_spec, tmp_path):
     path = write_spec(tiny_spec_dict_factory())
     result = CliRunner().invoke(app, ["lipschitz", str(path), "--steps", "4", "--every", "2", "--surface", "1",
                                       "--hessian-trace", "--json", "-q", "--no-report"])
@@ -90,7 +90,11 @@ def test_cli_flags_and_table(tiny_spec_dict_factory, write_spec):
     assert {"trace_end", "lambda1_end", "surface_range", "surface_rise"} <= set(rows["batchnorm"])
     assert "not judged" in doc["views_note"]
     assert {c["claim"] for c in doc["claims"]} == {"C4", "C5"}
+    out = tmp_path / "o"
     table = CliRunner().invoke(app, ["lipschitz", str(path), "--steps", "4", "--every", "2", "--surface", "2",
-                                     "--no-report"])
+                                     "--hessian-density", "--out", str(out)])
     assert table.exit_code == 0, table.output
     assert "landscape views beside C4" in table.output and "surface range" in table.output
+    for name in ("landscape_surface", "hessian_density", "hessian_trace"):
+        assert (out / "plots" / f"{name}.png").stat().st_size > 0
+    assert "not judged" in (out / "plots" / "captions.md").read_text()
