@@ -92,7 +92,7 @@ def test_cli_flags_and_table(tiny_spec_dict_factory, write_spec, tmp_path):
     assert {c["claim"] for c in doc["claims"]} == {"C4", "C5"}
     out = tmp_path / "o"
     table = CliRunner().invoke(app, ["lipschitz", str(path), "--steps", "4", "--every", "2", "--surface", "2",
-                                     "--hessian-density", "--out", str(out)])
+                                     "--hessian-density", "--out", str(out), "--no-report"])
     assert table.exit_code == 0, table.output
     assert "landscape views beside C4" in table.output and "surface range" in table.output
     for name in ("landscape_surface", "hessian_density", "hessian_trace"):
