@@ -30,7 +30,9 @@ def run_view_stats(record: RunRecord) -> dict[str, float]:
     if traces:
         out["trace_mean"] = finite_mean(traces)
         out["trace_end"] = traces[-1]
-        out["trace_se_end"] = [s for s in series if "hessian_trace" in s][-1]["hessian_trace_se"]
+        last = [s for s in series if "hessian_trace" in s][-1]
+        out["trace_se_end"] = last["hessian_trace_se"]
+        out["trace_converged_end"] = float(bool(last.get("hessian_trace_converged")))
     tops = [s["hessian_top"] for s in series if s.get("hessian_top")]
     if tops:
         for i, lam in enumerate(tops[-1]):

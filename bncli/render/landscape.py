@@ -126,7 +126,10 @@ def views_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
     for _, label in cols:
         t.add_column(label, justify="left" if label == "arm" else "right")
     for r in rows:
-        t.add_row(*[str(r["arm"]) if k == "arm" else compact.num(r.get(k, math.nan)) for k, _ in cols])
+        cells = [str(r["arm"]) if k == "arm" else compact.num(r.get(k, math.nan)) for k, _ in cols]
+        if cfg.hessian_trace and r.get("trace_converged_end", 1.0) < 1.0:  # s.e. above tol·|tr| at the cap
+            cells[3] += " [yellow](s.e. > tol)[/yellow]"
+        t.add_row(*cells)
     return t
 
 
