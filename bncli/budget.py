@@ -122,6 +122,8 @@ def estimate_parts(
         probe += an.memory(getattr(spec.analysis, an.section), sizes)
     if probe:
         parts.append(max(probe, key=lambda p: p[1]))
+    if spec.precision == "float64":  # every float twice as wide (generous for uint8 images, labels)
+        parts = [(what, 2 * b, field) for what, b, field in parts]
     return parts
 
 

@@ -120,6 +120,8 @@ def job_spec(spec: Spec, sections: list[str], arm_name: str, lr: float, seed: in
     d = spec.model_dump(mode="json")
     d["name"] = "run"
     d.pop("fuse", None)  # how to compute is RunJob.numerics (in the key), not part of the run
+    if d.get("precision") == "float32":  # the default: float32 keys stay what they were
+        d.pop("precision")
     d["seed"] = seed
     d["seeds"] = 1
     d["arms"] = [a for a in d["arms"] if a["name"] == arm_name]

@@ -76,6 +76,7 @@ class RunRecord:
     # varies it; empty (and left out of the JSON) for a constant lr
     lr_curve: list[float] = field(default_factory=list)
     numerics: str = "single"  # how it was computed: single (one model) or fused (bncli.runner.fused)
+    precision: str = "float32"  # the dtype it was computed in (spec `precision`)
 
     @property
     def diverged(self) -> bool:

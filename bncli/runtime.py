@@ -154,3 +154,19 @@ def preserved_rng(device: torch.device | None = None) -> Iterator[None]:
         torch.set_rng_state(cpu_state)
         if cuda_state is not None:
             torch.cuda.set_rng_state(cuda_state, device)
+
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@contextmanager
+def precision(name: str) -> Iterator[None]:
+    """torch's default dtype set to a spec's `precision` while a run is built, trained and
+    measured (its model, probes and fused stacks follow it; the data is converted by the data
+    cache), restored on exit."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(DTYPES[name])
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)

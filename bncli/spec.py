@@ -502,6 +502,13 @@ class Spec(Strict):
     fuse: Literal["auto", "off"] = Field(
         "auto", description="auto: train the seeds x lrs of an arm as one batched model where the model, "
         "optimizer and probes allow (records say numerics: fused); off: every run alone")
+    # the dtype of the data, every model, probe and fused stack (runtime.precision). float32 sums
+    # round differently on each CPU instruction set and BLAS (~1e-7 per operation, grown by training
+    # to a few percent, O(1) in chaotic runs); float64 runs agree across CPUs to ~1e-9
+    # (tests/test_golden.py), at ~2x the memory and more time
+    precision: Literal["float32", "float64"] = Field(
+        "float32", description="float32, or float64 for reproducing and debugging (results that agree "
+        "across CPUs to ~1e-9; twice the memory, slower); records say which")
     data: DataSpec = Field(default_factory=DataSpec, description="where the examples come from")
     model: ModelSpec = Field(default_factory=ModelSpec, description="the network every arm shares")
     arms: list[ArmSpec] = Field(

@@ -1,17 +1,18 @@
 """Fused sweeps (bncli.runner.fused): a group of runs trained as one batched model gives each run's
-single record — to 1e-10 in float64 for the training curves and every fusable probe, to 1e-5 in
-float32 for plain nets, with BN's float32 drift bounded on a short horizon — and fused jobs are
-planned, keyed and recorded apart from single ones."""
+single record — in float64 (spec `precision: float64`) to 1e-10 for the well-conditioned numbers
+(training curves, every fusable probe's measurements) and below an absolute bound for the residuals
+that are zero in exact arithmetic, on any CPU; to 1e-5 in float32 for plain nets, with BN's float32
+drift bounded on a short horizon — and fused jobs are planned, keyed and recorded apart from
+single ones."""
 
 from __future__ import annotations
 
 import json
 import math
-from contextlib import contextmanager
+import re
 from dataclasses import asdict
 
 import pytest
-import torch
 
 from bncli.data import Dataset
 from bncli.plan import plan
@@ -23,9 +24,28 @@ from bncli.runner.fused import FusedRunner
 from bncli.runner.single import run_job
 from bncli.spec import Spec
 
-# measured quantities that are zero in exact arithmetic (scale invariance residuals, cos(∇W, W)
-# of a BN layer) are rounding noise, ~1e-15 in float64: those are equal absolutely, not relatively
-ABS_FLOOR = 1e-12
+REL = 1e-10  # well-conditioned float64 numbers: fused = single to this, relative
+# Residuals that are zero in exact arithmetic: scale-invariance residuals (out/loss/grad changes
+# under W -> αW, the ε -> 1e-30 pass), cos(∇W, W) and the cross term of a BN layer, a BN layer's
+# bias cancellation, the BN Jacobian's and backward pass's errors against their float64 closed
+# forms, cos with 1 and ŷ, Thm 4.1's gap, the mean of BN outputs and β that stays 0. In float64
+# they are rounding noise, 1e-17 to ~1e-11 (the ε -> 1e-30 pass is ill-conditioned: it divides
+# by variances with no ε), whose digits depend on the kernels' summation order (fused vs single,
+# and each CPU's instruction set and BLAS): they match when both are below RESIDUAL_BOUND, far
+# below any value a broken invariance would give.
+RESIDUAL_BOUND = 1e-6  # (Thm 4.1's gap, a difference of sums of squares, reaches 1.3e-7 by cancellation)
+RESIDUALS = re.compile(
+    r"^(eps0_out_rel|eps0_grad_err|out_abs|out_rel|loss_abs|grad_err|bias_cancel_rel|cos_grad_w|cross|"
+    r"jacobian_err_f64|cos_ones_max|cos_yhat_max|thm41_gap_max|d_mean|mean|beta_mean|beta_std)$")
+# the BN Jacobian probe's float32 column is computed in float32 by design (autograd in float32
+# against the float64 closed form), also in a float64 run: float32 noise, ~1e-7
+FLOAT32_BOUND = {"jacobian_err_f32": 1e-4}
+ABS_FLOOR = 1e-13  # any two numbers closer than this are equal (a difference at float64's ulp of ~1)
+
+
+def float64(spec: Spec) -> Spec:
+    """`spec` with precision: float64 (data, models, probes and fused stacks in float64)."""
+    return spec.model_copy(update={"precision": "float64"})
 
 
 def _spec(analysis: dict | None = None, **train) -> Spec:
@@ -38,42 +58,38 @@ def _spec(analysis: dict | None = None, **train) -> Spec:
     return Spec.model_validate(doc)
 
 
-@contextmanager
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
+def _data(spec: Spec) -> Dataset:
+    return cpu_data(spec)  # in the spec's precision
 
 
-def _data(spec: Spec, double: bool) -> Dataset:
-    d = cpu_data(spec)
-    if not double:
-        return d
-    return Dataset(d.x_train.double(), d.y_train, d.x_test.double(), d.y_test, d.task, d.n_out)
+def _bound(key: str) -> float:
+    if key in FLOAT32_BOUND:
+        return FLOAT32_BOUND[key]
+    return RESIDUAL_BOUND if RESIDUALS.match(key) else 0.0
 
 
-def _worst(a, b, path="$") -> tuple[float, str]:
-    """The largest relative difference between two records' plain data (beyond ABS_FLOOR); the
-    structure (lengths, None, strings, ints: steps, divergence) must match exactly."""
+def _worst(a, b, path="$", bound=0.0) -> tuple[float, str]:
+    """The largest relative difference between two records' plain data; residuals (keys under
+    RESIDUALS) count as equal when both are below their bound. The structure (lengths, None,
+    strings, ints: steps, divergence) must match exactly."""
     if isinstance(a, dict):
         assert set(a) == set(b), path
-        return max([_worst(a[k], b[k], f"{path}.{k}") for k in a] or [(0.0, path)])
+        return max([_worst(a[k], b[k], f"{path}.{k}", _bound(k)) for k in a] or [(0.0, path)])
     if isinstance(a, (list, tuple)):
         assert len(a) == len(b), path
-        return max([_worst(x, y, path) for x, y in zip(a, b)] or [(0.0, path)])
+        return max([_worst(x, y, path, bound) for x, y in zip(a, b)] or [(0.0, path)])
     if isinstance(a, float) and isinstance(b, (int, float)) and not isinstance(b, bool):
         if (math.isnan(a) and math.isnan(b)) or a == b or abs(a - b) <= ABS_FLOOR:
+            return 0.0, path
+        if abs(a) < bound and abs(b) < bound:
             return 0.0, path
         return abs(a - b) / abs(b), path
     assert a == b, (path, a, b)
     return 0.0, path
 
 
-def _records(spec: Spec, analysis: str, double: bool):
-    data = _data(spec, double)
+def _records(spec: Spec, analysis: str):
+    data = _data(spec)
     jobs = plan(spec, analysis)
     assert all(j.numerics == "fused" for j in jobs), [j.probes for j in jobs]
     runner = FusedRunner()
@@ -88,7 +104,7 @@ def _compare(fused, single) -> tuple[float, str]:
     worst = (0.0, "")
     for key, s in single.items():
         f = fused[key]
-        assert f.numerics == "fused" and s.numerics == "single"
+        assert f.numerics == "fused" and s.numerics == "single" and f.precision == s.precision
         a, b = asdict(f), asdict(s)
         for d in (a, b):
             for k in ("wall_s", "numerics"):
@@ -101,11 +117,28 @@ def _compare(fused, single) -> tuple[float, str]:
     return worst
 
 
+def test_the_comparison_is_relative_for_numbers_and_by_bound_for_residuals():
+    rec = {"train_loss": [1.0, 0.5], "layers": {"layer1": {"eps0_grad_err": [3e-12], "grad_norm": 2.0}}}
+    other = json.loads(json.dumps(rec))
+    other["layers"]["layer1"]["eps0_grad_err"] = [9e-12]  # both rounding noise: equal
+    assert _worst(other, rec)[0] == 0.0
+    other["train_loss"][1] = 0.5 * (1 + 1e-9)
+    assert _worst(other, rec) == (pytest.approx(1e-9), "$.train_loss")
+    broken = json.loads(json.dumps(rec))
+    broken["layers"]["layer1"]["eps0_grad_err"] = [1e-3]  # a residual that is no longer zero
+    assert _worst(broken, rec)[0] > 1
+
+
+# Adam divides each step by sqrt(v) + 1e-8: a parameter whose gradient is tiny turns the rounding
+# of that gradient into a relative change of its step, so fused and single Adam runs part faster
+# than SGD ones (measured on three instruction sets, float64: 1.2e-11 at lrs 0.01/0.003, 1.6e-12
+# to 2.6e-12 at 0.003/0.001): the smaller lrs keep a margin of 40 below REL.
+ADAM_LRS = [0.003, 0.001]
 CASES = [
     ("train", None, {"momentum": 0.9, "weight_decay": 1e-3}),
-    ("train", None, {"optimizer": "adam", "lr": [0.01, 0.003]}),
+    ("train", None, {"optimizer": "adam", "lr": ADAM_LRS}),
     ("train", None, {"schedule": "cosine", "warmup_steps": 5, "momentum": 0.9}),
-    ("train", None, {"optimizer": "adam", "lr": [0.01, 0.003], "schedule": "step", "milestones": [10],
+    ("train", None, {"optimizer": "adam", "lr": ADAM_LRS, "schedule": "step", "milestones": [10],
                      "gamma": 0.5}),
     ("ics", {"ics": {"gradient_ics": False}}, {}),
     ("ics", {"ics": {"every": 6}}, {"momentum": 0.9}),
@@ -121,19 +154,17 @@ CASES = [
     "ics_dist+ics_grad", "landscape+bn_jacobian", "landscape-scheduled",
     "saturation", "scale"])
 def test_fused_records_equal_single_records_in_float64(analysis, settings, train):
-    with _float64():
-        worst, where = _compare(*_records(_spec(settings, **train), analysis, double=True))
-    assert worst < 1e-10, where
+    worst, where = _compare(*_records(float64(_spec(settings, **train)), analysis))
+    assert worst < REL, where
 
 
 def test_fused_hessian_matches_single_to_the_eigensolvers_tolerance():
-    """The landscape probe's Lanczos extremes on fused members: plain nets bitwise as in the
-    1e-10 test; on BN nets the members' weights differ from single runs' by ~1e-14 (BN's
-    reduction over [B, K·U] rounds differently) and the iterative eigensolver amplifies that to
-    ~1e-9 in λ and more in its residuals (convergence noise): λ within 1e-7, the same convergence."""
-    with _float64():
-        fused, single = _records(_spec({"lipschitz": {"every": 8, "hessian": True}}), "landscape",
-                                 double=True)
+    """The landscape probe's Lanczos extremes on fused members: the members' weights differ from
+    single runs' by ~1e-14 (batched kernels round differently, on plain nets too with some CPU
+    kernels) and the iterative eigensolver amplifies that to ~1e-9 in λ and more in its residuals
+    (convergence noise): λ within 1e-7, the same convergence (residual <= the solver's tolerance),
+    everything else as in the 1e-10 test."""
+    fused, single = _records(float64(_spec({"lipschitz": {"every": 8, "hessian": True}})), "landscape")
     checked = 0
     for key, s in single.items():
         for a, b in zip(fused[key].probes["landscape"]["series"], s.probes["landscape"]["series"],
@@ -144,9 +175,7 @@ def test_fused_hessian_matches_single_to_the_eigensolvers_tolerance():
             for k in ("hessian_converged_max", "hessian_converged_min"):
                 assert a[k] == b[k], (key, a["step"], k)
             rest = {k: v for k, v in a.items() if not k.startswith(("hessian_", "lambda_"))}
-            assert _worst(rest, {k: b[k] for k in rest})[0] < 1e-10, (key, a["step"])
-            if key[0] == "plain":
-                assert a == b or _worst(a, b)[0] < 1e-10
+            assert _worst(rest, {k: b[k] for k in rest})[0] < REL, (key, a["step"])
     assert checked == 2 * 4 * 2 * 4  # 2 arms x (2 seeds x 2 lrs) x 4 points x (max, min)
 
 
@@ -156,7 +185,7 @@ def test_every_fusable_probe_is_covered_by_the_float64_test():
 
 
 def test_float32_plain_within_1e_5_and_bn_drift_bounded():
-    fused, single = _records(_spec(), "train", double=False)
+    fused, single = _records(_spec(), "train")
     for arm, bound in (("plain", 1e-5), ("batchnorm", 1e-4)):  # 24 steps: BN's drift stays small
         worst, where = _compare({k: v for k, v in fused.items() if k[0] == arm},
                                 {k: v for k, v in single.items() if k[0] == arm})
@@ -173,11 +202,10 @@ def assert_diverged_members_match(fused, single) -> None:
 
 def test_a_diverged_member_is_cut_at_its_step_and_the_others_go_on():
     spec = _spec(lr=[0.5, 400.0], steps=40)
-    with _float64():
-        fused, single = _records(spec, "train", double=True)
+    fused, single = _records(float64(spec), "train")
     assert_diverged_members_match(fused, single)
     worst, where = _compare(fused, single)
-    assert worst < 1e-10, where
+    assert worst < REL, where
 
 
 def test_fuse_off_plans_single_jobs_with_the_keys_of_before():

@@ -413,3 +413,17 @@ def test_compare_of_an_old_and_a_new_result_says_which_rule_made_each():
     assert not cmp.same_rule and "schema 3" in cmp.rule_a and "schema 4" in cmp.rule_b
     assert cmp.to_json()["rule_a"] == cmp.rule_a
     assert "verdict rules differ" in str(render_compare(cmp)[0].title)
+
+
+def test_a_seed_whose_landscape_blew_up_counts_against_its_arm_not_the_claim():
+    """8 seeds, one plain seed with a single finite measurement (the rest blew up): it counts
+    against plain; the other 7 pairs decide (issue 28, batch_claims at 8 seeds)."""
+    spec = parse_spec({"seeds": 8, "arms": ["plain", "batchnorm"], "train": {"lr": 0.1, "steps": 50}})
+    recs = []
+    for s in range(8):
+        plain = [10.0 + s, 11.0, 9.0, 10.5, 9.5] if s != 5 else [math.inf] * 4 + [10.0]
+        recs += [_landscape_record("plain", s, plain),
+                 _landscape_record("batchnorm", s, [1.0, 1.1 + s / 10, 0.9, 1.0, 1.05])]
+    (c,) = finalize(c4_claims(spec, recs), CFG)
+    assert c.decided_by == "metrics" and c.verdict == "supported"
+    assert c.nonfinite == {"plain": 1} and c.p_against == 1.0

@@ -152,17 +152,25 @@ def c4_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
     lower claimed for BN.
 
     A measurement with a non-finite loss or gradient on the grid counts as +inf in the median. A
-    seed whose median is inf (half its measurements or more blew up) drops out of the pairs; when
-    that is every seed of one arm and no seed of the other, the blow-up decides (decided_by:
-    non-finite).
+    seed whose median is inf (half its measurements or more blew up), or with fewer than
+    MIN_FINITE_STEPS finite measurements, is a non-finite seed: it counts against its arm (the
+    engine's rule); when that is every seed of one arm and no seed of the other, the blow-up
+    decides (decided_by: non-finite).
     """
     cfg = spec.analysis.lipschitz
     out = []
     for lr, arm, base, a, b, notes in claim_pairs(spec, records):
         sa = [run_landscape_stats(r) for r in a]
         sb = [run_landscape_stats(r) for r in b]
-        metrics = [MetricInput(label, "lower", [s[f"{k}_median"] for s in sa],
-                               [s[f"{k}_median"] for s in sb], LANDSCAPE_FLOOR, "median")
+
+        def bad(s: dict) -> bool:  # blew up: a non-finite seed, against its arm
+            return not math.isfinite(s["loss_variation_median"]) or (
+                int(s["n_finite"]) < MIN_FINITE_STEPS and int(s["n_nonfinite"]) > 0)
+
+        def vals(ss: list[dict], k: str) -> list[float]:
+            return [math.nan if bad(s) else s[f"{k}_median"] for s in ss]
+
+        metrics = [MetricInput(label, "lower", vals(sa, k), vals(sb, k), LANDSCAPE_FLOOR, "median")
                    for k, label in C4_METRICS]
         notes.append(f"per seed: median over measurement steps (a blow-up counts as inf); η′ in "
                      f"[{cfg.eta_range[0]:g}, {cfg.eta_range[1]:g}]×lr; BN in {cfg.bn_mode} mode")
@@ -171,10 +179,11 @@ def c4_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
             if k:
                 notes.append(f"{name}: {k} measurement(s) hit a non-finite loss or gradient on the "
                              "grid (inf in that seed's median)")
-        dead = {n: sum(not math.isfinite(s["loss_variation_median"]) for s in ss) for n, ss in
-                ((arm, sa), (base, sb))}
+        dead = {n: sum(bad(s) for s in ss) for n, ss in ((arm, sa), (base, sb))}
+        # too few measurements at all (not blow-ups): nothing to judge
+        few = {n: min((int(s["n_finite"]) for s in ss if not bad(s)), default=MIN_FINITE_STEPS)
+               for n, ss in ((arm, sa), (base, sb)) if ss}
         override, decided = None, None
-        few = {n: min(int(s["n_finite"]) for s in ss) for n, ss in ((arm, sa), (base, sb)) if ss}
         if dead[arm] == len(sa) and dead[base] == 0:
             override, decided = "refuted", "non-finite"
             notes.append(f"decided by non-finite landscapes, not by the metrics: {arm}'s landscape blew "
@@ -184,8 +193,9 @@ def c4_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
             notes.append(f"decided by non-finite landscapes, not by the metrics: {base}'s landscape blew "
                          "up at half its measurements or more in every seed, the arm's never")
         elif any(dead.values()):
-            notes.append("seeds whose median is inf count against their arm: " + ", ".join(
-                f"{n} {k}" for n, k in dead.items() if k))
+            notes.append(f"seeds whose landscape blew up (median inf, or fewer than {MIN_FINITE_STEPS} "
+                         "finite measurements) count against their arm: " + ", ".join(
+                             f"{n} {k}" for n, k in dead.items() if k))
         if override is None and any(k < MIN_FINITE_STEPS for k in few.values()):
             override, decided = "inconclusive", "too-few-finite"
             short = ", ".join(f"{n} ({k})" for n, k in few.items() if k < MIN_FINITE_STEPS)

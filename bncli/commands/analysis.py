@@ -76,6 +76,9 @@ COMMON: tuple[Option, ...] = (
            "auto (the default): an arm's seeds x lrs train as one batched model where the model, "
            "optimizer and probes allow (records say numerics: fused); off: every run alone "
            "(overrides fuse).", metavar="auto|off"),
+    Option("precision", ("--precision",), Literal["float32", "float64"] | None, "precision",
+           "float32 (the default), or float64 for reproducing and debugging: results that agree "
+           "across CPUs to ~1e-9 (overrides precision).", metavar="float32|float64"),
 )
 EXECUTION: tuple[Option, ...] = (
     Option("backend", ("--backend",), Literal["local", "ray"], None,
@@ -185,6 +188,8 @@ def run_header(analysis: Analysis, spec: Any, backend: str, runs: Any = ()) -> T
     text.append(describe(spec, data, threads_label(spec, data.input_shape, data.n_out, data.n_train, ceiling)))
     if runs:
         text.append(f"; {numerics_label([r.numerics for r in runs], spec.fuse)}")
+    if spec.precision != "float32":
+        text.append(f", {spec.precision}")
     return text
 
 

@@ -12,7 +12,7 @@ from bncli.data import Dataset
 from bncli.errors import DataError, SpecError
 from bncli.models import Net, build_model, copy_shared_state
 from bncli.results import RunRecord
-from bncli.runtime import configure_threads, resolve_device, resolve_threads, seed_everything
+from bncli.runtime import configure_threads, precision, resolve_device, resolve_threads, seed_everything
 from bncli.schedule import scheduled
 from bncli.spec import ArmSpec, Spec
 from bncli.train import TrainOutcome
@@ -22,16 +22,25 @@ def _reference_arm() -> ArmSpec:
     return ArmSpec(name="_init", norm="none")
 
 
+def _build(spec: Spec, arm: ArmSpec, data: Dataset) -> Net:
+    """build_model in the spec's precision. Its initial draws are in that precision too: torch's
+    random fills round differently on each CPU instruction set (float32 draws by up to an ulp of
+    float32), so float64 draws keep a float64 run portable; they are other numbers than float32's
+    (the same distribution)."""
+    with precision(spec.precision):
+        return build_model(spec.model, arm, data.input_shape, data.n_out)
+
+
 def initial_model(spec: Spec, data: Dataset, seed: int) -> Net:
     """The shared initial values for one seed: every arm copies these (not just the seed)."""
     seed_everything(seed)
-    return build_model(spec.model, _reference_arm(), data.input_shape, data.n_out)
+    return _build(spec, _reference_arm(), data)
 
 
 def build_arm_model(spec: Spec, arm: ArmSpec, init: Net, data: Dataset, seed: int) -> Net:
     """Build an arm's network and copy every shared parameter from `init`."""
     seed_everything(seed)
-    model = build_model(spec.model, arm, data.input_shape, data.n_out)
+    model = _build(spec, arm, data)
     copy_shared_state(init, model)
     return model.to(data.x_train.device)
 
@@ -43,11 +52,12 @@ def check_compatible(spec: Spec, data: Dataset) -> None:
     """Fail before training when the model cannot take this data (shapes, tasks, layer names).
     A model that fitted inputs of this shape once is not built again (a 10,000-cell batch whose
     cells differ in lr or seed builds it once)."""
-    fit = (spec.model.model_dump_json(), spec.arms[0].model_dump_json(), tuple(data.input_shape), data.n_out)
+    fit = (spec.model.model_dump_json(), spec.arms[0].model_dump_json(), tuple(data.input_shape), data.n_out,
+           spec.precision)
     if fit not in _FITS:
         try:
-            model = build_model(spec.model, spec.arms[0], data.input_shape, data.n_out)
-            with torch.no_grad():
+            model = _build(spec, spec.arms[0], data)
+            with precision(spec.precision), torch.no_grad():
                 model.eval()
                 model(data.probe_batch(2)[0].cpu())
         except DataError:
@@ -124,4 +134,5 @@ def record_of(spec: Spec, job: Any, outcome: TrainOutcome, probes: Sequence[Any]
         probes={p.name: p.result() for p in probes},
         lr_curve=list(h.lr) if scheduled(spec.train) else [],
         numerics=numerics,
+        precision=spec.precision,
     )

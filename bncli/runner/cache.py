@@ -18,7 +18,28 @@ def data_key(spec: Spec, device: Any = None) -> str:
     from bncli.runtime import resolve_device
 
     dev = str(device) if device is not None else str(resolve_device(spec.device))
-    return canonical({"data": spec.data.model_dump(mode="json"), "device": dev})
+    return canonical({"data": spec.data.model_dump(mode="json"), "device": dev, "precision": spec.precision})
+
+
+def in_precision(data: Any, precision: str) -> Any:
+    """`data` with its floating tensors (features, regression targets, an image transform's
+    mean and std) in the spec's precision; uint8 images and class labels stay as they are."""
+    import dataclasses
+
+    from bncli.runtime import DTYPES
+
+    dtype = DTYPES[precision]
+    if data.x_train.dtype == dtype or precision == "float32":
+        return data
+
+    def cast(t: Any) -> Any:
+        return t.to(dtype) if t.is_floating_point() else t
+
+    tf = data.transform
+    if tf is not None:
+        tf = dataclasses.replace(tf, mean=cast(tf.mean), std=cast(tf.std))
+    return dataclasses.replace(data, x_train=cast(data.x_train), y_train=cast(data.y_train),
+                               x_test=cast(data.x_test), y_test=cast(data.y_test), transform=tf)
 
 
 def _remember(key: str, data: Any) -> None:
@@ -33,7 +54,7 @@ def cpu_data(spec: Spec) -> Any:
 
     key = data_key(spec, "cpu")
     if key not in _DATA_CACHE:
-        _remember(key, load_data(spec.data, "cpu"))
+        _remember(key, in_precision(load_data(spec.data, "cpu"), spec.precision))
     return _DATA_CACHE[key]
 
 

@@ -66,13 +66,15 @@ class FusedRunner:
     def run(self, jobs: Sequence[RunJob], data: Any = None, progress: Progress | None = None) -> list[RunRecord]:
         from bncli.runner.cache import job_data
         from bncli.runner.single import run_job
+        from bncli.runtime import precision
 
         if all(j.numerics == "fused" for j in jobs):
             data = data if data is not None else job_data(jobs[0].spec)
             size = max_members(jobs[0].spec, data)
             out: list[RunRecord] = []
-            for i in range(0, len(jobs), size):  # a group too big for memory: in chunks, one by one
-                out.extend(train_fused(list(jobs[i:i + size]), data, progress))
+            with precision(jobs[0].spec.precision):  # the stack, its probes and copies: the spec's dtype
+                for i in range(0, len(jobs), size):  # a group too big for memory: in chunks, one by one
+                    out.extend(train_fused(list(jobs[i:i + size]), data, progress))
             return out
         return [run_job(j, data, None, progress) for j in jobs]
 

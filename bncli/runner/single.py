@@ -21,7 +21,7 @@ def run_job(
     from bncli.probes.registry import make_probes
     from bncli.runner.build import build_arm_model, initial_model, record_of
     from bncli.runner.cache import job_data
-    from bncli.runtime import configure_threads, resolve_threads
+    from bncli.runtime import configure_threads, precision, resolve_threads
     from bncli.train import train_run
 
     spec = job.spec
@@ -29,14 +29,15 @@ def run_job(
     # `auto` resolves here, from the job's model and batch size: the job key ignores threads
     configure_threads(resolve_threads(spec, data.input_shape, data.n_out, data.n_train))
     arm = spec.arms[0]
-    init = initial_model(spec, data, job.seed)
-    model = build_arm_model(spec, arm, init, data, job.seed)
-    if probe_factory is not None:
-        probes = list(probe_factory(spec, arm, job.lr, job.seed, data))
-    else:
-        probes = make_probes(job.probes, spec, arm, job.lr, job.seed, data)
-    outcome = train_run(model, data, arm, spec.train, job.lr, job.seed, probes, on_progress)
-    return record_of(spec, job, outcome, probes, data.task)
+    with precision(spec.precision):
+        init = initial_model(spec, data, job.seed)
+        model = build_arm_model(spec, arm, init, data, job.seed)
+        if probe_factory is not None:
+            probes = list(probe_factory(spec, arm, job.lr, job.seed, data))
+        else:
+            probes = make_probes(job.probes, spec, arm, job.lr, job.seed, data)
+        outcome = train_run(model, data, arm, spec.train, job.lr, job.seed, probes, on_progress)
+        return record_of(spec, job, outcome, probes, data.task)
 
 
 class SingleRunner:
