@@ -98,3 +98,15 @@ def test_cli_flags_and_table(tiny_spec_dict_factory, write_spec, tmp_path):
     for name in ("landscape_surface", "hessian_density", "hessian_trace"):
         assert (out / "plots" / f"{name}.png").stat().st_size > 0
     assert "not judged" in (out / "plots" / "captions.md").read_text()
+
+
+def test_report_shows_the_views_beside_c4(tiny_spec_dict_factory, write_spec, tmp_path):
+    path = write_spec(tiny_spec_dict_factory())
+    out = tmp_path / "r"
+    result = CliRunner().invoke(app, ["lipschitz", str(path), "--steps", "4", "--every", "2", "--surface", "1",
+                                      "--hessian-trace", "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    md = (out / "report.md").read_text()
+    c4, c5 = md.index("## C4"), md.index("## C5")
+    assert c4 < md.index("### C4 evidence") < c5 and "landscape_surface.png" in md
+    assert "C4 evidence" in (out / "report.html").read_text()
