@@ -45,6 +45,8 @@ class SurfaceSpec(Strict):
     probe_size: BatchSize = Field(256, description="examples the surface is evaluated on (the first "
                                   "training examples: the same for every arm)")
     at_init: bool = Field(False, description="also at the initial weights (step 0)")
+    interpolate: bool = Field(False, description="also the loss on the line θ₀ + t(θ_end − θ₀) from the "
+                              "initial to the final weights, t over [−0.5, 1.5] (points values)")
 
 
 # the lipschitz fields that are off by default and, while off, leave a run's job key as it was

@@ -41,7 +41,8 @@ def test_views_change_nothing_and_record_plain_data(tiny_spec_dict_factory):
     spec = parse_spec(tiny_spec_dict_factory(
         train={"steps": 6}, analysis={"lipschitz": {"every": 3, "hessian_trace": True, "hessian_density": True,
                                                     "hessian_trace_max": 16, "density_steps": 12,
-                                                    "surface": {"dims": 2, "points": 5, "at_init": True}}}))
+                                                    "surface": {"dims": 2, "points": 5, "at_init": True,
+                                                                "interpolate": True}}}))
     cfg = spec.analysis.lipschitz
     seen: dict = {}
     got: dict = {}
@@ -77,6 +78,10 @@ def test_views_change_nothing_and_record_plain_data(tiny_spec_dict_factory):
     assert [s["step"] for s in res["surfaces"]] == [0, 6]
     end = res["surfaces"][-1]
     assert len(end["loss"]) == 5 and len(end["loss"][0]) == 5 and end["loss"][2][2] == end["surface_centre"]
+    line = res["interpolation"]
+    assert line["t"] == [-0.5, 0.0, 0.5, 1.0, 1.5]
+    assert abs(line["loss"][3] - end["surface_centre"]) < 1e-6 * max(1.0, abs(end["surface_centre"]))
+    assert abs(line["loss"][1] - res["surfaces"][0]["surface_centre"]) < 1e-6 * max(1.0, line["loss"][1])
 
 
 def test_cli_flags_and_table(tiny_spec_dict_factory, write_spec, tmp_path):

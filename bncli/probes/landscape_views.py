@@ -84,16 +84,41 @@ class LandscapeViewsProbe(ProbeBase):
                               **{f"surface_{k}": v for k, v in surface_summary(values, coords).items()}})
 
     def on_start(self, run: Any) -> None:
-        if self.spec.surface is not None and self.spec.surface.at_init:
+        s = self.spec.surface
+        if s is not None and s.interpolate:  # θ₀, kept for the line to θ_end (one copy of the weights)
+            self.theta0 = {n: p.detach().clone() for n, p in run.model.named_parameters() if p.requires_grad}
+        if s is not None and s.at_init:
             self._surface(run, 0)
+
+    def _interpolation(self, run: Any) -> None:
+        """L(θ₀ + t(θ_end − θ₀)) on the surface's batch, t over [−0.5, 1.5] (Goodfellow et al. 2015)."""
+        s = self.spec.surface
+        assert s is not None
+        model = run.model
+        x, y = self.data.probe_batch(s.probe_size)
+        x, y = x.to(run.device), y.to(run.device)
+        end = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+        direction = {n: end[n] - self.theta0[n] for n in end}
+        ts = [0.5 + t for t in surface_coords(s.points, 1.0)]
+        with measuring(model, run.device):
+            model.train(self.spec.bn_mode == "train")
+            # the line starts at θ₀: coordinates t − 0 from θ₀ along θ_end − θ₀
+            values = loss_surface(model, run.loss_fn, x, y, self.theta0, buffer_copies(dict(model.named_buffers())),
+                                  [direction], ts, batched=torch.device(run.device).type == "cuda")
+        self.interpolation = {"t": ts, "loss": values.double().cpu().tolist()}
 
     def on_end(self, run: Any) -> None:
         if self.spec.surface is None or run.diverged_at is not None or run.interrupted:
             return
         self._surface(run, run.steps)
+        if self.spec.surface.interpolate and hasattr(self, "theta0"):
+            self._interpolation(run)
 
     def result(self) -> dict[str, Any]:
-        return {"bn_mode": self.spec.bn_mode, "series": self.series, "surfaces": self.surfaces}
+        out = {"bn_mode": self.spec.bn_mode, "series": self.series, "surfaces": self.surfaces}
+        if getattr(self, "interpolation", None) is not None:
+            out["interpolation"] = self.interpolation
+        return out
 
 
 def make_probe(spec: Any, arm: Any, lr: float, seed: int, data: Any) -> LandscapeViewsProbe:

@@ -125,11 +125,41 @@ def trace_figure(result: CommandResult, colors: dict[str, str]) -> Any:
     return fig
 
 
+def interpolation_figure(result: CommandResult, colors: dict[str, str]) -> Any:
+    """L(θ₀ + t(θ_end − θ₀)) per arm, mean ± std over seeds, log scale."""
+    lr = fs.result_lrs(result)[0]
+    with fs.style() as plt:
+        fig, axes = fs.new_figure(plt, 1, 1, 4.0, 2.6)
+        ax = axes[0][0]
+        drawn = False
+        for arm in fs.result_arms(result):
+            per = [(r.probes[PROBE]["interpolation"]["t"], r.probes[PROBE]["interpolation"]["loss"])
+                   for r in fs.runs_of(result, arm, lr, PROBE) if r.probes[PROBE].get("interpolation")]
+            if not per:
+                continue
+            xs, m, sd = fs.mean_std_over(per)
+            if fs.has_finite(m):
+                fs.band(ax, xs, m, sd, colors[arm], arm, log=True)
+                drawn = True
+        if not drawn:
+            plt.close(fig)
+            return None
+        ax.axvline(0, color="0.6", lw=0.6, ls=":")
+        ax.axvline(1, color="0.6", lw=0.6, ls=":")
+        ax.set_xlabel("t (0: initial weights, 1: final)")
+        ax.set_ylabel("loss")
+        fs.finish(fig, f"Loss on the line from the initial to the final weights (lr {lr:g}, mean ± std over seeds)")
+    return fig
+
+
 VIEW_FIGURES = (
     ("landscape_surface", surface_figure,
      "Filter-normalized loss surface at the end of training (first seed; the same random directions for "
      "every arm, each filter scaled to its own weights' norm; BN parameters and biases left out). Evidence "
      "beside C4, not judged."),
+    ("landscape_interpolation", interpolation_figure,
+     "Loss on the straight line from the initial (t = 0) to the final (t = 1) weights (Goodfellow et al. "
+     "2015), on the surface's batch. Evidence beside C4, not judged."),
     ("hessian_density", density_figure,
      "Hessian eigenvalue density by stochastic Lanczos quadrature (Gaussian-broadened, integral 1), "
      "log scale. Evidence beside C4, not judged."),
