@@ -128,6 +128,13 @@ def job_spec(spec: Spec, sections: list[str], arm_name: str, lr: float, seed: in
     d["train"]["lr"] = [lr]
     d["verdict"] = VerdictSpec().model_dump(mode="json")
     d["analysis"] = {s: d["analysis"][s] for s in sections}
+    lip = d["analysis"].get("lipschitz")
+    if lip is not None:  # opt-in views while off: the key of a run without them is what it was
+        from bncli.spec_analysis import LIPSCHITZ_OPT_IN
+
+        if lip.get("surface") is None and not lip.get("hessian_trace") and not lip.get("hessian_density"):
+            for k in LIPSCHITZ_OPT_IN:
+                lip.pop(k, None)
     return canonical(d)
 
 

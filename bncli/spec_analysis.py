@@ -33,6 +33,28 @@ class IcsSpec(Strict):
     gradient_ics: bool = Field(True, description="also Santurkar's gradient ICS ‖G − G′‖, cos(G, G′) (C3)")
 
 
+class SurfaceSpec(Strict):
+    """lipschitz.surface: the filter-normalized loss surface (Li et al. 2018), shown beside C4."""
+
+    dims: Literal[1, 2] = Field(2, description="1: a curve along one random direction; 2: a plane of two")
+    points: Annotated[Int, Field(ge=3, le=201)] = Field(21, description="grid points per direction")
+    span: PositiveFloat = Field(1.0, description="the grid covers [−span, span] in units of the "
+                                "filter-normalized direction")
+    directions_seed: Int = Field(0, description="mixed with the run's seed: the same directions for "
+                                 "every arm of a seed (each scaled to its own weights' filters)")
+    probe_size: BatchSize = Field(256, description="examples the surface is evaluated on (the first "
+                                  "training examples: the same for every arm)")
+    at_init: bool = Field(False, description="also at the initial weights (step 0)")
+    interpolate: bool = Field(False, description="also the loss on the line θ₀ + t(θ_end − θ₀) from the "
+                              "initial to the final weights, t over [−0.5, 1.5] (points values)")
+
+
+# the lipschitz fields that are off by default and, while off, leave a run's job key as it was
+# (bncli.plan.job_spec drops them): default runs stay what they were
+LIPSCHITZ_OPT_IN = {"surface": None, "hessian_trace": False, "hessian_top_k": 3, "hessian_density": False,
+                    "density_runs": 3, "density_steps": 80, "hessian_trace_tol": 0.05, "hessian_trace_max": 200}
+
+
 class LipschitzSpec(Strict):
     """lipschitz (C4, C5)."""
 
@@ -44,6 +66,19 @@ class LipschitzSpec(Strict):
     hessian_iters: Count = Field(100, description="Hessian-vector products per eigenvalue (Lanczos), "
                                  "at most")
     hessian_tol: PositiveFloat = Field(1e-3, description="converged when ‖Hv − λv‖ ≤ tol·|λ|")
+    hessian_trace: bool = Field(False, description="also the Hessian's trace (Hutchinson, Rademacher "
+                                "vectors) and its top-k eigenvalues, on the measurement steps (shown, not judged)")
+    hessian_top_k: Annotated[Int, Field(ge=0, le=20)] = Field(
+        3, description="top eigenvalues with the trace or density (Lanczos; 0: none)")
+    hessian_trace_tol: PositiveFloat = Field(0.05, description="Hutchinson stops when the running mean's "
+                                             "standard error ≤ tol·|mean|")
+    hessian_trace_max: Count = Field(200, description="Hutchinson samples (HVPs) per measurement, at most")
+    hessian_density: bool = Field(False, description="also the Hessian's eigenvalue density (stochastic "
+                                  "Lanczos quadrature, Gaussian-broadened) on the measurement steps")
+    density_runs: Annotated[Int, Field(ge=1, le=50)] = Field(3, description="SLQ runs averaged")
+    density_steps: Annotated[Int, Field(ge=2, le=1000)] = Field(80, description="Lanczos steps per SLQ run")
+    surface: SurfaceSpec | None = Field(None, description="the filter-normalized loss surface at the end "
+                                        "of training (null: none)")
     bn_mode: Literal["train", "eval"] = Field(
         "train", description="train: batch statistics (what SGD optimizes); eval: running statistics")
     eta_spacing: Literal["linear", "log"] = Field(

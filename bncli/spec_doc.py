@@ -118,6 +118,10 @@ def _model_lines(model: type[BaseModel], indent: int, skip: set[str] = frozenset
         if inner is not None and isinstance(default, BaseModel):
             lines.append(_line(indent, name, None, comment))
             lines += _model_lines(inner, indent + 2)
+        elif inner is not None and default is None:  # an opt-in section: off, its defaults commented
+            lines.append(_line(indent, name, _scalar(default), comment))
+            lines += ["#" + line[1:] if line.startswith(" ") else "# " + line
+                      for line in _model_lines(inner, indent + 2)]
         else:
             lines.append(_line(indent, name, _scalar(default), comment))
     return lines

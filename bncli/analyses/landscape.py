@@ -247,9 +247,12 @@ def c5_claims(spec: Spec, records: Sequence[RunRecord]) -> list[Claim]:
 def plan_probes(spec: Spec, arm: Any) -> tuple[str, ...]:
     """The landscape probe on every arm; the BN-Jacobian probe where C5's closed form applies (C9
     adds the C2 distribution probe on the arms it compares: bncli.analyses.c9)."""
+    from bncli.probes.landscape_views import views_on
+
+    views = ("landscape_views",) if views_on(spec.analysis.lipschitz) else ()
     if spec.analysis.lipschitz.jacobian and arm.norm_info.jacobian_closed_form:
-        return ("landscape", "bn_jacobian")
-    return ("landscape",)
+        return ("landscape", "bn_jacobian", *views)
+    return ("landscape", *views)
 
 
 def summarize(spec: Spec, records: Sequence[RunRecord], data: DataInfo) -> Summary:
@@ -262,6 +265,13 @@ def summarize(spec: Spec, records: Sequence[RunRecord], data: DataInfo) -> Summa
     na = c5_not_applicable(spec)
     if na:
         extra["c5_note"] = na
+    from bncli.probes.landscape_views import views_on
+
+    if views_on(cfg):  # opt-in: a default run's tables are what they were
+        from bncli.analyses.landscape_views import EVIDENCE, views_table
+
+        extra["views"] = views_table(spec, records)
+        extra["views_note"] = EVIDENCE
     return Summary(claims, {
         "eta_multiples": [e / spec.train.lr[0] for e in eta_grid(spec.train.lr[0], cfg)],
         "landscape": land,
@@ -313,6 +323,15 @@ def memory(lip: Any, z: Sizes) -> MemoryParts:
     if lip.hessian:
         parts.append(("lipschitz Hessian", 6 * z.params * F32 + 4 * z.batch * z.act * F32,
                       "analysis.lipschitz.hessian"))
+    if lip.hessian_trace or lip.hessian_density:  # 8 Hutchinson vectors per batched HVP; SLQ's basis
+        parts.append(("lipschitz Hessian views", 8 * (3 * z.params * F32 + 2 * z.batch * z.act * F32)
+                      + lip.density_steps * z.params * 8, "analysis.lipschitz.hessian_trace"))
+    if lip.surface is not None:  # a chunk of grid points (vmapped on a GPU), at most CHUNK_BYTES
+        from bncli.probes.surface import CHUNK_BYTES
+
+        pts = lip.surface.points ** lip.surface.dims
+        parts.append(("lipschitz surface", min(CHUNK_BYTES, pts * (2 * z.params * F32 + 2 * lip.surface.probe_size
+                                                                    * z.act * F32)), "analysis.lipschitz.surface"))
     if lip.jacobian:
         m = z.batch * z.positions  # m = batch x spatial positions
         rows = min(lip.jacobian_rows, m)
@@ -339,6 +358,18 @@ ANALYSIS = Analysis(
                "Hessian-vector products per eigenvalue, at most (default 100)."),
         Option("hessian_tol", ("--hessian-tol",), float | None, "analysis.lipschitz.hessian_tol",
                "Converged when the residual ‖Hv − λv‖ ≤ this × |λ| (default 1e-3)."),
+        Option("surface", ("--surface",), int | None, "analysis.lipschitz.surface.dims",
+               "1 or 2: also the filter-normalized loss surface (Li et al. 2018) along that many random "
+               "directions at the end of training (analysis.lipschitz.surface; shown, not judged).",
+               metavar="DIMS"),
+        Option("hessian_trace", ("--hessian-trace/--no-hessian-trace",), bool | None,
+               "analysis.lipschitz.hessian_trace",
+               "Also the Hessian's trace (Hutchinson) and top-k eigenvalues on the measurement steps "
+               "(shown, not judged)."),
+        Option("hessian_density", ("--hessian-density/--no-hessian-density",), bool | None,
+               "analysis.lipschitz.hessian_density",
+               "Also the Hessian's eigenvalue density (stochastic Lanczos quadrature) on the measurement "
+               "steps (shown, not judged)."),
         Option("bn_mode", ("--bn-mode",), Literal["train", "eval"] | None, "analysis.lipschitz.bn_mode",
                "train: batch statistics, what SGD optimizes (default); eval: the inference network "
                "(running statistics, no noise), its own gradient."),

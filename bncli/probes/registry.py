@@ -34,6 +34,7 @@ for _kind in (
     ProbeKind("ics_dist", "ics", "bncli.probes.ics:make_distribution_probe", fusable=True),
     ProbeKind("ics_grad", "ics", "bncli.probes.ics:make_gradient_probe", fusable=True),
     ProbeKind("landscape", "lipschitz", "bncli.probes.landscape:make_probe", fusable=True),
+    ProbeKind("landscape_views", "lipschitz", "bncli.probes.landscape_views:make_probe"),
     ProbeKind("bn_jacobian", "lipschitz", "bncli.probes.jacobian:make_probe", fusable=True),
     ProbeKind("scale", "scale", "bncli.probes.scale:make_probe", fusable=True),
     ProbeKind("saturation", "saturation", "bncli.probes.saturation:make_probe", fusable=True),

@@ -52,6 +52,15 @@ def write_plots(result: CommandResult, plots: Path, figure_format: str = "png",
         written.append(path)
         text = caption(result, c) if c != "C9" else f"{caption_text('C9')} Verdict: {verdict_line(result, c)}."
         lines += [f"**{path.name}** — {c}: {text}", *(f"- note: {n}" for n in notes), ""]
+    from bncli.render.figstyle import figure_bytes
+    from bncli.render.figures_views import view_figures
+
+    for name, fig, text in view_figures(result, arm_colors(result_arms(result))):  # opt-in views, not judged
+        plots.mkdir(parents=True, exist_ok=True)
+        path = plots / f"{name}.{figure_format}"
+        atomic_write_bytes(path, figure_bytes(fig, figure_format))
+        written.append(path)
+        lines += [f"**{path.name}** — {text}", ""]
     if written:
         atomic_write_text(plots / "captions.md", "\n".join(lines).rstrip() + "\n")
         written.append(plots / "captions.md")

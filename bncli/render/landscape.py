@@ -103,7 +103,34 @@ def render_lipschitz(spec: Spec, result: CommandResult, detail: bool = False) ->
                                if any(c.claim == "C9" for c in result.claims) else ""),
                             detail, missing="the spec needs a BN arm (and a plain arm for C4)"))
     out += c9_lines(result)
+    views = result.tables.get("views")
+    if views:
+        out.append(views_table(spec, views))
+        out.append(result.tables.get("views_note", ""))
     return out
+
+
+def views_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
+    """Rows = learning rate x arm: the opt-in landscape views (means over seeds), evidence only."""
+    cfg = spec.analysis.lipschitz
+    t = compact.table(f"{spec.name}: landscape views beside C4 (evidence, not judged), BN in {cfg.bn_mode} mode")
+    cols: list[tuple[str, str]] = [("lr", "lr"), ("arm", "arm")]
+    if cfg.hessian_trace:
+        cols += [("trace_end", "tr H (last step)"), ("trace_se_end", "± s.e."), ("trace_mean", "tr H (mean)")]
+    if cfg.hessian_top_k and (cfg.hessian_trace or cfg.hessian_density):
+        cols += [(f"lambda{i}_end", f"λ{i}") for i in range(1, min(cfg.hessian_top_k, 3) + 1)]
+    if cfg.surface is not None:
+        s = cfg.surface
+        cols += [("surface_centre", "L(θ)"), ("surface_range", f"surface range (±{s.span:g}, {s.dims}-D)"),
+                 ("surface_rise", "rise (max − L(θ))")]
+    for _, label in cols:
+        t.add_column(label, justify="left" if label == "arm" else "right")
+    for r in rows:
+        cells = [str(r["arm"]) if k == "arm" else compact.num(r.get(k, math.nan)) for k, _ in cols]
+        if cfg.hessian_trace and r.get("trace_converged_end", 1.0) < 1.0:  # s.e. above tol·|tr| at the cap
+            cells[3] += " [yellow](s.e. > tol)[/yellow]"
+        t.add_row(*cells)
+    return t
 
 
 render = render_lipschitz

@@ -313,8 +313,29 @@ def build_sections(docs: Sequence[Doc], colors: dict[str, str], jobs: int | None
                              text, notes, data.get(html_fmt), "image/svg+xml" if html_fmt == "svg" else "image/png",
                              width)
             sec.items.append((d, fig, [c for c in d.result.claims if c.claim == sec.claim]))
+            if sec.claim == "C4":  # the opt-in landscape views: evidence beside C4, never judged
+                sec.items += _view_items(d, colors, figure_format, html_fmt)
         sections.append(sec)
     return sections
+
+
+EVIDENCE = "C4 evidence"  # Figure.claim of a view figure: shown beside C4, with no verdict of its own
+
+
+def _view_items(doc: Doc, colors: dict[str, str], figure_format: str,
+                html_fmt: str) -> list[tuple[Doc, Figure | None, list[Claim]]]:
+    """The landscape-view figures of a lipschitz result (bncli.render.figures_views), as items."""
+    from bncli.render.figstyle import figure_bytes
+    from bncli.render.figures_views import view_figures
+
+    out: list[tuple[Doc, Figure | None, list[Claim]]] = []
+    for name, fig, caption in view_figures(doc.result, colors):
+        html_data = figure_bytes(fig, html_fmt, close=False)
+        data = figure_bytes(fig, figure_format)
+        slug = f"{_slug(doc.label)}-{name}"
+        out.append((doc, Figure(EVIDENCE, doc.label, f"fig-{slug}", f"C4_{slug}.{figure_format}", data, caption,
+                                [], html_data, "image/svg+xml" if html_fmt == "svg" else "image/png"), []))
+    return out
 
 
 def _c9_verdicts(docs: Sequence[Doc], group: str) -> str:

@@ -11,7 +11,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from bncli.render.md import _Markup, _md  # noqa: F401  (the one escaping; render/regimes uses it too)
-from bncli.render.report import FILES_DIR, Doc, Report, Verdict, metric_text, no_verdict_reason, rel_text
+from bncli.render.report import (
+    EVIDENCE,
+    FILES_DIR,
+    Doc,
+    Report,
+    Verdict,
+    metric_text,
+    no_verdict_reason,
+    rel_text,
+)
 from bncli.results import Claim
 from bncli.stats import fmt
 
@@ -185,7 +194,8 @@ def to_markdown(r: Report) -> str:
     for sec in r.sections:
         out += [f"## {_md_line(sec.claim)}" + (f": {_md_line(sec.statement)}" if sec.statement else ""), ""]
         for doc, fig, claims in sec.items:
-            out += [f"### {_md_line(sec.claim)} · {_md_line(doc.label)}", ""]
+            evidence = fig is not None and fig.claim == EVIDENCE
+            out += [f"### {_md_line(fig.claim if evidence else sec.claim)} · {_md_line(doc.label)}", ""]
             if fig is not None and fig.data is not None:
                 link = f"[{sec.claim} · {_md_line(doc.label)}]({FILES_DIR}/{fig.filename})"
                 shown = link + " (PDF)" if fig.filename.endswith(".pdf") else "!" + link
@@ -195,7 +205,7 @@ def to_markdown(r: Report) -> str:
             if claims:
                 out += _md_table(METRIC_HEAD, [row for c in claims for row in metric_rows(c)])
                 out += [f"- η={fmt(c.lr)}, {_md_line(c.arm)}: {_md(c.note)}" for c in claims if c.note] + [""]
-            else:
+            elif not evidence:
                 out += [no_verdict_reason(doc, sec.claim), ""]
     out += ["## Runs", "", "Mean ± std over seeds; final train loss: the mean over the last evaluation interval.", ""]
     out += _md_table(*run_rows(r.docs))
@@ -342,7 +352,8 @@ def to_html(r: Report) -> str:
         body.append(f'<section id="{_e(sec.claim.lower())}"><h2>{_e(sec.claim)}'
                     + (f": {_e(sec.statement)}" if sec.statement else "") + "</h2>")
         for doc, fig, claims in sec.items:
-            body.append(f"<h3>{_e(sec.claim)} · {_e(doc.label)}</h3>")
+            evidence = fig is not None and fig.claim == EVIDENCE
+            body.append(f"<h3>{_e(fig.claim if evidence else sec.claim)} · {_e(doc.label)}</h3>")
             if fig is not None and fig.html_data is not None:
                 data = base64.b64encode(fig.html_data).decode("ascii")
                 size = f' style="width:{fig.width_in:.2f}in"' if fig.width_in else ""  # print size
@@ -355,7 +366,7 @@ def to_html(r: Report) -> str:
                 body.append(_html_table(METRIC_HEAD, [row for c in claims for row in metric_rows(c)],
                                         numeric=(0, 5, 6, 7, 8)))
                 body += [f'<p class="note">η={_e(fmt(c.lr))}, {_e(c.arm)}: {_e(c.note)}</p>' for c in claims if c.note]
-            else:
+            elif not evidence:
                 body.append(f"<p>{_e(no_verdict_reason(doc, sec.claim))}</p>")
         body.append("</section>")
     head, rows = run_rows(r.docs)

@@ -1,0 +1,184 @@
+"""Figures of the landscape views beside C4 (issue 33; evidence, not judged): the filter-normalized
+surface (1-D curves BN vs plain in one plot; 2-D contours side by side on the same levels), the
+Hessian's spectral density on a log scale, and its trace and top eigenvalues over training."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bncli.render import figstyle as fs
+from bncli.results import CommandResult
+
+PROBE = "landscape_views"
+
+
+def _first_seed(result: CommandResult, arm: str, lr: float) -> Any:
+    rs = fs.runs_of(result, arm, lr, PROBE)
+    return min(rs, key=lambda r: r.seed) if rs else None
+
+
+def _end_surface(run: Any) -> dict[str, Any] | None:
+    surfs = [s for s in run.probes[PROBE].get("surfaces", []) if s.get("step", 0) != 0] or \
+        run.probes[PROBE].get("surfaces", [])
+    return surfs[-1] if surfs else None
+
+
+def surface_figure(result: CommandResult, colors: dict[str, str]) -> Any:
+    """The end-of-training surface of each arm's first seed (the same directions for every arm)."""
+    lr = fs.result_lrs(result)[0]
+    got = [(a, _end_surface(r)) for a in fs.result_arms(result) if (r := _first_seed(result, a, lr)) is not None]
+    got = [(a, s) for a, s in got if s is not None]
+    if not got:
+        return None
+    import numpy as np
+
+    with fs.style() as plt:
+        if got[0][1]["dims"] == 1:
+            fig, axes = fs.new_figure(plt, 1, 1, 4.0, 2.6)
+            ax = axes[0][0]
+            for arm, s in got:
+                ax.plot(s["coords"], s["loss"], color=colors[arm], label=arm, marker=".")
+            ax.set_xlabel("α (filter-normalized direction)")
+            ax.set_ylabel("loss")
+        else:
+            fig, axes = fs.new_figure(plt, 1, len(got), 3.0, 2.8)
+            vals = np.concatenate([np.asarray(s["loss"], dtype=float).ravel() for _, s in got])
+            vals = vals[np.isfinite(vals)]
+            # the same levels for every arm, log-spaced: the arms' ranges can differ by orders of magnitude
+            if vals.size and vals.max() > vals.min() > 0:
+                levels = np.geomspace(vals.min(), vals.max(), 16)
+            elif vals.size and vals.max() > vals.min():
+                levels = np.linspace(vals.min(), vals.max(), 16)
+            else:
+                levels = 16
+            for j, (arm, s) in enumerate(got):
+                ax = axes[0][j]
+                c = np.asarray(s["coords"])
+                z = np.asarray(s["loss"], dtype=float)
+                cs = ax.contour(c, c, z.T, levels=levels, cmap="viridis", linewidths=0.8)
+                ax.clabel(cs, fontsize=5, fmt="%.3g")
+                ax.plot([0], [0], marker="+", color="k")
+                ax.set_title(arm)
+                ax.set_xlabel("α")
+                if j == 0:
+                    ax.set_ylabel("β")
+        fs.finish(fig, f"Loss surface around the end point (Li et al. 2018; lr {lr:g}, first seed)")
+    return fig
+
+
+def density_figure(result: CommandResult, colors: dict[str, str]) -> Any:
+    """The last measured step's spectral density (SLQ) of each arm's first seed, log scale."""
+    lr = fs.result_lrs(result)[0]
+    with fs.style() as plt:
+        fig, axes = fs.new_figure(plt, 1, 1, 4.0, 2.6)
+        ax = axes[0][0]
+        drawn = False
+        for arm in fs.result_arms(result):
+            r = _first_seed(result, arm, lr)
+            series = [s for s in (r.probes[PROBE].get("series", []) if r else []) if s.get("hessian_density")]
+            if not series:
+                continue
+            d = series[-1]["hessian_density"]
+            ys = [max(v, 1e-8) for v in d["density"]]
+            ax.semilogy(d["grid"], ys, color=colors[arm], label=f"{arm} (step {series[-1]['step']})")
+            drawn = True
+        if not drawn:
+            plt.close(fig)
+            return None
+        ax.set_xlabel("eigenvalue")
+        ax.set_ylabel("density")
+        fs.finish(fig, f"Hessian eigenvalue density (SLQ; lr {lr:g}, first seed)")
+    return fig
+
+
+def trace_figure(result: CommandResult, colors: dict[str, str]) -> Any:
+    """tr H and λ₁ over training steps: mean over seeds per arm, log scale."""
+    lr = fs.result_lrs(result)[0]
+    keys = [("hessian_trace", "tr H (Hutchinson)"), ("lambda1", "λ₁")]
+    with fs.style() as plt:
+        fig, axes = fs.new_figure(plt, 1, 2, 3.0, 2.4)
+        drawn = False
+        for j, (key, label) in enumerate(keys):
+            ax = axes[0][j]
+            for arm in fs.result_arms(result):
+                rs = fs.runs_of(result, arm, lr, PROBE)
+                per = []
+                for r in rs:
+                    ser = r.probes[PROBE].get("series", [])
+                    xs = [s["step"] for s in ser]
+                    ys = [(s.get("hessian_top") or [math.nan])[0] if key == "lambda1" else s.get(key, math.nan)
+                          for s in ser]
+                    per.append((xs, ys))
+                if not per or not any(per[0][0]):
+                    continue
+                xs, m, sd = fs.mean_std_over(per)
+                if fs.has_finite(m):
+                    fs.band(ax, xs, m, sd, colors[arm], arm, log=True, marker=".")
+                    drawn = True
+            ax.set_xlabel("step")
+            ax.set_ylabel(label)
+        if not drawn:
+            plt.close(fig)
+            return None
+        fs.finish(fig, f"Hessian trace and top eigenvalue over training (lr {lr:g}, mean ± std over seeds)")
+    return fig
+
+
+def interpolation_figure(result: CommandResult, colors: dict[str, str]) -> Any:
+    """L(θ₀ + t(θ_end − θ₀)) per arm, mean ± std over seeds, log scale."""
+    lr = fs.result_lrs(result)[0]
+    with fs.style() as plt:
+        fig, axes = fs.new_figure(plt, 1, 1, 4.0, 2.6)
+        ax = axes[0][0]
+        drawn = False
+        for arm in fs.result_arms(result):
+            per = [(r.probes[PROBE]["interpolation"]["t"], r.probes[PROBE]["interpolation"]["loss"])
+                   for r in fs.runs_of(result, arm, lr, PROBE) if r.probes[PROBE].get("interpolation")]
+            if not per:
+                continue
+            xs, m, sd = fs.mean_std_over(per)
+            if fs.has_finite(m):
+                fs.band(ax, xs, m, sd, colors[arm], arm, log=True)
+                drawn = True
+        if not drawn:
+            plt.close(fig)
+            return None
+        ax.axvline(0, color="0.6", lw=0.6, ls=":")
+        ax.axvline(1, color="0.6", lw=0.6, ls=":")
+        ax.set_xlabel("t (0: initial weights, 1: final)")
+        ax.set_ylabel("loss")
+        fs.finish(fig, f"Loss on the line from the initial to the final weights (lr {lr:g}, mean ± std over seeds)")
+    return fig
+
+
+VIEW_FIGURES = (
+    ("landscape_surface", surface_figure,
+     "Filter-normalized loss surface at the end of training (first seed; the same random directions for "
+     "every arm, each filter scaled to its own weights' norm; BN parameters and biases left out). Evidence "
+     "beside C4, not judged."),
+    ("landscape_interpolation", interpolation_figure,
+     "Loss on the straight line from the initial (t = 0) to the final (t = 1) weights (Goodfellow et al. "
+     "2015), on the surface's batch. Evidence beside C4, not judged."),
+    ("hessian_density", density_figure,
+     "Hessian eigenvalue density by stochastic Lanczos quadrature (Gaussian-broadened, integral 1), "
+     "log scale. Evidence beside C4, not judged."),
+    ("hessian_trace", trace_figure,
+     "Hessian trace (Hutchinson) and largest eigenvalue over training, mean ± std over seeds. Evidence "
+     "beside C4, not judged."),
+)
+
+
+def view_figures(result: CommandResult, colors: dict[str, str]) -> list[tuple[str, Any, str]]:
+    """(plot name, figure, caption) for each view the result holds."""
+    if not any(r.probes.get(PROBE) for r in result.runs):
+        return []
+    out = []
+    for name, fn, caption in VIEW_FIGURES:
+        try:
+            fig = fn(result, colors)
+        except (KeyError, IndexError, TypeError, ValueError):  # a saved series of an unexpected shape
+            fig = None
+        if fig is not None:
+            out.append((name, fig, caption))
+    return out
