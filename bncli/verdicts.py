@@ -31,8 +31,6 @@ RULE = (
 EXPLORATORY = "exploratory"
 HOLDS, FAILS, UNDECIDED = "holds", "fails", "undecided"
 SUPERIORITY, NON_INFERIORITY = "superiority", "non-inferiority"
-# aggregation a metric declares over its measurement steps (SCIENCE.md, Verdicts)
-AGGREGATES = ("final", "best", "mean", "median", "mean of logs", "worst")
 C9_PARTS = ("a_bn", "a_plain", "b", "c")
 
 
@@ -492,31 +490,17 @@ def claim_pairs(
     spec: Spec,
     records: Sequence[RunRecord],
     pairs: Sequence[tuple[str, str]] | None = None,
-    drop_diverged: bool = False,
 ) -> Iterator[ClaimGroup]:
     """Every (lr, arm, baseline) comparison with runs on both sides, in spec order, paired by seed.
-
-    `pairs` defaults to verdicts.comparison_pairs (each BN arm against the plain arm). With
-    `drop_diverged` a seed where either arm diverged is left out (pairs stay pairs) and the notes
-    say which.
-    """
+    `pairs` defaults to verdicts.comparison_pairs (each BN arm against the plain arm). No seed is
+    left out: a diverged run counts against its arm (make_claim's `runs`)."""
     groups = by_arm_lr(records)
     for lr in spec.train.lr:
         for arm, base in comparison_pairs(spec) if pairs is None else pairs:
             a, b = pair_by_seed(groups.get((arm, lr), []), groups.get((base, lr), []))
             if not a or not b:
                 continue
-            notes: list[str] = []
-            if drop_diverged:
-                for name, rs in ((arm, a), (base, b)):
-                    bad = [r for r in rs if r.diverged]
-                    if bad:
-                        at = ", ".join(str(r.diverged_at) for r in bad)
-                        notes.append(f"{name} diverged ({len(bad)}/{len(rs)} seeds, step {at}): "
-                                     "those seeds are left out of both arms")
-                keep = [i for i in range(len(a)) if not a[i].diverged and not b[i].diverged]
-                a, b = [a[i] for i in keep], [b[i] for i in keep]
-            yield ClaimGroup(lr, arm, base, list(a), list(b), notes)
+            yield ClaimGroup(lr, arm, base, list(a), list(b), [])
 
 
 def seeds_of(rs: Sequence[RunRecord]) -> list[int]:
