@@ -29,14 +29,16 @@ class StackedMLP:
         # linear weights are kept transposed, [K, in, out]: the forward is then h @ W directly and
         # the backward writes the weight gradient contiguous (no transposed copies per step)
         self.transposed = {n for n in self.names if n.endswith(".weight") and (".fc." in n or n.startswith("head."))}
+        # each Net's tensors by name, walked once per Net (a deep net's module tree is slow to walk)
+        named = [(dict(m.named_parameters()), dict(m.named_buffers())) for m in nets]
         with torch.no_grad():
             self.params = {}
             for n in self.names:
-                t = torch.stack([dict(m.named_parameters())[n].detach() for m in nets])
+                t = torch.stack([p[n].detach() for p, _ in named])
                 if n in self.transposed:
                     t = t.transpose(1, 2)
                 self.params[n] = t.contiguous().requires_grad_()
-            self.buffers = {n: torch.stack([dict(m.named_buffers())[n].detach() for m in nets]).contiguous()
+            self.buffers = {n: torch.stack([b[n].detach() for _, b in named]).contiguous()
                             for n in self.buffer_names}
         self.flat_buffers = {n: b.view(-1) for n, b in self.buffers.items()}
         self.forwards = 0  # training-mode forward passes (BN's num_batches_tracked)

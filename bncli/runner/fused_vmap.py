@@ -152,10 +152,11 @@ class VmapStack:
         self.k = len(nets)
         self.names = [n for n, _ in first.named_parameters()]
         self.buffer_names = [n for n, _ in first.named_buffers()]
+        named = [(dict(m.named_parameters()), dict(m.named_buffers())) for m in nets]  # walked once per Net
         with torch.no_grad():
-            self.params = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in nets])
+            self.params = {n: torch.stack([p[n].detach() for p, _ in named])
                            .contiguous().requires_grad_() for n in self.names}
-            self.buffers = {n: torch.stack([dict(m.named_buffers())[n].detach() for m in nets]).contiguous()
+            self.buffers = {n: torch.stack([b[n].detach() for _, b in named]).contiguous()
                             for n in self.buffer_names}
         self.forwards = 0  # training-mode forward passes (StackedMLP's counter; kept for the loop)
         self._net = _template(first)
