@@ -86,13 +86,15 @@ def test_a_diverged_member_is_masked_not_measured(monkeypatch):
     assert worst < 1e-10, where
 
 
-@pytest.mark.parametrize("c,m,units,rows", [(1, 30, 8, 7), (5, 40, 8, 9), (9, 24, 8, 64), (12, 50, 8, 7)])
+@pytest.mark.parametrize("c,m,units,rows", [(1, 30, 8, 7), (5, 40, 8, 9), (9, 24, 8, 64), (12, 50, 8, 7),
+                                             (4, 300, 8, 100)])  # the last: a unit's rows in several chunks
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("chunk", [1, 10_000])
 def test_batched_jacobian_errors_equal_jacobian_errors(dtype, c, m, units, rows, chunk, monkeypatch):
     """A layer's units (c of them, m values each) with its draw of units and rows, through the
     batched pieces in chunks (of at least 2 units: BN's kernel rounds a single channel
-    otherwise): jacobian_errors's numbers exactly."""
+    otherwise; a unit's rows over several chunks where m is large): jacobian_errors's numbers
+    exactly."""
     monkeypatch.setattr(jacobian, "CHUNK", chunk)
     g = torch.Generator().manual_seed(3)
     x = (torch.randn(c, m, generator=g, dtype=torch.float64) * 3 + 1).to(dtype)

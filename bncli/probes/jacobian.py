@@ -220,49 +220,6 @@ def make_probe(spec: Any, arm: Any, lr: float, seed: int, data: Any) -> BnJacobi
 # --------------------------------------------------------------------------- the group form
 
 
-def _closed_rows(x: torch.Tensor, eps: float, rows: torch.Tensor) -> torch.Tensor:
-    """closed_form_jacobian for N units (x [N, m]) with each unit's own rows [N, R]: [N, R, m],
-    the same ops in the same order (equal entry for entry)."""
-    m = x.shape[-1]
-    mu = x.mean(-1, keepdim=True)
-    sigma = torch.sqrt(((x - mu) ** 2).mean(-1, keepdim=True) + eps)
-    yh = (x - mu) / sigma
-    jac = yh.gather(-1, rows).unsqueeze(-1) * yh.unsqueeze(-2)
-    jac.mul_(-1.0 / m).sub_(1.0 / m)
-    n, r = rows.shape
-    at = (torch.arange(n, device=x.device).unsqueeze(1), torch.arange(r, device=x.device).unsqueeze(0), rows)
-    jac[at] += 1.0
-    return jac.div_(sigma.unsqueeze(-1))
-
-
-def _autograd_rows(x: torch.Tensor, eps: float, rows: torch.Tensor,
-                   zeros: torch.Tensor | None = None) -> torch.Tensor:
-    """autograd_jacobian for N units (x [N, m]) with each unit's own rows [N, R]: [N, R, m]. The
-    kernel autograd runs for BN's backward (native_batch_norm_backward), called once on every
-    (unit, row) as its own channel with cotangent e_row: the same numbers as the vmapped
-    pullback (tests/test_group_probes.py checks them), without its copies. `zeros`: a zero
-    buffer of at least [N, R, m] to hold the cotangents (left zero again)."""
-    n, m = x.shape
-    r = rows.shape[1]
-    _, mean, invstd = torch.ops.aten.native_batch_norm(x.unsqueeze(0), None, None, None, None, True, 0.0, eps)
-    xr = x.unsqueeze(1).expand(n, r, m).reshape(1, n * r, m)
-    basis = torch.zeros(n, r, m, dtype=x.dtype, device=x.device) if zeros is None else zeros[:n]
-    at = rows.unsqueeze(-1)
-    basis.scatter_(2, at, 1.0)
-    gx, _, _ = torch.ops.aten.native_batch_norm_backward(
-        basis.view(1, n * r, m), xr, None, None, None, mean.repeat_interleave(r), invstd.repeat_interleave(r),
-        True, eps, [True, False, False])
-    if zeros is not None:
-        basis.scatter_(2, at, 0.0)
-    return gx.view(n, r, m)
-
-
-def _max_abs(t: torch.Tensor) -> torch.Tensor:
-    """max |t| per unit of t [N, R, m], as _max_rel_err takes it (max(max t, −min t))."""
-    flat = t.flatten(1)
-    return torch.maximum(flat.amax(1), flat.amin(1).neg())
-
-
 CHUNK = 1 << 17  # Jacobian entries per chunk of channels: its matrices stay in the CPU's cache
 
 
@@ -287,12 +244,15 @@ def unit_jacobian_errors(xs: torch.Tensor, eps: float, rows: torch.Tensor) -> tu
         return tuple(t[:1] for t in unit_jacobian_errors(xs.repeat(2, 1), eps, rows.repeat(2, 1)))
     r = rows.shape[1]
     x64, x32 = xs.double(), xs.float()
-    mean64, inv64, sigma, yh = _unit_stats(x64, eps)
-    mean32, inv32, _, _ = _unit_stats(x32, eps)
+    stats = {torch.float64: (x64, *_unit_stats(x64, eps)[:2]), torch.float32: (x32, *_unit_stats(x32, eps)[:2])}
+    _, _, sigma, yh = _unit_stats(x64, eps)
+    step = max(2, CHUNK // max(1, m))
+    pieces = -(-r // step)  # a unit's rows in this many chunks of near-equal size
+    if pieces > 1 and r // pieces >= 2:
+        return _unit_chunks(stats, sigma, yh, rows, eps, pieces)
     unit = torch.arange(n, device=xs.device).repeat_interleave(r)  # channel -> its unit
     row = rows.reshape(-1)  # channel -> its row
     p = n * r
-    step = max(2, CHUNK // max(1, m))
     starts = list(range(0, p, step))
     if p - starts[-1] < 2:  # no chunk of a single channel
         starts.pop()
@@ -310,8 +270,9 @@ def unit_jacobian_errors(xs: torch.Tensor, eps: float, rows: torch.Tensor) -> tu
         ref[at, rr] += 1.0
         ref.div_(sigma[u])
         out[2, a:b] = _max_abs_rows(ref)
-        for k, (x, mean, inv) in enumerate(((x32, mean32, inv32), (x64, mean64, inv64))):
-            basis = zeros[x.dtype][:c]
+        for k, dt in enumerate((torch.float32, torch.float64)):
+            x, mean, inv = stats[dt]
+            basis = zeros[dt][:c]
             basis[at, rr] = 1.0
             gx, _, _ = torch.ops.aten.native_batch_norm_backward(
                 basis.unsqueeze(0), x[u].unsqueeze(0), None, None, None, mean[u], inv[u], True, eps,
@@ -320,6 +281,56 @@ def unit_jacobian_errors(xs: torch.Tensor, eps: float, rows: torch.Tensor) -> tu
             out[k, a:b] = _max_abs_rows(torch.sub(gx[0], ref) if k == 0 else gx[0].sub_(ref))
     per_unit = out.view(3, n, r)
     return per_unit[0].amax(1), per_unit[1].amax(1), per_unit[2].amax(1)
+
+
+def _unit_chunks(stats: dict, sigma: torch.Tensor, yh: torch.Tensor, rows: torch.Tensor, eps: float,
+                 pieces: int) -> tuple[torch.Tensor, ...]:
+    """unit_jacobian_errors where a unit's rows fill several chunks (large m): each chunk holds
+    rows of one unit only, so the unit's values, ŷ and statistics are broadcast, not gathered,
+    and every buffer (the unit's values repeated, the cotangents, the closed form's rows, the
+    differences) is allocated once and reused. The same ops on the same numbers: equal entry for
+    entry to the gathered form (tests/test_group_probes.py)."""
+    n, m = yh.shape
+    r = rows.shape[1]
+    dev = yh.device
+    bounds = [round(i * r / pieces) for i in range(pieces + 1)]
+    size = max(b - a for a, b in zip(bounds, bounds[1:]))
+    f32, f64 = torch.float32, torch.float64
+    xs_buf = {dt: torch.empty(size, m, dtype=dt, device=dev) for dt in (f32, f64)}
+    basis = {dt: torch.zeros(size * m, dtype=dt, device=dev) for dt in (f32, f64)}
+    ref_buf = torch.empty(size, m, dtype=f64, device=dev)
+    diff = torch.empty(size, m, dtype=f64, device=dev)
+    out = torch.empty(3, n, pieces, dtype=f64, device=dev)  # per (unit, chunk): e32, e64, scale
+    base = torch.arange(size, device=dev) * m  # each channel's first entry in the flat buffers
+    for u in range(n):
+        yu, su = yh[u], sigma[u]
+        for dt in (f32, f64):
+            xs_buf[dt].copy_(stats[dt][0][u].expand(size, m))
+        for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
+            c = b - a
+            rr = rows[u, a:b]
+            flat = base[:c] + rr  # (channel, its row) in the flat [c·m] buffers
+            # closed_form_jacobian's row: -ŷ_r ŷ / m - 1/m, + 1 at r, / σ (its ops, entry for entry)
+            ref = torch.mul(yu[rr].unsqueeze(-1), yu, out=ref_buf[:c])
+            ref.mul_(-1.0 / m).sub_(1.0 / m)
+            ref.view(-1).index_put_((flat,), torch.ones((), dtype=f64, device=dev), accumulate=True)
+            ref.div_(su)
+            out[2, u, i] = _max_abs(ref)
+            for k, dt in enumerate((f32, f64)):
+                x, mean, inv = stats[dt]
+                cot = basis[dt][: c * m]
+                cot.index_fill_(0, flat, 1.0)
+                gx, _, _ = torch.ops.aten.native_batch_norm_backward(
+                    cot.view(1, c, m), xs_buf[dt][:c].unsqueeze(0), None, None, None, mean[u].expand(c),
+                    inv[u].expand(c), True, eps, [True, False, False])
+                cot.index_fill_(0, flat, 0.0)
+                out[k, u, i] = _max_abs(torch.sub(gx[0], ref, out=diff[:c]))
+    return out[0].amax(1), out[1].amax(1), out[2].amax(1)
+
+
+def _max_abs(t: torch.Tensor) -> torch.Tensor:
+    """max |t| over all of t, as _max_rel_err takes it (max(max t, −min t))."""
+    return torch.maximum(t.amax(), t.amin().neg())
 
 
 def _max_abs_rows(t: torch.Tensor) -> torch.Tensor:
