@@ -22,6 +22,10 @@ Tensor = torch.Tensor
 def member_losses(out: Tensor, y: Tensor, task: str) -> Tensor:
     """Per-point mean loss [N] of out [N, B, C] against y [N, B, ...]: bncli.models.loss_fn_for's."""
     k, n = out.shape[0], out.shape[1]
+    if task == "classification" and n > 1 and out.transpose(1, 2).is_contiguous():
+        # a feature-major head ([N, C, B] in memory, bncli.runner.fused_mlp._linear): the classes
+        # as cross_entropy's dim 1, no copy (2x faster than [N·B, C] rows of 10 classes)
+        return F.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(1)
     if task == "classification":
         return F.cross_entropy(out.reshape(k * n, -1), y.reshape(k * n), reduction="none").view(k, n).mean(1)
     return (out - y).pow(2).reshape(k, -1).mean(1)
