@@ -1,6 +1,7 @@
 """StackedMLP: K MLPs of one architecture as stacked tensors (the fused runner's hand-written
-batched model: one `baddbmm` per layer, BN as one `F.batch_norm` over a [B, K·U] view, ℓp per
-member), and its functional form for probes measuring a whole fused group at once."""
+batched model: one `baddbmm` per layer — feature-major for narrow layers, see `_linear` — BN as
+one `F.batch_norm` over all members' units, ℓp per member), and its functional form for probes
+measuring a whole fused group at once."""
 
 from __future__ import annotations
 
