@@ -2,7 +2,8 @@
 with --fuse off, and (optionally) an older checkout of bncli ("before"), interleaved repeats,
 medians, and the verdicts of every run compared (fusing must not change one).
 
-    python benchmarks/bench_batch_claims.py [--repeats 3] [--jobs 2] [--before /path/to/old/checkout]
+    python benchmarks/bench_batch_claims.py [--repeats 3] [--jobs 2] [--seeds 5] [--steps N]
+        [--before /path/to/old/checkout]
 
 `--before` runs `python -m bncli` with PYTHONPATH set to that checkout (e.g. a `git worktree` at the
 commit before the fused runner, ff4d00d) on THIS checkout's batch file (copied with its specs).
@@ -24,8 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(pythonpath: Path, batch: Path, out: Path, jobs: int, fuse: str | None) -> tuple[float, dict]:
-    args = [sys.executable, "-m", "bncli", "batch", str(batch), "--jobs", str(jobs), "--out", str(out)]
+def run(pythonpath: Path, batch: Path, out: Path, jobs: int, fuse: str | None,
+        extra: list[str] | None = None) -> tuple[float, dict]:
+    args = [sys.executable, "-m", "bncli", "batch", str(batch), "--jobs", str(jobs), "--out", str(out), *(extra or [])]
     if fuse is not None:
         args += ["--fuse", fuse]
     env = {**os.environ, "PYTHONPATH": str(pythonpath), "COLUMNS": "160"}
@@ -46,7 +48,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--before", type=Path, default=None, help="an older bncli checkout to time too")
+    ap.add_argument("--seeds", type=int, default=None, help="every comparison at this many seeds")
+    ap.add_argument("--steps", type=int, default=None, help="every run this many steps (a shorter benchmark)")
     args = ap.parse_args()
+    extra = [*(["--seeds", str(args.seeds)] if args.seeds else []),
+             *(["--steps", str(args.steps)] if args.steps else [])]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "cfg"
         shutil.copytree(ROOT / "sample_configs", cfg)
@@ -59,7 +65,7 @@ def main() -> None:
         for r in range(args.repeats):
             for name, (path, fuse) in cases.items():
                 out = Path(tmp) / f"{name}{r}"
-                wall, info = run(path, batch, out, args.jobs, fuse)
+                wall, info = run(path, batch, out, args.jobs, fuse, extra)
                 times[name].append(wall)
                 seen.setdefault(name, info)
                 load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
