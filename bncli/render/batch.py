@@ -5,6 +5,7 @@ code is what it is. `--detail` adds one claims table per comparison and every ex
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from bncli.claim_text import beyond_text, ci_text, num, verdict_label
+from bncli.claim_text import beyond_text, ci_text, num, rel_text, verdict_label
 from bncli.render.compact import table
 from bncli.render.palette import FAIL, KNOWN, PASS, verdict_style, verdict_symbol
 from bncli.results import Claim
@@ -66,10 +67,10 @@ def _status(comp: dict[str, Any]) -> Text | None:
     return None
 
 
-def verdict_grid(doc: dict[str, Any]) -> Table | None:
+def verdict_grid(doc: dict[str, Any]) -> tuple[Table, Text] | None:
     """One row per comparison (its name and its learning rates), then one row per claim and arm
-    with the verdict at each learning rate. Its length grows with the claims judged, never with
-    the metrics behind them."""
+    with the verdict at each learning rate; and the legend line. Its length grows with the claims
+    judged, never with the metrics behind them."""
     comps = doc.get("comparisons", [])
     if not comps:
         return None
@@ -83,23 +84,25 @@ def verdict_grid(doc: dict[str, Any]) -> Table | None:
         legend += "  ~ expl→x: exploratory (< 3 seeds), leaning x"
     if override:
         legend += "  *: decided by divergence or a check"
-    t = table("Verdicts per claim and learning rate", caption=legend)
-    t.add_column("comparison / claim", overflow="fold")
-    t.add_column("arm (vs plain)")
+    t = table("Verdicts per claim and learning rate")
+    t.add_column("comparison / claim and arm (vs plain)", overflow="fold")
     for i in range(n_lr):
-        t.add_column("verdict" if n_lr == 1 else f"lr {i + 1}", no_wrap=True)
+        t.add_column("verdict" if i == 0 else "")
     for comp, lrs in zip(comps, lr_sets):
         status = _status(comp)
         lr_cells = [Text(f"lr {num(lr)}", style="bold") for lr in lrs] + [Text("")] * (n_lr - len(lrs))
-        t.add_row(Text(_name(comp, several), style="bold"), status or Text(""), *lr_cells)
+        name = Text(_name(comp, several), style="bold")
+        if status is not None:
+            name.append("  ").append_text(status)
+        t.add_row(name, *lr_cells)
         rows: dict[tuple[str, str, str], dict[float, Claim]] = {}
         for c in sorted(_claims(comp), key=lambda c: c.claim):
             rows.setdefault((c.claim, c.arm, c.baseline), {})[float(c.lr)] = c
         for (claim, _, _), by_lr in rows.items():
             first = next(iter(by_lr.values()))
             cells = [grid_cell(by_lr[lr]) if lr in by_lr else Text("") for lr in lrs]
-            t.add_row(f"  {claim}", _arm(first), *cells, *[Text("")] * (n_lr - len(lrs)))
-    return t
+            t.add_row(f"  {claim} {_arm(first)}", *cells, *[Text("")] * (n_lr - len(lrs)))
+    return t, Text(legend, style="dim")
 
 
 # ---------------------------------------------------------------- expectations
@@ -113,6 +116,20 @@ def _short(name: str) -> str:
     return name.split(" (")[0]
 
 
+def effect_text(m: Any) -> str:
+    """The effect with its 95 % interval as one word (claim_text.ci_text), an interval bound past
+    +900 % as a ratio ('−100.0%[−100,×8.6e21]'), so that no bound is a 20-digit percentage."""
+    ci = m.ci
+    if (m.scale == "difference" or not ci or any(v is None or not math.isfinite(v) for v in ci)
+            or max(ci) < 9 or m.effect is None or not math.isfinite(m.effect) or m.effect >= 9):
+        return ci_text(m)
+
+    def bound(v: float) -> str:
+        return f"×{num(1 + v, 2)}" if v >= 9 else f"{100 * v:+.0f}".replace("-", "−")
+
+    return f"{rel_text(m.effect)}[{bound(ci[0])},{bound(ci[1])}]"
+
+
 def decided_text(c: Claim) -> str:
     """What a verdict rests on, in one line: 'lr 0.1 l1norm: inconclusive, p_adj 0.39,
     loss variation −99%[−100,−97], 2/3 beyond'."""
@@ -123,7 +140,7 @@ def decided_text(c: Claim) -> str:
         parts.append(f"p_adj {num(c.p_adj, 2)} ({c.family} claims)")
     m = deciding_metric(c)
     if m is not None:
-        parts.append(f"{_short(m.name)} {ci_text(m)}")
+        parts.append(f"{_short(m.name)} {effect_text(m)}")
     if beyond_text(c) != "-":
         parts.append(f"{beyond_text(c)} beyond")
     return ", ".join(parts)
@@ -164,10 +181,11 @@ def _mark(state: str) -> Text:
     return Text(sym, style=colour)
 
 
-def expectations_table(doc: dict[str, Any], outcomes: Sequence[dict[str, Any]], title: str) -> Table:
+def expectations_table(doc: dict[str, Any], outcomes: Sequence[dict[str, Any]], title: str,
+                       legend: bool = True) -> Table:
     several = _several(doc)
     t = table(title, caption=f"{PASS[2]} met  {KNOWN[2]} known deviation (SCIENCE.md; JUnit <skipped>)  "
-              f"{FAIL[2]} unmet")
+              f"{FAIL[2]} unmet" if legend else None)
     t.add_column("", no_wrap=True)
     t.add_column("comparison", max_width=24)
     t.add_column("expectation", max_width=28)
@@ -247,7 +265,7 @@ def comparison_table(comp: dict[str, Any], title: str, caption: str | None = Non
     t = table(escape(title), caption=caption)
     t.add_column("claim")
     t.add_column("lr", justify="right", no_wrap=True)
-    t.add_column("arm", max_width=20)
+    t.add_column("arm", max_width=18)
     t.add_column("verdict")
     t.add_column("metric")
     t.add_column("Δ [CI]", justify="right", no_wrap=True)
@@ -257,7 +275,7 @@ def comparison_table(comp: dict[str, Any], title: str, caption: str | None = Non
         m = deciding_metric(c)
         t.add_row(c.claim, num(c.lr), _arm(c),
                   Text(verdict_label(c), style=verdict_style(c.verdict)),
-                  _short(m.name) if m else "-", ci_text(m) if m else "", beyond_text(c),
+                  _short(m.name) if m else "-", effect_text(m) if m else "", beyond_text(c),
                   num(c.p_adj, 2) if c.p_adj is not None else "")
     return t
 
@@ -292,11 +310,11 @@ def render_batch(doc: dict[str, Any], detail: bool = False) -> list[Any]:
     out: list[Any] = detail_tables(doc) if detail else []
     grid = verdict_grid(doc)
     if grid is not None:
-        out.append(grid)
+        out.extend(grid)
     outcomes = doc.get("expectations", [])
     unmet = [o for o in outcomes if _state(o) == "unmet"]
     if unmet and not detail:
-        out.append(expectations_table(doc, unmet, f"Unmet expectations ({len(unmet)})"))
+        out.append(expectations_table(doc, unmet, f"Unmet expectations ({len(unmet)})", legend=False))
     known = _known_line(outcomes)
     if known is not None and not detail:
         out.append(known)
