@@ -19,7 +19,6 @@ from bncli.commands._common import (
     progress_callback,
     reporter,
     stderr_console,
-    stdout_console,
 )
 from bncli.commands.analysis import ALLOW_CODE_HELP
 
@@ -207,21 +206,22 @@ def _dry_rows(cells, out: Path | None, progress) -> tuple[list[dict], int]:
 
 
 def _dry_run(rows: list[dict], n_distinct: int, as_json: bool) -> None:
-    from rich.table import Table
     from rich.text import Text
+
+    from bncli.render.compact import table
 
     n_run = len({r["key"] for r in rows if not r["stored"]})
     if as_json:
         sys.stdout.write(jsonlib.dumps({"jobs": rows, "distinct": n_distinct, "to_run": n_run}) + "\n")
         return
-    t = Table(title=f"{len(rows)} job(s), {n_distinct} distinct, {n_run} to run (dry run: nothing trained)")
+    t = table(f"{len(rows)} job(s), {n_distinct} distinct, {n_run} to run (dry run: nothing trained)")
     for col in ("comparison", "command", "arm", "lr", "seed", "steps", "key", "note"):
-        t.add_column(col)
+        t.add_column(col, justify="right" if col in ("lr", "seed", "steps") else "left")
     for r in rows:
         note = "stored" if r["stored"] else ("shared" if r["shared"] else "")
         t.add_row(Text(r["comparison"]), r["command"], r["arm"], f"{r['lr']:g}", str(r["seed"]), str(r["steps"]),
                   r["key"][:12], note)
-    stdout_console().print(t)
+    print_renderables([t])
 
 
 def _output(run, opts: OutputOptions, junit: Path | None, detail: bool = False) -> None:
