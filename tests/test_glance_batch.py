@@ -200,8 +200,14 @@ def test_compare_a_flipped_leaning_is_a_change_exit_1(tmp_path):
     (c,) = doc["claims"]
     assert (c["verdict_a"], c["verdict_b"]) == ("exploratory", "exploratory")
     assert (c["leaning_a"], c["leaning_b"], c["changed"], doc["exit_code"]) == ("supported", "inconclusive", True, 1)
-    same = runner.invoke(app, ["compare", str(a), str(_saved(tmp_path, "c", _claim("exploratory", "supported")))])
+    c = _saved(tmp_path, "c", _claim("exploratory", "supported"))
+    same = runner.invoke(app, ["compare", str(a), str(c)], env=NARROW)
     assert same.exit_code == 0, same.output
+    assert _lines(same.stdout)[-1] == "no verdict changed (1 compared; exit 0)"
+    # an unchanged claim's metrics only with --detail
+    assert "final train loss" not in same.stdout
+    detail = runner.invoke(app, ["compare", str(a), str(c), "--detail"], env=NARROW)
+    assert detail.exit_code == 0 and "final train loss" in detail.stdout
 
 
 def test_compare_a_batch_with_a_subcommands_result_is_exit_2_in_one_line(tmp_path):

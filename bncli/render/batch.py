@@ -22,6 +22,14 @@ from bncli.results import Claim
 _OVERRIDE = ("metrics", "maths-check", "", None)
 
 
+def deciding_metric(c: Claim) -> Any:
+    """The metric a verdict rests on (the report's rule, so the batch, the terminal and the report
+    name the same one)."""
+    from bncli.render.report import deciding_metric as rule
+
+    return rule(c)
+
+
 def _claims(comp: dict[str, Any]) -> list[Claim]:
     return [Claim.from_json(c) for c in comp.get("claims", [])]
 
@@ -133,8 +141,6 @@ def effect_text(m: Any) -> str:
 def decided_text(c: Claim) -> str:
     """What a verdict rests on, in one line: 'lr 0.1 l1norm: inconclusive, p_adj 0.39,
     loss variation −99%[−100,−97], 2/3 beyond'."""
-    from bncli.render.report import deciding_metric
-
     parts = [f"lr {num(c.lr)} {_arm(c)}: {verdict_label(c)}"]
     if c.p_adj is not None:
         parts.append(f"p_adj {num(c.p_adj, 2)} ({c.family} claims)")
@@ -259,8 +265,6 @@ DETAIL_CAPTION = ("Δ: the deciding metric's paired effect [95% t-CI, %]; beyond
 def comparison_table(comp: dict[str, Any], title: str, caption: str | None = None) -> Table:
     """One row per claim x lr x arm: the verdict, what decided it (the deciding metric's effect with
     its interval), seeds beyond the margin and the Holm-adjusted p."""
-    from bncli.render.report import deciding_metric
-
     claims = _claims(comp)
     t = table(escape(title), caption=caption)
     t.add_column("claim")
