@@ -149,6 +149,9 @@ def compare_claims(a: Any, b: Any, name_a: str = "A", name_b: str = "B") -> Resu
         command = (b if kinds[0] else a).command
         raise UsageError(f"compare: {batch} is a batch's result and {single} a subcommand's ({command}): "
                          "compare two batches, or two results of subcommands")
+    if not any(kinds) and a.command != b.command:
+        raise UsageError(f"compare: {name_a} is a result of `{a.command}` and {name_b} of `{b.command}`: "
+                         "their claims are not the same measurements; compare two results of one subcommand")
     with_group = all(kinds)
     ca, cb = _claims(a, with_group), _claims(b, with_group)
     out = []

@@ -231,3 +231,16 @@ def test_compare_gives_a_long_metric_name_its_room(tmp_path):
     assert res.exit_code == 1, res.output
     assert any(LONG in line for line in res.stdout.splitlines()), res.stdout
     assert _widest(res.stdout) <= 100
+
+
+def test_compare_results_of_two_subcommands_is_exit_2_in_one_line(tmp_path):
+    a = _saved(tmp_path, "a", _claim("supported", "supported"))
+    doc = json.loads(a.read_text())
+    doc["command"] = "lipschitz"
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(doc))
+    res = runner.invoke(app, ["compare", str(a), str(b)])
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "`train`" in lines[0] and "`lipschitz`" in lines[0], res.stderr
+    assert not res.stdout
