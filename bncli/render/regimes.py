@@ -40,8 +40,17 @@ def regime_grid(docs: Sequence[Any]) -> tuple[list[float], list[tuple[str, dict[
 
 
 def row_label(text: str) -> str:
-    """A row's label, on two lines when it is long (never cut)."""
-    return "\n".join(textwrap.wrap(text, LABEL_CHARS, break_long_words=False, break_on_hyphens=False)) or text
+    """A row's label on lines of about LABEL_CHARS, broken after its " · " separators (at spaces
+    only where a part alone is longer; never inside a word, never cut)."""
+    lines: list[str] = []
+    for part in text.split(" · "):
+        if lines and len(lines[-1]) + 3 + len(part) <= LABEL_CHARS:
+            lines[-1] += " · " + part
+        else:
+            if lines:
+                lines[-1] += " ·"
+            lines += textwrap.wrap(part, LABEL_CHARS, break_long_words=False, break_on_hyphens=False) or [part]
+    return "\n".join(lines)
 
 
 def _letter(v: str) -> str:

@@ -429,6 +429,8 @@ def build_report(folder: Path, jobs: int | None = None, figure_format: str = "pn
         title = f"bncli report: {docs[0].group} · {docs[0].result.command}"
     from bncli.render.regimes import regime_png
 
-    return Report(title, kind, folder, docs, batch, problems, regimes, _claim_order(seen), verdicts,
+    judged = set(seen)  # the grid's columns: claims these documents judge (not every registered one)
+    return Report(title, kind, folder, docs, batch, problems, regimes,
+                  [c for c in _claim_order(seen) if c in judged], verdicts,
                   build_sections(docs, colors, jobs, figure_format, figure_size), provenance(docs, batch),
                   regime_png(docs))

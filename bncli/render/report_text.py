@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from bncli.render.md import _Markup, _md  # noqa: F401  (the one escaping; render/regimes uses it too)
+from bncli.render.palette import VERDICTS, verdict_symbol
 from bncli.render.report import (
     EVIDENCE,
     FILES_DIR,
@@ -24,21 +25,34 @@ from bncli.render.report import (
 from bncli.results import Claim
 from bncli.stats import fmt
 
-SYMBOL = {"supported": "✓", "refuted": "✗", "inconclusive": "?", "exploratory": "~"}
-EMOJI = {"supported": "🔵", "refuted": "🟠", "inconclusive": "🟡", "exploratory": "⚪"}  # the HTML's Okabe–Ito colours
+SYMBOL = {v: verdict_symbol(v) for v in ("supported", "refuted", "inconclusive", "exploratory")}
+# Markdown can't colour: the nearest emoji to each palette colour, always beside the symbol and the word
+EMOJI = {"supported": "🔵", "refuted": "🟠", "inconclusive": "🟡", "exploratory": "⚪"}
 
 
 def short_decided(v: Verdict) -> str:
+    """The line under a verdict's chip: the number that decided it, in words that agree with the
+    verdict ("neither way" only under an inconclusive one; an override names itself)."""
     from bncli.render.report import deciding_metric
 
-    m = deciding_metric(v.claim)
+    c = v.claim
+    m = deciding_metric(c)
+    by = c.decided_by or "metrics"
     if m is None:
-        return ""
+        return "" if by == "metrics" else f"by {by}"
     name = re.split(r"\s*[(,]", m.name, maxsplit=1)[0]
-    if m.points == "neither":  # within the margin: a relative difference would read as a strong effect
-        return f"{name} {fmt(m.arm_mean, 3)} vs {fmt(m.baseline_mean, 3)}, neither way"
-    if v.claim.baseline not in {r.arm for r in v.doc.result.runs}:  # a tolerance, not an arm: the value
-        return f"{name} {fmt(m.arm_mean, 3)} vs {fmt(m.baseline_mean, 3)}"
+    values = f"{name} {fmt(m.arm_mean, 3)} vs {fmt(m.baseline_mean, 3)}"
+    if by not in ("metrics", "maths-check"):  # divergence, non-finite, ...: that decided, not the metric
+        return f"by {by}; {values}"
+    if by == "maths-check":
+        return f"check: {values}"
+    lean = c.leaning if c.verdict == "exploratory" else c.verdict
+    if m.points == "neither":
+        if lean == "inconclusive":  # within the margin: a relative difference would read as a strong effect
+            return f"{values}, neither way"
+        return values + (", no worse" if m.test == "non-inferiority" and lean == "supported" else "")
+    if c.baseline not in {r.arm for r in v.doc.result.runs}:  # a tolerance, not an arm: the value
+        return values
     return f"{name} {rel_text(m)}"
 
 
@@ -165,13 +179,14 @@ def to_markdown(r: Report) -> str:
             cells = []
             for cid in r.claim_ids:
                 vs = g.cells.get(cid, [])
-                cells.append(_Markup(" ".join(f"{EMOJI.get(v.claim.verdict, '')} {_md_line(v.claim.verdict)}"
+                cells.append(_Markup(" ".join(f"{EMOJI.get(v.claim.verdict, '')} {SYMBOL.get(v.claim.verdict, '')} "
+                                              f"{_md_line(v.claim.verdict)}"
                                               f"[^v{v.note_id}]" for v in vs) or "·"))
             rows.append([g.group, fmt(g.lr), g.arm, *cells])
         out += _md_table(head, rows)
-        out += ["🔵 supported · 🟠 refuted · 🟡 inconclusive · ⚪ exploratory (fewer than 3 paired seeds) · `·` not "
-                "judged here. Each verdict compares the arm with its baseline at that learning rate; its footnote "
-                "gives the number that decided it.", ""]
+        out += ["🔵 ✓ supported · 🟠 ✗ refuted · 🟡 ? inconclusive · ⚪ ~ exploratory (fewer than 3 paired seeds) · "
+                "`·` not judged here. Each verdict compares the arm with its baseline at that learning rate; its "
+                "footnote gives the number that decided it.", ""]
         from bncli.render.regimes import regimes_markdown
 
         out += regimes_markdown(r, FILES_DIR)
@@ -227,8 +242,16 @@ def to_markdown(r: Report) -> str:
 # ------------------------------------------------------------------ HTML
 
 
+def _verdict_css() -> str:
+    """The verdict chips' colours, from the one palette (render/palette.py)."""
+    return "".join(f".v-{k.replace(' ', '-')}{{background:{fill};color:{ink}}}"
+                   for k, (fill, ink, _, _) in VERDICTS.items()) + (
+        f".ok{{color:{VERDICTS['supported'][0]};font-weight:700}}.bad{{color:{VERDICTS['refuted'][0]};font-weight:700}}"
+        f".problems li{{color:{VERDICTS['refuted'][0]}}}")
+
+
 CSS = """
-:root{--sup:#0072B2;--ref:#D55E00;--inc:#F0E442;--ink:#1b1b1b;--mute:#5b5b5b;--line:#d6d6d6}
+:root{--ink:#1b1b1b;--mute:#5b5b5b;--line:#d6d6d6}
 *{box-sizing:border-box;-webkit-print-color-adjust:exact;print-color-adjust:exact}
 body{margin:0;color:var(--ink);background:#fff;font:14px/1.45 -apple-system,"Segoe UI",Roboto,"Helvetica Neue",
 Arial,"Noto Sans","DejaVu Sans",sans-serif}
@@ -243,16 +266,14 @@ th{background:#f3f3f3;font-weight:600}td.num{text-align:right;font-variant-numer
 table.grid td.cell{padding:2px;min-width:100px;max-width:165px}
 table.grid td.empty{min-width:0;color:#aaa;text-align:center}
 .v{display:block;padding:3px 6px;margin:1px 0;border-radius:3px;font-weight:600;cursor:help;white-space:nowrap}
-.v small{white-space:normal}
-.v small{display:block;font-weight:400;font-size:11px;opacity:.92}
-.v-supported{background:var(--sup);color:#fff}.v-refuted{background:var(--ref);color:#fff}
-.v-inconclusive{background:var(--inc);color:#000}
+.v small{display:block;font-weight:400;font-size:11px;opacity:.92;white-space:normal;overflow-wrap:normal;
+word-break:normal;hyphens:manual}
+.v-exploratory,.v-no-verdict{border:1px solid #9a9a9a}
 .key span{display:inline-block;margin-right:10px}.key .v{display:inline-block;margin-right:4px}
-.ok{color:var(--sup);font-weight:700}.bad{color:var(--ref);font-weight:700}
 figure{margin:8px 0 6px}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:var(--mute);font-size:12.5px;max-width:900px}
 .note{background:#fff8d6;border-left:3px solid #c9a400;padding:4px 8px;margin:4px 0;font-size:12.5px}
-.problems li{color:var(--ref)}details{margin:6px 0}summary{cursor:pointer;color:#0b5d99}
+details{margin:6px 0}summary{cursor:pointer;color:#0b5d99}
 pre{background:#f6f6f6;border:1px solid #e3e3e3;padding:8px;font-size:11.5px;overflow-x:auto;white-space:pre}
 dl.prov{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:13px}
 dl.prov dt{font-weight:600}dl.prov dd{margin:0}
@@ -263,11 +284,10 @@ dl.prov dt{font-weight:600}dl.prov dd{margin:0}
  figure,table,.note,pre{break-inside:avoid}figure img{max-height:235mm;border:0}
  .scroll{overflow:visible}a{color:inherit;text-decoration:none}table{font-size:8.5pt}
  table.grid td.cell{min-width:0;max-width:none}.v{padding:2px 4px}.v small{font-size:7pt}
- table.grid{table-layout:fixed;width:100%;font-size:7pt;break-inside:auto}table.grid tr{break-inside:avoid}
- table.grid th:nth-child(1){width:24mm}table.grid th:nth-child(2){width:10mm}table.grid th:nth-child(3){width:20mm}
- table.grid td{overflow-wrap:anywhere}
- table.grid .v{white-space:normal;overflow-wrap:normal;padding:1px 2px;font-size:6.5pt}
- table.grid .v small{font-size:6pt;overflow-wrap:anywhere}
+ table.grid{table-layout:auto;width:auto;max-width:100%;font-size:7pt;break-inside:auto}
+ table.grid tr{break-inside:avoid}table.grid td,table.grid th{overflow-wrap:normal;word-break:normal;hyphens:manual}
+ table.grid .v{white-space:nowrap;padding:1px 3px;font-size:6.5pt}table.grid .v small{font-size:6pt;white-space:normal}
+ figure.regimes img{max-width:100%}
  pre{white-space:pre-wrap}details pre{column-count:2;column-gap:8mm;font-size:7.5pt;break-inside:auto}
 }
 """
@@ -289,12 +309,21 @@ def _html_table(head: list[str], rows: list[list[str]], cls: str = "", numeric: 
     return "".join(out) + "</tbody></table></div>"
 
 
+def _breakable(text: Any) -> str:
+    """Escaped text that may wrap after _ . / → (names like relu_lr1 or exploratory→supported)
+    and at spaces, never inside a word."""
+    return re.sub(r"([_/→.])(?=\S)", r"\1<wbr>", _e(text))
+
+
 def _verdict_div(v: Verdict) -> str:
+    from bncli.claim_text import verdict_label
+
     c = v.claim
     tip = "\n".join([f"{c.claim} · {v.doc.label} · η={fmt(c.lr)} · {c.arm} vs {c.baseline}: {c.verdict}",
                      f"decided by {v.decided_by}", *(metric_text(m) + f" → {m.points}" for m in c.metrics),
                      *([f"note: {c.note}"] if c.note else [])])
-    return (f'<span class="v v-{_e(c.verdict)}" title="{_e(tip)}">{SYMBOL.get(c.verdict, "")} {_e(c.verdict)}'
+    return (f'<span class="v v-{_e(c.verdict.replace(" ", "-"))}" title="{_e(tip)}">'
+            f'{_e(verdict_symbol(c.verdict))} {_breakable(verdict_label(c))}'
             f"<small>{_e(short_decided(v))}</small></span>")
 
 
@@ -310,8 +339,8 @@ def _grid_html(r: Report) -> str:
             vs = g.cells.get(cid, [])
             cells.append(f'<td class="cell">{"".join(_verdict_div(v) for v in vs)}</td>' if vs
                          else '<td class="cell empty" title="not judged here">·</td>')
-        rows.append(f'<tr><td>{_e(g.group)}</td><td class="num">{_e(fmt(g.lr))}</td><td>{_e(g.arm)}</td>'
-                    + "".join(cells) + "</tr>")
+        rows.append(f'<tr><td>{_breakable(g.group)}</td><td class="num">{_e(fmt(g.lr))}</td>'
+                    f"<td>{_breakable(g.arm)}</td>" + "".join(cells) + "</tr>")
     key = ('<p class="key">' + "".join(f'<span><span class="v v-{k}">{SYMBOL[k]} {k}</span></span>'
                                         for k in SYMBOL)
            + "<span>· not judged here.</span> Each verdict compares the arm with its baseline at that learning "
@@ -383,5 +412,5 @@ def to_html(r: Report) -> str:
     body.append("</section>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{_e(r.title)}</title><style>{CSS}</style></head>\n<body><main>\n"
+            f"<title>{_e(r.title)}</title><style>{CSS}{_verdict_css()}</style></head>\n<body><main>\n"
             + "\n".join(body) + f"\n</main><script>{PRINT_JS}</script></body></html>\n")
