@@ -169,6 +169,19 @@ def _md_anchor(text: str) -> str:
     return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
 
 
+VIEWS_HEADING = "Landscape views (evidence beside C4, not judged)"
+
+
+def _views_md(doc: Doc) -> list[str]:
+    """The views' numbers of a lipschitz result, after its C4 figures; nothing without views."""
+    from bncli.render.report_views import NOTE, view_rows
+
+    got = view_rows(doc.result)
+    if got is None:
+        return []
+    return [f"### {VIEWS_HEADING} · {_md_line(doc.label)}", "", *_md_table(*got), f"*{_md_line(NOTE)}*", ""]
+
+
 def to_markdown(r: Report) -> str:
     out = [f"# {_md_line(r.title)}", "", _md_line(headline(r)), ""]
     out += ["## Verdicts", ""]
@@ -208,7 +221,10 @@ def to_markdown(r: Report) -> str:
         out += ["## Problems", ""] + [f"- {_md(p)}" for p in r.problems] + [""]
     for sec in r.sections:
         out += [f"## {_md_line(sec.claim)}" + (f": {_md_line(sec.statement)}" if sec.statement else ""), ""]
-        for doc, fig, claims in sec.items:
+        last = {id(doc): k for k, (doc, _, _) in enumerate(sec.items)}
+        for k, (doc, fig, claims) in enumerate(sec.items):
+            if k and sec.claim == "C4" and last[id(sec.items[k - 1][0])] == k - 1:
+                out += _views_md(sec.items[k - 1][0])
             evidence = fig is not None and fig.claim == EVIDENCE
             out += [f"### {_md_line(fig.claim if evidence else sec.claim)} · {_md_line(doc.label)}", ""]
             if fig is not None and fig.data is not None:
@@ -222,6 +238,8 @@ def to_markdown(r: Report) -> str:
                 out += [f"- η={fmt(c.lr)}, {_md_line(c.arm)}: {_md(c.note)}" for c in claims if c.note] + [""]
             elif not evidence:
                 out += [no_verdict_reason(doc, sec.claim), ""]
+        if sec.claim == "C4" and sec.items:
+            out += _views_md(sec.items[-1][0])
     out += ["## Runs", "", "Mean ± std over seeds; final train loss: the mean over the last evaluation interval.", ""]
     out += _md_table(*run_rows(r.docs))
     out += ["## Provenance", ""] + [f"- **{_md(k)}**: {_md(v)}" for k, v in prov_rows(r)] + [""]
@@ -349,6 +367,18 @@ def _grid_html(r: Report) -> str:
             f"</tbody></table></div>{key}")
 
 
+def _views_html(doc: Doc) -> str:
+    from bncli.render.report_views import NOTE, numeric_columns, view_rows
+
+    got = view_rows(doc.result)
+    if got is None:
+        return ""
+    head, rows = got
+    return (f'<h3 class="views">{_e(VIEWS_HEADING)} · {_e(doc.label)}</h3>'
+            + _html_table(head, rows, cls="views", numeric=numeric_columns(head))
+            + f'<p class="sub">{_e(NOTE)}</p>')
+
+
 def to_html(r: Report) -> str:
     body = [f"<h1>{_e(r.title)}</h1>", f'<p class="sub">{_e(headline(r).replace("`", ""))}</p>']
     toc = [("verdicts", "Verdicts")]
@@ -380,7 +410,10 @@ def to_html(r: Report) -> str:
     for sec in r.sections:
         body.append(f'<section id="{_e(sec.claim.lower())}"><h2>{_e(sec.claim)}'
                     + (f": {_e(sec.statement)}" if sec.statement else "") + "</h2>")
-        for doc, fig, claims in sec.items:
+        last = {id(doc): k for k, (doc, _, _) in enumerate(sec.items)}
+        for k, (doc, fig, claims) in enumerate(sec.items):
+            if k and sec.claim == "C4" and last[id(sec.items[k - 1][0])] == k - 1:
+                body.append(_views_html(sec.items[k - 1][0]))
             evidence = fig is not None and fig.claim == EVIDENCE
             body.append(f"<h3>{_e(fig.claim if evidence else sec.claim)} · {_e(doc.label)}</h3>")
             if fig is not None and fig.html_data is not None:
@@ -397,6 +430,8 @@ def to_html(r: Report) -> str:
                 body += [f'<p class="note">η={_e(fmt(c.lr))}, {_e(c.arm)}: {_e(c.note)}</p>' for c in claims if c.note]
             elif not evidence:
                 body.append(f"<p>{_e(no_verdict_reason(doc, sec.claim))}</p>")
+        if sec.claim == "C4" and sec.items:
+            body.append(_views_html(sec.items[-1][0]))
         body.append("</section>")
     head, rows = run_rows(r.docs)
     body += ['<section id="runs"><h2>Runs</h2><p class="sub">Mean ± std over seeds; final train loss: the mean '
