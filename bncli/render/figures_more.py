@@ -277,13 +277,15 @@ def c7_figure(result: CommandResult, colors: dict[str, str] | None = None,
             fvals: list[float] = []
             gvals: list[float] = []
             n_layers = 0
-            for arm in arms:
+            shown = [a for a in arms if any(r.probes["saturation"].get("steps")
+                                            for r in fs.runs_of(result, a, lr, "saturation"))]
+            for a_i, arm in enumerate(shown):
                 rs = [r for r in fs.runs_of(result, arm, lr, "saturation") if r.probes["saturation"].get("steps")]
-                if not rs:
-                    continue
                 layers = rs[0].probes["saturation"].get("layers", [])
                 n_layers = max(n_layers, len(layers))
-                depth = list(range(1, len(layers) + 1))
+                # each arm nudged sideways: arms with the same values (0 % saturated) stay visible side by side
+                dodge = 0.07 * (a_i - (len(shown) - 1) / 2)
+                depth = [k + 1 + dodge for k in range(len(layers))]
                 ms = [_mean_sd([100 * _layer_mean(r, n, key) for r in rs]) for n in layers]
                 if fs.has_finite([m for m, _ in ms]):
                     ax_f.errorbar(depth, [m for m, _ in ms], yerr=[s for _, s in ms], marker="o",
