@@ -39,11 +39,12 @@ def short_decided(v: Verdict) -> str:
     m = deciding_metric(c)
     by = c.decided_by or "metrics"
     if m is None:
-        return "" if by == "metrics" else f"by {by}"
+        return ""
     name = re.split(r"\s*[(,]", m.name, maxsplit=1)[0]
-    values = f"{name} {fmt(m.arm_mean, 3)} vs {fmt(m.baseline_mean, 3)}"
-    if by not in ("metrics", "maths-check"):  # divergence, non-finite, ...: that decided, not the metric
-        return f"by {by}; {values}"
+    finite = any(isinstance(x, (int, float)) and math.isfinite(x) for x in (m.arm_mean, m.baseline_mean))
+    values = f"{name} {fmt(m.arm_mean, 3)} vs {fmt(m.baseline_mean, 3)}" if finite else f"{name}: not finite"
+    if by not in ("metrics", "maths-check"):  # divergence, non-finite, ...: the chip says "[by …]"; the values
+        return values if finite else ""
     if by == "maths-check":
         return f"check: {values}"
     lean = c.leaning if c.verdict == "exploratory" else c.verdict
@@ -283,7 +284,8 @@ th{background:#f3f3f3;font-weight:600}td.num{text-align:right;font-variant-numer
 .scroll{overflow-x:auto;max-width:100%}
 table.grid td.cell{padding:2px;min-width:100px;max-width:165px}
 table.grid td.empty{min-width:0;color:#aaa;text-align:center}
-.v{display:block;padding:3px 6px;margin:1px 0;border-radius:3px;font-weight:600;cursor:help;white-space:nowrap}
+.v{display:block;padding:3px 6px;margin:1px 0;border-radius:3px;font-weight:600;cursor:help}
+.vw{white-space:nowrap}
 .v small{display:block;font-weight:400;font-size:11px;opacity:.92;white-space:normal;overflow-wrap:normal;
 word-break:normal;hyphens:manual}
 .v-exploratory,.v-no-verdict{border:1px solid #9a9a9a}
@@ -304,7 +306,8 @@ dl.prov dt{font-weight:600}dl.prov dd{margin:0}
  table.grid td.cell{min-width:0;max-width:none}.v{padding:2px 4px}.v small{font-size:7pt}
  table.grid{table-layout:auto;width:auto;max-width:100%;font-size:7pt;break-inside:auto}
  table.grid tr{break-inside:avoid}table.grid td,table.grid th{overflow-wrap:normal;word-break:normal;hyphens:manual}
- table.grid .v{white-space:nowrap;padding:1px 3px;font-size:6.5pt}table.grid .v small{font-size:6pt;white-space:normal}
+ table.grid .v{padding:1px 3px;font-size:6.5pt}table.grid .v .vw{white-space:nowrap}
+ table.grid .v small{font-size:6pt;white-space:normal}
  figure.regimes img{max-width:100%}
  pre{white-space:pre-wrap}details pre{column-count:2;column-gap:8mm;font-size:7.5pt;break-inside:auto}
 }
@@ -340,9 +343,18 @@ def _verdict_div(v: Verdict) -> str:
     tip = "\n".join([f"{c.claim} · {v.doc.label} · η={fmt(c.lr)} · {c.arm} vs {c.baseline}: {c.verdict}",
                      f"decided by {v.decided_by}", *(metric_text(m) + f" → {m.points}" for m in c.metrics),
                      *([f"note: {c.note}"] if c.note else [])])
+    word, _, by = verdict_label(c).partition(" [")
     return (f'<span class="v v-{_e(c.verdict.replace(" ", "-"))}" title="{_e(tip)}">'
-            f'{_e(verdict_symbol(c.verdict))} {_breakable(verdict_label(c))}'
-            f"<small>{_e(short_decided(v))}</small></span>")
+            f'<span class="vw">{_e(verdict_symbol(c.verdict))}\u00a0{_breakable(word)}</span>'
+            + (f" <span class=\"vw\">[{_e(by)}</span>" if by else "")
+            + f"<small>{_e(_unbroken_numbers(short_decided(v)))}</small></span>")
+
+
+def _unbroken_numbers(text: str) -> str:
+    """Minus signs as U+2212 inside numbers ('2.8e−07', '−75.8%'): a browser may wrap after an
+    ASCII hyphen, which would cut a number in two."""
+    text = re.sub(r"(\d)e-(\d)", "\\1e\u2212\\2", text)
+    return re.sub(r"(^|[\s(\[,])-(\d)", "\\1\u2212\\2", text)
 
 
 def _grid_html(r: Report) -> str:
