@@ -18,7 +18,8 @@ from bncli.render import figstyle, palette
 from bncli.render.figures import figure_for
 from bncli.render.regimes import regime_figure
 from bncli.render.report import Verdict
-from bncli.render.report_text import CSS, _verdict_css, _verdict_div, short_decided
+from bncli.render.report_html import CSS, _verdict_css, _verdict_div
+from bncli.render.report_text import short_decided
 from bncli.render.report_views import barrier, view_rows
 from bncli.results import Claim, MetricComparison
 

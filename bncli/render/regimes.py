@@ -23,7 +23,7 @@ CAPTION = ("Regime map: each claim's verdict per learning rate (colour and symbo
            "(S supported, R refuted, I inconclusive; lower case: exploratory, fewer than 3 paired seeds) and "
            "the seeds beyond the margin the claimed way (k/n).")
 TITLE = "Verdict per learning rate (budgets 40→70→100 %, seeds beyond the margin)"
-CELL_W, CELL_H = 1.05, 0.42  # inches per learning rate / per row
+CELL_W, CELL_H = 0.82, 0.42  # inches per learning rate / per row
 PAD = 0.08  # inches around the text at the figure's edges
 LABEL_CHARS = 46  # a longer row label wraps at its " · " / spaces onto a second line
 FONT = 7.5
