@@ -330,11 +330,12 @@ def _view_items(doc: Doc, colors: dict[str, str], figure_format: str,
 
     out: list[tuple[Doc, Figure | None, list[Claim]]] = []
     for name, fig, caption in view_figures(doc.result, colors):
+        width = float(fig.get_size_inches()[0])  # shown at its own size, like the claims' figures
         html_data = figure_bytes(fig, html_fmt, close=False)
         data = figure_bytes(fig, figure_format)
         slug = f"{_slug(doc.label)}-{name}"
         out.append((doc, Figure(EVIDENCE, doc.label, f"fig-{slug}", f"C4_{slug}.{figure_format}", data, caption,
-                                [], html_data, "image/svg+xml" if html_fmt == "svg" else "image/png"), []))
+                                [], html_data, "image/svg+xml" if html_fmt == "svg" else "image/png", width), []))
     return out
 
 

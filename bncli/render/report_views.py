@@ -17,22 +17,22 @@ NOTE = ("Evidence beside C4, shown, not judged (C4's verdict keeps its own metri
         "error; λ₁…λₖ: the largest Hessian eigenvalues there (Lanczos); surface: the filter-normalized loss "
         "surface at the end (Li et al. 2018), its loss at the centre L(θ), its range (max − min within the "
         "span) and rise (max − L(θ), a sharpness figure); barrier: the largest rise of the loss above the "
-        "straight line between the initial and the final weights' losses (t in [0, 1]).")
+        "chord between the initial and the final weights' losses on the line θ₀ + t(θ − θ₀) (the sampled t "
+        "nearest 0 and 1).")
 
 
 def barrier(ts: Sequence[float], losses: Sequence[float]) -> float:
-    """max over t in [0, 1] of L(t) − ((1 − t)·L(0) + t·L(1)), from the sampled line; NaN when an
-    end point is missing, inf when the line blew up between them."""
-    pts = [(float(t), float(v)) for t, v in zip(ts, losses, strict=False) if 0.0 <= float(t) <= 1.0]
-    ends = {t: v for t, v in pts if t in (0.0, 1.0)}
-    if 0.0 not in ends or 1.0 not in ends:
+    """The largest rise of the loss above the chord between the line's sampled ends in [0, 1]
+    (t = 0 and 1 when the grid holds them, else the sampled t nearest inside): max of
+    L(t) − chord(t). NaN with fewer than two samples in [0, 1], inf when the line blew up there."""
+    eps = 1e-9  # the saved t are 0.5 + grid coordinates: exact only up to rounding
+    pts = sorted((float(t), float(v)) for t, v in zip(ts, losses, strict=False) if -eps <= float(t) <= 1.0 + eps)
+    if len(pts) < 2:
         return math.nan
-    l0, l1 = ends[0.0], ends[1.0]
-    if not (math.isfinite(l0) and math.isfinite(l1)):
+    (t0, l0), (t1, l1) = pts[0], pts[-1]
+    if not all(math.isfinite(v) for _, v in pts):
         return math.inf
-    if any(not math.isfinite(v) for _, v in pts):
-        return math.inf
-    return max(v - ((1.0 - t) * l0 + t * l1) for t, v in pts)
+    return max(v - (l0 + (t - t0) / (t1 - t0) * (l1 - l0)) for t, v in pts)
 
 
 def _mean(values: Sequence[float]) -> float:
