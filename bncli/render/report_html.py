@@ -62,7 +62,8 @@ dl.prov dt{font-weight:600}dl.prov dd{margin:0}
 @media print{
  @page{size:A4;margin:12mm}
  body{font-size:10pt}main{max-width:none;padding:0}nav{display:none}
- h2{break-after:avoid;border-top:1px solid #999}h3{break-after:avoid}
+ h2{break-after:avoid;break-inside:avoid;border-top:1px solid #999}h3{break-after:avoid;break-inside:avoid}
+ .views{break-inside:avoid}
  figure,table,.note,pre{break-inside:avoid}figure img{max-height:235mm;border:0}
  .scroll{overflow:visible}a{color:inherit;text-decoration:none}table{font-size:8.5pt}
  table.grid td.cell{min-width:0;max-width:none}.v{padding:2px 4px}.v small{font-size:7pt}
@@ -83,7 +84,8 @@ def _html_table(head: list[str], rows: list[list[str]], cls: str = "", numeric: 
     out = [f'<div class="scroll"><table class="{cls}"><thead><tr>'
            + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for row in rows:
-        out.append("<tr>" + "".join(f'<td class="num">{_e(c)}</td>' if i in numeric else f"<td>{_e(c)}</td>"
+        out.append("<tr>" + "".join(f'<td class="num">{_e(_unbroken_numbers(c))}</td>' if i in numeric
+                                    else f"<td>{_e(_unbroken_numbers(c))}</td>"
                                     for i, c in enumerate(row)) + "</tr>")
     return "".join(out) + "</tbody></table></div>"
 
@@ -144,9 +146,9 @@ def _views_html(doc: Doc) -> str:
     if got is None:
         return ""
     head, rows = got
-    return (f'<h3 class="views">{_e(VIEWS_HEADING)} · {_e(doc.label)}</h3>'
+    return (f'<div class="views"><h3>{_e(VIEWS_HEADING)} · {_e(doc.label)}</h3>'
             + _html_table(head, rows, cls="views", numeric=numeric_columns(head))
-            + f'<p class="sub">{_e(NOTE)}</p>')
+            + f'<p class="sub">{_e(NOTE)}</p></div>')
 
 
 def to_html(r: Report) -> str:
