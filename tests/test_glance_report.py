@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -72,6 +73,20 @@ def test_regime_map_grows_with_its_labels_and_cuts_none():
     ticks = [t.get_text() for t in long.axes[0].get_yticklabels()]
     assert ticks[0].replace("\n", " ") == "a_rather_long_comparison_name_with_underscores · measure-ics · C1 " \
                                           "batchnorm vs plain"
+
+
+def test_regime_cells_hold_their_text():
+    claims = [replace(_claim("exploratory", lr=lr, leaning="supported"), budgets={}) for lr in (0.1, 0.5)]
+    fig = regime_figure([SimpleNamespace(label="x", result=SimpleNamespace(claims=claims))])
+    fig.set_dpi(figstyle.DPI)
+    fig.canvas.draw()
+    renderer, ax = fig.canvas.get_renderer(), fig.axes[0]
+    cell_px = ax.transData.transform((1, 0))[0] - ax.transData.transform((0, 0))[0]
+    texts = [t for t in ax.texts if "exploratory" in t.get_text()]
+    assert len(texts) == 2
+    for t in texts:
+        assert t.get_window_extent(renderer).width < cell_px, t.get_text()  # no text spills into the next cell
+    assert not _texts_inside(fig)[1]
 
 
 def test_regime_map_colours_are_the_palette():

@@ -110,15 +110,18 @@ def regime_figure(docs: Sequence[Any]) -> Any:
         leg = ax.legend(handles, [f"{verdict_symbol(v)} {v}" for v in SHOWN], loc="upper left",
                         bbox_to_anchor=(1.0, 1.0), borderaxespad=0.0, fontsize=FONT, frameon=False)
         title = fig.text(0, 1, TITLE, ha="left", va="top", fontsize=9)
-        _fit(fig, ax, leg, title, grid_w, grid_h)
+        _fit(fig, ax, leg, title, len(lrs), grid_h)
     return fig
 
 
-def _fit(fig: Any, ax: Any, leg: Any, title: Any, grid_w: float, grid_h: float) -> None:
-    """Size the figure to what its texts measure: left margin = the widest row label, right
-    margin = the legend, top = the title, bottom = the learning-rate labels (inches)."""
+def _fit(fig: Any, ax: Any, leg: Any, title: Any, n_lrs: int, grid_h: float) -> None:
+    """Size the figure to what its texts measure: a cell as wide as its widest text, left margin =
+    the widest row label, right margin = the legend, top = the title, bottom = the learning-rate
+    labels (inches)."""
     dpi = fig.dpi
     renderer = fig.canvas.get_renderer()
+    cell_text_w = max((_inches(t, renderer, dpi)[2] - _inches(t, renderer, dpi)[0] for t in ax.texts), default=0.0)
+    grid_w = n_lrs * max(CELL_W, cell_text_w + 0.12)
     ax_x0, ax_y0, ax_x1, ax_y1 = _inches(ax, renderer, dpi)
     labels = [t for t in ax.get_yticklabels() if t.get_text()]
     left = max((ax_x0 - _inches(t, renderer, dpi)[0] for t in labels), default=0.0)
