@@ -111,6 +111,7 @@ def trace_figure(result: CommandResult, colors: dict[str, str]) -> Any:
         drawn = False
         for j, (key, label) in enumerate(keys):
             ax = axes[0][j]
+            vals: list[float] = []
             for arm in fs.result_arms(result):
                 rs = fs.runs_of(result, arm, lr, PROBE)
                 per = []
@@ -123,9 +124,11 @@ def trace_figure(result: CommandResult, colors: dict[str, str]) -> Any:
                 if not per or not any(per[0][0]):
                     continue
                 xs, m, sd = fs.mean_std_over(per)
-                if fs.has_finite(m):
-                    fs.band(ax, xs, m, sd, colors[arm], arm, log=True, marker=".")
+                if fs.has_finite(m):  # a Hutchinson trace can be negative: a linear axis then
+                    fs.band(ax, xs, m, sd, colors[arm], arm, marker=".")
                     drawn = True
+                    vals += m
+            fs.log_if_possible(ax, vals, spread=10)
             ax.set_xlabel("step")
             ax.set_ylabel(label)
         if not drawn:
