@@ -330,11 +330,12 @@ def _view_items(doc: Doc, colors: dict[str, str], figure_format: str,
 
     out: list[tuple[Doc, Figure | None, list[Claim]]] = []
     for name, fig, caption in view_figures(doc.result, colors):
+        width = float(fig.get_size_inches()[0])  # shown at its own size, like the claims' figures
         html_data = figure_bytes(fig, html_fmt, close=False)
         data = figure_bytes(fig, figure_format)
         slug = f"{_slug(doc.label)}-{name}"
         out.append((doc, Figure(EVIDENCE, doc.label, f"fig-{slug}", f"C4_{slug}.{figure_format}", data, caption,
-                                [], html_data, "image/svg+xml" if html_fmt == "svg" else "image/png"), []))
+                                [], html_data, "image/svg+xml" if html_fmt == "svg" else "image/png", width), []))
     return out
 
 
@@ -429,6 +430,8 @@ def build_report(folder: Path, jobs: int | None = None, figure_format: str = "pn
         title = f"bncli report: {docs[0].group} · {docs[0].result.command}"
     from bncli.render.regimes import regime_png
 
-    return Report(title, kind, folder, docs, batch, problems, regimes, _claim_order(seen), verdicts,
+    judged = set(seen)  # the grid's columns: claims these documents judge (not every registered one)
+    return Report(title, kind, folder, docs, batch, problems, regimes,
+                  [c for c in _claim_order(seen) if c in judged], verdicts,
                   build_sections(docs, colors, jobs, figure_format, figure_size), provenance(docs, batch),
                   regime_png(docs))
