@@ -39,6 +39,7 @@ from bncli.spec_analysis import (  # noqa: F401  (re-exported: analyses import t
     SaturationSpec,
     ScaleSpec,
 )
+from bncli.spec_checks import check_idle_keys
 from bncli.spec_types import (
     MAX_COUNT,
     MAX_LAYERS,
@@ -668,17 +669,20 @@ def _format_validation_error(source: str, exc: ValidationError) -> str:
 
 
 def parse_spec(raw: Any, source: str = "spec") -> Spec:
-    """Validate a mapping (already parsed YAML) into a Spec, or raise SpecError naming the field."""
+    """Validate a mapping (already parsed YAML) into a Spec, or raise SpecError naming the field
+    (keys that do nothing with the rest of the spec included: bncli.spec_checks)."""
     if raw is None:
         raise SpecError(f"{source}: the file is empty (a spec needs at least one key, e.g. name)")
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: the top level must be a mapping of keys, not {type(raw).__name__}")
     try:
-        return Spec.model_validate(raw)
+        spec = Spec.model_validate(raw)
     except ValidationError as exc:
         raise SpecError(_format_validation_error(source, exc)) from None
     except RecursionError:  # a self-referencing alias (`a: &a [*a]`) that pydantic walks into
         raise SpecError(f"{source}: a value refers to itself (a recursive YAML alias)") from None
+    check_idle_keys(spec, source)
+    return spec
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -714,9 +718,11 @@ def apply_overrides(spec: Spec, overrides: dict[str, Any], source: str = "comman
             node = node.setdefault(part, {})
         node[parts[-1]] = copy.deepcopy(value)
     try:
-        return Spec.model_validate(raw)
+        new = Spec.model_validate(raw)
     except ValidationError as exc:
         raise SpecError(_format_validation_error(source, exc)) from None
+    check_idle_keys(new, source)
+    return new
 
 
 def spec_to_yaml(spec: Spec) -> str:
