@@ -14,7 +14,6 @@ from bncli.executors.base import Executor, JobResult, Reporter
 from bncli.plan import plan
 from bncli.results import CommandResult, RunRecord, summarize
 from bncli.spec import Spec
-from bncli.spec_checks import check_comparisons
 
 
 def check_spec(spec: Spec, analyses: Sequence[str] | None = None) -> DataInfo:
@@ -78,7 +77,6 @@ def run_analysis(
     """Plan every seed x lr x arm of `spec` for one analysis, run the plan, judge the records.
     `on_job` sees each job's result as it finishes (e.g. to write it to TensorBoard)."""
     a = analysis if isinstance(analysis, Analysis) else get_analysis(analysis)
-    check_comparisons(spec, [a.command])  # before anything trains (bncli.run too)
     info = check_spec(spec, [a.section] if a.section else [])
     ex = execute(plan(spec, a.name), executor, reporter, on_result=on_job)
     return build_result(spec, a, ex.records, ex.interrupted, info)

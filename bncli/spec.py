@@ -53,6 +53,7 @@ from bncli.spec_types import (
     Fraction,
     Int,
     NonNegFloat,
+    NoRepeats,
     Seed,
     Strict,
     Width,
@@ -398,7 +399,7 @@ class TrainSpec(Strict):
     """The one training loop's settings."""
 
     optimizer: Literal["sgd", "adam"] = Field("sgd", description="sgd or adam")
-    lr: list[PosFloat] = Field(default_factory=lambda: [0.1], max_length=MAX_LIST,
+    lr: Annotated[list[PosFloat], NoRepeats()] = Field(default_factory=lambda: [0.1], min_length=1, max_length=MAX_LIST,
                                description="learning rate, or a list: every arm runs at each")
     momentum: Annotated[Float, Field(ge=0.0, lt=1.0)] = Field(
         0.0, description="optimizer: sgd only: heavy-ball momentum")
@@ -456,13 +457,6 @@ class TrainSpec(Strict):
     def _lr_list(cls, v: Any) -> Any:
         return [v] if isinstance(v, (int, float)) and not isinstance(v, bool) else v
 
-    @field_validator("lr")
-    @classmethod
-    def _lr_nonempty(cls, v: list[float]) -> list[float]:
-        if not v:
-            raise ValueError("give at least one learning rate")
-        return v
-
 
 class VerdictSpec(Strict):
     """How paired per-seed measurements become supported / refuted / inconclusive (SCIENCE.md)."""
@@ -474,7 +468,7 @@ class VerdictSpec(Strict):
                             "command's claims")
     min_seeds_for_test: Annotated[Int, Field(ge=2, le=MAX_SEEDS)] = Field(
         3, description="paired seeds from which a verdict is confirmatory (fewer: exploratory)")
-    budgets: list[Annotated[Float, Field(gt=0.0, lt=1.0)]] = Field(
+    budgets: Annotated[list[Annotated[Float, Field(gt=0.0, lt=1.0)]], NoRepeats()] = Field(
         default_factory=lambda: [0.4, 0.7], max_length=5,
         description="shorter budgets (fractions of the steps) at which verdicts are also given, from "
         "the same runs")
@@ -514,8 +508,9 @@ class Spec(Strict):
     model: ModelSpec = Field(default_factory=ModelSpec, description="the network every arm shares")
     arms: list[ArmSpec] = Field(
         default_factory=lambda: [ArmSpec(name="plain"), ArmSpec(name="batchnorm", norm="batch")],
-        max_length=MAX_LIST,
-        description="presets (" + ", ".join(ARM_PRESETS) + ") or mappings with the keys below",
+        min_length=1, max_length=MAX_LIST, json_schema_extra={"uniqueItems": True},
+        description="presets (" + ", ".join(ARM_PRESETS) + ") or mappings with the keys below; names "
+        "unique",
     )
     train: TrainSpec = Field(default_factory=TrainSpec, description="the one training loop")
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec,
@@ -535,8 +530,6 @@ class Spec(Strict):
     @field_validator("arms")
     @classmethod
     def _unique_arms(cls, v: list[ArmSpec]) -> list[ArmSpec]:
-        if not v:
-            raise ValueError("give at least one arm")
         names = [a.name for a in v]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
@@ -669,8 +662,9 @@ def _format_validation_error(source: str, exc: ValidationError) -> str:
 
 
 def parse_spec(raw: Any, source: str = "spec") -> Spec:
-    """Validate a mapping (already parsed YAML) into a Spec, or raise SpecError naming the field
-    (keys that do nothing with the rest of the spec included: bncli.spec_checks)."""
+    """Validate a mapping (already parsed YAML) into a Spec, or raise SpecError naming the field.
+    (A spec a user wrote, a file or a batch cell, is also checked for keys that do nothing:
+    load_spec, bncli.spec_checks.check_idle_keys.)"""
     if raw is None:
         raise SpecError(f"{source}: the file is empty (a spec needs at least one key, e.g. name)")
     if not isinstance(raw, dict):
@@ -681,15 +675,16 @@ def parse_spec(raw: Any, source: str = "spec") -> Spec:
         raise SpecError(_format_validation_error(source, exc)) from None
     except RecursionError:  # a self-referencing alias (`a: &a [*a]`) that pydantic walks into
         raise SpecError(f"{source}: a value refers to itself (a recursive YAML alias)") from None
-    check_idle_keys(spec, source)
     return spec
 
 
 def load_spec(path: str | Path) -> Spec:
-    """Read and validate a YAML spec file. Relative data paths resolve from the spec's folder."""
+    """Read and validate a YAML spec file (a key that does nothing in it is an error too).
+    Relative data paths resolve from the spec's folder."""
     p = Path(path)
     raw = load_yaml_file(p)
     spec = parse_spec(raw, str(p))
+    check_idle_keys(spec, str(p))
     resolve_data_paths(spec, p.parent)
     return spec
 
@@ -721,7 +716,6 @@ def apply_overrides(spec: Spec, overrides: dict[str, Any], source: str = "comman
         new = Spec.model_validate(raw)
     except ValidationError as exc:
         raise SpecError(_format_validation_error(source, exc)) from None
-    check_idle_keys(new, source)
     return new
 
 

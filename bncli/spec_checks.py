@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- idle keys
 # Only what the spec *set* (model_fields_set) to a value other than the field's default is looked
 # at: a spec dumped whole (a run's spec.yaml, a job sent to a worker) sets every key, at defaults
-# where it did not choose. Models built in Python (tests, the API) are not checked here; a spec
-# file, a batch cell and command-line overrides are (spec.parse_spec, spec.apply_overrides).
+# where it did not choose. What a user wrote is checked (a spec file: spec.load_spec; with the
+# command line's overrides; a batch cell: check_user_spec); specs built in Python (the API, tests)
+# are not, so a notebook may still run a single arm or keep a model's unused widths.
 
 # the synthetic source's fields that belong to one task (their help says which)
 _TASK_FIELDS = {"n_classes": "classification", "class_sep": "classification",
@@ -213,3 +214,10 @@ def check_comparisons(spec: Spec, commands: Sequence[str], source: str | None = 
         problem = comparison_problem(spec, command)
         if problem is not None:
             raise SpecError(f"{source}: {problem}" if source else problem)
+
+
+def check_user_spec(spec: Spec, source: str, commands: Sequence[str] = ()) -> None:
+    """What a spec a user wrote must pass beyond its fields: no key that does nothing, and arms
+    that give each of `commands` something to compare (a subcommand's load, a batch cell)."""
+    check_idle_keys(spec, source)
+    check_comparisons(spec, commands, source)

@@ -168,7 +168,7 @@ def load(spec_path: Path, opts: OutputOptions, overrides: dict[str, Any] | None 
     """Load the spec and apply command-line overrides (validated like the file); with `command`
     (an analysis subcommand), check that the arms give it something to compare."""
     from bncli.spec import apply_overrides, load_spec
-    from bncli.spec_checks import check_comparisons
+    from bncli.spec_checks import check_user_spec
 
     spec = load_spec(spec_path)
     overrides = overrides or {}
@@ -176,8 +176,7 @@ def load(spec_path: Path, opts: OutputOptions, overrides: dict[str, Any] | None 
     if any(v is not None for v in overrides.values()):
         source = f"{spec_path} (with command-line options)"
         spec = apply_overrides(spec, overrides, source=source)
-    if command is not None:
-        check_comparisons(spec, [command], source)
+    check_user_spec(spec, source, [command] if command is not None else [])
     if opts.out is not None and check_out:  # fail before training, not after
         check_out_folder(opts.out, force=opts.force)
     return spec
