@@ -196,19 +196,31 @@ def _refuse_idle(model: BaseModel, why: dict[str, str]) -> None:
         raise ValueError("; ".join(bad) + " (remove the key, or set what it belongs to)")
 
 
+def _depth_choices(schema: dict[str, Any]) -> None:
+    """The schema's depth: one of the families' depths (which family's is the loader's check)."""
+    depths = sorted({d for name in FAMILIES for d in getattr(get_family(name), "DEPTHS", None) or ()})
+    for branch in schema.get("anyOf", []):
+        if branch.get("type") == "integer":
+            branch["enum"] = depths
+
+
 class ModelSpec(Strict):
     """The network shared by every arm. Each hidden layer is a normalization point layer1..layerK."""
 
     kind: Literal[family_names()] = Field(  # type: ignore[valid-type]  (the model-family registry)
         "mlp", description=family_help())
+    # minItems 1 in the schema only: a spec file's empty list is refused either way (the family that
+    # reads it needs a layer; any other: a key that does nothing), a model built in Python may hold one
     hidden: list[Width] = Field(default_factory=lambda: [100, 100, 100], max_length=MAX_LAYERS,
+                                json_schema_extra={"minItems": 1},
                                 description=_fam("hidden", "units of each hidden layer"))
     channels: list[Width] = Field(default_factory=lambda: [16, 32], max_length=MAX_LAYERS,
+                                  json_schema_extra={"minItems": 1},
                                   description=_fam("channels", "channels of each conv layer"))
     pool: bool = Field(True, description=_fam("pool", "2x2 max-pool after each conv block while the map "
                                               "is >= 2x2"))
     depth: Annotated[Int, Field(gt=0, le=1000)] | None = Field(
-        None, description=_depth_help())
+        None, description=_depth_help(), json_schema_extra=lambda s: _depth_choices(s))
     width: Width | None = Field(
         None, description=_fam("width", "channels of the first stage, later stages scale with it "
                                "(null: the paper's)"))
@@ -278,7 +290,7 @@ class ArmSpec(Strict):
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
     # a name in the normalization registry (bncli.norms; README's table)
-    norm: str = "none"
+    norm: str = Field("none", json_schema_extra=lambda s: s.update(enum=list(norm_names())))  # type: ignore[arg-type]
     # learnable γ, β after the normalization (batch, layer, group, lp; weight norm has none)
     affine: bool = True
     position: Literal["pre", "post"] = "pre"
@@ -399,8 +411,10 @@ class TrainSpec(Strict):
     """The one training loop's settings."""
 
     optimizer: Literal["sgd", "adam"] = Field("sgd", description="sgd or adam")
-    lr: Annotated[list[PosFloat], NoRepeats()] = Field(default_factory=lambda: [0.1], min_length=1, max_length=MAX_LIST,
-                               description="learning rate, or a list: every arm runs at each")
+    # lr x gradient is a float32 step: an lr beyond float32's range (3.4e38) fails inside torch
+    lr: Annotated[list[Annotated[PosFloat, Field(le=3.4e38)]], NoRepeats()] = Field(
+        default_factory=lambda: [0.1], min_length=1, max_length=MAX_LIST,
+        description="learning rate, or a list: every arm runs at each")
     momentum: Annotated[Float, Field(ge=0.0, lt=1.0)] = Field(
         0.0, description="optimizer: sgd only: heavy-ball momentum")
     weight_decay: NonNegFloat = Field(0.0, description="L2 weight decay (sgd and adam)")
@@ -427,15 +441,6 @@ class TrainSpec(Strict):
     warmup_steps: Annotated[Int, Field(ge=0, le=MAX_COUNT)] = Field(
         0, description="linear warmup: the lr rises from lr/N to lr over the first N updates (any "
         "schedule)")
-
-    @field_validator("lr")
-    @classmethod
-    def _lr_fits_float32(cls, v: list[float]) -> list[float]:
-        """lr x gradient is a float32 step: an lr beyond float32's range fails inside torch."""
-        for x in v:
-            if x > 3.4e38:
-                raise ValueError(f"{x:g} is beyond float32's range (at most 3.4e38)")
-        return v
 
     @model_validator(mode="after")
     def _no_idle_options(self) -> TrainSpec:

@@ -92,7 +92,7 @@ def _arms(spec: Spec) -> Iterator[tuple[str, str]]:
         for field, reads in readers.items():
             if not reads(info) and _set(arm, field):
                 yield f"arms.{k}.{field}", f"not used with norm: {arm.norm} (only {only(reads)})"
-        if not arm.noise and "noise_params" in arm.model_fields_set and arm.noise_params.model_fields_set:
+        if not arm.noise and _set(arm, "noise_params"):
             yield f"arms.{k}.noise_params", "not used without noise: true"
 
 

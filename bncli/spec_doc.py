@@ -175,7 +175,7 @@ def json_schema() -> dict[str, Any]:
     defs = schema["$defs"]
     lr = defs["TrainSpec"]["properties"]["lr"]
     defs["TrainSpec"]["properties"]["lr"] = {
-        "anyOf": [{"type": "number", "exclusiveMinimum": 0}, {k: v for k, v in lr.items()
+        "anyOf": [lr["items"], {k: v for k, v in lr.items()
                                                               if k not in ("description", "default")}],
         "description": lr.get("description", ""), "default": lr.get("default")}
     return schema

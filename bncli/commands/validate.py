@@ -54,11 +54,17 @@ def validate(
 def _validate_one(spec_path: Path, json: bool, no_data: bool, commands: list[str] | None) -> None:
     from rich.markup import escape
 
+    from bncli.errors import SpecError
     from bncli.render.describe import describe
     from bncli.runner.build import prepare
     from bncli.spec import load_spec
     from bncli.spec_checks import check_comparisons, commands_to_check
+    from bncli.yamlio import load_yaml_file
 
+    raw = load_yaml_file(spec_path)
+    if isinstance(raw, dict) and "comparisons" in raw:
+        raise SpecError(f"{spec_path}: a batch file (it has comparisons:), not a spec: check it with "
+                        f"`bncli batch {spec_path} --dry-run`")
     spec = load_spec(spec_path)
     check_comparisons(spec, commands or commands_to_check(spec), str(spec_path))
     description = ""
