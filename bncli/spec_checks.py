@@ -28,11 +28,12 @@ _TASK_FIELDS = {"n_classes": "classification", "class_sep": "classification",
 
 def _set(model: BaseModel, name: str) -> bool:
     """The spec gave `name` a value other than its default (and not null)."""
+    from bncli.spec import _default  # cached: a 10,000-cell batch checks every cell
+
     if name not in model.model_fields_set:
         return False
     value = getattr(model, name)
-    default = type(model).model_fields[name].get_default(call_default_factory=True)
-    return value is not None and value != default
+    return value is not None and value != _default(type(model), name)
 
 
 def _users(names: Iterable[str]) -> str:

@@ -85,13 +85,12 @@ def test_the_batch_example_passes_its_own_dry_run(tmp_path):
     `bncli batch --dry-run`: its specs, matrix cells and expectations all fit."""
     import shutil
 
+    import yaml
     from typer.testing import CliRunner
 
     from bncli.cli import app
 
     (example,) = [b for b in _code_blocks("yaml") if b.startswith("defaults:") and "comparisons:" in b]
-    import yaml
-
     for comp in yaml.safe_load(example)["comparisons"]:  # copy the specs it names, at their paths
         target = tmp_path / comp["spec"]
         target.parent.mkdir(parents=True, exist_ok=True)

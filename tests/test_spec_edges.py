@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from bncli.cli import app
@@ -171,6 +172,9 @@ def _put(doc: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, An
 
 
 def _contexts(path: tuple[Any, ...]) -> Iterator[dict[str, Any]]:
+    if path == ("arms",):  # the list itself: no other setting changes what it may hold
+        yield {}
+        return
     if path[:2] == ("arms", 0):
         for arm in ARM_CONTEXTS:
             yield {"arms": ["plain", {"name": "x", **arm}]}
@@ -282,8 +286,6 @@ def test_a_key_that_does_nothing_is_exit_2_naming_why(tmp_path, text, field, why
 
 def test_idle_keys_at_their_defaults_pass_so_a_dumped_spec_reloads(tmp_path):
     """A run's spec.yaml sets every key; those it did not choose sit at their defaults."""
-    import yaml
-
     spec = parse_spec({"data": {"source": "synthetic", "task": "regression"}, "train": {"target_accuracy": None},
                        "arms": ["plain", "batchnorm", "layernorm"]})
     p = tmp_path / "dumped.yaml"
