@@ -200,11 +200,11 @@ def comparison_problem(spec: Spec, command: str) -> str | None:
 
 def commands_to_check(spec: Spec) -> list[str]:
     """What `bncli validate` checks without --command: the subcommands whose `analysis.<section>`
-    the spec sets, else `train` (the comparison every spec is written for)."""
+    the spec sets (to other than its defaults: a run's dumped spec.yaml holds every section), else
+    `train` (the comparison every spec is written for)."""
     from bncli.analyses import ANALYSES
 
-    sections = spec.analysis.model_fields_set
-    picked = [a.command for a in ANALYSES.values() if a.section and a.section in sections]
+    picked = [a.command for a in ANALYSES.values() if a.section and _set(spec.analysis, a.section)]
     return picked or ["train"]
 
 

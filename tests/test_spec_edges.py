@@ -340,6 +340,11 @@ def test_validate_checks_the_sections_a_spec_sets(tmp_path):
     p.write_text("arms: [batchnorm]\nanalysis: {lipschitz: {every: 5, jacobian: false}}\n")
     result = runner.invoke(app, ["validate", "--no-data", str(p)])
     assert result.exit_code == 2 and "C5 needs a BN arm" in result.stderr, result.output
+    dumped = tmp_path / "spec.yaml"  # a run's spec.yaml holds every section, at its defaults
+    dumped.write_text(yaml.safe_dump(parse_spec({"arms": ["batchnorm", "batchnorm_noaffine"]}).model_dump(mode="json")))
+    result = runner.invoke(app, ["validate", "--no-data", str(dumped)])
+    assert result.exit_code == 2 and "`train` compares" in result.stderr, result.output
+    assert runner.invoke(app, ["validate", "--no-data", str(dumped), "-c", "saturation"]).exit_code == 0
     bad = runner.invoke(app, ["validate", "--no-data", str(p), "-c", "nope"])
     assert bad.exit_code == 2 and "--command nope" in bad.stderr
 
