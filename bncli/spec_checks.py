@@ -95,6 +95,9 @@ def _arms(spec: Spec) -> Iterator[tuple[str, str]]:
                 yield f"arms.{k}.{field}", f"not used with norm: {arm.norm} (only {only(reads)})"
         if not arm.noise and _set(arm, "noise_params"):
             yield f"arms.{k}.noise_params", "not used without noise: true"
+        if info.builder is None and not arm.noise and _set(arm, "position"):  # nothing sits at the point
+            yield f"arms.{k}.position", (f"not used with norm: {arm.norm} without noise (only "
+                                         f"{only(lambda i: i.builder is not None)}, or noise: true)")
 
 
 def _train(spec: Spec) -> Iterator[tuple[str, str]]:

@@ -271,6 +271,8 @@ def test_the_schema_refuses_what_it_can_say():
     ("arms: [plain, {name: wn, norm: weight, eps: 0.1}]", "arms.1.eps", "norm: weight"),
     ("arms: [plain, {name: wn, norm: weight, affine: false}]", "arms.1.affine", "norm: weight"),
     ("arms: [plain, {name: bn, norm: batch, noise_params: {n_mu: 0.2}}]", "arms.1.noise_params", "noise"),
+    ("arms: [batchnorm, {name: p2, position: post}]", "arms.1.position", "norm: none without noise"),
+    ("arms: [plain, {name: wn, norm: weight, position: post}]", "arms.1.position", "norm: weight"),
     ("analysis: {lipschitz: {hessian_iters: 50}}", "analysis.lipschitz.hessian_iters", "hessian"),
     ("analysis: {lipschitz: {jacobian: false, jacobian_tol: 0.1}}", "analysis.lipschitz.jacobian_tol", "jacobian"),
 ])
