@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import difflib
 import typing
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -39,7 +38,7 @@ from bncli.spec_analysis import (  # noqa: F401  (re-exported: analyses import t
     SaturationSpec,
     ScaleSpec,
 )
-from bncli.spec_checks import check_idle_keys
+from bncli.spec_idle import check_idle_keys
 from bncli.spec_types import (
     MAX_COUNT,
     MAX_LAYERS,
@@ -57,6 +56,7 @@ from bncli.spec_types import (
     Seed,
     Strict,
     Width,
+    field_default,
 )
 from bncli.spec_types import PositiveFloat as PosFloat
 from bncli.yamlio import load_yaml_file
@@ -180,18 +180,11 @@ class DataSpec(Strict):
 # --------------------------------------------------------------------------- model
 
 
-@cache
-def _default(cls: type[BaseModel], name: str) -> Any:
-    """A field's default, computed once (pydantic inspects the factory's signature on every call:
-    most of a 10,000-cell batch's checking time); only compared, never handed out."""
-    return cls.model_fields[name].get_default(call_default_factory=True)
-
-
 def _refuse_idle(model: BaseModel, why: dict[str, str]) -> None:
     """Keys the spec set (not defaults) to a value other than the default, where they do nothing:
     a ValueError naming each (a spec dumped whole, e.g. a run's job, sets them to the default)."""
     bad = [f"{name}: {reason}" for name, reason in why.items()
-           if name in model.model_fields_set and getattr(model, name) != _default(type(model), name)]
+           if name in model.model_fields_set and getattr(model, name) != field_default(type(model), name)]
     if bad:
         raise ValueError("; ".join(bad) + " (remove the key, or set what it belongs to)")
 

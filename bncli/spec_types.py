@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
@@ -79,6 +80,13 @@ def _no_repeats(v: list[Any]) -> list[Any]:
         raise PydanticCustomError("unique", "each value once; repeated: {values}",
                                   {"values": ", ".join(map(str, repeated[:5]))})
     return v
+
+
+@cache
+def field_default(cls: type[BaseModel], name: str) -> Any:
+    """A field's default, computed once (pydantic inspects the factory's signature on every call:
+    most of a 10,000-cell batch's checking time); only compared, never handed out."""
+    return cls.model_fields[name].get_default(call_default_factory=True)
 
 
 class Strict(BaseModel):

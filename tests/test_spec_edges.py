@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from bncli.cli import app
 from bncli.errors import SpecError
 from bncli.spec import load_spec, parse_spec
-from bncli.spec_checks import check_idle_keys
 from bncli.spec_doc import json_schema
+from bncli.spec_idle import check_idle_keys
 
 runner = CliRunner()
 SCHEMA = json_schema()
