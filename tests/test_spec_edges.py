@@ -373,3 +373,24 @@ def test_a_batch_cell_that_compares_nothing_is_refused_by_dry_run(tmp_path):
 def test_validate_names_a_batch_file():
     result = runner.invoke(app, ["validate", "--no-data", "sample_configs/ci_smoke.yaml"])
     assert result.exit_code == 2 and "bncli batch sample_configs/ci_smoke.yaml --dry-run" in result.stderr
+
+
+@pytest.mark.parametrize("arms", [["batchnorm"], ["batchnorm", "batchnorm_noaffine"], ["plain", "noisy_plain"],
+                                  ["plain", "layernorm"]])
+def test_the_comparison_check_agrees_with_what_each_subcommand_judges(tiny_spec_dict_factory, arms):
+    """The check's table against the real thing: each subcommand run (from Python, which is not
+    checked) on tiny specs judges some claim exactly when the check finds a comparison."""
+    from bncli import run
+    from bncli.analyses import BY_COMMAND
+    from bncli.spec_checks import comparison_problem
+
+    doc = tiny_spec_dict_factory(arms=arms, threads=1, train={"steps": 2, "eval_every": 1, "batch_size": 16},
+                                 model={"activation": "tanh"},
+                                 analysis={"ics": {"every": 1, "probe_size": 16},
+                                           "lipschitz": {"every": 1, "eta_points": 2, "jacobian_units": 2},
+                                           "scale": {"every": 1, "probe_size": 16, "alphas": [0.1, 10.0]},
+                                           "saturation": {"every": 1, "probe_size": 16}})
+    spec = parse_spec(doc)
+    for command in BY_COMMAND:
+        judged = bool(run(command, doc).claims)
+        assert judged == (comparison_problem(spec, command) is None), (command, arms)
