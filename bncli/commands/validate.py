@@ -25,7 +25,8 @@ def validate(
     command: Annotated[list[str] | None, typer.Option(
         "--command", "-c", metavar="SUBCOMMAND",
         help="Check that the arms give this subcommand something to compare (repeat for several; "
-             "default: the subcommands whose analysis.<section> the spec sets, else train).")] = None,
+             "default: the subcommands whose analysis section (analysis.ics, ...) the spec sets, else "
+             "train).")] = None,
 ) -> None:
     """Check spec files without training: keys, types and ranges, keys that do nothing, that the
     arms make a comparison, the device, the data, and that the model fits the data. One line per
