@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from bncli.batch.model import BatchFile, Comparison, Expectation
 from bncli.errors import SpecError
 from bncli.spec import Spec, _format_validation_error, parse_spec, resolve_data_paths
+from bncli.spec_checks import check_user_spec
 from bncli.yamlio import load_yaml_file
 
 # the most cells one batch may expand to (a matrix is a product: 5 axes x 20 values is 3.2 M);
@@ -175,6 +176,7 @@ def expand(
             name = cell_name(comp.name, values)
             where = label if not values else f"{label} {name}"
             spec = parse_spec(d, where)
+            check_user_spec(spec, where, comp.commands)
             resolve_data_paths(spec, base_dir)
             if spec.data.path is not None:
                 _check_data_file(spec.data.path, where)

@@ -163,14 +163,20 @@ def debug_enabled() -> bool:
     return os.environ.get("BNCLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
-def load(spec_path: Path, opts: OutputOptions, overrides: dict[str, Any] | None = None, check_out: bool = True):
-    """Load the spec and apply command-line overrides (validated like the file)."""
+def load(spec_path: Path, opts: OutputOptions, overrides: dict[str, Any] | None = None, check_out: bool = True,
+         command: str | None = None):
+    """Load the spec and apply command-line overrides (validated like the file); with `command`
+    (an analysis subcommand), check that the arms give it something to compare."""
     from bncli.spec import apply_overrides, load_spec
+    from bncli.spec_checks import check_user_spec
 
     spec = load_spec(spec_path)
     overrides = overrides or {}
+    source = str(spec_path)
     if any(v is not None for v in overrides.values()):
-        spec = apply_overrides(spec, overrides, source=f"{spec_path} (with command-line options)")
+        source = f"{spec_path} (with command-line options)"
+        spec = apply_overrides(spec, overrides, source=source)
+    check_user_spec(spec, source, [command] if command is not None else [])
     if opts.out is not None and check_out:  # fail before training, not after
         check_out_folder(opts.out, force=opts.force)
     return spec

@@ -142,7 +142,8 @@ def run_command(analysis: Analysis, spec_path: Path, values: dict[str, Any]) -> 
 
     with guarded(spec_path), code_consent(values["allow_code"]):
         render = importlib.import_module(analysis.render)
-        spec = load(spec_path, opts, spec_overrides(analysis.options + COMMON, values), check_out=False)
+        spec = load(spec_path, opts, spec_overrides(analysis.options + COMMON, values), check_out=False,
+                    command=analysis.command)
         live, tb_name = None, ""
         if values["tensorboard"] is not None:  # its run names and folder checked before --out is touched
             from bncli.export.tensorboard import live_for_spec
