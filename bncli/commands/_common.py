@@ -360,25 +360,30 @@ def progress_callback(quiet: bool, what: str, unit: str) -> Iterator[Any]:
 
 
 def print_renderables(renderables: Sequence[RenderableType | str]) -> None:
-    """Print on stdout; a table too wide for the terminal even with every cell wrapped at its
-    spaces is printed as several tables of its columns (bncli.render.compact.fit), so that no
-    number is ever cut in two ("6.33e+0⏎0") or to "6.3…"."""
+    """Print on stdout, each table as wide as the console allows: a table too wide even with every
+    cell wrapped at its spaces leaves columns out (bncli.render.compact.fit), so that no row is
+    split and no number cut in two ("6.33e+0⏎0") or to "6.3…". A table's caption is printed
+    under it at the console's width (not the table's), as are texts."""
     from rich.console import Group
 
     from bncli.render.compact import fit
 
     out = stdout_console()
     flat: list[RenderableType | str] = []
-    for r in renderables:  # a group of tables (claims + regime map) is fitted table by table
+    for r in renderables:  # a group of tables (claims + legend + evidence) is fitted table by table
         flat.extend(r.renderables if isinstance(r, Group) else [r])
     for i, r in enumerate(flat):
         if i and isinstance(r, Table):
             out.print()  # compact tables have no frame: a blank line keeps them apart
         for part in fit(r, out) if isinstance(r, Table) else [r]:
+            caption = None
             if isinstance(part, Table):
                 for col in part.columns:  # a word longer than its column still shows whole
                     col.overflow = "fold"
+                caption, part.caption = part.caption, None
             out.print(part)
+            if caption:
+                out.print(caption if isinstance(caption, Text) else Text.from_markup(str(caption), style="dim"))
 
 
 def command_line() -> str:

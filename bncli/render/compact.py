@@ -1,9 +1,9 @@
-"""What every subcommand prints by default: short numbers, the short claims table, one compact
-metrics table, and tables that fit the terminal without splitting a number across lines.
+"""What every subcommand prints: short numbers, one row per claim (the verdict and the numbers it
+was made from), compact tables that fit the terminal by leaving columns out, never by splitting.
 
 Numbers have 3-4 significant digits (scientific below 1e-3 and from 1e4, with 3 digits and a short
-exponent: 1.35e-7); a number is one word (no spaces: '0.9148±0.012'), so Rich wraps tables between numbers,
-never inside one. A relative difference beyond +900 % reads as a ratio (×1783).
+exponent: 1.35e-7); a number is one word (no spaces: '0.9148±0.012'), so Rich wraps tables between
+numbers, never inside one. A relative difference beyond +900 % reads as a ratio (×1783).
 """
 
 from __future__ import annotations
@@ -14,17 +14,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, Group
 from rich.measure import Measurement
 from rich.table import Column, Table
 from rich.text import Text
 
 from bncli.claim_text import beyond_text, ci_text, num, rel_text, verdict_label  # noqa: F401  (re-exported)
+from bncli.render.claim_row import aggregate_words, claim_row, effect_text
+from bncli.render.palette import VERDICTS, verdict_style, verdict_symbol
 from bncli.results import Claim
 
 MARK = {"claimed": "✓", "against": "✗", "neither": "·"}
 ARROW = {"lower": "↓", "higher": "↑"}
-# leading columns that name a row; a table split for width repeats them in every part
+# leading columns that name a row: never left out when a table is too wide for the terminal
 KEY_HEADERS = {"lr", "arm", "layer", "site", "α", "claim", "arm vs baseline", "phase (step)", "when"}
 
 
@@ -56,7 +59,8 @@ def stability_text(c: Claim) -> str:
 def family_text(claims: Sequence[Claim]) -> str:
     """'Holm across 4 claims' (the largest family among the claims shown)."""
     n = max((getattr(c, "family", 0) or 0 for c in claims), default=0)
-    return f"one-sided t vs the margin, Holm across {n} claim(s)" if n else "one-sided t vs the margin"
+    return f"one-sided t vs the margin, Holm over {n} claim{'s' if n != 1 else ''}" if n else \
+        "one-sided t vs the margin"
 
 
 def budgets_text(c: Claim) -> str:
@@ -92,74 +96,149 @@ def table(title: str, caption: str | None = None) -> Table:
                  box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
 
 
+def drop_order(t: Table, *headers: str) -> Table:
+    """Declare which columns a terminal too narrow for `t` leaves out first, in this order (after
+    them, the rightmost column that does not name the row goes, then the next)."""
+    t.drop_order = list(headers)  # type: ignore[attr-defined]
+    return t
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+VERDICT_STYLE = {v: verdict_style(v) for v in VERDICTS}
+
+
+def verdict_text(verdict: str, label: str | None = None, symbol: bool = True) -> Text:
+    """The verdict in its palette colour, after its symbol (colour is never the only carrier);
+    `label` is the text to show (default: the verdict)."""
+    text = label if label is not None else verdict
+    return Text(f"{verdict_symbol(verdict)} {text}" if symbol else text, style=verdict_style(verdict))
+
+
 def has_p(claims: Sequence[Claim]) -> bool:
     return any(m.p_value is not None for c in claims for m in c.metrics)
 
 
-def short_claims_table(claims: Sequence[Claim], title: str) -> Table:
-    """One row per metric: claim, lr, arm vs baseline, verdict, stability and budgets on the claim's
-    first row, then the metric, both means, the paired effect Δ with its interval, the
-    Holm-adjusted p (only with enough seeds for a test) and whether it points the claimed way."""
-    with_p = has_p(claims)
-    with_b = any(budgets_text(c) for c in claims)
-    with_s = any(c.beyond or c.stability is not None for c in claims)
-    t = table(title, caption="✓/✗/·: claimed way (↓/↑) beyond the margin / other way / neither; Δ: paired "
-              "effect (ratio of geometric means − 1) [95% t-CI, %]"
-              + (f"; p adj: {family_text(claims)}" if with_p else "")
-              + ("; n·beyond: paired seeds·seeds beyond the margin (weakest metric)" if with_s
-                 else "; exploratory: < 3 paired seeds")
-              + ("; budgets: 40→70→100% of the steps" if with_b else "") + ".")
-    t.add_column("claim")
-    t.add_column("lr", justify="right", no_wrap=True)
+def _one_baseline(claims: Sequence[Claim]) -> str | None:
     bases = {c.baseline for c in claims}
-    one_base = len(bases) == 1  # then the header names it, and the column is narrower
-    t.add_column(f"arm (vs {next(iter(bases))})" if one_base else "arm vs baseline", max_width=20)
-    t.add_column("verdict", no_wrap=True)
-    if with_s:
-        t.add_column("n·beyond", justify="right", no_wrap=True)
+    return next(iter(bases)) if len(bases) == 1 else None
+
+
+def _arm_cell(c: Claim, base: str | None) -> str:
+    return c.arm if base is not None else f"{c.arm} vs {c.baseline}"
+
+
+def claim_rows_table(claims: Sequence[Claim], title: str, budgets: bool = False) -> Table:
+    """One row per claim x learning rate x arm: the verdict; the metric that decided it, with its
+    paired effect and 95 % interval and its seeds beyond the margin; the claim's adjusted p
+    (claim_row: every number is one the verdict was made from). `budgets`: also the verdict at
+    40 %, 70 % and 100 % of the steps."""
+    with_b = budgets and any(budgets_text(c) for c in claims)
+    base = _one_baseline(claims)
+    t = table(title if base is None else f"{title} (arms vs {base})")
+    t.add_column("claim", no_wrap=True)
+    t.add_column("lr", justify="right", no_wrap=True)
+    t.add_column("arm vs baseline" if base is None else "arm")
+    t.add_column("verdict")
+    t.add_column("deciding metric")
+    t.add_column("effect [95% CI]", justify="right", no_wrap=True)
+    t.add_column("beyond", justify="right", no_wrap=True)
+    t.add_column("p adj", justify="right", no_wrap=True)
     if with_b:
         t.add_column("budgets", no_wrap=True)
-    t.add_column("metric")
+    for c in claims:
+        r = claim_row(c)
+        metric = f"{ARROW.get(r.better or '', '')} {short_metric(r.metric)}".strip() if r.metric else "-"
+        t.add_row(c.claim, num(c.lr), _arm_cell(c, base), verdict_text(c.verdict, r.label), metric,
+                  r.effect_text, r.beyond_text, num(r.p_adj, 2) if r.p_adj is not None else "-",
+                  *([budgets_text(c)] if with_b else []))
+    return drop_order(t, "beyond", "p adj", "budgets", "deciding metric", "effect [95% CI]")
+
+
+def claims_legend(claims: Sequence[Claim], left_out: Sequence[str] = (), detail: bool = False) -> Text:
+    """What the claim rows' numbers are, in one or two lines."""
+    ratio = any(claim_row(c).scale == "ratio" for c in claims)
+    diff = any(claim_row(c).scale == "difference" for c in claims)
+    what = ("arm/baseline − 1" if ratio else "") + (", or " if ratio and diff else "") + \
+           ("arm − baseline in its units" if diff else "")
+    text = (f"effect: the deciding metric's paired {what}, ↓/↑ the claimed way; beyond: its seeds "
+            f"past the margin; p adj: {family_text(claims)}")
+    if any(c.verdict == "exploratory" for c in claims):
+        text += "; exploratory: too few seeds for a test (→ the way it leans)"
+    if left_out:
+        text += f". Verdicts use complete, paired runs only; left out: {', '.join(left_out)}"
+    if not detail:
+        text += ". --detail: all metrics, notes"
+    return Text(text + ".", style="dim")
+
+
+def metrics_table(claims: Sequence[Claim], title: str = "Evidence: every metric of every claim") -> Table:
+    """--detail: under a line naming each claim (lr, arm vs baseline), one row per metric: how a
+    run's value is made, both arms' centres (what the effect compares), the paired effect with
+    its interval, seeds beyond the margin, the metric's adjusted p and which way it points."""
+    t = table(title)
+    t.add_column("claim: metric (each run's value)")
     t.add_column("arm", justify="right", no_wrap=True)
     t.add_column("baseline", justify="right", no_wrap=True)
-    t.add_column("Δ [CI]", justify="right", no_wrap=True)
-    if with_p:
-        t.add_column("p adj", justify="right", no_wrap=True)
-    t.add_column("", no_wrap=True)
+    t.add_column("effect [95% CI]", justify="right", no_wrap=True)
+    t.add_column("beyond", justify="right", no_wrap=True)
+    t.add_column("p adj", justify="right", no_wrap=True)
+    t.add_column("way", no_wrap=True)
     for i, c in enumerate(claims):
-        for j, m in enumerate(c.metrics or [None]):  # type: ignore[list-item]
-            arm = c.arm if one_base else f"{c.arm} vs {c.baseline}"
-            head = ([c.claim, num(c.lr), arm, verdict_text(c.verdict, verdict_label(c)),
-                     *([f"{c.n_seeds}·{stability_text(c)}"] if with_s else []),
-                     *([budgets_text(c)] if with_b else [])] if j == 0
-                    else ["", "", "", "", *([""] if with_s else []), *([""] if with_b else [])])
-            if m is None:
-                t.add_row(*head, "-", "", "", "", *([""] if with_p else []), "")
-                continue
-            cells = [f"{ARROW.get(m.better, '')}{'≈' if m.test == 'non-inferiority' else ''} "
-                     f"{short_metric(m.name)}", num(m.arm_mean), num(m.baseline_mean), ci_text(m)]
-            if with_p:
-                cells.append(num(m.p_adj, 2) if m.p_adj is not None else "")
-            t.add_row(*head, *cells, MARK.get(m.points, ""),
+        if not c.metrics:
+            continue
+        head = Text(f"{c.claim} lr {num(c.lr)} {c.arm} vs {c.baseline}: ", style="bold")
+        head.append_text(verdict_text(c.verdict, verdict_label(c)))
+        t.add_row(head, *[""] * 6)
+        for j, m in enumerate(c.metrics):
+            agg = aggregate_words(m.aggregate)
+            kind = ", no worse than (non-inferiority)" if m.test == "non-inferiority" else ""
+            name = f"  {ARROW.get(m.better, '')} {short_metric(m.name)}" + (f" ({agg}{kind})" if agg or kind else "")
+            kn = f"{m.beyond[0]}/{m.beyond[1]}" if m.beyond else "-"
+            t.add_row(name, num(m.arm_mean), num(m.baseline_mean), effect_text(m), kn,
+                      num(m.p_adj, 2) if m.p_adj is not None else "-", MARK.get(m.points, ""),
                       end_section=j == len(c.metrics) - 1 and i < len(claims) - 1)
-    return t
+    return drop_order(t, "way", "beyond", "p adj", "baseline", "arm")
+
+
+def metrics_legend() -> Text:
+    return Text("arm, baseline: the centres the effect compares, over paired seeds (geometric means on "
+                "the ratio scale, plain means on the difference scale); way: ✓ claimed, ✗ against, "
+                "· neither (beyond the margin, at the claim's Holm factor).", style="dim")
+
+
+def notes_text(claims: Sequence[Claim]) -> Text:
+    """--detail: each claim's seeds, what decided it, its parts (C9) and its note, one item each."""
+    lines = []
+    for c in claims:
+        bits = [f"{c.n_seeds} paired seed(s) {c.seeds}" if c.seeds else f"{c.n_seeds} paired seed(s)",
+                f"evidence {c.evidence}"]
+        if c.decided_by not in ("metrics", "", None):
+            bits.append(f"decided by {c.decided_by}")
+        if c.parts:
+            bits.append("parts: " + ", ".join(f"{k} {v}" for k, v in c.parts.items()))
+        if c.note:
+            bits.append(c.note)
+        lines.append(f"• {c.claim} lr {num(c.lr)} {c.arm} vs {c.baseline}: " + "; ".join(bits))
+    return Text("\n".join(lines))
 
 
 def regime_table(claims: Sequence[Claim]) -> Table | None:
     """The regime map: one row per claim and arm, its verdict at every learning rate it was run
     at (with the budgets), so a verdict that flips with the lr shows in one row. None when no claim
-    was judged at two learning rates (the claims table's budgets column is then the whole row)."""
+    was judged at two learning rates."""
     from bncli.regimes import regime_rows
 
     lrs, rows = regime_rows(claims)
     if not rows:
         return None
-    t = table("Regimes: each claim's verdict per learning rate (budgets 40→70→100% of the steps)",
-              caption="(seeds beyond the margin); budgets S/R/I, lower case: exploratory")
-    t.add_column("claim")
-    t.add_column("arm vs baseline", max_width=24)
+    t = table("Regimes: each claim's verdict per learning rate (seeds beyond the margin; budgets "
+              "40→70→100% of the steps, S/R/I, lower case: exploratory)")
+    t.add_column("claim", no_wrap=True)
+    t.add_column("arm vs baseline")
     for lr in lrs:
-        t.add_column(f"lr {num(lr)}", no_wrap=True)
+        t.add_column(f"lr {num(lr)}")
     for r in rows:
         cells = []
         for lr in lrs:
@@ -169,28 +248,29 @@ def regime_table(claims: Sequence[Claim]) -> Table | None:
                 continue
             b = budgets_text(c)
             stab = f" ({stability_text(c)})" if c.beyond or c.stability is not None else ""
-            lab = verdict_label(c)
-            cells.append(verdict_text(c.verdict, f"{lab}{stab}" + (f" {b}" if b else "")))
+            cells.append(verdict_text(c.verdict, f"{verdict_label(c)}{stab}" + (f" {b}" if b else "")))
         t.add_row(r["claim"], f"{r['arm']} vs {r['baseline']}", *cells)
     return t
 
 
 def claims_output(result: Any, title: str, detail: bool,
                   missing: str = "the spec needs a plain arm and a BN arm to compare") -> Any:
-    """The short claims table, or with --detail the full one with every note."""
-    if detail or not result.claims:
-        block = claims_block(result, title, missing)
-    else:
-        block = short_claims_table(result.claims, title)
-        left = result.tables.get("left_out") if hasattr(result, "tables") else None
-        if left:
-            block.caption = f"{block.caption} Verdicts use complete, paired runs only; left out: {', '.join(left)}"
-    regimes = regime_table(result.claims) if result.claims else None
-    if regimes is None:
-        return block
-    from rich.console import Group
-
-    return Group(block, regimes)
+    """One row per claim x lr x arm and a one- or two-line legend; with `detail` also the
+    evidence (every metric), the regime map and each claim's notes. A line saying why there is no
+    verdict when there is none."""
+    if not result.claims:
+        return claims_block(result, title, missing)
+    left = (result.tables.get("left_out") if hasattr(result, "tables") else None) or []
+    parts: list[Any] = [claim_rows_table(result.claims, title, budgets=detail),
+                        claims_legend(result.claims, left, detail)]
+    if detail:
+        if any(c.metrics for c in result.claims):
+            parts += [metrics_table(result.claims), metrics_legend()]
+        regimes = regime_table(result.claims)
+        if regimes is not None:
+            parts.append(regimes)
+        parts.append(notes_text(result.claims))
+    return Group(*parts)
 
 
 def detail_hint(what: str = "the per-layer tables") -> Text:
@@ -206,31 +286,39 @@ def _min_width(console: Console, t: Table) -> int:
     (Rich's own measurement is capped at the console's width)."""
     try:
         options = console.options.update(max_width=10**6)
-        return sum(t._measure_column(console, options, c).minimum for c in t.columns) + t._extra_width
+        return sum(_col_min(console, options, t, i) for i in range(len(t.columns))) + t._extra_width
     except AttributeError:
         return Measurement.get(console, console.options, t).minimum
+
+
+def _col_min(console: Console, options: Any, t: Table, i: int) -> int:
+    """A column's narrowest width: its longest word, and its whole header when it does not wrap
+    (Rich would cut 'p adj' to 'p ad')."""
+    col = t.columns[i]
+    low = t._measure_column(console, options, col).minimum
+    if col.no_wrap and t.show_header:
+        low = max(low, cell_len(str(col.header)) + t._get_padding_width(i))
+    return low
 
 
 def _key_count(t: Table) -> int:
     n = 0
     for col in t.columns:
-        if str(col.header) in KEY_HEADERS:
+        if str(col.header) in KEY_HEADERS or str(col.header).startswith("arm vs "):
             n += 1
         else:
             break
-    return n
+    return max(n, 1)
 
 
-def _sub_table(t: Table, cols: Sequence[int], part: int, parts: int) -> Table:
-    title = t.title
-    if title is not None and part > 0:
-        title = f"{title} (continued, {part + 1}/{parts})" if isinstance(title, str) else title
+def _sub_table(t: Table, cols: Sequence[int], caption: str | None = None) -> Table:
+    """`t` with only the columns `cols` (same rows, style, title)."""
     columns = [Column(header=t.columns[i].header, justify=t.columns[i].justify, style=t.columns[i].style,
                       no_wrap=t.columns[i].no_wrap, overflow=t.columns[i].overflow,
                       min_width=t.columns[i].min_width, max_width=t.columns[i].max_width,
                       ratio=t.columns[i].ratio) for i in cols]
-    new = Table(*columns, title=title if part == 0 or isinstance(title, str) else None,
-                title_justify=t.title_justify, caption=t.caption if part == parts - 1 else None,
+    new = Table(*columns, title=t.title, title_justify=t.title_justify,
+                caption=caption if caption is not None else t.caption,
                 caption_justify=t.caption_justify, box=t.box, show_lines=t.show_lines,
                 pad_edge=t.pad_edge, show_header=t.show_header, header_style=t.header_style,
                 title_style=t.title_style, show_edge=t.show_edge, padding=t.padding)
@@ -240,12 +328,37 @@ def _sub_table(t: Table, cols: Sequence[int], part: int, parts: int) -> Table:
     return new
 
 
+def narrow(t: Table, console: Console) -> Table:
+    """`t`, or `t` without the columns a terminal this narrow has no room for: first those its
+    drop_order names, in that order, then from the right, never the columns that name a row.
+    Every row stays whole and in one table; the caption says what was left out."""
+    width = console.width
+    if _min_width(console, t) <= width:
+        return t
+    headers = [str(c.header) for c in t.columns]
+    keys = _key_count(t)
+    named = [headers.index(h) for h in getattr(t, "drop_order", []) if h in headers[keys:]]
+    order = named + [i for i in reversed(range(keys, len(headers))) if i not in named]
+    keep = list(range(len(headers)))
+    left: list[str] = []
+    for i in order:
+        if _min_width(console, _sub_table(t, keep)) <= width:
+            break
+        keep.remove(i)
+        left.append(headers[i])
+    if not left:
+        return t
+    note = f"not shown at {width} columns: {', '.join(left)} (--json has them)"
+    caption = f"{t.caption} {note}" if isinstance(t.caption, str) and t.caption else note
+    return _sub_table(t, keep, caption=caption)
+
+
 def _set_widths(t: Table, console: Console) -> Table:
     """Give each column a width between its narrowest (its longest word) and its widest layout,
     the spare room going first to cells, then headers, and to the columns that need least of it to
-    stay on one line. Rich's own squeeze cuts
-    the widest columns below their longest word ("|Δσ²|/ste⏎p*") while narrower ones have room;
-    a table whose narrowest layout is still too wide is left to Rich (fit splits those first)."""
+    stay on one line. Rich's own squeeze cuts the widest columns below their longest word
+    ("|Δσ²|/ste⏎p*") while narrower ones have room; a table whose narrowest layout is still too
+    wide is left to Rich."""
     try:
         options = console.options
         ranges = [t._measure_column(console, options, col) for col in t.columns]
@@ -253,7 +366,7 @@ def _set_widths(t: Table, console: Console) -> Table:
         room = console.width - t._extra_width
     except AttributeError:  # another Rich: keep its layout
         return t
-    lo = [r.minimum for r in ranges]
+    lo = [max(r.minimum, _col_min(console, options, t, i)) for i, r in enumerate(ranges)]
     hi = [max(r.maximum, r.minimum) for r in ranges]
     if sum(hi) <= room or sum(lo) > room:
         return t
@@ -275,54 +388,24 @@ def _set_widths(t: Table, console: Console) -> Table:
 
 
 def fit(t: Table, console: Console) -> list[Table]:
-    """The table, or several tables of its columns (the key columns repeated in each) when even
-    its narrowest layout (every word on a line of its own) is wider than the console: Rich would
-    otherwise cut numbers in two. Column widths never go below a column's longest word."""
-    return [_set_widths(part, console) for part in _split(t, console)]
-
-
-def _split(t: Table, console: Console) -> list[Table]:
-    width = console.width
-    if _min_width(console, t) <= width or len(t.columns) < 3:
-        return [t]
-    keys = _key_count(t)
-    rest = list(range(keys, len(t.columns)))
-    groups: list[list[int]] = []
-    current: list[int] = []
-    for i in rest:
-        trial = _sub_table(t, list(range(keys)) + current + [i], 0, 1)
-        if current and _min_width(console, trial) > width:
-            groups.append(current)
-            current = [i]
-        else:
-            current.append(i)
-    if current:
-        groups.append(current)
-    if len(groups) <= 1:
-        return [t]
-    return [_sub_table(t, list(range(keys)) + g, k, len(groups)) for k, g in enumerate(groups)]
-
-
-VERDICT_STYLE = {"supported": "bold green", "refuted": "bold red", "inconclusive": "yellow",
-                 "exploratory": "dim"}
-
-
-def verdict_text(verdict: str, label: str | None = None) -> Text:
-    """The verdict styled by its kind; `label` is the text to show (default: the verdict)."""
-    return Text(label if label is not None else verdict, style=VERDICT_STYLE.get(verdict, ""))
+    """The table as the console shows it: columns left out (narrow) where even its narrowest
+    layout is too wide, the room shared so that no column goes below its longest word. One table,
+    never split (a list for the callers that print parts)."""
+    return [_set_widths(narrow(t, console), console)]
 
 
 def claims_table(claims: Sequence[Claim], title: str = "Claims") -> Table:
-    """One row per (claim, learning rate, BN arm): the verdict and every number behind it."""
+    """One row per (claim, learning rate, BN arm): the verdict and every number behind it, in
+    words (one cell per claim; the batch's per-comparison view)."""
     with_p = has_p(claims)
-    table = Table(title=title, title_justify="left", show_lines=True)
-    table.add_column("claim")
-    table.add_column("lr", justify="right", no_wrap=True)
-    table.add_column("arm vs baseline")
-    table.add_column("verdict")
-    table.add_column(f"metric: arm | baseline (Δ [95% CI]{', p, p adj' if with_p else ''}) → direction",
-                     overflow="fold")
-    for c in claims:
+    t = table(title)
+    t.add_column("claim", no_wrap=True)
+    t.add_column("lr", justify="right", no_wrap=True)
+    t.add_column("arm vs baseline")
+    t.add_column("verdict")
+    t.add_column(f"metric: arm | baseline (Δ [95% CI]{', p, p adj' if with_p else ''}) → direction",
+                 overflow="fold")
+    for i, c in enumerate(claims):
         fam = f"; claim p adj={num(c.p_adj, 3)} (Holm across {c.family})" if c.p_adj is not None else ""
         lines = [f"{c.n_seeds} paired seed(s) {c.seeds}; evidence: {c.evidence}; decided by {c.decided_by}; "
                  f"beyond the margin {stability_text(c)}{fam}"
@@ -336,7 +419,7 @@ def claims_table(claims: Sequence[Claim], title: str = "Claims") -> Table:
             w += ", identical seeds (check the seeding)" if m.identical else ""
             kind = ("no worse than the baseline (non-inferiority)" if m.test == "non-inferiority"
                     else f"{m.better} is claimed")
-            agg = f"; {m.aggregate} per run" if m.aggregate else ""
+            agg = f"; {aggregate_words(m.aggregate)} per run" if m.aggregate else ""
             fl = f"; floor {num(m.floor, 3)}" if m.floor else ""
             drop = (f"; not finite: arm {m.nonfinite_arm}, baseline {m.nonfinite_baseline} seed(s), "
                     "against their arm") if m.n_dropped else ""
@@ -346,9 +429,9 @@ def claims_table(claims: Sequence[Claim], title: str = "Claims") -> Table:
             )
         if c.note:
             lines.append(f"note: {c.note}")
-        table.add_row(c.claim, num(c.lr), f"{c.arm} vs {c.baseline}", verdict_text(c.verdict, verdict_label(c)),
-                      "\n".join(lines))
-    return table
+        t.add_row(c.claim, num(c.lr), f"{c.arm} vs {c.baseline}", verdict_text(c.verdict, verdict_label(c)),
+                  "\n".join(lines), end_section=i < len(claims) - 1)
+    return t
 
 
 def claims_block(
@@ -357,10 +440,10 @@ def claims_block(
     """The claims table (with the runs it left out), or one line saying why there is no verdict."""
     left = result.tables.get("left_out") if hasattr(result, "tables") else None
     if result.claims:
-        table = claims_table(result.claims, title=title)
+        t = claims_table(result.claims, title=title)
         if left:
-            table.caption = (f"verdicts use complete, paired runs only; left out: {', '.join(left)}")
-        return table
+            t.caption = f"verdicts use complete, paired runs only; left out: {', '.join(left)}"
+        return t
     if result.interrupted:
         return "no verdict: interrupted before the arms to compare had finished"
     return f"no verdict: {missing}"
