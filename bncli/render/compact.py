@@ -140,7 +140,7 @@ def claim_rows_table(claims: Sequence[Claim], title: str, budgets: bool = False)
     t.add_column("claim", no_wrap=True)
     t.add_column("lr", justify="right", no_wrap=True)
     t.add_column("arm vs baseline" if base is None else "arm")
-    t.add_column("verdict")
+    t.add_column("verdict", no_wrap=True)
     t.add_column("deciding metric")
     t.add_column("effect [95% CI]", justify="right", no_wrap=True)
     t.add_column("beyond", justify="right", no_wrap=True)
@@ -296,8 +296,10 @@ def _col_min(console: Console, options: Any, t: Table, i: int) -> int:
     (Rich would cut 'p adj' to 'p ad')."""
     col = t.columns[i]
     low = t._measure_column(console, options, col).minimum
-    if col.no_wrap and t.show_header:
-        low = max(low, cell_len(str(col.header)) + t._get_padding_width(i))
+    if col.no_wrap:
+        cells = [*col.cells, *([col.header] if t.show_header else [])]
+        widest = max((max(map(cell_len, _plain(c).split("\n"))) for c in cells), default=0)
+        low = max(low, widest + t._get_padding_width(i))
     return low
 
 
@@ -349,14 +351,49 @@ def narrow(t: Table, console: Console) -> Table:
     if not left:
         return t
     note = f"not shown at {width} columns: {', '.join(left)} (--json has them)"
-    caption = f"{t.caption} {note}" if isinstance(t.caption, str) and t.caption else note
+    caption = f"{t.caption}\n{note}" if isinstance(t.caption, str) and t.caption else note
     return _sub_table(t, keep, caption=caption)
+
+
+def _plain(cell: Any) -> str:
+    if isinstance(cell, Text):
+        return cell.plain
+    if isinstance(cell, str):
+        try:
+            return Text.from_markup(cell).plain
+        except Exception:  # not markup after all: its characters as they are
+            return cell
+    return ""
+
+
+def _wrapped_lines(text: str, width: int) -> int:
+    """Lines a cell takes at `width`, wrapped at spaces like Rich (a word wider than the column
+    folds)."""
+    if width <= 0:
+        return 1
+    total = 0
+    for para in text.split("\n") or [""]:
+        lines, used = 1, 0
+        for word in para.split():
+            n = cell_len(word)
+            if used and used + 1 + n <= width:
+                used += 1 + n
+            elif not used and n <= width:
+                used = n
+            else:
+                if used:
+                    lines += 1
+                lines += (n - 1) // width
+                used = n % width or width
+        total += lines
+    return total
 
 
 def _set_widths(t: Table, console: Console) -> Table:
     """Give each column a width between its narrowest (its longest word) and its widest layout,
-    the spare room going first to cells, then headers, and to the columns that need least of it to
-    stay on one line. Rich's own squeeze cuts the widest columns below their longest word
+    so that the table takes as few lines as it can: the spare room goes, a step at a time, where
+    it saves the most lines per column of room (rows count once however many of their cells
+    wrap; the header row too). Rich's own squeeze cuts the widest columns below their longest word
     ("|Δσ²|/ste⏎p*") while narrower ones have room; a table whose narrowest layout is still too
     wide is left to Rich."""
     try:
@@ -364,24 +401,62 @@ def _set_widths(t: Table, console: Console) -> Table:
         ranges = [t._measure_column(console, options, col) for col in t.columns]
         pads = [t._get_padding_width(i) for i in range(len(t.columns))]
         room = console.width - t._extra_width
+        lo = [max(r.minimum, _col_min(console, options, t, i)) for i, r in enumerate(ranges)]
     except AttributeError:  # another Rich: keep its layout
         return t
-    lo = [max(r.minimum, _col_min(console, options, t, i)) for i, r in enumerate(ranges)]
-    hi = [max(r.maximum, r.minimum) for r in ranges]
+    hi = [max(r.maximum, low) for r, low in zip(ranges, lo)]
     if sum(hi) <= room or sum(lo) > room:
         return t
-    body = []  # what the cells need on one line (headers may wrap before cells do)
-    for col, pad, a, b in zip(t.columns, pads, lo, hi):
-        need = max((Measurement.get(console, options, c).maximum for c in col.cells), default=0)
-        body.append(min(b, max(a, need + pad)))
+    n_rows = len(t.rows)
+    # lines of every cell (row index) and of the header (index n_rows), per column and width
+    cells = [[_plain(c) for c in col.cells] + [_plain(col.header) if t.show_header else ""]
+             for col in t.columns]
+    cache: dict[tuple[int, int], list[int]] = {}
+
+    def lines(i: int, w: int) -> list[int]:
+        key = (i, w)
+        if key not in cache:
+            if t.columns[i].no_wrap:
+                cache[key] = [1] * (n_rows + 1)
+            else:
+                cache[key] = [_wrapped_lines(c, w - pads[i]) for c in cells[i]]
+        return cache[key]
+
+    def total(ws: list[int]) -> int:
+        per = [lines(i, w) for i, w in enumerate(ws)]
+        return sum(max(p[r] for p in per) for r in range(n_rows + 1))
+
     widths = list(lo)
     spare = room - sum(lo)
-    # cells before headers; in each round the columns that need least first: as few wrap as can be
-    for target in (body, hi):
-        for i in sorted(range(len(widths)), key=lambda k: target[k] - widths[k]):
-            give = max(0, min(target[i] - widths[i], spare))
-            widths[i] += give
-            spare -= give
+    while spare > 0:
+        base = total(widths)
+        best: tuple[float, int, int] | None = None
+        for i in range(len(widths)):
+            now = lines(i, widths[i])
+            for w in range(widths[i] + 1, min(hi[i], widths[i] + spare) + 1):
+                if lines(i, w) == now:
+                    continue
+                trial = widths[:i] + [w] + widths[i + 1:]
+                gain = base - total(trial)
+                if gain > 0:
+                    score = gain / (w - widths[i])
+                    if best is None or score > best[0]:
+                        best = (score, i, w)
+                    break
+                now = lines(i, w)
+        if best is None:  # no single column saves a line: widen the one whose cells wrap most
+            sums = [(sum(lines(i, widths[i])) - sum(lines(i, min(hi[i], widths[i] + spare))), i)
+                    for i in range(len(widths))]
+            gain, i = max(sums)
+            if gain <= 0:
+                break
+            w = widths[i] + 1
+            while w < min(hi[i], widths[i] + spare) and sum(lines(i, w)) == sum(lines(i, widths[i])):
+                w += 1
+            best = (0.0, i, w)
+        _, i, w = best
+        spare -= w - widths[i]
+        widths[i] = w
     for col, w, pad in zip(t.columns, widths, pads):
         col.width = max(1, w - pad)
     return t

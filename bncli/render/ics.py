@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from rich import box
 from rich.table import Table
 
 from bncli.render import compact
@@ -53,10 +52,8 @@ def dist_table(spec: Spec, rows: Sequence[dict[str, Any]], lr: float) -> Table:
     """C2 at one learning rate: per arm x layer x site, each shift metric's mean over steps."""
     cfg = spec.analysis.ics
     shown, _ = _shown(spec, rows, MAX_TABLE_LAYERS)
-    t = Table(title=f"C2 at lr = {fmt(lr)}: layer-input distribution shift, fixed probe batch of "
-                    f"{cfg.probe_size}, every {cfg.every} steps; mean over steps "
-                    "(± std over seeds)",
-              title_justify="left", box=box.SIMPLE_HEAD)
+    t = compact.table(f"C2 at lr = {fmt(lr)}: layer-input distribution shift, fixed probe batch of "
+                      f"{cfg.probe_size}, every {cfg.every} steps; mean over steps (± std over seeds)")
     for name in ("arm", "layer", "site", *DIST_HEAD.values(), "final loss"):
         t.add_column(name, justify="left" if name in ("arm", "layer", "site") else "right",
                      no_wrap=name == "arm")
@@ -77,9 +74,8 @@ def dist_table(spec: Spec, rows: Sequence[dict[str, Any]], lr: float) -> Table:
 def grad_table(spec: Spec, rows: Sequence[dict[str, Any]], lr: float) -> Table:
     """C3 at one learning rate: per arm x layer, ‖G‖, ‖G − G′‖, ‖G − G′‖/‖G‖ and cos(G, G′)."""
     shown, _ = _shown(spec, rows, MAX_TABLE_LAYERS)
-    t = Table(title=f"C3 at lr = {fmt(lr)}: gradient ICS of each layer's weight W_i (Santurkar "
-                    f"Def. 2.1), every {spec.analysis.ics.every} steps; mean over steps "
-                    "(± std over seeds)", title_justify="left", box=box.SIMPLE_HEAD)
+    t = compact.table(f"C3 at lr = {fmt(lr)}: gradient ICS of each layer's weight W_i (Santurkar "
+                      f"Def. 2.1), every {spec.analysis.ics.every} steps; mean over steps (± std over seeds)")
     for name in ("arm", "layer", *GRAD_HEAD.values(), "final loss"):
         t.add_column(name, justify="left" if name in ("arm", "layer") else "right",
                      no_wrap=name == "arm")

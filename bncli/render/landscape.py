@@ -21,17 +21,20 @@ def landscape_table(spec: Spec, rows: Sequence[dict[str, Any]], detail: bool = T
     t = compact.table(
         f"{spec.name}: landscape along −g (C4), η′ = {cfg.eta_points} points in [{lo:g}, {hi:g}]×lr, "
         f"BN in {cfg.bn_mode} mode; " + ("cells: mean | max over steps" if detail else "mean over steps"),
+        caption="loss variation: max − min of L over η′; grad. predictiveness: max over η′ of "
+                "‖g − g′‖" + (" (and its mean over η′)" if detail else "") + "; β-smoothness: "
+                "‖g − g′‖/‖η′g‖ (effective); steps: measurements per run; seeds pooled.",
     )
     t.add_column("lr", justify="right", no_wrap=True)
     t.add_column("arm")
-    t.add_column("steps measured", justify="right")
-    t.add_column("loss variation (max − min L)", justify="right")
-    t.add_column("gradient predictiveness (max over η′ ‖g − g′‖)", justify="right")
+    t.add_column("steps", justify="right")
+    t.add_column("loss variation", justify="right")
+    t.add_column("grad. predictiveness", justify="right")
     keys = ["loss_variation", "grad_pred_max"]
     if detail:
         t.add_column("(mean over η′)", justify="right")
         keys.append("grad_pred_mean")
-    t.add_column("effective β-smoothness (‖g − g′‖/‖η′g‖)", justify="right")
+    t.add_column("β-smoothness", justify="right")
     t.add_column("‖g‖", justify="right")
     keys += ["beta", "grad_norm"]
     if cfg.hessian:
