@@ -386,6 +386,14 @@ def print_renderables(renderables: Sequence[RenderableType | str]) -> None:
                 out.print(caption if isinstance(caption, Text) else Text.from_markup(str(caption), style="dim"))
 
 
+def write_json(doc: Any) -> None:
+    """One JSON document on stdout: indented for a person at a terminal, one compact line for a
+    pipe or file (what `jq` and `json.loads` read)."""
+    tty = sys.stdout is not None and sys.stdout.isatty()
+    sys.stdout.write(json.dumps(doc, allow_nan=False, indent=2 if tty else None) + "\n")
+    sys.stdout.flush()
+
+
 def command_line() -> str:
     """The command as the user typed it (for the results' provenance)."""
     import shlex
@@ -401,8 +409,7 @@ def finish(
     """The one output step: tables or JSON on stdout, files under --out, exit 130 if interrupted."""
     doc = result.to_json()
     if opts.json:
-        sys.stdout.write(json.dumps(doc, allow_nan=False) + "\n")
-        sys.stdout.flush()
+        write_json(doc)
     else:
         print_renderables(renderables)
     if opts.out is not None:
