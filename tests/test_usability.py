@@ -174,6 +174,7 @@ COMMANDS = {  # command: (extra options, a word only --detail prints)
 
 def _words(text: str) -> set[str]:
     text = re.sub(r"took [\d.]+ s \(median of \d+, max [\d.]+ s\)", "", " ".join(text.split()))  # timing
+    text = re.sub(r"not shown at \d+ columns: .*? \(--json has them\)", "", text)  # a narrow terminal's note
     clean = "".join(" " if ch in BOX else ch for ch in text)
     return {w for w in clean.split() if not w.startswith("(continued") and not re.fullmatch(r"\d+/\d+\)", w)}
 

@@ -56,11 +56,12 @@ def deciding_metric(c: Claim) -> MetricComparison | None:
 
 
 def effect_text(m: MetricComparison) -> str:
-    """The paired effect with its 95 % interval as one word: '+35.2%[+20.1,+51.0]'; past +900 %
-    as ratios with the interval's ('×223[×1.1,×7713]'); a difference-scale metric in its units."""
+    """The paired effect with its 95 % interval as one word: '+35.2%[+20.1,+51.0]'; once the effect
+    or its interval passes +900 %, as ratios arm/baseline ('×223[×1.1,×7713]', '×0.62[×0,×2408]');
+    a difference-scale metric in its units."""
     ci = m.ci
-    if (m.scale != "difference" and m.effect is not None and math.isfinite(m.effect) and m.effect >= 9
-            and ci and all(v is not None and math.isfinite(v) for v in ci)):
+    if (m.scale != "difference" and m.effect is not None and math.isfinite(m.effect)
+            and ci and all(v is not None and math.isfinite(v) for v in ci) and max(m.effect, ci[1]) >= 9):
         from bncli.claim_text import num
 
         return f"×{num(1 + m.effect, 3)}[×{num(1 + ci[0], 2)},×{num(1 + ci[1], 2)}]"

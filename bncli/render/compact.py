@@ -144,14 +144,17 @@ def claim_rows_table(claims: Sequence[Claim], title: str, budgets: bool = False)
     t.add_column("deciding metric")
     t.add_column("effect [95% CI]", justify="right", no_wrap=True)
     t.add_column("beyond", justify="right", no_wrap=True)
-    t.add_column("p adj", justify="right", no_wrap=True)
+    with_p = any(c.p_adj is not None for c in claims)  # none below the seeds a test needs
+    if with_p:
+        t.add_column("p adj", justify="right", no_wrap=True)
     if with_b:
         t.add_column("budgets", no_wrap=True)
     for c in claims:
         r = claim_row(c)
         metric = f"{ARROW.get(r.better or '', '')} {short_metric(r.metric)}".strip() if r.metric else "-"
         t.add_row(c.claim, num(c.lr), _arm_cell(c, base), verdict_text(c.verdict, r.label), metric,
-                  r.effect_text, r.beyond_text, num(r.p_adj, 2) if r.p_adj is not None else "-",
+                  r.effect_text, r.beyond_text,
+                  *([num(r.p_adj, 2) if r.p_adj is not None else "-"] if with_p else []),
                   *([budgets_text(c)] if with_b else []))
     return drop_order(t, "beyond", "p adj", "budgets", "deciding metric", "effect [95% CI]")
 
@@ -163,7 +166,8 @@ def claims_legend(claims: Sequence[Claim], left_out: Sequence[str] = (), detail:
     what = ("arm/baseline − 1" if ratio else "") + (", or " if ratio and diff else "") + \
            ("arm − baseline in its units" if diff else "")
     text = (f"effect: the deciding metric's paired {what}, ↓/↑ the claimed way; beyond: its seeds "
-            f"past the margin; p adj: {family_text(claims)}")
+            "past the margin" + (f"; p adj: {family_text(claims)}" if any(c.p_adj is not None for c in claims)
+                                 else ""))
     if any(c.verdict == "exploratory" for c in claims):
         text += "; exploratory: too few seeds for a test (→ the way it leans)"
     if left_out:
