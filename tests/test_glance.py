@@ -228,3 +228,27 @@ def test_json_is_compact_on_a_pipe_and_indented_on_a_terminal(write_spec, tiny_s
     assert proc.returncode == 0
     assert len(shown.splitlines()) > 10 and shown.splitlines()[1].startswith("  ")
     assert json.loads(shown) == json.loads(piped) | {"runs": json.loads(shown)["runs"]}
+
+
+# --------------------------------------------------------------------------- lipschitz views
+
+
+def test_interpolation_barrier_against_closed_forms():
+    import math
+    from types import SimpleNamespace
+
+    from bncli.probes.surface import surface_coords
+    from bncli.render.landscape import interpolation_barrier
+
+    def record(fn, points=21):
+        ts = [0.5 + c for c in surface_coords(points, 1.0)]
+        return SimpleNamespace(probes={"landscape_views": {"interpolation": {"t": ts, "loss": [fn(t) for t in ts]}}})
+
+    # a bowl between the ends: no rise on the way
+    assert interpolation_barrier(record(lambda t: (t - 0.5) ** 2)) == 0.0
+    # a bump of height 1 at t = 0.5 over ends 0 and 0.2: the barrier is 1 + 0.1 − 0.2
+    assert interpolation_barrier(record(lambda t: math.sin(math.pi * t) + 0.2 * t)) == pytest.approx(0.9)
+    # t = 0 and 1 off the grid (11 points: step 0.2): the ends are interpolated linearly
+    b = interpolation_barrier(record(lambda t: 2.0 - t, points=11))
+    assert b == pytest.approx(0.0, abs=1e-12)
+    assert interpolation_barrier(SimpleNamespace(probes={})) is None

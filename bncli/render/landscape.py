@@ -108,13 +108,49 @@ def render_lipschitz(spec: Spec, result: CommandResult, detail: bool = False) ->
     out += c9_lines(result)
     views = result.tables.get("views")
     if views:
-        out.append(views_table(spec, views))
+        out.append(views_table(spec, views, result.runs))
         out.append(result.tables.get("views_note", ""))
     return out
 
 
-def views_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
-    """Rows = learning rate x arm: the opt-in landscape views (means over seeds), evidence only."""
+def _at(ts: Sequence[float], ls: Sequence[float], t: float) -> float:
+    """L at t on the interpolation grid, linear between its two nearest points."""
+    pairs = sorted(zip(ts, ls))
+    for (t0, l0), (t1, l1) in zip(pairs, pairs[1:]):
+        if t0 <= t <= t1:
+            return l0 if t1 == t0 else l0 + (l1 - l0) * (t - t0) / (t1 - t0)
+    return math.nan
+
+
+def interpolation_barrier(record: Any) -> float | None:
+    """The barrier on the line from the initial to the final weights (Goodfellow et al. 2015):
+    max of L(θ₀ + t(θ_end − θ₀)) over t in [0, 1] minus the larger of L(θ₀) and L(θ_end); 0 when
+    the loss never rises above its ends on the way. None without the interpolation."""
+    it = record.probes.get("landscape_views", {}).get("interpolation") if record.probes else None
+    if not it or not it.get("t"):
+        return None
+    ts = list(it["t"])
+    ls = [math.inf if v is None else float(v) for v in it["loss"]]
+    ends = [_at(ts, ls, 0.0), _at(ts, ls, 1.0)]
+    path = [v for t, v in zip(ts, ls) if 0.0 <= t <= 1.0] + ends
+    if any(math.isnan(v) for v in path):
+        return None
+    return max(path) - max(ends)
+
+
+def _barriers(runs: Sequence[Any]) -> dict[tuple[float, str], float]:
+    """(lr, arm) -> the interpolation barrier's mean over the seeds that have it."""
+    per: dict[tuple[float, str], list[float]] = {}
+    for r in runs:
+        b = interpolation_barrier(r)
+        if b is not None:
+            per.setdefault((r.lr, r.arm), []).append(b)
+    return {k: sum(v) / len(v) for k, v in per.items()}
+
+
+def views_table(spec: Spec, rows: Sequence[dict[str, Any]], runs: Sequence[Any] = ()) -> Table:
+    """Rows = learning rate x arm: the opt-in landscape views (means over seeds), evidence only;
+    with the surface's `interpolate`, the barrier on the line θ₀ → θ_end (from `runs`)."""
     cfg = spec.analysis.lipschitz
     t = compact.table(f"{spec.name}: landscape views beside C4 (evidence, not judged), BN in {cfg.bn_mode} mode")
     cols: list[tuple[str, str]] = [("lr", "lr"), ("arm", "arm")]
@@ -126,12 +162,19 @@ def views_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
         s = cfg.surface
         cols += [("surface_centre", "L(θ)"), ("surface_range", f"surface range (±{s.span:g}, {s.dims}-D)"),
                  ("surface_rise", "rise (max − L(θ))")]
+    barriers = _barriers(runs)
     for _, label in cols:
         t.add_column(label, justify="left" if label == "arm" else "right")
+    if barriers:
+        t.add_column("line barrier θ₀→θ_end", justify="right")
+        t.caption = ("line barrier: max of L on the line from the initial to the final weights minus "
+                     "the larger of its two ends (0: no rise on the way), mean over seeds")
     for r in rows:
         cells = [str(r["arm"]) if k == "arm" else compact.num(r.get(k, math.nan)) for k, _ in cols]
         if cfg.hessian_trace and r.get("trace_converged_end", 1.0) < 1.0:  # s.e. above tol·|tr| at the cap
             cells[3] += " [yellow](s.e. > tol)[/yellow]"
+        if barriers:
+            cells.append(compact.num(barriers.get((r["lr"], r["arm"]))))
         t.add_row(*cells)
     return t
 
