@@ -223,7 +223,7 @@ def notes_text(claims: Sequence[Claim]) -> Text:
         if c.parts:
             bits.append("parts: " + ", ".join(f"{k} {v}" for k, v in c.parts.items()))
         if c.note:
-            bits.append(c.note)
+            bits.append(f"note: {c.note}")
         lines.append(f"• {c.claim} lr {num(c.lr)} {c.arm} vs {c.baseline}: " + "; ".join(bits))
     return Text("\n".join(lines))
 
