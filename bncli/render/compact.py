@@ -59,8 +59,8 @@ def stability_text(c: Claim) -> str:
 def family_text(claims: Sequence[Claim]) -> str:
     """'Holm across 4 claims' (the largest family among the claims shown)."""
     n = max((getattr(c, "family", 0) or 0 for c in claims), default=0)
-    return f"one-sided t vs the margin, Holm over {n} claim{'s' if n != 1 else ''}" if n else \
-        "one-sided t vs the margin"
+    return f"one-sided t vs margin, Holm over {n} claim{'s' if n != 1 else ''}" if n else \
+        "one-sided t vs margin"
 
 
 def budgets_text(c: Claim) -> str:
@@ -165,7 +165,9 @@ def claims_legend(claims: Sequence[Claim], left_out: Sequence[str] = (), detail:
     diff = any(claim_row(c).scale == "difference" for c in claims)
     what = ("arm/baseline − 1" if ratio else "") + (", or " if ratio and diff else "") + \
            ("arm − baseline in its units" if diff else "")
-    text = (f"effect: the deciding metric's paired {what}, ↓/↑ the claimed way; beyond: its seeds "
+    if ratio and any(claim_row(c).effect_text.startswith("×") for c in claims):
+        what += " (×: the ratio, past +900%)"
+    text = (f"effect: deciding metric, paired {what}, ↓/↑ claimed; beyond: its seeds "
             "past the margin" + (f"; p adj: {family_text(claims)}" if any(c.p_adj is not None for c in claims)
                                  else ""))
     if any(c.verdict == "exploratory" for c in claims):
@@ -173,7 +175,7 @@ def claims_legend(claims: Sequence[Claim], left_out: Sequence[str] = (), detail:
     if left_out:
         text += f". Verdicts use complete, paired runs only; left out: {', '.join(left_out)}"
     if not detail:
-        text += ". --detail: all metrics, notes"
+        text += ". --detail: every metric"
     return Text(text + ".", style="dim")
 
 
