@@ -194,9 +194,7 @@ def metrics_table(claims: Sequence[Claim], title: str = "Evidence: every metric 
     for i, c in enumerate(claims):
         if not c.metrics:
             continue
-        head = Text(f"{c.claim} lr {num(c.lr)} {c.arm} vs {c.baseline}: ", style="bold")
-        head.append_text(verdict_text(c.verdict, verdict_label(c)))
-        t.add_row(head, *[""] * 6)
+        t.add_row(Text(f"{c.claim} lr {num(c.lr)} {c.arm} vs {c.baseline}", style="bold"), *[""] * 6)
         for j, m in enumerate(c.metrics):
             agg = aggregate_words(m.aggregate)
             kind = ", no worse than (non-inferiority)" if m.test == "non-inferiority" else ""
