@@ -119,7 +119,8 @@ def summary_table(spec: Spec, rows: dict[str, list[dict[str, Any]]]) -> Table:
     layers 2..k), steps and seeds at the nonlinearity's input (arithmetic means: the claims below
     compare the seeds paired, geometrically)."""
     t = compact.table(f"{spec.name}: shift per step of the nonlinearity's input (C2), gradient ICS (C3)",
-                      caption="means over layers, steps and seeds (the claims pair seeds: geometric). "
+                      caption="arithmetic means over layers, steps and seeds (the claims compare seeds "
+                      "paired, geometric means: --detail). "
                       "* fixed by construction for BN in training mode: not judged. C3 judges "
                       "‖G − G′‖/‖G‖ and the misalignment 1 − cos(G, G′).")
     t.add_column("lr", justify="right", no_wrap=True)

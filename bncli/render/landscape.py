@@ -23,7 +23,8 @@ def landscape_table(spec: Spec, rows: Sequence[dict[str, Any]], detail: bool = T
         f"BN in {cfg.bn_mode} mode; " + ("cells: mean | max over steps" if detail else "mean over steps"),
         caption="loss variation: max − min of L over η′; grad. predictiveness: max over η′ of "
                 "‖g − g′‖" + (" (and its mean over η′)" if detail else "") + "; β-smoothness: "
-                "‖g − g′‖/‖η′g‖ (effective); steps: measurements per run; seeds pooled.",
+                "‖g − g′‖/‖η′g‖ (effective); steps: measurements per run; seeds pooled. C4 compares each "
+                "seed's median over steps (--detail).",
     )
     t.add_column("lr", justify="right", no_wrap=True)
     t.add_column("arm")

@@ -132,7 +132,8 @@ def summary_table(spec: Spec, result: CommandResult) -> Table | None:
     t = compact.table(f"{spec.name}: pre-activations (C7) and γ, β (C8) at the end of training (step "
                       f"{end}), mean over layers{f' and {n} seeds' if n > 1 else ''}",
                       caption="‖∇W₁‖/‖∇W_k‖: gradient norm of the first layer over the last's (C7 "
-                      "judges |log10| of it). --detail: per layer, start / middle / end.")
+                      "judges |log10| of it). The claims compare each run's mean over measurements "
+                      "(--detail: those, and per layer start / middle / end).")
     t.add_column("lr", justify="right", no_wrap=True)
     t.add_column("arm")
     for m in c7:
