@@ -119,7 +119,8 @@ def test_detail_shows_every_metric_and_the_notes(train_out):
 def test_narrow_leaves_columns_out_in_order_and_keeps_rows_whole():
     from rich.console import Console
 
-    from bncli.render.compact import drop_order, fit, table
+    from bncli.render.compact import table
+    from bncli.render.fit import drop_order, fit
 
     t = table("t")
     for h in ("claim", "lr", "aaaa", "bbbb", "cccc"):
@@ -142,7 +143,7 @@ def test_wrapped_lines_matches_rich():
     from rich.console import Console
     from rich.text import Text
 
-    from bncli.render.compact import _wrapped_lines
+    from bncli.render.fit import _wrapped_lines
 
     console = Console(width=200, file=open(os.devnull, "w"))  # noqa: SIM115
     for text in ("↓ mean 15/50/85th percentile shift per step", "a bb ccc dddd", "x" * 25 + " y",

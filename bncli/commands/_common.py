@@ -361,12 +361,12 @@ def progress_callback(quiet: bool, what: str, unit: str) -> Iterator[Any]:
 
 def print_renderables(renderables: Sequence[RenderableType | str]) -> None:
     """Print on stdout, each table as wide as the console allows: a table too wide even with every
-    cell wrapped at its spaces leaves columns out (bncli.render.compact.fit), so that no row is
+    cell wrapped at its spaces leaves columns out (bncli.render.fit), so that no row is
     split and no number cut in two ("6.33e+0⏎0") or to "6.3…". A table's caption is printed
     under it at the console's width (not the table's), as are texts."""
     from rich.console import Group
 
-    from bncli.render.compact import fit
+    from bncli.render.fit import fit
 
     out = stdout_console()
     flat: list[RenderableType | str] = []
