@@ -174,6 +174,17 @@ def test_repr_is_at_most_20_lines(saved_results):
         text = repr(bncli.api.Result.of(many))
         assert len(text.splitlines()) <= 20 and "more" in text, text
     assert len(repr(bncli.load(saved_results["train"] / "summary.json")).splitlines()) <= 20
+    # a batch: one row per comparison x claim, cut at 20 lines, its exit code in the first
+    from bncli.saved import BatchResult, Comparison
+
+    comps = [Comparison(f"c{i}", name, bncli.load(saved_results[name]).claims)
+             for i in range(5) for name in ("train", "saturation", "lipschitz")]
+    batch = BatchResult({"batch_file": "b.yaml", "exit_code": 1, "counts": {"expectations": 3,
+                                                                            "expectations_passed": 2}}, comps)
+    text = repr(batch)
+    lines = text.splitlines()
+    assert len(lines) <= 20 and "exit code 1" in lines[0] and "2/3 met" in lines[0], text
+    assert lines[2].startswith("c0 · train") and "more" in text
 
 
 def test_claims_frame_columns_and_values(train_out):
