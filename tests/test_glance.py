@@ -264,3 +264,21 @@ def test_interpolation_barrier_against_closed_forms():
     b = interpolation_barrier(record(lambda t: 2.0 - t, points=11))
     assert b == pytest.approx(0.0, abs=1e-12)
     assert interpolation_barrier(SimpleNamespace(probes={})) is None
+
+
+def test_effect_text_says_why_there_is_no_number():
+    import math
+
+    from bncli.render.claim_row import effect_text
+    from bncli.results import MetricComparison
+
+    nan = math.nan
+    m = MetricComparison("loss", "lower", 0.1, nan, [0.1] * 3, [nan] * 3, nan, "neither", n_seeds=3,
+                         nonfinite_baseline=3)
+    assert effect_text(m) == "n/a: baseline 3/3 not finite"
+    ok = MetricComparison("loss", "lower", 1.0, 2.0, [1.0] * 3, [2.0] * 3, -0.5, "claimed", n_seeds=3,
+                          ci=[-0.6, -0.4])
+    assert effect_text(ok) == "−50.0%[−60.0,−40.0]"
+    big = MetricComparison("loss", "higher", 30.0, 2.0, [30.0] * 3, [2.0] * 3, 14.0, "claimed", n_seeds=3,
+                           ci=[9.0, 20.0])
+    assert effect_text(big) == "×15[×10,×21]"

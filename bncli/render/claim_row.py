@@ -58,7 +58,12 @@ def deciding_metric(c: Claim) -> MetricComparison | None:
 def effect_text(m: MetricComparison) -> str:
     """The paired effect with its 95 % interval as one word: '+35.2%[+20.1,+51.0]'; once the effect
     or its interval passes +900 %, as ratios arm/baseline ('×223[×1.1,×7713]', '×0.62[×0,×2408]');
-    a difference-scale metric in its units."""
+    a difference-scale metric in its units; 'n/a: baseline 3/3 not finite' when no seed pair had
+    finite values (diverged or blown up: they count against their arm)."""
+    if (m.effect is None or not math.isfinite(m.effect)) and m.n_dropped:
+        n = m.n_seeds or len(m.arm_values)
+        who = [f"{side} {k}/{n}" for side, k in (("arm", m.nonfinite_arm), ("baseline", m.nonfinite_baseline)) if k]
+        return f"n/a: {', '.join(who)} not finite"
     ci = m.ci
     if (m.scale != "difference" and m.effect is not None and math.isfinite(m.effect)
             and ci and all(v is not None and math.isfinite(v) for v in ci) and max(m.effect, ci[1]) >= 9):

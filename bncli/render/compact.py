@@ -133,7 +133,7 @@ def claim_rows_table(claims: Sequence[Claim], title: str, budgets: bool = False)
     t.add_column("arm vs baseline" if base is None else "arm")
     t.add_column("verdict", no_wrap=True)
     t.add_column("deciding metric")
-    t.add_column("effect [95% CI]", justify="right", no_wrap=True)
+    t.add_column("effect [95% CI]", justify="right")  # one word per number: wraps only at a note
     t.add_column("beyond", justify="right", no_wrap=True)
     with_p = any(c.p_adj is not None for c in claims)  # none below the seeds a test needs
     if with_p:
@@ -178,7 +178,7 @@ def metrics_table(claims: Sequence[Claim], title: str = "Evidence: every metric 
     t.add_column("claim: metric (each run's value)")
     t.add_column("arm", justify="right", no_wrap=True)
     t.add_column("baseline", justify="right", no_wrap=True)
-    t.add_column("effect [95% CI]", justify="right", no_wrap=True)
+    t.add_column("effect [95% CI]", justify="right")  # one word per number: wraps only at a note
     t.add_column("beyond", justify="right", no_wrap=True)
     t.add_column("p adj", justify="right", no_wrap=True)
     t.add_column("way", no_wrap=True)
