@@ -336,6 +336,12 @@ class CommandResult:
     command_line: str | None = None  # how it was made (provenance), when a command made it
     schema_version: int = SCHEMA_VERSION  # a loaded document keeps its own (its verdicts' rule)
 
+    def __repr__(self) -> str:
+        """At most 20 lines (bncli.frames.result_repr), not every number of every run."""
+        from bncli.frames import result_repr
+
+        return result_repr(self)
+
     @property
     def verdict_rule(self) -> str:
         """Which verdict rule made this document's verdicts."""

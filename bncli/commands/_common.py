@@ -366,25 +366,38 @@ def progress_callback(quiet: bool, what: str, unit: str) -> Iterator[Any]:
 
 
 def print_renderables(renderables: Sequence[RenderableType | str]) -> None:
-    """Print on stdout; a table too wide for the terminal even with every cell wrapped at its
-    spaces is printed as several tables of its columns (bncli.render.compact.fit), so that no
-    number is ever cut in two ("6.33e+0⏎0") or to "6.3…"."""
+    """Print on stdout, each table as wide as the console allows: a table too wide even with every
+    cell wrapped at its spaces leaves columns out (bncli.render.fit), so that no row is
+    split and no number cut in two ("6.33e+0⏎0") or to "6.3…". A table's caption is printed
+    under it at the console's width (not the table's), as are texts."""
     from rich.console import Group
 
-    from bncli.render.compact import fit
+    from bncli.render.fit import fit
 
     out = stdout_console()
     flat: list[RenderableType | str] = []
-    for r in renderables:  # a group of tables (claims + regime map) is fitted table by table
+    for r in renderables:  # a group of tables (claims + legend + evidence) is fitted table by table
         flat.extend(r.renderables if isinstance(r, Group) else [r])
     for i, r in enumerate(flat):
         if i and isinstance(r, Table):
             out.print()  # compact tables have no frame: a blank line keeps them apart
         for part in fit(r, out) if isinstance(r, Table) else [r]:
+            caption = None
             if isinstance(part, Table):
                 for col in part.columns:  # a word longer than its column still shows whole
                     col.overflow = "fold"
+                caption, part.caption = part.caption, None
             out.print(part)
+            if caption:
+                out.print(caption if isinstance(caption, Text) else Text.from_markup(str(caption), style="dim"))
+
+
+def write_json(doc: Any) -> None:
+    """One JSON document on stdout: indented for a person at a terminal, one compact line for a
+    pipe or file (what `jq` and `json.loads` read)."""
+    tty = sys.stdout is not None and sys.stdout.isatty()
+    sys.stdout.write(json.dumps(doc, allow_nan=False, indent=2 if tty else None) + "\n")
+    sys.stdout.flush()
 
 
 def command_line() -> str:
@@ -402,8 +415,7 @@ def finish(
     """The one output step: tables or JSON on stdout, files under --out, exit 130 if interrupted."""
     doc = result.to_json()
     if opts.json:
-        sys.stdout.write(json.dumps(doc, allow_nan=False) + "\n")
-        sys.stdout.flush()
+        write_json(doc)
     else:
         print_renderables(renderables)
     if opts.out is not None:

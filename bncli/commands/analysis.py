@@ -200,7 +200,7 @@ def numerics_label(kinds: list[str], fuse: str) -> str:
     fused = kinds.count("fused")
     if fused == 0:
         return "numerics: single" + (" (--fuse off)" if fuse == "off" else "")
-    what = "fused (each arm's seeds × lrs batched; --fuse off: one by one)"
+    what = "fused (seeds × lrs batched)"
     return f"numerics: {what}" if fused == len(kinds) else f"numerics: {fused} of {len(kinds)} runs {what}"
 
 

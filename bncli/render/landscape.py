@@ -21,17 +21,21 @@ def landscape_table(spec: Spec, rows: Sequence[dict[str, Any]], detail: bool = T
     t = compact.table(
         f"{spec.name}: landscape along −g (C4), η′ = {cfg.eta_points} points in [{lo:g}, {hi:g}]×lr, "
         f"BN in {cfg.bn_mode} mode; " + ("cells: mean | max over steps" if detail else "mean over steps"),
+        caption="loss variation: max − min of L over η′; grad. predictiveness: max over η′ of "
+                "‖g − g′‖" + (" (and its mean over η′)" if detail else "") + "; β-smoothness: "
+                "‖g − g′‖/‖η′g‖ (effective); steps: measurements per run; seeds pooled. C4 compares each "
+                "seed's median over steps (--detail).",
     )
     t.add_column("lr", justify="right", no_wrap=True)
     t.add_column("arm")
-    t.add_column("steps measured", justify="right")
-    t.add_column("loss variation (max − min L)", justify="right")
-    t.add_column("gradient predictiveness (max over η′ ‖g − g′‖)", justify="right")
+    t.add_column("steps", justify="right")
+    t.add_column("loss variation", justify="right")
+    t.add_column("grad. predictiveness", justify="right")
     keys = ["loss_variation", "grad_pred_max"]
     if detail:
         t.add_column("(mean over η′)", justify="right")
         keys.append("grad_pred_mean")
-    t.add_column("effective β-smoothness (‖g − g′‖/‖η′g‖)", justify="right")
+    t.add_column("β-smoothness", justify="right")
     t.add_column("‖g‖", justify="right")
     keys += ["beta", "grad_norm"]
     if cfg.hessian:
@@ -105,13 +109,49 @@ def render_lipschitz(spec: Spec, result: CommandResult, detail: bool = False) ->
     out += c9_lines(result)
     views = result.tables.get("views")
     if views:
-        out.append(views_table(spec, views))
+        out.append(views_table(spec, views, result.runs))
         out.append(result.tables.get("views_note", ""))
     return out
 
 
-def views_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
-    """Rows = learning rate x arm: the opt-in landscape views (means over seeds), evidence only."""
+def _at(ts: Sequence[float], ls: Sequence[float], t: float) -> float:
+    """L at t on the interpolation grid, linear between its two nearest points."""
+    pairs = sorted(zip(ts, ls))
+    for (t0, l0), (t1, l1) in zip(pairs, pairs[1:]):
+        if t0 <= t <= t1:
+            return l0 if t1 == t0 else l0 + (l1 - l0) * (t - t0) / (t1 - t0)
+    return math.nan
+
+
+def interpolation_barrier(record: Any) -> float | None:
+    """The barrier on the line from the initial to the final weights (Goodfellow et al. 2015):
+    max of L(θ₀ + t(θ_end − θ₀)) over t in [0, 1] minus the larger of L(θ₀) and L(θ_end); 0 when
+    the loss never rises above its ends on the way. None without the interpolation."""
+    it = record.probes.get("landscape_views", {}).get("interpolation") if record.probes else None
+    if not it or not it.get("t"):
+        return None
+    ts = list(it["t"])
+    ls = [math.inf if v is None else float(v) for v in it["loss"]]
+    ends = [_at(ts, ls, 0.0), _at(ts, ls, 1.0)]
+    path = [v for t, v in zip(ts, ls) if 0.0 <= t <= 1.0] + ends
+    if any(math.isnan(v) for v in path):
+        return None
+    return max(path) - max(ends)
+
+
+def _barriers(runs: Sequence[Any]) -> dict[tuple[float, str], float]:
+    """(lr, arm) -> the interpolation barrier's mean over the seeds that have it."""
+    per: dict[tuple[float, str], list[float]] = {}
+    for r in runs:
+        b = interpolation_barrier(r)
+        if b is not None:
+            per.setdefault((r.lr, r.arm), []).append(b)
+    return {k: sum(v) / len(v) for k, v in per.items()}
+
+
+def views_table(spec: Spec, rows: Sequence[dict[str, Any]], runs: Sequence[Any] = ()) -> Table:
+    """Rows = learning rate x arm: the opt-in landscape views (means over seeds), evidence only;
+    with the surface's `interpolate`, the barrier on the line θ₀ → θ_end (from `runs`)."""
     cfg = spec.analysis.lipschitz
     t = compact.table(f"{spec.name}: landscape views beside C4 (evidence, not judged), BN in {cfg.bn_mode} mode")
     cols: list[tuple[str, str]] = [("lr", "lr"), ("arm", "arm")]
@@ -123,12 +163,19 @@ def views_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
         s = cfg.surface
         cols += [("surface_centre", "L(θ)"), ("surface_range", f"surface range (±{s.span:g}, {s.dims}-D)"),
                  ("surface_rise", "rise (max − L(θ))")]
+    barriers = _barriers(runs)
     for _, label in cols:
         t.add_column(label, justify="left" if label == "arm" else "right")
+    if barriers:
+        t.add_column("line barrier θ₀→θ_end", justify="right")
+        t.caption = ("line barrier: max of L on the line from the initial to the final weights minus "
+                     "the larger of its two ends (0: no rise on the way), mean over seeds")
     for r in rows:
         cells = [str(r["arm"]) if k == "arm" else compact.num(r.get(k, math.nan)) for k, _ in cols]
         if cfg.hessian_trace and r.get("trace_converged_end", 1.0) < 1.0:  # s.e. above tol·|tr| at the cap
             cells[3] += " [yellow](s.e. > tol)[/yellow]"
+        if barriers:
+            cells.append(compact.num(barriers.get((r["lr"], r["arm"]))))
         t.add_row(*cells)
     return t
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bncli.errors import SchemaError, UsageError
+from bncli.render.claim_row import deciding_metric  # noqa: F401  (moved there; imported from here too)
 from bncli.results import READABLE_VERSIONS, SCHEMA_VERSION, Claim, CommandResult, MetricComparison
 
 FORMATS = ("md", "html")
@@ -195,34 +196,6 @@ def metric_text(m: MetricComparison, short: bool = False) -> str:
 
     p = f", p adj={m.p_adj:.3g}" if m.p_adj is not None else ""
     return f"{name}: {fmt(m.arm_mean)} vs {fmt(m.baseline_mean)} ({ci_text(m)}{p})"
-
-
-def deciding_metric(c: Claim) -> MetricComparison | None:
-    """The number a verdict rests on. With the engine's one-sided tests (schema 4): the metric
-    whose p decided the claim's side (intersection-union: the largest p_claimed for supported and
-    inconclusive, the largest p_against for refuted). Older documents: for supported / refuted,
-    the metric closest to the margin among those pointing that way; for inconclusive, the metric
-    that broke the majority direction (one pointing the other way, else one within the margin)."""
-    ms = c.metrics
-    if not ms:
-        return None
-    if all(m.p_claimed is not None and m.p_against is not None for m in ms):
-        if c.verdict == "refuted":
-            return max(ms, key=lambda m: m.p_against)  # type: ignore[arg-type,return-value]
-        return max(ms, key=lambda m: m.p_claimed)  # type: ignore[arg-type,return-value]
-    way = {"supported": "claimed", "refuted": "against"}.get(c.verdict)
-    if way is not None:
-        pool = [m for m in ms if m.points == way] or list(ms)
-    else:
-        claimed = sum(m.points == "claimed" for m in ms)
-        against = sum(m.points == "against" for m in ms)
-        other = "against" if claimed >= against else "claimed"
-        pool = [m for m in ms if m.points == other] or [m for m in ms if m.points == "neither"] or list(ms)
-
-    def closeness(m: MetricComparison) -> float:
-        return abs(m.rel_diff) if m.rel_diff is not None and math.isfinite(m.rel_diff) else math.inf
-
-    return min(pool, key=closeness) if way is not None else pool[0]
 
 
 def _claim_order(ids: Sequence[str]) -> list[str]:
