@@ -258,11 +258,23 @@ def test_interpolation_barrier_against_closed_forms():
 
     # a bowl between the ends: no rise on the way
     assert interpolation_barrier(record(lambda t: (t - 0.5) ** 2)) == 0.0
-    # a bump of height 1 at t = 0.5 over ends 0 and 0.2: the barrier is 1 + 0.1 − 0.2
-    assert interpolation_barrier(record(lambda t: math.sin(math.pi * t) + 0.2 * t)) == pytest.approx(0.9)
-    # t = 0 and 1 off the grid (11 points: step 0.2): the ends are interpolated linearly
+    # a bump of height 1 at t = 0.5 above the chord 0.2·t between ends 0 and 0.2: the barrier is 1
+    assert interpolation_barrier(record(lambda t: math.sin(math.pi * t) + 0.2 * t)) == pytest.approx(1.0)
+    # t = 0 and 1 off the grid (11 points: step 0.2, an old result): the ends are interpolated linearly
     b = interpolation_barrier(record(lambda t: 2.0 - t, points=11))
     assert b == pytest.approx(0.0, abs=1e-12)
+
+    def bump(t):
+        return 4 * t * (1 - t)
+
+    # a parabola with ends off that grid: L(0) and L(1) from the neighbours at ±0.1 (both −0.04·…
+    # by the chord through them: 0.5·(bump(−0.1) + bump(0.1)) = −0.04), then the rise above the chord
+    b = interpolation_barrier(record(bump, points=11))
+    l0 = l1 = 0.5 * (bump(-0.1) + bump(0.1))
+    assert l0 == pytest.approx(-0.04)
+    inside = [0.5 + c for c in surface_coords(11, 1.0) if 0 < 0.5 + c < 1]
+    assert b == pytest.approx(max(bump(t) - ((1 - t) * l0 + t * l1) for t in inside))
+    assert b == pytest.approx(1.04)
     assert interpolation_barrier(SimpleNamespace(probes={})) is None
 
 

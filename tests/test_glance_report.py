@@ -204,7 +204,9 @@ def test_barrier():
     assert barrier([0.0, 0.5, 1.0], [2.0, 1.0, 0.0]) == pytest.approx(0.0)  # below the chord: no barrier
     assert math.isnan(barrier([0.5, 1.5], [1.0, 1.0]))  # one sample in [0, 1]: no chord
     ts = [0.5 + (-1.0 + 2.0 * i / 10) for i in range(11)]  # as saved (11 points): t = 0.1 ... 0.9 inside
-    assert barrier(ts, [5.0] * 3 + [1.0, 1.5, 2.0, 1.5, 1.0, 1.0, 1.0, 1.0]) == pytest.approx(1.0)
+    # ends interpolated from t = ±0.1 and 0.9/1.1: L(0) = 3, L(1) = 1; the chord at 0.5 is 2, L(0.5) = 3
+    assert barrier(ts, [5.0] * 3 + [1.0, 1.5, 3.0, 1.5, 1.0, 1.0, 1.0, 1.0]) == pytest.approx(1.0)
+    assert barrier(ts, [5.0] * 3 + [1.0, 1.5, 2.0, 1.5, 1.0, 1.0, 1.0, 1.0]) == pytest.approx(0.0)
     assert barrier([0.0, 0.5, 1.0], [1.0, math.inf, 1.0]) == math.inf
 
 

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from bncli.claim_text import beyond_text, ci_text, num, rel_text, verdict_label
 from bncli.render.compact import table
-from bncli.render.palette import FAIL, KNOWN, PASS, verdict_style, verdict_symbol
+from bncli.render.palette import FAIL, KNOWN, PASS, expectation_state, verdict_style, verdict_symbol
 from bncli.results import Claim
 
 #: the override that decided a verdict, when it was not the metrics (C5's maths check always is)
@@ -179,7 +179,7 @@ def numbers(doc: dict[str, Any], o: dict[str, Any]) -> str:
 
 
 def _state(o: dict[str, Any]) -> str:
-    return "known" if o.get("skipped") else "met" if o.get("passed") else "unmet"
+    return expectation_state(o)
 
 
 def _mark(state: str) -> Text:

@@ -114,29 +114,16 @@ def render_lipschitz(spec: Spec, result: CommandResult, detail: bool = False) ->
     return out
 
 
-def _at(ts: Sequence[float], ls: Sequence[float], t: float) -> float:
-    """L at t on the interpolation grid, linear between its two nearest points."""
-    pairs = sorted(zip(ts, ls))
-    for (t0, l0), (t1, l1) in zip(pairs, pairs[1:]):
-        if t0 <= t <= t1:
-            return l0 if t1 == t0 else l0 + (l1 - l0) * (t - t0) / (t1 - t0)
-    return math.nan
-
-
 def interpolation_barrier(record: Any) -> float | None:
-    """The barrier on the line from the initial to the final weights (Goodfellow et al. 2015):
-    max of L(θ₀ + t(θ_end − θ₀)) over t in [0, 1] minus the larger of L(θ₀) and L(θ_end); 0 when
-    the loss never rises above its ends on the way. None without the interpolation."""
+    """The loss barrier on the line from the initial to the final weights (`report_views.barrier`,
+    one definition for the terminal and the report). None without the interpolation or its ends."""
+    from bncli.render.report_views import barrier
+
     it = record.probes.get("landscape_views", {}).get("interpolation") if record.probes else None
     if not it or not it.get("t"):
         return None
-    ts = list(it["t"])
-    ls = [math.inf if v is None else float(v) for v in it["loss"]]
-    ends = [_at(ts, ls, 0.0), _at(ts, ls, 1.0)]
-    path = [v for t, v in zip(ts, ls) if 0.0 <= t <= 1.0] + ends
-    if any(math.isnan(v) for v in path):
-        return None
-    return max(path) - max(ends)
+    b = barrier(list(it["t"]), [math.inf if v is None else float(v) for v in it["loss"]])
+    return None if math.isnan(b) else b
 
 
 def _barriers(runs: Sequence[Any]) -> dict[tuple[float, str], float]:
@@ -168,8 +155,8 @@ def views_table(spec: Spec, rows: Sequence[dict[str, Any]], runs: Sequence[Any] 
         t.add_column(label, justify="left" if label == "arm" else "right")
     if barriers:
         t.add_column("line barrier θ₀→θ_end", justify="right")
-        t.caption = ("line barrier: max of L on the line from the initial to the final weights minus "
-                     "the larger of its two ends (0: no rise on the way), mean over seeds")
+        t.caption = ("line barrier: the largest rise of L above the chord between its values at the initial "
+                     "and the final weights, on the line between them (0: no rise), mean over seeds")
     for r in rows:
         cells = [str(r["arm"]) if k == "arm" else compact.num(r.get(k, math.nan)) for k, _ in cols]
         if cfg.hessian_trace and r.get("trace_converged_end", 1.0) < 1.0:  # s.e. above tol·|tr| at the cap

@@ -7,7 +7,7 @@ import base64
 import re
 from typing import Any
 
-from bncli.render.palette import VERDICTS, verdict_symbol
+from bncli.render.palette import EXPECTATION_MARKS, VERDICTS, expectation_counts, expectation_state, verdict_symbol
 from bncli.render.report import EVIDENCE, Doc, Report, Verdict, metric_text, no_verdict_reason
 from bncli.render.report_text import (
     METRIC_HEAD,
@@ -22,12 +22,15 @@ from bncli.render.report_text import (
 )
 from bncli.stats import fmt
 
+_EXP_CLASS = {"met": "ok", "known": "known", "unmet": "bad"}
+
 
 def _verdict_css() -> str:
     """The verdict chips' colours, from the one palette (render/palette.py)."""
     return "".join(f".v-{k.replace(' ', '-')}{{background:{fill};color:{ink}}}"
                    for k, (fill, ink, _, _) in VERDICTS.items()) + (
         f".ok{{color:{VERDICTS['supported'][0]};font-weight:700}}.bad{{color:{VERDICTS['refuted'][0]};font-weight:700}}"
+        f".known{{color:{EXPECTATION_MARKS['known'][0]};font-weight:700}}"
         f".problems li{{color:{VERDICTS['refuted'][0]}}}")
 
 
@@ -165,12 +168,13 @@ def to_html(r: Report) -> str:
         exps = r.batch.get("expectations", [])
         body.append('<section id="expectations"><h2>Expectations</h2>')
         if exps:
-            passed = sum(bool(e.get("passed")) for e in exps)
             rows = "".join(
-                f'<tr><td class="{"ok" if e.get("passed") else "bad"}">{"✓" if e.get("passed") else "✗"}</td>'
+                f'<tr><td class="{_EXP_CLASS[expectation_state(e)]}">'
+                f"{EXPECTATION_MARKS[expectation_state(e)][1]}</td>"
                 f"<td>{_e(e.get('comparison'))} · {_e(e.get('command'))}</td><td>{_e(e.get('description', ''))}</td>"
                 f"<td>{_e(e.get('detail', ''))}</td></tr>" for e in exps)
-            body.append(f"<p>{passed}/{len(exps)} met.</p><div class=\"scroll\"><table><thead><tr><th></th>"
+            body.append(f"<p>{len(exps)} expectations: {expectation_counts(exps)}.</p>"
+                        '<div class="scroll"><table><thead><tr><th></th>'
                         f"<th>comparison</th><th>expectation</th><th>numbers</th></tr></thead><tbody>{rows}"
                         "</tbody></table></div>")
         else:

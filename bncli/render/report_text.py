@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from bncli.render.md import _Markup, _md  # noqa: F401  (the one escaping; render/regimes uses it too)
-from bncli.render.palette import verdict_symbol
+from bncli.render.palette import EXPECTATION_MARKS, expectation_counts, expectation_state, verdict_symbol
 from bncli.render.report import (
     EVIDENCE,
     FILES_DIR,
@@ -58,7 +58,9 @@ def short_decided(v: Verdict) -> str:
 def headline(r: Report) -> str:
     if r.batch is not None:
         counts = r.batch.get("counts", {})
-        exp = (f"; expectations {counts.get('expectations_passed', 0)}/{counts.get('expectations', 0)} met"
+        outcomes = r.batch.get("expectations", [])
+        exp = (f"; {len(outcomes)} expectations: {expectation_counts(outcomes)}" if outcomes
+               else f"; expectations {counts.get('expectations_passed', 0)}/{counts.get('expectations', 0)} met"
                if counts.get("expectations") else "")
         text = (f"Batch {r.batch.get('batch_file', '')}: {len(r.batch.get('comparisons', []))} comparison(s) × "
                 f"command, {counts.get('jobs', '?')} job(s), exit code {r.batch.get('exit_code', '?')}{exp}.")
@@ -208,10 +210,9 @@ def to_markdown(r: Report) -> str:
         exps = r.batch.get("expectations", [])
         out += ["## Expectations", ""]
         if exps:
-            passed = sum(bool(e.get("passed")) for e in exps)
-            out += [f"{passed}/{len(exps)} met.", ""]
+            out += [f"{len(exps)} expectations: {expectation_counts(exps)}.", ""]
             out += _md_table(["", "comparison", "expectation", "numbers"],
-                             [["✓" if e.get("passed") else "✗",
+                             [[EXPECTATION_MARKS[expectation_state(e)][1],
                                f"{e.get('comparison')} · {e.get('command')}",
                                e.get("description", ""), e.get("detail", "")] for e in exps])
         else:

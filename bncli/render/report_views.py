@@ -17,22 +17,32 @@ NOTE = ("Evidence beside C4, shown, not judged (C4's verdict keeps its own metri
         "error; λ₁…λₖ: the largest Hessian eigenvalues there (Lanczos); surface: the filter-normalized loss "
         "surface at the end (Li et al. 2018), its loss at the centre L(θ), its range (max − min within the "
         "span) and rise (max − L(θ), a sharpness figure); barrier: the largest rise of the loss above the "
-        "chord between the initial and the final weights' losses on the line θ₀ + t(θ − θ₀) (the sampled t "
-        "nearest 0 and 1).")
+        "chord between the initial and the final weights' losses on the line θ₀ + t(θ − θ₀), t in [0, 1].")
 
 
 def barrier(ts: Sequence[float], losses: Sequence[float]) -> float:
-    """The largest rise of the loss above the chord between the line's sampled ends in [0, 1]
-    (t = 0 and 1 when the grid holds them, else the sampled t nearest inside): max of
-    L(t) − chord(t). NaN with fewer than two samples in [0, 1], inf when the line blew up there."""
-    eps = 1e-9  # the saved t are 0.5 + grid coordinates: exact only up to rounding
-    pts = sorted((float(t), float(v)) for t, v in zip(ts, losses, strict=False) if -eps <= float(t) <= 1.0 + eps)
-    if len(pts) < 2:
+    """The loss barrier on the line θ₀ + t(θ_end − θ₀) (Frankle et al. 2020): the largest rise of
+    L(t) above the chord (1 − t)·L(0) + t·L(1), over the sampled t in [0, 1]; 0 when the loss never
+    rises above the chord. The line holds t = 0 and 1 exactly; a result saved without them has its
+    ends interpolated linearly from their neighbours. NaN when an end cannot be had, inf when the
+    line blew up inside [0, 1]."""
+    pts = sorted((float(t), float(v)) for t, v in zip(ts, losses, strict=True))
+
+    def at(t: float) -> float:
+        for (ta, la), (tb, lb) in zip(pts, pts[1:], strict=False):
+            if t == ta or t == tb:
+                return la if t == ta else lb
+            if ta < t < tb:
+                return la + (t - ta) / (tb - ta) * (lb - la)
         return math.nan
-    (t0, l0), (t1, l1) = pts[0], pts[-1]
-    if not all(math.isfinite(v) for _, v in pts):
+
+    inside = [(t, v) for t, v in pts if 0.0 < t < 1.0]
+    l0, l1 = at(0.0), at(1.0)
+    if math.isnan(l0) or math.isnan(l1) or any(math.isnan(v) for _, v in inside):
+        return math.nan
+    if not all(math.isfinite(v) for v in (l0, l1, *(v for _, v in inside))):
         return math.inf
-    return max(v - (l0 + (t - t0) / (t1 - t0) * (l1 - l0)) for t, v in pts)
+    return max([0.0, *(v - ((1.0 - t) * l0 + t * l1) for t, v in inside)])
 
 
 def _mean(values: Sequence[float]) -> float:
