@@ -56,7 +56,7 @@ class Result(CommandResult):
 
     def __repr__(self) -> str:
         """At most 20 lines: what ran and one row per claim (the rest: claims_frame(), to_json())."""
-        from bncli.frames import result_repr
+        from bncli.render.repr_text import result_repr
 
         return result_repr(self)
 

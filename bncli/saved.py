@@ -64,7 +64,7 @@ class BatchResult:
 
     def __repr__(self) -> str:
         """At most 20 lines: the batch, its exit code and one row per verdict."""
-        from bncli.frames import result_repr
+        from bncli.render.repr_text import result_repr
 
         return result_repr(self)
 

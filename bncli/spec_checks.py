@@ -89,8 +89,10 @@ def check_comparisons(spec: Spec, commands: Sequence[str], source: str | None = 
             raise SpecError(f"{source}: {problem}" if source else problem)
 
 
-def check_user_spec(spec: Spec, source: str, commands: Sequence[str] = ()) -> None:
-    """What a spec a user wrote must pass beyond its fields: no key that does nothing, and arms
-    that give each of `commands` something to compare (a subcommand's load, a batch cell)."""
-    check_idle_keys(spec, source)
+def check_user_spec(spec: Spec, source: str, commands: Sequence[str] = (),
+                    allow_idle: Sequence[str] = ()) -> None:
+    """What a spec a user wrote must pass beyond its fields: no key that does nothing (but those in
+    `allow_idle`), and arms that give each of `commands` something to compare (a subcommand's
+    load, a batch cell)."""
+    check_idle_keys(spec, source, allow_idle)
     check_comparisons(spec, commands, source)

@@ -131,9 +131,11 @@ def idle_keys(spec: Any) -> list[tuple[str, str]]:
     return out
 
 
-def check_idle_keys(spec: Any, source: str) -> None:
-    """A SpecError naming each idle key: `file: data.path: not used with source: digits (...)`."""
-    bad = idle_keys(spec)
+def check_idle_keys(spec: Any, source: str, allow: Iterable[str] = ()) -> None:
+    """A SpecError naming each idle key: `file: data.path: not used with source: digits (...)`.
+    Keys in `allow` pass (a batch cell's keys that its spec file uses and an override made idle)."""
+    allowed = set(allow)
+    bad = [(field, why) for field, why in idle_keys(spec) if field not in allowed]
     if bad:
         text = "; ".join(f"{field}: {why}" for field, why in bad)
         raise SpecError(f"{source}: {text} (remove the key, or set what it belongs to)")

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 
 from bncli.claim_text import ci_text, verdict_label
-from bncli.results import Claim, MetricComparison
+from bncli.claim_types import Claim, MetricComparison
 
 #: how a run's value of a metric was made from its measurements (MetricInput.aggregate), in words
 AGGREGATE_WORDS = {

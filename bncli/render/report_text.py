@@ -262,17 +262,3 @@ def to_markdown(r: Report) -> str:
 
 def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
-
-
-def to_html(r: Report) -> str:
-    """report.html (bncli.render.report_html)."""
-    from bncli.render.report_html import to_html as page
-
-    return page(r)
-
-
-def _grid_html(r: Any) -> str:
-    """The verdict grid as HTML (bncli.render.report_html; the notebook's frames use it too)."""
-    from bncli.render.report_html import grid_html
-
-    return grid_html(r)
