@@ -5,7 +5,9 @@ the command line does and returns the result; `bncli.load(path)` reads a saved o
     res = bncli.run("train", "sample_configs/mlp_sigmoid_digits.yaml", steps=300, seeds=2, lr=[0.5, 2.0])
     res                      # in Jupyter: the verdict grid
     res.to_pandas()          # every curve, long format: run, arm, lr, seed, step, metric, value
-    res.claims_frame()       # one row per claim x metric
+    res                      # in a terminal: what ran and one row per claim (20 lines at most)
+    res.claims_frame()       # one row per claim x lr x arm: verdict, leaning, effect, CI, beyond, p_adj
+    res.metrics_frame()      # one row per claim x metric: every number behind the verdicts
 
 Ctrl-C (a notebook's interrupt) stops the run and returns the finished runs (`res.interrupted`);
 no signal handler is installed, so the kernel's own stay in place."""
@@ -38,10 +40,25 @@ class Result(CommandResult):
         return result_frame(self)
 
     def claims_frame(self) -> Any:
-        """One row per claim x metric: verdict, both means, the relative difference, p, direction."""
+        """One row per claim x lr x arm: claim, lr, arm, baseline, verdict, leaning, effect, ci_low,
+        ci_high, beyond, p_adj (bncli.frames.CLAIM_COLUMNS says what each is: the deciding metric's
+        effect and interval, its seeds beyond the margin as "k/n", the claim's adjusted p)."""
         from bncli.frames import claims_frame
 
         return claims_frame(self)
+
+    def metrics_frame(self) -> Any:
+        """One row per claim x metric: every number behind each verdict (both centres, the effect
+        and its interval, seeds beyond the margin, the metric's adjusted p, the way it points)."""
+        from bncli.frames import metrics_frame
+
+        return metrics_frame(self)
+
+    def __repr__(self) -> str:
+        """At most 20 lines: what ran and one row per claim (the rest: claims_frame(), to_json())."""
+        from bncli.render.repr_text import result_repr
+
+        return result_repr(self)
 
     def _repr_html_(self) -> str:
         """Jupyter shows a result as its verdict grid."""

@@ -58,16 +58,36 @@ class ClaimChange:
     verdict_a: str | None  # None: not judged in A
     verdict_b: str | None
     metrics: list[MetricChange] = field(default_factory=list)
+    leaning_a: str | None = None  # which way A's numbers point (what an exploratory verdict leans to)
+    leaning_b: str | None = None
+
+    @property
+    def label_a(self) -> str | None:
+        """A's verdict as printed: 'supported', or 'exploratory→refuted' with its leaning."""
+        return _label(self.verdict_a, self.leaning_a)
+
+    @property
+    def label_b(self) -> str | None:
+        return _label(self.verdict_b, self.leaning_b)
 
     @property
     def changed(self) -> bool:
-        return self.verdict_a != self.verdict_b
+        """The verdict changed, or an exploratory verdict's leaning did (exploratory→supported vs
+        exploratory→inconclusive is a change of conclusion too)."""
+        return self.label_a != self.label_b
 
     def to_json(self) -> dict[str, Any]:
         return {"comparison": self.comparison, "command": self.command, "claim": self.claim, "lr": self.lr,
                 "arm": self.arm, "baseline": self.baseline, "verdict_a": self.verdict_a,
-                "verdict_b": self.verdict_b, "changed": self.changed,
+                "verdict_b": self.verdict_b, "leaning_a": self.leaning_a, "leaning_b": self.leaning_b,
+                "label_a": self.label_a, "label_b": self.label_b, "changed": self.changed,
                 "metrics": [m.to_json() for m in self.metrics]}
+
+
+def _label(verdict: str | None, leaning: str | None) -> str | None:
+    if verdict == "exploratory" and leaning:
+        return f"exploratory→{leaning}"
+    return verdict
 
 
 @dataclass(frozen=True)
@@ -87,7 +107,8 @@ class ResultComparison:
         return sum(c.changed for c in self.claims)
 
     def exit_code(self) -> int:
-        """0: no verdict changed; 1: at least one did (or was judged on one side only)."""
+        """0: no verdict changed; 1: at least one did (an exploratory one's leaning included, or it was
+        judged on one side only)."""
         return 1 if self.n_changed else 0
 
     def to_json(self) -> dict[str, Any]:
@@ -122,7 +143,16 @@ def compare_claims(a: Any, b: Any, name_a: str = "A", name_b: str = "B") -> Resu
     subcommand's result matches by command only (its spec's name may differ)."""
     from bncli.saved import BatchResult
 
-    with_group = isinstance(a, BatchResult) and isinstance(b, BatchResult)
+    kinds = [isinstance(x, BatchResult) for x in (a, b)]
+    if kinds[0] != kinds[1]:
+        batch, single = (name_a, name_b) if kinds[0] else (name_b, name_a)
+        command = (b if kinds[0] else a).command
+        raise UsageError(f"compare: {batch} is a batch's result and {single} a subcommand's ({command}): "
+                         "compare two batches, or two results of subcommands")
+    if not any(kinds) and a.command != b.command:
+        raise UsageError(f"compare: {name_a} is a result of `{a.command}` and {name_b} of `{b.command}`: "
+                         "their claims are not the same measurements; compare two results of one subcommand")
+    with_group = all(kinds)
     ca, cb = _claims(a, with_group), _claims(b, with_group)
     out = []
     for key in dict.fromkeys([*ca, *cb]):
@@ -133,7 +163,8 @@ def compare_claims(a: Any, b: Any, name_a: str = "A", name_b: str = "B") -> Resu
         group, command, claim, lr, arm, _ = key
         baseline = " / ".join(dict.fromkeys(c.baseline for c in (x, y) if c is not None))
         out.append(ClaimChange(group, command, claim, lr, arm, baseline, x.verdict if x else None,
-                               y.verdict if y else None, metrics))
+                               y.verdict if y else None, metrics, x.leaning if x else None,
+                               y.leaning if y else None))
     return ResultComparison(name_a, name_b, out, verdict_rule(a), verdict_rule(b))
 
 

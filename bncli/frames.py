@@ -9,8 +9,17 @@ from bncli.errors import ExtraMissingError
 from bncli.results import Claim, CommandResult
 
 RUN_COLUMNS = ["run", "arm", "lr", "seed", "step", "metric", "value"]
-CLAIM_COLUMNS = ["claim", "lr", "arm", "baseline", "verdict", "metric", "better", "arm_mean", "baseline_mean",
-                 "rel_diff", "p_value", "points"]
+#: claims_frame(): one row per claim x lr x arm. effect / ci_low / ci_high: the deciding metric's
+#: paired effect and 95 % interval (ratio scale: arm/baseline − 1 of the geometric means, 0.25 is
+#: +25 %; difference scale: arm − baseline in the metric's units); beyond: "k/n", that metric's
+#: paired seeds beyond the margin the claimed way; p_adj: the claim's Holm-adjusted p (None below
+#: the seeds a test needs). verdict: supported / refuted / inconclusive / exploratory; leaning:
+#: the way the numbers point (an exploratory verdict's arrow).
+CLAIM_COLUMNS = ["claim", "lr", "arm", "baseline", "verdict", "leaning", "effect", "ci_low", "ci_high", "beyond",
+                 "p_adj"]
+#: metrics_frame(): one row per claim x lr x arm x metric, every number behind a verdict.
+METRIC_COLUMNS = ["claim", "lr", "arm", "baseline", "verdict", "metric", "better", "aggregate", "scale",
+                  "arm_mean", "baseline_mean", "effect", "ci_low", "ci_high", "beyond", "p_adj", "points"]
 
 
 def _pandas() -> Any:
@@ -35,14 +44,29 @@ def run_rows(result: CommandResult) -> list[tuple[Any, ...]]:
 
 
 def claim_rows(claims: list[Claim]) -> list[tuple[Any, ...]]:
-    """One row per claim x metric (a claim without metrics: one row, metric None)."""
+    """One row per claim x lr x arm (CLAIM_COLUMNS), its numbers from the deciding metric."""
+    from bncli.render.claim_row import claim_row
+
+    rows = []
+    for c in claims:
+        r = claim_row(c)
+        beyond = f"{r.beyond[0]}/{r.beyond[1]}" if r.beyond else None
+        rows.append((c.claim, c.lr, c.arm, c.baseline, c.verdict, c.leaning, r.effect, r.ci_low, r.ci_high,
+                     beyond, r.p_adj))
+    return rows
+
+
+def metric_rows(claims: list[Claim]) -> list[tuple[Any, ...]]:
+    """One row per claim x metric (METRIC_COLUMNS); a claim without metrics: one row, metric None."""
     rows = []
     for c in claims:
         head = (c.claim, c.lr, c.arm, c.baseline, c.verdict)
         for m in c.metrics:
-            rows.append((*head, m.name, m.better, m.arm_mean, m.baseline_mean, m.rel_diff, m.p_value, m.points))
+            ci = list(m.ci) if m.ci else [None, None]
+            rows.append((*head, m.name, m.better, m.aggregate, m.scale, m.arm_mean, m.baseline_mean, m.effect,
+                         ci[0], ci[1], f"{m.beyond[0]}/{m.beyond[1]}" if m.beyond else None, m.p_adj, m.points))
         if not c.metrics:
-            rows.append((*head, *(None,) * 7))
+            rows.append((*head, *(None,) * (len(METRIC_COLUMNS) - len(head))))
     return rows
 
 
@@ -54,6 +78,10 @@ def claims_frame(result: CommandResult) -> Any:
     return _pandas().DataFrame(claim_rows(result.claims), columns=CLAIM_COLUMNS)
 
 
+def metrics_frame(result: CommandResult) -> Any:
+    return _pandas().DataFrame(metric_rows(result.claims), columns=METRIC_COLUMNS)
+
+
 def batch_frame(batch: Any) -> Any:
     rows = [(c.name, c.command, *row) for c in batch.comparisons if c.result is not None for row in run_rows(c.result)]
     return _pandas().DataFrame(rows, columns=["comparison", "command", *RUN_COLUMNS])
@@ -62,6 +90,11 @@ def batch_frame(batch: Any) -> Any:
 def batch_claims_frame(batch: Any) -> Any:
     rows = [(c.name, c.command, *row) for c in batch.comparisons for row in claim_rows(c.claims)]
     return _pandas().DataFrame(rows, columns=["comparison", "command", *CLAIM_COLUMNS])
+
+
+def batch_metrics_frame(batch: Any) -> Any:
+    rows = [(c.name, c.command, *row) for c in batch.comparisons for row in metric_rows(c.claims)]
+    return _pandas().DataFrame(rows, columns=["comparison", "command", *METRIC_COLUMNS])
 
 
 _CSS = (".bncli-grid td,.bncli-grid th{border:1px solid #d6d6d6;padding:2px 6px;text-align:left;vertical-align:top}"
@@ -77,7 +110,8 @@ def verdict_grid_html(obj: Any) -> str:
     from types import SimpleNamespace
 
     from bncli.render.report import Doc, _claim_order, build_grid
-    from bncli.render.report_text import _e, _grid_html
+    from bncli.render.report_html import grid_html
+    from bncli.render.report_text import _e
 
     if isinstance(obj, CommandResult):
         name = str(obj.spec.get("name", "result"))
@@ -93,5 +127,5 @@ def verdict_grid_html(obj: Any) -> str:
         kind, head = "batch", f"bncli batch {obj.doc.get('batch_file', '')}: {len(obj.comparisons)} comparison(s)"
     regimes, verdicts = build_grid(docs)
     ids = _claim_order([v.claim.claim for v in verdicts])
-    grid = _grid_html(SimpleNamespace(regimes=regimes, kind=kind, claim_ids=ids))
+    grid = grid_html(SimpleNamespace(regimes=regimes, kind=kind, claim_ids=ids))
     return f'<div class="bncli-grid"><style>{_CSS}</style><p><b>{_e(head)}</b></p>{grid}</div>'

@@ -50,10 +50,23 @@ class BatchResult:
         return batch_frame(self)
 
     def claims_frame(self) -> Any:
-        """One row per comparison x claim x metric: the verdict and the numbers behind it."""
+        """One row per comparison x claim x lr x arm (bncli.frames.CLAIM_COLUMNS after comparison,
+        command)."""
         from bncli.frames import batch_claims_frame
 
         return batch_claims_frame(self)
+
+    def metrics_frame(self) -> Any:
+        """One row per comparison x claim x metric: every number behind each verdict."""
+        from bncli.frames import batch_metrics_frame
+
+        return batch_metrics_frame(self)
+
+    def __repr__(self) -> str:
+        """At most 20 lines: the batch, its exit code and one row per verdict."""
+        from bncli.render.repr_text import result_repr
+
+        return result_repr(self)
 
     def _repr_html_(self) -> str:
         from bncli.frames import verdict_grid_html

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import difflib
 import typing
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -39,6 +38,7 @@ from bncli.spec_analysis import (  # noqa: F401  (re-exported: analyses import t
     SaturationSpec,
     ScaleSpec,
 )
+from bncli.spec_idle import check_idle_keys
 from bncli.spec_types import (
     MAX_COUNT,
     MAX_LAYERS,
@@ -52,9 +52,11 @@ from bncli.spec_types import (
     Fraction,
     Int,
     NonNegFloat,
+    NoRepeats,
     Seed,
     Strict,
     Width,
+    field_default,
 )
 from bncli.spec_types import PositiveFloat as PosFloat
 from bncli.yamlio import load_yaml_file
@@ -178,20 +180,21 @@ class DataSpec(Strict):
 # --------------------------------------------------------------------------- model
 
 
-@cache
-def _default(cls: type[BaseModel], name: str) -> Any:
-    """A field's default, computed once (pydantic inspects the factory's signature on every call:
-    most of a 10,000-cell batch's checking time); only compared, never handed out."""
-    return cls.model_fields[name].get_default(call_default_factory=True)
-
-
 def _refuse_idle(model: BaseModel, why: dict[str, str]) -> None:
     """Keys the spec set (not defaults) to a value other than the default, where they do nothing:
     a ValueError naming each (a spec dumped whole, e.g. a run's job, sets them to the default)."""
     bad = [f"{name}: {reason}" for name, reason in why.items()
-           if name in model.model_fields_set and getattr(model, name) != _default(type(model), name)]
+           if name in model.model_fields_set and getattr(model, name) != field_default(type(model), name)]
     if bad:
         raise ValueError("; ".join(bad) + " (remove the key, or set what it belongs to)")
+
+
+def _depth_choices(schema: dict[str, Any]) -> None:
+    """The schema's depth: one of the families' depths (which family's is the loader's check)."""
+    depths = sorted({d for name in FAMILIES for d in getattr(get_family(name), "DEPTHS", None) or ()})
+    for branch in schema.get("anyOf", []):
+        if branch.get("type") == "integer":
+            branch["enum"] = depths
 
 
 class ModelSpec(Strict):
@@ -199,14 +202,18 @@ class ModelSpec(Strict):
 
     kind: Literal[family_names()] = Field(  # type: ignore[valid-type]  (the model-family registry)
         "mlp", description=family_help())
+    # minItems 1 in the schema only: a spec file's empty list is refused either way (the family that
+    # reads it needs a layer; any other: a key that does nothing), a model built in Python may hold one
     hidden: list[Width] = Field(default_factory=lambda: [100, 100, 100], max_length=MAX_LAYERS,
+                                json_schema_extra={"minItems": 1},
                                 description=_fam("hidden", "units of each hidden layer"))
     channels: list[Width] = Field(default_factory=lambda: [16, 32], max_length=MAX_LAYERS,
+                                  json_schema_extra={"minItems": 1},
                                   description=_fam("channels", "channels of each conv layer"))
     pool: bool = Field(True, description=_fam("pool", "2x2 max-pool after each conv block while the map "
                                               "is >= 2x2"))
     depth: Annotated[Int, Field(gt=0, le=1000)] | None = Field(
-        None, description=_depth_help())
+        None, description=_depth_help(), json_schema_extra=lambda s: _depth_choices(s))
     width: Width | None = Field(
         None, description=_fam("width", "channels of the first stage, later stages scale with it "
                                "(null: the paper's)"))
@@ -276,7 +283,7 @@ class ArmSpec(Strict):
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
     # a name in the normalization registry (bncli.norms; README's table)
-    norm: str = "none"
+    norm: str = Field("none", json_schema_extra=lambda s: s.update(enum=list(norm_names())))  # type: ignore[arg-type]
     # learnable γ, β after the normalization (batch, layer, group, lp; weight norm has none)
     affine: bool = True
     position: Literal["pre", "post"] = "pre"
@@ -397,8 +404,10 @@ class TrainSpec(Strict):
     """The one training loop's settings."""
 
     optimizer: Literal["sgd", "adam"] = Field("sgd", description="sgd or adam")
-    lr: list[PosFloat] = Field(default_factory=lambda: [0.1], max_length=MAX_LIST,
-                               description="learning rate, or a list: every arm runs at each")
+    # lr x gradient is a float32 step: an lr beyond float32's range (3.4e38) fails inside torch
+    lr: Annotated[list[Annotated[PosFloat, Field(le=3.4e38)]], NoRepeats()] = Field(
+        default_factory=lambda: [0.1], min_length=1, max_length=MAX_LIST,
+        description="learning rate, or a list: every arm runs at each")
     momentum: Annotated[Float, Field(ge=0.0, lt=1.0)] = Field(
         0.0, description="optimizer: sgd only: heavy-ball momentum")
     weight_decay: NonNegFloat = Field(0.0, description="L2 weight decay (sgd and adam)")
@@ -426,15 +435,6 @@ class TrainSpec(Strict):
         0, description="linear warmup: the lr rises from lr/N to lr over the first N updates (any "
         "schedule)")
 
-    @field_validator("lr")
-    @classmethod
-    def _lr_fits_float32(cls, v: list[float]) -> list[float]:
-        """lr x gradient is a float32 step: an lr beyond float32's range fails inside torch."""
-        for x in v:
-            if x > 3.4e38:
-                raise ValueError(f"{x:g} is beyond float32's range (at most 3.4e38)")
-        return v
-
     @model_validator(mode="after")
     def _no_idle_options(self) -> TrainSpec:
         if self.optimizer != "sgd":
@@ -455,13 +455,6 @@ class TrainSpec(Strict):
     def _lr_list(cls, v: Any) -> Any:
         return [v] if isinstance(v, (int, float)) and not isinstance(v, bool) else v
 
-    @field_validator("lr")
-    @classmethod
-    def _lr_nonempty(cls, v: list[float]) -> list[float]:
-        if not v:
-            raise ValueError("give at least one learning rate")
-        return v
-
 
 class VerdictSpec(Strict):
     """How paired per-seed measurements become supported / refuted / inconclusive (SCIENCE.md)."""
@@ -473,7 +466,7 @@ class VerdictSpec(Strict):
                             "command's claims")
     min_seeds_for_test: Annotated[Int, Field(ge=2, le=MAX_SEEDS)] = Field(
         3, description="paired seeds from which a verdict is confirmatory (fewer: exploratory)")
-    budgets: list[Annotated[Float, Field(gt=0.0, lt=1.0)]] = Field(
+    budgets: Annotated[list[Annotated[Float, Field(gt=0.0, lt=1.0)]], NoRepeats()] = Field(
         default_factory=lambda: [0.4, 0.7], max_length=5,
         description="shorter budgets (fractions of the steps) at which verdicts are also given, from "
         "the same runs")
@@ -513,8 +506,9 @@ class Spec(Strict):
     model: ModelSpec = Field(default_factory=ModelSpec, description="the network every arm shares")
     arms: list[ArmSpec] = Field(
         default_factory=lambda: [ArmSpec(name="plain"), ArmSpec(name="batchnorm", norm="batch")],
-        max_length=MAX_LIST,
-        description="presets (" + ", ".join(ARM_PRESETS) + ") or mappings with the keys below",
+        min_length=1, max_length=MAX_LIST, json_schema_extra={"uniqueItems": True},
+        description="presets (" + ", ".join(ARM_PRESETS) + ") or mappings with the keys below; names "
+        "unique",
     )
     train: TrainSpec = Field(default_factory=TrainSpec, description="the one training loop")
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec,
@@ -534,8 +528,6 @@ class Spec(Strict):
     @field_validator("arms")
     @classmethod
     def _unique_arms(cls, v: list[ArmSpec]) -> list[ArmSpec]:
-        if not v:
-            raise ValueError("give at least one arm")
         names = [a.name for a in v]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
@@ -668,24 +660,29 @@ def _format_validation_error(source: str, exc: ValidationError) -> str:
 
 
 def parse_spec(raw: Any, source: str = "spec") -> Spec:
-    """Validate a mapping (already parsed YAML) into a Spec, or raise SpecError naming the field."""
+    """Validate a mapping (already parsed YAML) into a Spec, or raise SpecError naming the field.
+    (A spec a user wrote, a file or a batch cell, is also checked for keys that do nothing:
+    load_spec, bncli.spec_checks.check_idle_keys.)"""
     if raw is None:
         raise SpecError(f"{source}: the file is empty (a spec needs at least one key, e.g. name)")
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: the top level must be a mapping of keys, not {type(raw).__name__}")
     try:
-        return Spec.model_validate(raw)
+        spec = Spec.model_validate(raw)
     except ValidationError as exc:
         raise SpecError(_format_validation_error(source, exc)) from None
     except RecursionError:  # a self-referencing alias (`a: &a [*a]`) that pydantic walks into
         raise SpecError(f"{source}: a value refers to itself (a recursive YAML alias)") from None
+    return spec
 
 
 def load_spec(path: str | Path) -> Spec:
-    """Read and validate a YAML spec file. Relative data paths resolve from the spec's folder."""
+    """Read and validate a YAML spec file (a key that does nothing in it is an error too).
+    Relative data paths resolve from the spec's folder."""
     p = Path(path)
     raw = load_yaml_file(p)
     spec = parse_spec(raw, str(p))
+    check_idle_keys(spec, str(p))
     resolve_data_paths(spec, p.parent)
     return spec
 
@@ -714,9 +711,10 @@ def apply_overrides(spec: Spec, overrides: dict[str, Any], source: str = "comman
             node = node.setdefault(part, {})
         node[parts[-1]] = copy.deepcopy(value)
     try:
-        return Spec.model_validate(raw)
+        new = Spec.model_validate(raw)
     except ValidationError as exc:
         raise SpecError(_format_validation_error(source, exc)) from None
+    return new
 
 
 def spec_to_yaml(spec: Spec) -> str:

@@ -15,6 +15,7 @@ from bncli.spec_types import (
     Float,
     Fraction,
     Int,
+    NoRepeats,
     PositiveFloat,
     Strict,
     Width,
@@ -25,7 +26,7 @@ class IcsSpec(Strict):
     """measure-ics (C2, C3)."""
 
     every: Count = Field(50, description="measure every N steps")
-    layers: list[str] | None = Field(
+    layers: Annotated[list[str], NoRepeats(), Field(min_length=1)] | None = Field(
         None, description="normalization points to measure, e.g. [layer1, layer3] (null: every one)")
     tracked_units: Width = Field(3, description="units per layer whose 15/50/85th percentiles are tracked")
     probe_size: BatchSize = Field(256, description="examples in the fixed probe batch (at most the "
@@ -60,7 +61,8 @@ class LipschitzSpec(Strict):
 
     every: Count = Field(100, description="measure every N steps")
     eta_range: tuple[PositiveFloat, PositiveFloat] = Field(
-        (0.5, 4.0), description="[low, high]: the η′ grid of step lengths, in multiples of the lr")
+        (0.5, 4.0), description="[low, high] with low < high: the η′ grid of step lengths, in multiples "
+        "of the lr")
     eta_points: Annotated[Int, Field(ge=2, le=10_000)] = Field(8, description="points on the η′ grid")
     hessian: bool = Field(False, description="also the extreme Hessian eigenvalues λ_max, λ_min (Lanczos)")
     hessian_iters: Count = Field(100, description="Hessian-vector products per eigenvalue (Lanczos), "
@@ -105,32 +107,25 @@ class ScaleSpec(Strict):
     """scale-check (C6)."""
 
     every: Count = Field(50, description="record weight norms every N steps")
-    alphas: list[PositiveFloat] = Field(
-        default_factory=lambda: [1e-3, 1e-2, 1e-1, 1e1, 1e2, 1e3], max_length=MAX_LIST,
+    alphas: Annotated[list[PositiveFloat], NoRepeats()] = Field(
+        default_factory=lambda: [1e-3, 1e-2, 1e-1, 1e1, 1e2, 1e3], min_length=1, max_length=MAX_LIST,
         description="the scales α in W_i ← α·W_i"
     )
     probe_size: BatchSize = Field(256, description="examples in the fixed probe batch")
-    layers: list[str] | None = Field(
+    layers: Annotated[list[str], NoRepeats(), Field(min_length=1)] | None = Field(
         None, description="layers to scale (null: every layer whose weight feeds a normalization point)")
     tolerance: PositiveFloat = Field(
         1e-5, description="a relative output change below this counts as invariant (float32 roundoff "
         "is ~1e-7)")
     grad_tolerance: PositiveFloat = Field(0.01, description="allowed |α·ratio − 1| for the 1/α gradient law")
     verdict_alpha_range: tuple[PositiveFloat, PositiveFloat] = Field(
-        (0.01, 100.0), description="the verdict uses the α inside [low, high]; outside it BN's ε "
-        "dominates (shown, not judged)")
+        (0.01, 100.0), description="[low, high] with low <= high: the verdict uses the α inside it; "
+        "outside it BN's ε dominates (shown, not judged)")
     explode_factor: Annotated[Float, Field(gt=1.0)] = Field(
         10.0, description="‖W_end‖/‖W_0‖ above this: the weights exploded")
     not_invariant_above: PositiveFloat = Field(
         1e-3, description="a BN arm whose output still moves by more than this with ε → 0 is not "
         "scale-invariant: C6 refuted for it")
-
-    @field_validator("alphas")
-    @classmethod
-    def _alphas_nonempty(cls, v: list[float]) -> list[float]:
-        if not v:
-            raise ValueError("give at least one alpha")
-        return v
 
     @field_validator("verdict_alpha_range")
     @classmethod

@@ -8,6 +8,7 @@ drift from what `bncli validate` accepts.
 from __future__ import annotations
 
 import json
+import re
 import typing
 from typing import Any, Literal
 
@@ -164,13 +165,17 @@ def json_schema() -> dict[str, Any]:
     arms = props["arms"]
     item = arms["items"]
     arms["items"] = {"anyOf": [{"enum": list(ARM_PRESETS), "description": "an arm preset"}, item]}
+    # the string form: preset names separated by commas (the loader splits on commas, skips empty
+    # parts); a repeated name in it is the loader's to refuse (a regular expression can't say it)
+    name = "(?:" + "|".join(re.escape(n) for n in sorted(ARM_PRESETS, key=len, reverse=True)) + ")"
     props["arms"] = {"anyOf": [{k: v for k, v in arms.items() if k != "description"},
-                               {"type": "string", "description": "comma-separated presets"}],
+                               {"type": "string", "pattern": rf"^[\s,]*{name}(?:\s*,[\s,]*{name})*[\s,]*$",
+                                "description": "comma-separated presets"}],
                      "description": arms.get("description", ""), "default": arms.get("default")}
     defs = schema["$defs"]
     lr = defs["TrainSpec"]["properties"]["lr"]
     defs["TrainSpec"]["properties"]["lr"] = {
-        "anyOf": [{"type": "number", "exclusiveMinimum": 0}, {k: v for k, v in lr.items()
+        "anyOf": [lr["items"], {k: v for k, v in lr.items()
                                                               if k not in ("description", "default")}],
         "description": lr.get("description", ""), "default": lr.get("default")}
     return schema

@@ -38,8 +38,9 @@ def test_load_and_convert_every_subcommand(saved_results, name):
     if name != "train":
         assert df.metric.str.contains("/").any(), "the probes' per-step series are there too"
     claims = res.claims_frame()
-    assert len(claims) == sum(max(1, len(c.metrics)) for c in res.claims)
+    assert len(claims) == len(res.claims)  # one row per claim x lr x arm
     assert set(claims.verdict) == {c.verdict for c in res.claims}
+    assert len(res.metrics_frame()) == sum(max(1, len(c.metrics)) for c in res.claims)
     html = res._repr_html_()
     assert "<table" in html and all(f"v-{c.verdict}" in html for c in res.claims)
 

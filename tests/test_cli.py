@@ -21,7 +21,7 @@ def test_train_table_and_verdict(write_spec, tiny_spec_dict_factory):
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "final train loss" in out and "batchnorm" in out and "plain" in out
-    assert "arm (vs plain)" in out  # one baseline: named in the claims table's header
+    assert "(arms vs plain)" in out  # one baseline: named in the claims table's title
     claim_rows = [line for line in out.splitlines() if line.startswith("C1 ")]
     assert len(claim_rows) == 1 and "batchnorm" in claim_rows[0]
     # one seed: exploratory, with the one way the numbers lean

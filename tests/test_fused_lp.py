@@ -213,7 +213,7 @@ def test_cli_fuse_option_on_lp_arms(write_spec, tiny_spec_dict_factory):
 
     from bncli.cli import app
 
-    d = tiny_spec_dict_factory(arms=["l1norm", "linfnorm_unit"])
+    d = tiny_spec_dict_factory(arms=["plain", "l1norm", "linfnorm_unit"])
     d["train"] = {**d["train"], "lr": [0.1, 0.2], "steps": 4}
     path = write_spec(d)
     for fuse, numerics in (("auto", "fused"), ("off", "single")):

@@ -288,7 +288,11 @@ def _npz_spec(tmp_path: Path, **arrays) -> Path:
 
     f = tmp_path / "d.npz"
     np.savez(f, **arrays)
-    return _spec(tmp_path, data={"source": "npz", "path": str(f)})
+    d = tiny_spec_dict(**FAST)
+    d["data"] = {"source": "npz", "path": str(f)}  # the synthetic sizes would be idle keys
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(d))
+    return p
 
 
 @pytest.mark.parametrize("case,needle", [
@@ -348,3 +352,27 @@ def test_a_full_disk_still_prints_the_results_and_says_what_is_missing(tmp_path,
     assert res.exit_code == 1, res.output
     assert json.loads(res.stdout)["kind"] == "batch"
     assert "No space left on device" in res.stderr and "Traceback" not in res.output
+
+
+def test_a_batch_may_switch_the_source_of_a_spec_but_not_write_idle_keys_itself(tmp_path):
+    """An override (or a matrix) that switches data.source leaves the spec file's synthetic sizes
+    behind: those pass; a size the batch itself writes next to an npz source is refused."""
+    import numpy as np
+
+    f = tmp_path / "d.npz"
+    np.savez(f, X=np.random.default_rng(0).normal(size=(40, 8)), y=np.arange(40) % 3)
+    ok = _batch(tmp_path, [{"name": "a", "spec": "s.yaml",
+                            "matrix": {"data.source": ["synthetic", "npz"]},
+                            "overrides": {"data": {"path": str(f)}}}])
+    res = runner.invoke(app, ["batch", str(ok), "--dry-run"])
+    # the synthetic cell gets data.path, which the batch wrote: refused, naming it
+    assert res.exit_code == 2 and "data.path" in res.stderr and "n_samples" not in res.stderr, res.output
+    ok2 = _batch(tmp_path, [{"name": "a", "spec": "s.yaml",
+                             "overrides": {"data": {"source": "npz", "path": str(f)}}}], name="c.yaml")
+    res = runner.invoke(app, ["batch", str(ok2), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    bad = _batch(tmp_path, [{"name": "a", "spec": "s.yaml",
+                             "overrides": {"data": {"source": "npz", "path": str(f), "n_features": 4}}}],
+                 name="d.yaml")
+    res = runner.invoke(app, ["batch", str(bad), "--dry-run"])
+    assert res.exit_code == 2 and "data.n_features" in res.stderr and "n_samples" not in res.stderr, res.output

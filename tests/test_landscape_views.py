@@ -115,3 +115,15 @@ def test_report_shows_the_views_beside_c4(tiny_spec_dict_factory, write_spec, tm
     c4, c5 = md.index("## C4"), md.index("## C5")
     assert c4 < md.index("### C4 evidence") < c5 and "landscape_surface.png" in md
     assert "C4 evidence" in (out / "report.html").read_text()
+
+
+def test_the_interpolation_line_holds_both_ends_exactly():
+    from bncli.probes.landscape_views import line_ts
+
+    for points in (2, 4, 5, 11, 21):
+        ts = line_ts(points)
+        assert 0.0 in ts and 1.0 in ts and ts == sorted(set(ts)), (points, ts)
+        assert ts[0] == -0.5 and ts[-1] == 1.5
+        assert all(abs(a - b) > 1e-6 for a, b in zip(ts, ts[1:], strict=False))
+    assert line_ts(5) == [-0.5, 0.0, 0.5, 1.0, 1.5]
+    assert len(line_ts(11)) == 13

@@ -89,7 +89,7 @@ def _copy(src: Path, dst: Path) -> Path:
 class _Page(HTMLParser):
     """Collects images and links, and checks that every non-void tag is closed in order."""
 
-    VOID = {"meta", "img", "br", "hr", "link", "input"}
+    VOID = {"meta", "img", "br", "hr", "link", "input", "wbr"}
 
     def __init__(self) -> None:
         super().__init__()

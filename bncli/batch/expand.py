@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from bncli.batch.model import BatchFile, Comparison, Expectation
 from bncli.errors import SpecError
 from bncli.spec import Spec, _format_validation_error, parse_spec, resolve_data_paths
+from bncli.spec_checks import check_user_spec
 from bncli.yamlio import load_yaml_file
 
 # the most cells one batch may expand to (a matrix is a product: 5 axes x 20 values is 3.2 M);
@@ -73,6 +74,39 @@ def set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
             node[p] = nxt
         node = nxt
     node[parts[-1]] = copy.deepcopy(value)
+
+
+def _leaf_paths(d: dict[str, Any], prefix: str = "") -> set[str]:
+    """The dotted paths a mapping writes (its leaves; a list is one leaf)."""
+    out: set[str] = set()
+    for k, v in d.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out |= _leaf_paths(v, path + ".")
+        else:
+            out.add(path)
+    return out
+
+
+def _written(field: str, paths: set[str]) -> bool:
+    """`field` (data.n_samples, arms.0.momentum) lies at, under or above one of `paths`."""
+    return any(field == p or field.startswith(p + ".") or p.startswith(field + ".") for p in paths)
+
+
+def _inherited_idle(raw: dict[str, Any], cell: Spec, batch_paths: set[str]) -> list[str]:
+    """Idle keys of a cell that its spec file wrote, uses there, and an override made idle (a
+    matrix over data.source leaves the synthetic source's sizes in the spec file): they pass. A
+    key the batch itself writes, or one idle in the spec file alone, is still refused."""
+    from bncli.spec_idle import idle_keys
+
+    idle = [f for f, _ in idle_keys(cell) if not _written(f, batch_paths)]
+    if not idle:
+        return []
+    try:
+        base_idle = {f for f, _ in idle_keys(parse_spec(copy.deepcopy(raw), "spec"))}
+    except SpecError:  # the spec file alone is not a spec (the batch completes it): nothing inherited
+        return []
+    return [f for f in idle if f not in base_idle]
 
 
 def _short(value: Any) -> str:
@@ -164,6 +198,8 @@ def expand(
         raw, base_dir, label = _spec_source(path, i, comp)
         merged = deep_merge(deep_merge(raw, batch.defaults), comp.overrides)
         axes = list(comp.matrix.items())
+        batch_paths = (_leaf_paths(batch.defaults) | _leaf_paths(comp.overrides) | set(comp.matrix)
+                       | {k for k, v in (cli_overrides or {}).items() if v is not None})
         for combo in itertools.product(*[vals for _, vals in axes]) if axes else [()]:
             values = {k: v for (k, _), v in zip(axes, combo)}
             d = copy.deepcopy(merged)
@@ -175,6 +211,7 @@ def expand(
             name = cell_name(comp.name, values)
             where = label if not values else f"{label} {name}"
             spec = parse_spec(d, where)
+            check_user_spec(spec, where, comp.commands, _inherited_idle(raw, spec, batch_paths))
             resolve_data_paths(spec, base_dir)
             if spec.data.path is not None:
                 _check_data_file(spec.data.path, where)

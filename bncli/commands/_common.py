@@ -163,14 +163,20 @@ def debug_enabled() -> bool:
     return os.environ.get("BNCLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
-def load(spec_path: Path, opts: OutputOptions, overrides: dict[str, Any] | None = None, check_out: bool = True):
-    """Load the spec and apply command-line overrides (validated like the file)."""
+def load(spec_path: Path, opts: OutputOptions, overrides: dict[str, Any] | None = None, check_out: bool = True,
+         command: str | None = None):
+    """Load the spec and apply command-line overrides (validated like the file); with `command`
+    (an analysis subcommand), check that the arms give it something to compare."""
     from bncli.spec import apply_overrides, load_spec
+    from bncli.spec_checks import check_user_spec
 
     spec = load_spec(spec_path)
     overrides = overrides or {}
+    source = str(spec_path)
     if any(v is not None for v in overrides.values()):
-        spec = apply_overrides(spec, overrides, source=f"{spec_path} (with command-line options)")
+        source = f"{spec_path} (with command-line options)"
+        spec = apply_overrides(spec, overrides, source=source)
+    check_user_spec(spec, source, [command] if command is not None else [])
     if opts.out is not None and check_out:  # fail before training, not after
         check_out_folder(opts.out, force=opts.force)
     return spec
@@ -360,25 +366,38 @@ def progress_callback(quiet: bool, what: str, unit: str) -> Iterator[Any]:
 
 
 def print_renderables(renderables: Sequence[RenderableType | str]) -> None:
-    """Print on stdout; a table too wide for the terminal even with every cell wrapped at its
-    spaces is printed as several tables of its columns (bncli.render.compact.fit), so that no
-    number is ever cut in two ("6.33e+0⏎0") or to "6.3…"."""
+    """Print on stdout, each table as wide as the console allows: a table too wide even with every
+    cell wrapped at its spaces leaves columns out (bncli.render.fit), so that no row is
+    split and no number cut in two ("6.33e+0⏎0") or to "6.3…". A table's caption is printed
+    under it at the console's width (not the table's), as are texts."""
     from rich.console import Group
 
-    from bncli.render.compact import fit
+    from bncli.render.fit import fit
 
     out = stdout_console()
     flat: list[RenderableType | str] = []
-    for r in renderables:  # a group of tables (claims + regime map) is fitted table by table
+    for r in renderables:  # a group of tables (claims + legend + evidence) is fitted table by table
         flat.extend(r.renderables if isinstance(r, Group) else [r])
     for i, r in enumerate(flat):
         if i and isinstance(r, Table):
             out.print()  # compact tables have no frame: a blank line keeps them apart
         for part in fit(r, out) if isinstance(r, Table) else [r]:
+            caption = None
             if isinstance(part, Table):
                 for col in part.columns:  # a word longer than its column still shows whole
                     col.overflow = "fold"
+                caption, part.caption = part.caption, None
             out.print(part)
+            if caption:
+                out.print(caption if isinstance(caption, Text) else Text.from_markup(str(caption), style="dim"))
+
+
+def write_json(doc: Any) -> None:
+    """One JSON document on stdout: indented for a person at a terminal, one compact line for a
+    pipe or file (what `jq` and `json.loads` read)."""
+    tty = sys.stdout is not None and sys.stdout.isatty()
+    sys.stdout.write(json.dumps(doc, allow_nan=False, indent=2 if tty else None) + "\n")
+    sys.stdout.flush()
 
 
 def command_line() -> str:
@@ -396,8 +415,7 @@ def finish(
     """The one output step: tables or JSON on stdout, files under --out, exit 130 if interrupted."""
     doc = result.to_json()
     if opts.json:
-        sys.stdout.write(json.dumps(doc, allow_nan=False) + "\n")
-        sys.stdout.flush()
+        write_json(doc)
     else:
         print_renderables(renderables)
     if opts.out is not None:

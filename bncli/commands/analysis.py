@@ -142,7 +142,8 @@ def run_command(analysis: Analysis, spec_path: Path, values: dict[str, Any]) -> 
 
     with guarded(spec_path), code_consent(values["allow_code"]):
         render = importlib.import_module(analysis.render)
-        spec = load(spec_path, opts, spec_overrides(analysis.options + COMMON, values), check_out=False)
+        spec = load(spec_path, opts, spec_overrides(analysis.options + COMMON, values), check_out=False,
+                    command=analysis.command)
         live, tb_name = None, ""
         if values["tensorboard"] is not None:  # its run names and folder checked before --out is touched
             from bncli.export.tensorboard import live_for_spec
@@ -199,7 +200,7 @@ def numerics_label(kinds: list[str], fuse: str) -> str:
     fused = kinds.count("fused")
     if fused == 0:
         return "numerics: single" + (" (--fuse off)" if fuse == "off" else "")
-    what = "fused (each arm's seeds × lrs batched; --fuse off: one by one)"
+    what = "fused (seeds × lrs batched)"
     return f"numerics: {what}" if fused == len(kinds) else f"numerics: {fused} of {len(kinds)} runs {what}"
 
 

@@ -15,10 +15,10 @@ from bncli.commands._common import (
     check_out_folder,
     guarded,
     out_lock,
+    print_renderables,
     progress_callback,
     reporter,
     stderr_console,
-    stdout_console,
 )
 from bncli.commands.analysis import ALLOW_CODE_HELP
 
@@ -53,6 +53,8 @@ def batch(
     force: Annotated[bool, typer.Option("--force", help="--out may hold earlier results: remove them first "
                                         "(without it such a folder is refused; --resume continues a batch).")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print batch.json on stdout and nothing else.")] = False,
+    detail: Annotated[bool, typer.Option("--detail", help="Also print each comparison's claims (what decided "
+                                         "each verdict) and every expectation with its numbers.")] = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="With --out: don't write report.md / "
                                             "report.html (bncli report DIR makes them later).")] = False,
     figure_format: Annotated[Literal["png", "svg", "pdf"], typer.Option(
@@ -80,6 +82,11 @@ def batch(
     stored under --out at once; --resume after Ctrl-C or a crash runs only the rest (a stored job
     that is edited, broken or from another bncli version is rerun, and the output says why).
     --out is held while the batch runs: a second batch into it exits 2. At most 10,000 cells.
+
+    It prints a verdict grid (comparison x claim, one column per learning rate), the unmet
+    expectations with the numbers that decided them, and last one line that counts the
+    expectations (met, known deviations, unmet) and gives the exit code's reason. --detail adds
+    each comparison's claims and every expectation; the report and --json have every number.
 
     Exit codes: 0 every expectation met, 1 an expectation not met, 2 bad batch file, spec or
     usage, 3 a job failed to run (an error, not divergence), 130 interrupted (finished jobs kept).
@@ -139,7 +146,7 @@ def batch(
                 stderr_console().print(f"resume: reused {run.n_reused} stored job(s); rerunning "
                                        f"{sum(run.rerun.values())} whose file could not be trusted ({why})",
                                        style="yellow", highlight=False, markup=False)
-            _output(run, opts, junit_xml)
+            _output(run, opts, junit_xml, detail)
         raise typer.Exit(run.exit_code())
 
 
@@ -199,24 +206,25 @@ def _dry_rows(cells, out: Path | None, progress) -> tuple[list[dict], int]:
 
 
 def _dry_run(rows: list[dict], n_distinct: int, as_json: bool) -> None:
-    from rich.table import Table
     from rich.text import Text
+
+    from bncli.render.compact import table
 
     n_run = len({r["key"] for r in rows if not r["stored"]})
     if as_json:
         sys.stdout.write(jsonlib.dumps({"jobs": rows, "distinct": n_distinct, "to_run": n_run}) + "\n")
         return
-    t = Table(title=f"{len(rows)} job(s), {n_distinct} distinct, {n_run} to run (dry run: nothing trained)")
+    t = table(f"{len(rows)} job(s), {n_distinct} distinct, {n_run} to run (dry run: nothing trained)")
     for col in ("comparison", "command", "arm", "lr", "seed", "steps", "key", "note"):
-        t.add_column(col)
+        t.add_column(col, justify="right" if col in ("lr", "seed", "steps") else "left")
     for r in rows:
         note = "stored" if r["stored"] else ("shared" if r["shared"] else "")
         t.add_row(Text(r["comparison"]), r["command"], r["arm"], f"{r['lr']:g}", str(r["seed"]), str(r["steps"]),
                   r["key"][:12], note)
-    stdout_console().print(t)
+    print_renderables([t])
 
 
-def _output(run, opts: OutputOptions, junit: Path | None) -> None:
+def _output(run, opts: OutputOptions, junit: Path | None, detail: bool = False) -> None:
     from bncli.errors import RunError, UsageError
     from bncli.io import atomic_write_json, atomic_write_text, is_inside
     from bncli.render.batch import render_batch
@@ -255,9 +263,7 @@ def _output(run, opts: OutputOptions, junit: Path | None) -> None:
         sys.stdout.write(jsonlib.dumps(doc, allow_nan=False) + "\n")
         sys.stdout.flush()
     else:
-        console = stdout_console()
-        for r in render_batch(run):
-            console.print(r)
+        print_renderables(render_batch(doc, detail))
     if failed is not None:  # a full disk: the results are on stdout; say what is missing
         raise RunError(f"--out: could not write the results to {opts.out}: {failed.strerror or failed} "
                        "(the finished jobs stored under jobs/ are kept: --resume after making room)")

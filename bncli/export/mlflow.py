@@ -141,7 +141,7 @@ def export_result(path: Path, tracking_uri: str, experiment: str = "bncli", prog
             html = None
             if (folder / "summary.json").is_file() or (folder / "batch.json").is_file():
                 from bncli.render.report import build_report
-                from bncli.render.report_text import to_html
+                from bncli.render.report_html import to_html
 
                 html = Path(tmp) / "report.html"
                 html.write_text(to_html(build_report(folder, jobs=1)), encoding="utf-8")

@@ -31,6 +31,13 @@ def surface_directions(theta: dict[str, torch.Tensor], seed: int, spec: Lipschit
     return [filter_directions(theta, derive_seed(seed, s.directions_seed, SURFACE_SALT, i)) for i in range(s.dims)]
 
 
+def line_ts(points: int) -> list[float]:
+    """The interpolation line's t: the surface grid's points over [−0.5, 1.5] plus exactly t = 0 and 1
+    (the ends a barrier is measured from; an even or coarse grid misses them)."""
+    grid = (0.5 + c for c in surface_coords(points, 1.0))
+    return sorted({0.0, 1.0, *(t for t in grid if abs(t) > 1e-9 and abs(t - 1.0) > 1e-9)})
+
+
 class LandscapeViewsProbe(ProbeBase):
     """Every `every` steps, before the update: trace / top-k / density (as asked); at the end (and
     optionally at the start): the loss surface on a fixed batch. Nothing is written."""
@@ -91,7 +98,8 @@ class LandscapeViewsProbe(ProbeBase):
             self._surface(run, 0)
 
     def _interpolation(self, run: Any) -> None:
-        """L(θ₀ + t(θ_end − θ₀)) on the surface's batch, t over [−0.5, 1.5] (Goodfellow et al. 2015)."""
+        """L(θ₀ + t(θ_end − θ₀)) on the surface's batch, t over [−0.5, 1.5] with t = 0 and 1 exactly
+        (Goodfellow et al. 2015)."""
         s = self.spec.surface
         assert s is not None
         model = run.model
@@ -99,7 +107,7 @@ class LandscapeViewsProbe(ProbeBase):
         x, y = x.to(run.device), y.to(run.device)
         end = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
         direction = {n: end[n] - self.theta0[n] for n in end}
-        ts = [0.5 + t for t in surface_coords(s.points, 1.0)]
+        ts = line_ts(s.points)
         with measuring(model, run.device):
             model.train(self.spec.bn_mode == "train")
             # the line starts at θ₀: coordinates t − 0 from θ₀ along θ_end − θ₀

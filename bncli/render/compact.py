@@ -1,9 +1,10 @@
-"""What every subcommand prints by default: short numbers, the short claims table, one compact
-metrics table, and tables that fit the terminal without splitting a number across lines.
+"""What every subcommand prints: short numbers, one row per claim (the verdict and the numbers it
+was made from), compact tables (bncli.render.fit fits them to the terminal: columns left out,
+never a table split).
 
 Numbers have 3-4 significant digits (scientific below 1e-3 and from 1e4, with 3 digits and a short
-exponent: 1.35e-7); a number is one word (no spaces: '0.9148±0.012'), so Rich wraps tables between numbers,
-never inside one. A relative difference beyond +900 % reads as a ratio (×1783).
+exponent: 1.35e-7); a number is one word (no spaces: '0.9148±0.012'), so Rich wraps tables between
+numbers, never inside one. A relative difference beyond +900 % reads as a ratio (×1783).
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich import box
-from rich.console import Console
-from rich.measure import Measurement
-from rich.table import Column, Table
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 
 from bncli.claim_text import beyond_text, ci_text, num, rel_text, verdict_label  # noqa: F401  (re-exported)
+from bncli.render.claim_row import aggregate_words, claim_row, effect_text
+from bncli.render.fit import KEY_HEADERS, drop_order, fit, narrow  # noqa: F401  (re-exported)
+from bncli.render.palette import VERDICTS, verdict_style, verdict_symbol
 from bncli.results import Claim
 
 MARK = {"claimed": "✓", "against": "✗", "neither": "·"}
 ARROW = {"lower": "↓", "higher": "↑"}
-# leading columns that name a row; a table split for width repeats them in every part
-KEY_HEADERS = {"lr", "arm", "layer", "site", "α", "claim", "arm vs baseline", "phase (step)", "when"}
 
 
 def count(value: float | int | None) -> str:
@@ -56,7 +57,8 @@ def stability_text(c: Claim) -> str:
 def family_text(claims: Sequence[Claim]) -> str:
     """'Holm across 4 claims' (the largest family among the claims shown)."""
     n = max((getattr(c, "family", 0) or 0 for c in claims), default=0)
-    return f"one-sided t vs the margin, Holm across {n} claim(s)" if n else "one-sided t vs the margin"
+    return f"one-sided t vs margin, Holm over {n} claim{'s' if n != 1 else ''}" if n else \
+        "one-sided t vs margin"
 
 
 def budgets_text(c: Claim) -> str:
@@ -92,74 +94,146 @@ def table(title: str, caption: str | None = None) -> Table:
                  box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
 
 
+# --------------------------------------------------------------------------- verdicts
+
+
+VERDICT_STYLE = {v: verdict_style(v) for v in VERDICTS}
+
+
+def verdict_text(verdict: str, label: str | None = None, symbol: bool = True) -> Text:
+    """The verdict in its palette colour, after its symbol (colour is never the only carrier);
+    `label` is the text to show (default: the verdict)."""
+    text = label if label is not None else verdict
+    return Text(f"{verdict_symbol(verdict)} {text}" if symbol else text, style=verdict_style(verdict))
+
+
 def has_p(claims: Sequence[Claim]) -> bool:
     return any(m.p_value is not None for c in claims for m in c.metrics)
 
 
-def short_claims_table(claims: Sequence[Claim], title: str) -> Table:
-    """One row per metric: claim, lr, arm vs baseline, verdict, stability and budgets on the claim's
-    first row, then the metric, both means, the paired effect Δ with its interval, the
-    Holm-adjusted p (only with enough seeds for a test) and whether it points the claimed way."""
-    with_p = has_p(claims)
-    with_b = any(budgets_text(c) for c in claims)
-    with_s = any(c.beyond or c.stability is not None for c in claims)
-    t = table(title, caption="✓/✗/·: claimed way (↓/↑) beyond the margin / other way / neither; Δ: paired "
-              "effect (ratio of geometric means − 1) [95% t-CI, %]"
-              + (f"; p adj: {family_text(claims)}" if with_p else "")
-              + ("; n·beyond: paired seeds·seeds beyond the margin (weakest metric)" if with_s
-                 else "; exploratory: < 3 paired seeds")
-              + ("; budgets: 40→70→100% of the steps" if with_b else "") + ".")
-    t.add_column("claim")
-    t.add_column("lr", justify="right", no_wrap=True)
+def _one_baseline(claims: Sequence[Claim]) -> str | None:
     bases = {c.baseline for c in claims}
-    one_base = len(bases) == 1  # then the header names it, and the column is narrower
-    t.add_column(f"arm (vs {next(iter(bases))})" if one_base else "arm vs baseline", max_width=20)
+    return next(iter(bases)) if len(bases) == 1 else None
+
+
+def _arm_cell(c: Claim, base: str | None) -> str:
+    return c.arm if base is not None else f"{c.arm} vs {c.baseline}"
+
+
+def claim_rows_table(claims: Sequence[Claim], title: str, budgets: bool = False) -> Table:
+    """One row per claim x learning rate x arm: the verdict; the metric that decided it, with its
+    paired effect and 95 % interval and its seeds beyond the margin; the claim's adjusted p
+    (claim_row: every number is one the verdict was made from). `budgets`: also the verdict at
+    40 %, 70 % and 100 % of the steps."""
+    with_b = budgets and any(budgets_text(c) for c in claims)
+    base = _one_baseline(claims)
+    t = table(title if base is None else f"{title} (arms vs {base})")
+    t.add_column("claim", no_wrap=True)
+    t.add_column("lr", justify="right", no_wrap=True)
+    t.add_column("arm vs baseline" if base is None else "arm")
     t.add_column("verdict", no_wrap=True)
-    if with_s:
-        t.add_column("n·beyond", justify="right", no_wrap=True)
-    if with_b:
-        t.add_column("budgets", no_wrap=True)
-    t.add_column("metric")
-    t.add_column("arm", justify="right", no_wrap=True)
-    t.add_column("baseline", justify="right", no_wrap=True)
-    t.add_column("Δ [CI]", justify="right", no_wrap=True)
+    t.add_column("deciding metric")
+    t.add_column("effect [95% CI]", justify="right")  # one word per number: wraps only at a note
+    t.add_column("beyond", justify="right", no_wrap=True)
+    with_p = any(c.p_adj is not None for c in claims)  # none below the seeds a test needs
     if with_p:
         t.add_column("p adj", justify="right", no_wrap=True)
-    t.add_column("", no_wrap=True)
+    if with_b:
+        t.add_column("budgets", no_wrap=True)
+    for c in claims:
+        r = claim_row(c)
+        metric = f"{ARROW.get(r.better or '', '')} {short_metric(r.metric)}".strip() if r.metric else "-"
+        t.add_row(c.claim, num(c.lr), _arm_cell(c, base), verdict_text(c.verdict, r.label), metric,
+                  r.effect_text, r.beyond_text,
+                  *([num(r.p_adj, 2) if r.p_adj is not None else "-"] if with_p else []),
+                  *([budgets_text(c)] if with_b else []))
+    return drop_order(t, "beyond", "p adj", "budgets", "deciding metric", "effect [95% CI]")
+
+
+def claims_legend(claims: Sequence[Claim], left_out: Sequence[str] = (), detail: bool = False) -> Text:
+    """What the claim rows' numbers are, in one or two lines."""
+    ratio = any(claim_row(c).scale == "ratio" for c in claims)
+    diff = any(claim_row(c).scale == "difference" for c in claims)
+    what = ("arm/baseline − 1" if ratio else "") + (", or " if ratio and diff else "") + \
+           ("arm − baseline in its units" if diff else "")
+    if ratio and any(claim_row(c).effect_text.startswith("×") for c in claims):
+        what += " (×: the ratio, past +900%)"
+    text = (f"effect: deciding metric, paired {what}, ↓/↑ claimed; beyond: its seeds "
+            "past the margin" + (f"; p adj: {family_text(claims)}" if any(c.p_adj is not None for c in claims)
+                                 else ""))
+    if any(c.verdict == "exploratory" for c in claims):
+        text += "; exploratory: too few seeds for a test (→ the way it leans)"
+    if left_out:
+        text += f". Verdicts use complete, paired runs only; left out: {', '.join(left_out)}"
+    if not detail:
+        text += ". --detail: every metric"
+    return Text(text + ".", style="dim")
+
+
+def metrics_table(claims: Sequence[Claim], title: str = "Evidence: every metric of every claim") -> Table:
+    """--detail: under a line naming each claim (lr, arm vs baseline), one row per metric: how a
+    run's value is made, both arms' centres (what the effect compares), the paired effect with
+    its interval, seeds beyond the margin, the metric's adjusted p and which way it points."""
+    t = table(title)
+    t.add_column("claim: metric (each run's value)")
+    t.add_column("arm", justify="right", no_wrap=True)
+    t.add_column("baseline", justify="right", no_wrap=True)
+    t.add_column("effect [95% CI]", justify="right")  # one word per number: wraps only at a note
+    t.add_column("beyond", justify="right", no_wrap=True)
+    t.add_column("p adj", justify="right", no_wrap=True)
+    t.add_column("way", no_wrap=True)
     for i, c in enumerate(claims):
-        for j, m in enumerate(c.metrics or [None]):  # type: ignore[list-item]
-            arm = c.arm if one_base else f"{c.arm} vs {c.baseline}"
-            head = ([c.claim, num(c.lr), arm, verdict_text(c.verdict, verdict_label(c)),
-                     *([f"{c.n_seeds}·{stability_text(c)}"] if with_s else []),
-                     *([budgets_text(c)] if with_b else [])] if j == 0
-                    else ["", "", "", "", *([""] if with_s else []), *([""] if with_b else [])])
-            if m is None:
-                t.add_row(*head, "-", "", "", "", *([""] if with_p else []), "")
-                continue
-            cells = [f"{ARROW.get(m.better, '')}{'≈' if m.test == 'non-inferiority' else ''} "
-                     f"{short_metric(m.name)}", num(m.arm_mean), num(m.baseline_mean), ci_text(m)]
-            if with_p:
-                cells.append(num(m.p_adj, 2) if m.p_adj is not None else "")
-            t.add_row(*head, *cells, MARK.get(m.points, ""),
+        if not c.metrics:
+            continue
+        t.add_row(Text(f"{c.claim} lr {num(c.lr)} {c.arm} vs {c.baseline}", style="bold"), *[""] * 6)
+        for j, m in enumerate(c.metrics):
+            agg = aggregate_words(m.aggregate)
+            kind = ", no worse than (non-inferiority)" if m.test == "non-inferiority" else ""
+            name = f"  {ARROW.get(m.better, '')} {short_metric(m.name)}" + (f" ({agg}{kind})" if agg or kind else "")
+            kn = f"{m.beyond[0]}/{m.beyond[1]}" if m.beyond else "-"
+            t.add_row(name, num(m.arm_mean), num(m.baseline_mean), effect_text(m), kn,
+                      num(m.p_adj, 2) if m.p_adj is not None else "-", MARK.get(m.points, ""),
                       end_section=j == len(c.metrics) - 1 and i < len(claims) - 1)
-    return t
+    return drop_order(t, "way", "beyond", "p adj", "baseline", "arm")
+
+
+def metrics_legend() -> Text:
+    return Text("arm, baseline: the centres the effect compares, over paired seeds (geometric means on "
+                "the ratio scale, plain means on the difference scale); way: ✓ claimed, ✗ against, "
+                "· neither (beyond the margin, at the claim's Holm factor).", style="dim")
+
+
+def notes_text(claims: Sequence[Claim]) -> Text:
+    """--detail: each claim's seeds, what decided it, its parts (C9) and its note, one item each."""
+    lines = []
+    for c in claims:
+        bits = [f"{c.n_seeds} paired seed(s) {c.seeds}" if c.seeds else f"{c.n_seeds} paired seed(s)",
+                f"evidence {c.evidence}"]
+        if c.decided_by not in ("metrics", "", None):
+            bits.append(f"decided by {c.decided_by}")
+        if c.parts:
+            bits.append("parts: " + ", ".join(f"{k} {v}" for k, v in c.parts.items()))
+        if c.note:
+            bits.append(f"note: {c.note}")
+        lines.append(f"• {c.claim} lr {num(c.lr)} {c.arm} vs {c.baseline}: " + "; ".join(bits))
+    return Text("\n".join(lines))
 
 
 def regime_table(claims: Sequence[Claim]) -> Table | None:
     """The regime map: one row per claim and arm, its verdict at every learning rate it was run
     at (with the budgets), so a verdict that flips with the lr shows in one row. None when no claim
-    was judged at two learning rates (the claims table's budgets column is then the whole row)."""
+    was judged at two learning rates."""
     from bncli.regimes import regime_rows
 
     lrs, rows = regime_rows(claims)
     if not rows:
         return None
-    t = table("Regimes: each claim's verdict per learning rate (budgets 40→70→100% of the steps)",
-              caption="(seeds beyond the margin); budgets S/R/I, lower case: exploratory")
-    t.add_column("claim")
-    t.add_column("arm vs baseline", max_width=24)
+    t = table("Regimes: each claim's verdict per learning rate (seeds beyond the margin; budgets "
+              "40→70→100% of the steps, S/R/I, lower case: exploratory)")
+    t.add_column("claim", no_wrap=True)
+    t.add_column("arm vs baseline")
     for lr in lrs:
-        t.add_column(f"lr {num(lr)}", no_wrap=True)
+        t.add_column(f"lr {num(lr)}")
     for r in rows:
         cells = []
         for lr in lrs:
@@ -169,28 +243,29 @@ def regime_table(claims: Sequence[Claim]) -> Table | None:
                 continue
             b = budgets_text(c)
             stab = f" ({stability_text(c)})" if c.beyond or c.stability is not None else ""
-            lab = verdict_label(c)
-            cells.append(verdict_text(c.verdict, f"{lab}{stab}" + (f" {b}" if b else "")))
+            cells.append(verdict_text(c.verdict, f"{verdict_label(c)}{stab}" + (f" {b}" if b else "")))
         t.add_row(r["claim"], f"{r['arm']} vs {r['baseline']}", *cells)
     return t
 
 
 def claims_output(result: Any, title: str, detail: bool,
                   missing: str = "the spec needs a plain arm and a BN arm to compare") -> Any:
-    """The short claims table, or with --detail the full one with every note."""
-    if detail or not result.claims:
-        block = claims_block(result, title, missing)
-    else:
-        block = short_claims_table(result.claims, title)
-        left = result.tables.get("left_out") if hasattr(result, "tables") else None
-        if left:
-            block.caption = f"{block.caption} Verdicts use complete, paired runs only; left out: {', '.join(left)}"
-    regimes = regime_table(result.claims) if result.claims else None
-    if regimes is None:
-        return block
-    from rich.console import Group
-
-    return Group(block, regimes)
+    """One row per claim x lr x arm and a one- or two-line legend; with `detail` also the
+    evidence (every metric), the regime map and each claim's notes. A line saying why there is no
+    verdict when there is none."""
+    if not result.claims:
+        return claims_block(result, title, missing)
+    left = (result.tables.get("left_out") if hasattr(result, "tables") else None) or []
+    parts: list[Any] = [claim_rows_table(result.claims, title, budgets=detail),
+                        claims_legend(result.claims, left, detail)]
+    if detail:
+        if any(c.metrics for c in result.claims):
+            parts += [metrics_table(result.claims), metrics_legend()]
+        regimes = regime_table(result.claims)
+        if regimes is not None:
+            parts.append(regimes)
+        parts.append(notes_text(result.claims))
+    return Group(*parts)
 
 
 def detail_hint(what: str = "the per-layer tables") -> Text:
@@ -198,131 +273,18 @@ def detail_hint(what: str = "the per-layer tables") -> Text:
                 "number.", style="dim")
 
 
-# --------------------------------------------------------------------------- fitting the width
-
-
-def _min_width(console: Console, t: Table) -> int:
-    """The narrowest the table can be with every column at least as wide as its longest word
-    (Rich's own measurement is capped at the console's width)."""
-    try:
-        options = console.options.update(max_width=10**6)
-        return sum(t._measure_column(console, options, c).minimum for c in t.columns) + t._extra_width
-    except AttributeError:
-        return Measurement.get(console, console.options, t).minimum
-
-
-def _key_count(t: Table) -> int:
-    n = 0
-    for col in t.columns:
-        if str(col.header) in KEY_HEADERS:
-            n += 1
-        else:
-            break
-    return n
-
-
-def _sub_table(t: Table, cols: Sequence[int], part: int, parts: int) -> Table:
-    title = t.title
-    if title is not None and part > 0:
-        title = f"{title} (continued, {part + 1}/{parts})" if isinstance(title, str) else title
-    columns = [Column(header=t.columns[i].header, justify=t.columns[i].justify, style=t.columns[i].style,
-                      no_wrap=t.columns[i].no_wrap, overflow=t.columns[i].overflow,
-                      min_width=t.columns[i].min_width, max_width=t.columns[i].max_width,
-                      ratio=t.columns[i].ratio) for i in cols]
-    new = Table(*columns, title=title if part == 0 or isinstance(title, str) else None,
-                title_justify=t.title_justify, caption=t.caption if part == parts - 1 else None,
-                caption_justify=t.caption_justify, box=t.box, show_lines=t.show_lines,
-                pad_edge=t.pad_edge, show_header=t.show_header, header_style=t.header_style,
-                title_style=t.title_style, show_edge=t.show_edge, padding=t.padding)
-    cells = [list(t.columns[i].cells) for i in cols]
-    for r, row in enumerate(t.rows):
-        new.add_row(*(c[r] for c in cells), style=row.style, end_section=row.end_section)
-    return new
-
-
-def _set_widths(t: Table, console: Console) -> Table:
-    """Give each column a width between its narrowest (its longest word) and its widest layout,
-    the spare room going first to cells, then headers, and to the columns that need least of it to
-    stay on one line. Rich's own squeeze cuts
-    the widest columns below their longest word ("|Δσ²|/ste⏎p*") while narrower ones have room;
-    a table whose narrowest layout is still too wide is left to Rich (fit splits those first)."""
-    try:
-        options = console.options
-        ranges = [t._measure_column(console, options, col) for col in t.columns]
-        pads = [t._get_padding_width(i) for i in range(len(t.columns))]
-        room = console.width - t._extra_width
-    except AttributeError:  # another Rich: keep its layout
-        return t
-    lo = [r.minimum for r in ranges]
-    hi = [max(r.maximum, r.minimum) for r in ranges]
-    if sum(hi) <= room or sum(lo) > room:
-        return t
-    body = []  # what the cells need on one line (headers may wrap before cells do)
-    for col, pad, a, b in zip(t.columns, pads, lo, hi):
-        need = max((Measurement.get(console, options, c).maximum for c in col.cells), default=0)
-        body.append(min(b, max(a, need + pad)))
-    widths = list(lo)
-    spare = room - sum(lo)
-    # cells before headers; in each round the columns that need least first: as few wrap as can be
-    for target in (body, hi):
-        for i in sorted(range(len(widths)), key=lambda k: target[k] - widths[k]):
-            give = max(0, min(target[i] - widths[i], spare))
-            widths[i] += give
-            spare -= give
-    for col, w, pad in zip(t.columns, widths, pads):
-        col.width = max(1, w - pad)
-    return t
-
-
-def fit(t: Table, console: Console) -> list[Table]:
-    """The table, or several tables of its columns (the key columns repeated in each) when even
-    its narrowest layout (every word on a line of its own) is wider than the console: Rich would
-    otherwise cut numbers in two. Column widths never go below a column's longest word."""
-    return [_set_widths(part, console) for part in _split(t, console)]
-
-
-def _split(t: Table, console: Console) -> list[Table]:
-    width = console.width
-    if _min_width(console, t) <= width or len(t.columns) < 3:
-        return [t]
-    keys = _key_count(t)
-    rest = list(range(keys, len(t.columns)))
-    groups: list[list[int]] = []
-    current: list[int] = []
-    for i in rest:
-        trial = _sub_table(t, list(range(keys)) + current + [i], 0, 1)
-        if current and _min_width(console, trial) > width:
-            groups.append(current)
-            current = [i]
-        else:
-            current.append(i)
-    if current:
-        groups.append(current)
-    if len(groups) <= 1:
-        return [t]
-    return [_sub_table(t, list(range(keys)) + g, k, len(groups)) for k, g in enumerate(groups)]
-
-
-VERDICT_STYLE = {"supported": "bold green", "refuted": "bold red", "inconclusive": "yellow",
-                 "exploratory": "dim"}
-
-
-def verdict_text(verdict: str, label: str | None = None) -> Text:
-    """The verdict styled by its kind; `label` is the text to show (default: the verdict)."""
-    return Text(label if label is not None else verdict, style=VERDICT_STYLE.get(verdict, ""))
-
-
 def claims_table(claims: Sequence[Claim], title: str = "Claims") -> Table:
-    """One row per (claim, learning rate, BN arm): the verdict and every number behind it."""
+    """One row per (claim, learning rate, BN arm): the verdict and every number behind it, in
+    words (one cell per claim; the batch's per-comparison view)."""
     with_p = has_p(claims)
-    table = Table(title=title, title_justify="left", show_lines=True)
-    table.add_column("claim")
-    table.add_column("lr", justify="right", no_wrap=True)
-    table.add_column("arm vs baseline")
-    table.add_column("verdict")
-    table.add_column(f"metric: arm | baseline (Δ [95% CI]{', p, p adj' if with_p else ''}) → direction",
-                     overflow="fold")
-    for c in claims:
+    t = table(title)
+    t.add_column("claim", no_wrap=True)
+    t.add_column("lr", justify="right", no_wrap=True)
+    t.add_column("arm vs baseline")
+    t.add_column("verdict")
+    t.add_column(f"metric: arm | baseline (Δ [95% CI]{', p, p adj' if with_p else ''}) → direction",
+                 overflow="fold")
+    for i, c in enumerate(claims):
         fam = f"; claim p adj={num(c.p_adj, 3)} (Holm across {c.family})" if c.p_adj is not None else ""
         lines = [f"{c.n_seeds} paired seed(s) {c.seeds}; evidence: {c.evidence}; decided by {c.decided_by}; "
                  f"beyond the margin {stability_text(c)}{fam}"
@@ -336,7 +298,7 @@ def claims_table(claims: Sequence[Claim], title: str = "Claims") -> Table:
             w += ", identical seeds (check the seeding)" if m.identical else ""
             kind = ("no worse than the baseline (non-inferiority)" if m.test == "non-inferiority"
                     else f"{m.better} is claimed")
-            agg = f"; {m.aggregate} per run" if m.aggregate else ""
+            agg = f"; {aggregate_words(m.aggregate)} per run" if m.aggregate else ""
             fl = f"; floor {num(m.floor, 3)}" if m.floor else ""
             drop = (f"; not finite: arm {m.nonfinite_arm}, baseline {m.nonfinite_baseline} seed(s), "
                     "against their arm") if m.n_dropped else ""
@@ -346,9 +308,9 @@ def claims_table(claims: Sequence[Claim], title: str = "Claims") -> Table:
             )
         if c.note:
             lines.append(f"note: {c.note}")
-        table.add_row(c.claim, num(c.lr), f"{c.arm} vs {c.baseline}", verdict_text(c.verdict, verdict_label(c)),
-                      "\n".join(lines))
-    return table
+        t.add_row(c.claim, num(c.lr), f"{c.arm} vs {c.baseline}", verdict_text(c.verdict, verdict_label(c)),
+                  "\n".join(lines), end_section=i < len(claims) - 1)
+    return t
 
 
 def claims_block(
@@ -357,10 +319,10 @@ def claims_block(
     """The claims table (with the runs it left out), or one line saying why there is no verdict."""
     left = result.tables.get("left_out") if hasattr(result, "tables") else None
     if result.claims:
-        table = claims_table(result.claims, title=title)
+        t = claims_table(result.claims, title=title)
         if left:
-            table.caption = (f"verdicts use complete, paired runs only; left out: {', '.join(left)}")
-        return table
+            t.caption = f"verdicts use complete, paired runs only; left out: {', '.join(left)}"
+        return t
     if result.interrupted:
         return "no verdict: interrupted before the arms to compare had finished"
     return f"no verdict: {missing}"

@@ -11,15 +11,17 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from bncli.render.palette import OKABE_ITO
 from bncli.results import CommandResult, RunRecord
 
-# Okabe & Ito 2008: distinguishable with every common colour-vision deficiency. Yellow last: it is
-# faint on white, so only the 8th arm of a report gets it.
-OKABE_ITO = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442"]
-UNIT_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7"]  # tracked units inside one panel
+# Okabe & Ito 2008 (render/palette.py, the one palette of terminal, report and figures):
+# distinguishable with every common colour-vision deficiency. Yellow last: it is faint on white,
+# so only the 8th arm of a report gets it.
+UNIT_COLORS = [OKABE_ITO[i] for i in (4, 5, 3, 6)]  # tracked units inside one panel
 # layers inside one panel (arms differ by line style there): distinct hues, not shades of one
-LAYER_COLORS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9"]
+LAYER_COLORS = [OKABE_ITO[i] for i in (4, 1, 3, 6, 5, 2)]
 ARM_STYLES = ["-", "--", ":", "-."]
+MARKERS = ["o", "s", "D", "^", "v", "P", "X", "*"]  # with colours: a series stays told apart in grey
 DPI = 200  # PNG resolution: print quality at the figure's own size
 FORMATS = ("png", "svg", "pdf")
 WIDTHS = {"page": 7.0, "column": 3.3}  # inches: two columns of a paper, or one
@@ -108,6 +110,16 @@ def sized(size: str = "page") -> Iterator[None]:
 def layer_style(k: int, n: int) -> str:
     """A layer's colour (k of n shown)."""
     return LAYER_COLORS[k % len(LAYER_COLORS)] if n else LAYER_COLORS[0]
+
+
+def series_colors(avoid: Iterable[str] = (), base: Sequence[str] = LAYER_COLORS) -> list[str]:
+    """The colours left for series inside a figure (layers, units) once the `avoid` colours (the
+    report's arm colours, which share its legends) are taken: `base` first, then the rest of the
+    palette, yellow (faint) last; at most that many series are drawn, so no two look alike."""
+    taken = {c.upper() for c in avoid}
+    order = [*base, *OKABE_ITO[1:7], OKABE_ITO[7], OKABE_ITO[0]]
+    free = [c for c in dict.fromkeys(order) if c.upper() not in taken]
+    return free or list(base)
 
 
 def arm_colors(arms: Iterable[str]) -> dict[str, str]:

@@ -160,11 +160,12 @@ def c2_figure(result: CommandResult, colors: dict[str, str] | None = None,
                 pct = site.get("percentiles", {})
                 units = p.get("tracked_units", {}).get(layer, [])
                 drawn = False
-                for u, unit in enumerate(units[:len(fs.UNIT_COLORS)]):
+                unit_colors = fs.series_colors(colors.values(), base=fs.UNIT_COLORS)  # never an arm's colour
+                for u, unit in enumerate(units[:min(len(fs.UNIT_COLORS), len(unit_colors))]):
                     lo, mid, hi = (_unit_series(pct, k, u) for k in ("p15", "p50", "p85"))
                     if not fs.has_finite(mid):
                         continue
-                    c = fs.UNIT_COLORS[u]
+                    c = unit_colors[u]
                     ax.fill_between(p["steps"][:len(lo)], lo, hi, color=c, alpha=0.2, lw=0)
                     ax.plot(p["steps"][:len(mid)], mid, color=c, label=f"unit {unit}")
                     drawn = True

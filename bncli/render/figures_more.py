@@ -17,6 +17,15 @@ def _proxy_kw(ls: str, label: str) -> dict[str, Any]:
     return {"ls": ls, "color": "#555555", "label": label}
 
 
+def _when_marker(when: str) -> dict[str, Any]:
+    """Markers of the two moments drawn in one colour (initialization / first measurement: open,
+    larger squares on a dashed line; end / last: small filled dots on a solid one): two curves
+    that coincide stay visible, one through the other."""
+    if when == "init":
+        return {"marker": "s", "ms": 6, "mfc": "none", "mew": 1.0}
+    return {"marker": "o", "ms": 3.5}
+
+
 # ------------------------------------------------------------------ C4 landscape (Santurkar Fig 4)
 
 
@@ -117,8 +126,8 @@ def c5_figure(result: CommandResult, colors: dict[str, str] | None = None,
                     if any(math.isinf(y) for y in ys):
                         notes.append(f"{arm}, {fs.lr_label(lr)}: non-finite {label} at some step (drawn as a gap)")
                     ys = [y if math.isfinite(y) and y > 0 else math.nan for y in ys]
-                    ax.plot(xs, ys, styles[k % len(styles)], marker="o", color=colors[arm],
-                            label=f"{arm}, {fs.lr_label(lr)}")
+                    ax.plot(xs, ys, styles[k % len(styles)], marker=fs.MARKERS[k % len(fs.MARKERS)],
+                            color=colors[arm], label=f"{arm}, {fs.lr_label(lr)}")
                     vals += ys
             if not math.isnan(tol):
                 ax.axhline(tol, color="#555555", ls=":", lw=1, label=f"tolerance {tol:g}")
@@ -163,7 +172,9 @@ def c6_figure(result: CommandResult, colors: dict[str, str] | None = None,
             floored = False
             vals: list[float] = []
             for arm in arms:
-                for when, ls in (("init", "--"), ("end", "-")):
+                # the end first (its line is the arm's legend entry); at init: dashed, open and larger
+                # markers, so a curve lying on the other stays visible
+                for when, ls in (("end", "-"), ("init", "--")):
                     rs = sorted((r for r in static if r.get("arm") == arm and r.get("lr") == lr
                                  and r.get("when") == when), key=lambda r: fs.num(r.get("alpha")))
                     pts = [(fs.num(r.get("alpha")), fs.num(r.get("out_rel"))) for r in rs]
@@ -172,8 +183,8 @@ def c6_figure(result: CommandResult, colors: dict[str, str] | None = None,
                         continue
                     floored |= any(v < floor for _, v in pts)
                     ys = [max(v, floor) for _, v in pts]
-                    ax_s.plot([a for a, _ in pts], ys, ls, marker="o", color=colors[arm],
-                              label=fs.arm_label(arm, lr, lrs))
+                    ax_s.plot([a for a, _ in pts], ys, ls, color=colors[arm], **_when_marker(when),
+                              label=fs.arm_label(arm, lr, lrs) if when == "end" else None)
                     vals += ys
             tol = fs.num(sc.get("tolerance")) if isinstance(sc, dict) else math.nan
             if not math.isnan(tol) and vals:
@@ -186,13 +197,15 @@ def c6_figure(result: CommandResult, colors: dict[str, str] | None = None,
             ax_s.set_xlabel("α (Wᵢ ← α·Wᵢ)")
             ax_s.set_ylabel("rel. output change (worst layer)" + (f"; <{floor:g} drawn at it" if floored else ""))
             ax_s.set_title(f"scale check, {fs.lr_label(lr)}")
-            ax_s.plot([], [], **_proxy_kw("--", "at initialization"))
-            ax_s.plot([], [], **_proxy_kw("-", "at the end of training"))
+            ax_s.plot([], [], **_proxy_kw("--", "at initialization"), **_when_marker("init"))
+            ax_s.plot([], [], **_proxy_kw("-", "at the end of training"), **_when_marker("end"))
             norm_arms = [a for a in arms if fs.runs_of(result, a, lr, "scale")]
             for a_i, arm in enumerate(norm_arms[:len(axes[i]) - 1]):
                 ax_n = axes[i][1 + a_i]
                 rs = fs.runs_of(result, arm, lr, "scale")
-                layers = fs.spread_pick(rs[0].probes["scale"].get("layers", []), len(fs.LAYER_COLORS))
+                # the layers share the figure's legend with the arms: colours no arm of the report has
+                layer_colors = fs.series_colors(colors.values())
+                layers = fs.spread_pick(rs[0].probes["scale"].get("layers", []), min(6, len(layer_colors)))
                 div = [r.diverged_at for r in rs if r.diverged_at is not None]
                 nvals: list[float] = []
                 for k, layer in enumerate(layers):
@@ -202,8 +215,9 @@ def c6_figure(result: CommandResult, colors: dict[str, str] | None = None,
                         continue
                     m0 = next((v for v in m if not math.isnan(v) and v > 0), math.nan)
                     rel = [v / m0 for v in m]
-                    color = fs.layer_style(k, len(layers))
-                    ax_n.plot(xs, rel, color=color, label=layer)
+                    color = layer_colors[k]
+                    ax_n.plot(xs, rel, color=color, label=layer, marker=fs.MARKERS[(k + 2) % len(fs.MARKERS)],
+                              markevery=max(1, len(xs) // 6), ms=3)
                     last = [v for x, v in zip(xs, rel, strict=True) if not math.isnan(v) and (not div or x < min(div))]
                     if div and last:
                         ax_n.plot([min(div)], [last[-1]], "X", color=color, ms=8, mec="white")
@@ -263,23 +277,26 @@ def c7_figure(result: CommandResult, colors: dict[str, str] | None = None,
             fvals: list[float] = []
             gvals: list[float] = []
             n_layers = 0
-            for arm in arms:
+            shown = [a for a in arms if any(r.probes["saturation"].get("steps")
+                                            for r in fs.runs_of(result, a, lr, "saturation"))]
+            for a_i, arm in enumerate(shown):
                 rs = [r for r in fs.runs_of(result, arm, lr, "saturation") if r.probes["saturation"].get("steps")]
-                if not rs:
-                    continue
                 layers = rs[0].probes["saturation"].get("layers", [])
                 n_layers = max(n_layers, len(layers))
-                depth = list(range(1, len(layers) + 1))
+                # each arm nudged sideways: arms with the same values (0 % saturated) stay visible side by side
+                dodge = 0.07 * (a_i - (len(shown) - 1) / 2)
+                depth = [k + 1 + dodge for k in range(len(layers))]
                 ms = [_mean_sd([100 * _layer_mean(r, n, key) for r in rs]) for n in layers]
                 if fs.has_finite([m for m, _ in ms]):
                     ax_f.errorbar(depth, [m for m, _ in ms], yerr=[s for _, s in ms], marker="o",
                                   color=colors[arm], capsize=2, label=fs.arm_label(arm, lr, lrs))
                     fvals += [m for m, _ in ms]
-                for k, ls in ((0, "-"), (-1, "--")):
+                for k, ls, when in ((-1, "-", "end"), (0, "--", "init")):  # the last measurement labels the arm
                     g = [_mean_sd([fs.num(_at(r, n, "grad_norm", k)) for r in rs])[0] for n in layers]
                     g = [v if v > 0 else math.nan for v in g]
                     if fs.has_finite(g):
-                        ax_g.plot(depth, g, ls, marker="o", color=colors[arm], label=fs.arm_label(arm, lr, lrs))
+                        ax_g.plot(depth, g, ls, color=colors[arm], **_when_marker(when),
+                                  label=fs.arm_label(arm, lr, lrs) if when == "end" else None)
                         gvals += g
                     else:
                         notes.append(f"{arm}, {fs.lr_label(lr)}: gradient norms not finite: not drawn")
@@ -290,8 +307,8 @@ def c7_figure(result: CommandResult, colors: dict[str, str] | None = None,
                 if n_layers:
                     ax.set_xticks(range(1, n_layers + 1, max(1, n_layers // 8)))
             fs.log_if_possible(ax_g, gvals)
-            ax_g.plot([], [], **_proxy_kw("-", "first measurement"))
-            ax_g.plot([], [], **_proxy_kw("--", "last measurement"))
+            ax_g.plot([], [], **_proxy_kw("--", "first measurement"), **_when_marker("init"))
+            ax_g.plot([], [], **_proxy_kw("-", "last measurement"), **_when_marker("end"))
             ax_f.set_ylabel(label)
             ax_f.set_title(f"{label.split(' (')[0]} by layer, {fs.lr_label(lr)}")
             ax_g.set_ylabel("‖∇Wᵢ L‖₂")
@@ -327,8 +344,9 @@ def c8_figure(result: CommandResult, colors: dict[str, str] | None = None,
                 shown: set[str] = set()
                 for a_i, arm in enumerate(arms):
                     rs = [r for r in fs.runs_of(result, arm, lr, "saturation") if affine(r)]
+                    layer_colors = fs.series_colors(colors.values())  # no arm's colour (the report's other figures)
                     layers = fs.spread_pick(rs[0].probes["saturation"].get("layers", []) if rs else [],
-                                            len(fs.LAYER_COLORS))
+                                            min(6, len(layer_colors)))
                     ls = fs.ARM_STYLES[a_i % len(fs.ARM_STYLES)]
                     if layers:
                         ax.plot([], [], ls=ls, color="#555555", label=fs.arm_label(arm, lr, lrs))
@@ -337,7 +355,7 @@ def c8_figure(result: CommandResult, colors: dict[str, str] | None = None,
                                                       ["per_layer"].get(layer, {}).get(key, [])) for r in rs])
                         if not fs.has_finite(m):
                             continue
-                        ax.plot(xs, m, ls=ls, color=fs.layer_style(k, len(layers)),
+                        ax.plot(xs, m, ls=ls, color=layer_colors[k],
                                 label=layer if layer not in shown else None)
                         shown.add(layer)
                         drawn = True

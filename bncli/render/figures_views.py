@@ -52,18 +52,28 @@ def surface_figure(result: CommandResult, colors: dict[str, str]) -> Any:
                 levels = np.linspace(vals.min(), vals.max(), 16)
             else:
                 levels = 16
+            from matplotlib.colors import BoundaryNorm, LogNorm
+
+            norm = (LogNorm(levels[0], levels[-1]) if not isinstance(levels, int) and levels[0] > 0
+                    else BoundaryNorm(levels, 256) if not isinstance(levels, int) else None)
             for j, (arm, s) in enumerate(got):
                 ax = axes[0][j]
                 c = np.asarray(s["coords"])
                 z = np.asarray(s["loss"], dtype=float)
-                cs = ax.contour(c, c, z.T, levels=levels, cmap="viridis", linewidths=0.8)
+                # filled bands on the shared levels: a surface flat on that scale shows as one colour,
+                # not as an empty panel; the lines and their labels on top
+                ax.contourf(c, c, z.T, levels=levels, cmap="viridis", norm=norm, alpha=0.85)
+                cs = ax.contour(c, c, z.T, levels=levels, colors="white", linewidths=0.4)
                 ax.clabel(cs, fontsize=5, fmt="%.3g")
                 ax.plot([0], [0], marker="+", color="k")
-                ax.set_title(arm)
+                rng = s.get("surface_range")  # on the shared levels a flat surface is one band: say how flat
+                ax.set_title(f"{arm} (range {rng:.3g})" if isinstance(rng, (int, float)) else arm)
                 ax.set_xlabel("α")
                 if j == 0:
                     ax.set_ylabel("β")
+                ax.grid(False)
         fs.finish(fig, f"Loss surface around the end point (Li et al. 2018; lr {lr:g}, first seed)")
+
     return fig
 
 
@@ -101,6 +111,7 @@ def trace_figure(result: CommandResult, colors: dict[str, str]) -> Any:
         drawn = False
         for j, (key, label) in enumerate(keys):
             ax = axes[0][j]
+            vals: list[float] = []
             for arm in fs.result_arms(result):
                 rs = fs.runs_of(result, arm, lr, PROBE)
                 per = []
@@ -113,9 +124,11 @@ def trace_figure(result: CommandResult, colors: dict[str, str]) -> Any:
                 if not per or not any(per[0][0]):
                     continue
                 xs, m, sd = fs.mean_std_over(per)
-                if fs.has_finite(m):
-                    fs.band(ax, xs, m, sd, colors[arm], arm, log=True, marker=".")
+                if fs.has_finite(m):  # a Hutchinson trace can be negative: a linear axis then
+                    fs.band(ax, xs, m, sd, colors[arm], arm, marker=".")
                     drawn = True
+                    vals += m
+            fs.log_if_possible(ax, vals, spread=10)
             ax.set_xlabel("step")
             ax.set_ylabel(label)
         if not drawn:

@@ -21,17 +21,21 @@ def landscape_table(spec: Spec, rows: Sequence[dict[str, Any]], detail: bool = T
     t = compact.table(
         f"{spec.name}: landscape along −g (C4), η′ = {cfg.eta_points} points in [{lo:g}, {hi:g}]×lr, "
         f"BN in {cfg.bn_mode} mode; " + ("cells: mean | max over steps" if detail else "mean over steps"),
+        caption="loss variation: max − min of L over η′; grad. predictiveness: max over η′ of "
+                "‖g − g′‖" + (" (and its mean over η′)" if detail else "") + "; β-smoothness: "
+                "‖g − g′‖/‖η′g‖ (effective); steps: measurements per run; seeds pooled. C4 compares each "
+                "seed's median over steps (--detail).",
     )
     t.add_column("lr", justify="right", no_wrap=True)
     t.add_column("arm")
-    t.add_column("steps measured", justify="right")
-    t.add_column("loss variation (max − min L)", justify="right")
-    t.add_column("gradient predictiveness (max over η′ ‖g − g′‖)", justify="right")
+    t.add_column("steps", justify="right")
+    t.add_column("loss variation", justify="right")
+    t.add_column("grad. predictiveness", justify="right")
     keys = ["loss_variation", "grad_pred_max"]
     if detail:
         t.add_column("(mean over η′)", justify="right")
         keys.append("grad_pred_mean")
-    t.add_column("effective β-smoothness (‖g − g′‖/‖η′g‖)", justify="right")
+    t.add_column("β-smoothness", justify="right")
     t.add_column("‖g‖", justify="right")
     keys += ["beta", "grad_norm"]
     if cfg.hessian:
@@ -105,13 +109,36 @@ def render_lipschitz(spec: Spec, result: CommandResult, detail: bool = False) ->
     out += c9_lines(result)
     views = result.tables.get("views")
     if views:
-        out.append(views_table(spec, views))
+        out.append(views_table(spec, views, result.runs))
         out.append(result.tables.get("views_note", ""))
     return out
 
 
-def views_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
-    """Rows = learning rate x arm: the opt-in landscape views (means over seeds), evidence only."""
+def interpolation_barrier(record: Any) -> float | None:
+    """The loss barrier on the line from the initial to the final weights (`report_views.barrier`,
+    one definition for the terminal and the report). None without the interpolation or its ends."""
+    from bncli.render.report_views import barrier
+
+    it = record.probes.get("landscape_views", {}).get("interpolation") if record.probes else None
+    if not it or not it.get("t"):
+        return None
+    b = barrier(list(it["t"]), [math.inf if v is None else float(v) for v in it["loss"]])
+    return None if math.isnan(b) else b
+
+
+def _barriers(runs: Sequence[Any]) -> dict[tuple[float, str], float]:
+    """(lr, arm) -> the interpolation barrier's mean over the seeds that have it."""
+    per: dict[tuple[float, str], list[float]] = {}
+    for r in runs:
+        b = interpolation_barrier(r)
+        if b is not None:
+            per.setdefault((r.lr, r.arm), []).append(b)
+    return {k: sum(v) / len(v) for k, v in per.items()}
+
+
+def views_table(spec: Spec, rows: Sequence[dict[str, Any]], runs: Sequence[Any] = ()) -> Table:
+    """Rows = learning rate x arm: the opt-in landscape views (means over seeds), evidence only;
+    with the surface's `interpolate`, the barrier on the line θ₀ → θ_end (from `runs`)."""
     cfg = spec.analysis.lipschitz
     t = compact.table(f"{spec.name}: landscape views beside C4 (evidence, not judged), BN in {cfg.bn_mode} mode")
     cols: list[tuple[str, str]] = [("lr", "lr"), ("arm", "arm")]
@@ -123,12 +150,19 @@ def views_table(spec: Spec, rows: Sequence[dict[str, Any]]) -> Table:
         s = cfg.surface
         cols += [("surface_centre", "L(θ)"), ("surface_range", f"surface range (±{s.span:g}, {s.dims}-D)"),
                  ("surface_rise", "rise (max − L(θ))")]
+    barriers = _barriers(runs)
     for _, label in cols:
         t.add_column(label, justify="left" if label == "arm" else "right")
+    if barriers:
+        t.add_column("line barrier θ₀→θ_end", justify="right")
+        t.caption = ("line barrier: the largest rise of L above the chord between its values at the initial "
+                     "and the final weights, on the line between them (0: no rise), mean over seeds")
     for r in rows:
         cells = [str(r["arm"]) if k == "arm" else compact.num(r.get(k, math.nan)) for k, _ in cols]
         if cfg.hessian_trace and r.get("trace_converged_end", 1.0) < 1.0:  # s.e. above tol·|tr| at the cap
             cells[3] += " [yellow](s.e. > tol)[/yellow]"
+        if barriers:
+            cells.append(compact.num(barriers.get((r["lr"], r["arm"]))))
         t.add_row(*cells)
     return t
 

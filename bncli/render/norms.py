@@ -24,15 +24,17 @@ def norm_word(spec: Spec) -> str:
 
 def c9_reported_table(rows: list[dict[str, Any]]) -> Table:
     """LN/GN arms compared the C9 way: the three parts and what the verdict would be (not judged)."""
-    t = Table(title="LayerNorm / GroupNorm compared the C9 way (SCIENCE.md C9: reported, not judged)",
-              title_justify="left", show_lines=True)
+    from bncli.render.compact import table
+
+    t = table("LayerNorm / GroupNorm compared the C9 way (SCIENCE.md C9: reported, not judged)")
     for col in ("lr", "arm", "(a) trains ~BN, > plain", "(b) shifts > BN", "(c) smoother than plain",
                 "as C9 would say", "numbers: arm | reference"):
         t.add_column(col, overflow="fold", justify="right" if col == "lr" else "left")
-    for r in rows:
+    for i, r in enumerate(rows):
         nums = "\n".join(f"{m['name']}: {fmt(m['arm_mean'])} | {fmt(m['baseline_mean'])} -> {m['points']}"
                          for m in r["metrics"])
-        t.add_row(fmt(r["lr"]), r["arm"], r["a"], r["b"], r["c"], verdict_text(r["would_be"]), nums)
+        t.add_row(fmt(r["lr"]), r["arm"], r["a"], r["b"], r["c"], verdict_text(r["would_be"]), nums,
+                  end_section=i < len(rows) - 1)
     return t
 
 

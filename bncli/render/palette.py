@@ -43,3 +43,19 @@ def verdict_style(verdict: str) -> str:
 def verdict_symbol(verdict: str) -> str:
     """The symbol that goes with a verdict wherever it is shown."""
     return VERDICTS.get(verdict, VERDICTS["no verdict"])[3]
+
+
+def expectation_state(outcome: dict) -> str:
+    """'met', 'known' (a known deviation: SCIENCE.md lists it; JUnit <skipped>) or 'unmet'."""
+    return "known" if outcome.get("skipped") else "met" if outcome.get("passed") else "unmet"
+
+
+def expectation_counts(outcomes: list) -> str:
+    """'18 met, 11 known deviation(s), 2 unmet' for a batch's expectation outcomes."""
+    states = [expectation_state(o) for o in outcomes]
+    return (f"{states.count('met')} met, {states.count('known')} known deviation(s), "
+            f"{states.count('unmet')} unmet")
+
+
+#: expectation state → (hex, symbol) in the report
+EXPECTATION_MARKS = {"met": (PASS[0], PASS[2]), "known": (KNOWN[0], KNOWN[2]), "unmet": (FAIL[0], FAIL[2])}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bncli.errors import SchemaError, UsageError
+from bncli.render.claim_row import deciding_metric  # noqa: F401  (moved there; imported from here too)
 from bncli.results import READABLE_VERSIONS, SCHEMA_VERSION, Claim, CommandResult, MetricComparison
 
 FORMATS = ("md", "html")
@@ -197,34 +198,6 @@ def metric_text(m: MetricComparison, short: bool = False) -> str:
     return f"{name}: {fmt(m.arm_mean)} vs {fmt(m.baseline_mean)} ({ci_text(m)}{p})"
 
 
-def deciding_metric(c: Claim) -> MetricComparison | None:
-    """The number a verdict rests on. With the engine's one-sided tests (schema 4): the metric
-    whose p decided the claim's side (intersection-union: the largest p_claimed for supported and
-    inconclusive, the largest p_against for refuted). Older documents: for supported / refuted,
-    the metric closest to the margin among those pointing that way; for inconclusive, the metric
-    that broke the majority direction (one pointing the other way, else one within the margin)."""
-    ms = c.metrics
-    if not ms:
-        return None
-    if all(m.p_claimed is not None and m.p_against is not None for m in ms):
-        if c.verdict == "refuted":
-            return max(ms, key=lambda m: m.p_against)  # type: ignore[arg-type,return-value]
-        return max(ms, key=lambda m: m.p_claimed)  # type: ignore[arg-type,return-value]
-    way = {"supported": "claimed", "refuted": "against"}.get(c.verdict)
-    if way is not None:
-        pool = [m for m in ms if m.points == way] or list(ms)
-    else:
-        claimed = sum(m.points == "claimed" for m in ms)
-        against = sum(m.points == "against" for m in ms)
-        other = "against" if claimed >= against else "claimed"
-        pool = [m for m in ms if m.points == other] or [m for m in ms if m.points == "neither"] or list(ms)
-
-    def closeness(m: MetricComparison) -> float:
-        return abs(m.rel_diff) if m.rel_diff is not None and math.isfinite(m.rel_diff) else math.inf
-
-    return min(pool, key=closeness) if way is not None else pool[0]
-
-
 def _claim_order(ids: Sequence[str]) -> list[str]:
     """Every registered claim id and any other a document holds, C1 ... C9, C10 (bncli.claims)."""
     import bncli.analyses  # noqa: F401  (fills the claim registry)
@@ -330,11 +303,12 @@ def _view_items(doc: Doc, colors: dict[str, str], figure_format: str,
 
     out: list[tuple[Doc, Figure | None, list[Claim]]] = []
     for name, fig, caption in view_figures(doc.result, colors):
+        width = float(fig.get_size_inches()[0])  # shown at its own size, like the claims' figures
         html_data = figure_bytes(fig, html_fmt, close=False)
         data = figure_bytes(fig, figure_format)
         slug = f"{_slug(doc.label)}-{name}"
         out.append((doc, Figure(EVIDENCE, doc.label, f"fig-{slug}", f"C4_{slug}.{figure_format}", data, caption,
-                                [], html_data, "image/svg+xml" if html_fmt == "svg" else "image/png"), []))
+                                [], html_data, "image/svg+xml" if html_fmt == "svg" else "image/png", width), []))
     return out
 
 
@@ -429,6 +403,8 @@ def build_report(folder: Path, jobs: int | None = None, figure_format: str = "pn
         title = f"bncli report: {docs[0].group} · {docs[0].result.command}"
     from bncli.render.regimes import regime_png
 
-    return Report(title, kind, folder, docs, batch, problems, regimes, _claim_order(seen), verdicts,
+    judged = set(seen)  # the grid's columns: claims these documents judge (not every registered one)
+    return Report(title, kind, folder, docs, batch, problems, regimes,
+                  [c for c in _claim_order(seen) if c in judged], verdicts,
                   build_sections(docs, colors, jobs, figure_format, figure_size), provenance(docs, batch),
                   regime_png(docs))

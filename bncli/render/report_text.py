@@ -3,7 +3,6 @@ report.html (one self-contained page: figures as data URIs, inline CSS, a print 
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 import re
@@ -11,41 +10,57 @@ from collections.abc import Iterator
 from typing import Any
 
 from bncli.render.md import _Markup, _md  # noqa: F401  (the one escaping; render/regimes uses it too)
+from bncli.render.palette import EXPECTATION_MARKS, expectation_counts, expectation_state, verdict_symbol
 from bncli.render.report import (
     EVIDENCE,
     FILES_DIR,
     Doc,
     Report,
     Verdict,
-    metric_text,
     no_verdict_reason,
     rel_text,
 )
 from bncli.results import Claim
 from bncli.stats import fmt
 
-SYMBOL = {"supported": "✓", "refuted": "✗", "inconclusive": "?", "exploratory": "~"}
-EMOJI = {"supported": "🔵", "refuted": "🟠", "inconclusive": "🟡", "exploratory": "⚪"}  # the HTML's Okabe–Ito colours
+SYMBOL = {v: verdict_symbol(v) for v in ("supported", "refuted", "inconclusive", "exploratory")}
+# Markdown can't colour: the nearest emoji to each palette colour, always beside the symbol and the word
+EMOJI = {"supported": "🔵", "refuted": "🟠", "inconclusive": "🟡", "exploratory": "⚪"}
 
 
 def short_decided(v: Verdict) -> str:
+    """The line under a verdict's chip: the number that decided it, in words that agree with the
+    verdict ("neither way" only under an inconclusive one; an override names itself)."""
     from bncli.render.report import deciding_metric
 
-    m = deciding_metric(v.claim)
+    c = v.claim
+    m = deciding_metric(c)
+    by = c.decided_by or "metrics"
     if m is None:
         return ""
     name = re.split(r"\s*[(,]", m.name, maxsplit=1)[0]
-    if m.points == "neither":  # within the margin: a relative difference would read as a strong effect
-        return f"{name} {fmt(m.arm_mean, 3)} vs {fmt(m.baseline_mean, 3)}, neither way"
-    if v.claim.baseline not in {r.arm for r in v.doc.result.runs}:  # a tolerance, not an arm: the value
-        return f"{name} {fmt(m.arm_mean, 3)} vs {fmt(m.baseline_mean, 3)}"
+    finite = any(isinstance(x, (int, float)) and math.isfinite(x) for x in (m.arm_mean, m.baseline_mean))
+    values = f"{name} {fmt(m.arm_mean, 3)} vs {fmt(m.baseline_mean, 3)}" if finite else f"{name}: not finite"
+    if by not in ("metrics", "maths-check"):  # divergence, non-finite, ...: the chip says "[by …]"; the values
+        return values if finite else ""
+    if by == "maths-check":
+        return f"check: {values}"
+    lean = c.leaning if c.verdict == "exploratory" else c.verdict
+    if m.points == "neither":
+        if lean == "inconclusive":  # within the margin: a relative difference would read as a strong effect
+            return f"{values}, neither way"
+        return values + (", no worse" if m.test == "non-inferiority" and lean == "supported" else "")
+    if c.baseline not in {r.arm for r in v.doc.result.runs}:  # a tolerance, not an arm: the value
+        return values
     return f"{name} {rel_text(m)}"
 
 
 def headline(r: Report) -> str:
     if r.batch is not None:
         counts = r.batch.get("counts", {})
-        exp = (f"; expectations {counts.get('expectations_passed', 0)}/{counts.get('expectations', 0)} met"
+        outcomes = r.batch.get("expectations", [])
+        exp = (f"; {len(outcomes)} expectations: {expectation_counts(outcomes)}" if outcomes
+               else f"; expectations {counts.get('expectations_passed', 0)}/{counts.get('expectations', 0)} met"
                if counts.get("expectations") else "")
         text = (f"Batch {r.batch.get('batch_file', '')}: {len(r.batch.get('comparisons', []))} comparison(s) × "
                 f"command, {counts.get('jobs', '?')} job(s), exit code {r.batch.get('exit_code', '?')}{exp}.")
@@ -155,6 +170,19 @@ def _md_anchor(text: str) -> str:
     return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
 
 
+VIEWS_HEADING = "Landscape views (evidence beside C4, not judged)"
+
+
+def _views_md(doc: Doc) -> list[str]:
+    """The views' numbers of a lipschitz result, after its C4 figures; nothing without views."""
+    from bncli.render.report_views import NOTE, view_rows
+
+    got = view_rows(doc.result)
+    if got is None:
+        return []
+    return [f"### {VIEWS_HEADING} · {_md_line(doc.label)}", "", *_md_table(*got), f"*{_md_line(NOTE)}*", ""]
+
+
 def to_markdown(r: Report) -> str:
     out = [f"# {_md_line(r.title)}", "", _md_line(headline(r)), ""]
     out += ["## Verdicts", ""]
@@ -165,13 +193,14 @@ def to_markdown(r: Report) -> str:
             cells = []
             for cid in r.claim_ids:
                 vs = g.cells.get(cid, [])
-                cells.append(_Markup(" ".join(f"{EMOJI.get(v.claim.verdict, '')} {_md_line(v.claim.verdict)}"
+                cells.append(_Markup(" ".join(f"{EMOJI.get(v.claim.verdict, '')} {SYMBOL.get(v.claim.verdict, '')} "
+                                              f"{_md_line(v.claim.verdict)}"
                                               f"[^v{v.note_id}]" for v in vs) or "·"))
             rows.append([g.group, fmt(g.lr), g.arm, *cells])
         out += _md_table(head, rows)
-        out += ["🔵 supported · 🟠 refuted · 🟡 inconclusive · ⚪ exploratory (fewer than 3 paired seeds) · `·` not "
-                "judged here. Each verdict compares the arm with its baseline at that learning rate; its footnote "
-                "gives the number that decided it.", ""]
+        out += ["🔵 ✓ supported · 🟠 ✗ refuted · 🟡 ? inconclusive · ⚪ ~ exploratory (fewer than 3 paired seeds) · "
+                "`·` not judged here. Each verdict compares the arm with its baseline at that learning rate; its "
+                "footnote gives the number that decided it.", ""]
         from bncli.render.regimes import regimes_markdown
 
         out += regimes_markdown(r, FILES_DIR)
@@ -181,10 +210,9 @@ def to_markdown(r: Report) -> str:
         exps = r.batch.get("expectations", [])
         out += ["## Expectations", ""]
         if exps:
-            passed = sum(bool(e.get("passed")) for e in exps)
-            out += [f"{passed}/{len(exps)} met.", ""]
+            out += [f"{len(exps)} expectations: {expectation_counts(exps)}.", ""]
             out += _md_table(["", "comparison", "expectation", "numbers"],
-                             [["✓" if e.get("passed") else "✗",
+                             [[EXPECTATION_MARKS[expectation_state(e)][1],
                                f"{e.get('comparison')} · {e.get('command')}",
                                e.get("description", ""), e.get("detail", "")] for e in exps])
         else:
@@ -193,7 +221,10 @@ def to_markdown(r: Report) -> str:
         out += ["## Problems", ""] + [f"- {_md(p)}" for p in r.problems] + [""]
     for sec in r.sections:
         out += [f"## {_md_line(sec.claim)}" + (f": {_md_line(sec.statement)}" if sec.statement else ""), ""]
-        for doc, fig, claims in sec.items:
+        last = {id(doc): k for k, (doc, _, _) in enumerate(sec.items)}
+        for k, (doc, fig, claims) in enumerate(sec.items):
+            if k and sec.claim == "C4" and last[id(sec.items[k - 1][0])] == k - 1:
+                out += _views_md(sec.items[k - 1][0])
             evidence = fig is not None and fig.claim == EVIDENCE
             out += [f"### {_md_line(fig.claim if evidence else sec.claim)} · {_md_line(doc.label)}", ""]
             if fig is not None and fig.data is not None:
@@ -207,6 +238,8 @@ def to_markdown(r: Report) -> str:
                 out += [f"- η={fmt(c.lr)}, {_md_line(c.arm)}: {_md(c.note)}" for c in claims if c.note] + [""]
             elif not evidence:
                 out += [no_verdict_reason(doc, sec.claim), ""]
+        if sec.claim == "C4" and sec.items:
+            out += _views_md(sec.items[-1][0])
     out += ["## Runs", "", "Mean ± std over seeds; final train loss: the mean over the last evaluation interval.", ""]
     out += _md_table(*run_rows(r.docs))
     out += ["## Provenance", ""] + [f"- **{_md(k)}**: {_md(v)}" for k, v in prov_rows(r)] + [""]
@@ -224,164 +257,8 @@ def to_markdown(r: Report) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-# ------------------------------------------------------------------ HTML
-
-
-CSS = """
-:root{--sup:#0072B2;--ref:#D55E00;--inc:#F0E442;--ink:#1b1b1b;--mute:#5b5b5b;--line:#d6d6d6}
-*{box-sizing:border-box;-webkit-print-color-adjust:exact;print-color-adjust:exact}
-body{margin:0;color:var(--ink);background:#fff;font:14px/1.45 -apple-system,"Segoe UI",Roboto,"Helvetica Neue",
-Arial,"Noto Sans","DejaVu Sans",sans-serif}
-main{max-width:1180px;margin:0 auto;padding:24px 28px 48px}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 8px;padding-top:8px;border-top:2px solid var(--line)}
-h3{font-size:15px;margin:22px 0 6px}.sub{color:var(--mute);margin:0 0 14px}
-nav{font-size:13px;margin:8px 0 4px}nav a{margin-right:12px;white-space:nowrap}
-a{color:#0b5d99}table{border-collapse:collapse;margin:6px 0 12px;font-size:12.5px}
-th,td{border:1px solid var(--line);padding:3px 7px;vertical-align:top;text-align:left}
-th{background:#f3f3f3;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.scroll{overflow-x:auto;max-width:100%}
-table.grid td.cell{padding:2px;min-width:100px;max-width:165px}
-table.grid td.empty{min-width:0;color:#aaa;text-align:center}
-.v{display:block;padding:3px 6px;margin:1px 0;border-radius:3px;font-weight:600;cursor:help;white-space:nowrap}
-.v small{white-space:normal}
-.v small{display:block;font-weight:400;font-size:11px;opacity:.92}
-.v-supported{background:var(--sup);color:#fff}.v-refuted{background:var(--ref);color:#fff}
-.v-inconclusive{background:var(--inc);color:#000}
-.key span{display:inline-block;margin-right:10px}.key .v{display:inline-block;margin-right:4px}
-.ok{color:var(--sup);font-weight:700}.bad{color:var(--ref);font-weight:700}
-figure{margin:8px 0 6px}figure img{max-width:100%;height:auto;border:1px solid #eee}
-figcaption{color:var(--mute);font-size:12.5px;max-width:900px}
-.note{background:#fff8d6;border-left:3px solid #c9a400;padding:4px 8px;margin:4px 0;font-size:12.5px}
-.problems li{color:var(--ref)}details{margin:6px 0}summary{cursor:pointer;color:#0b5d99}
-pre{background:#f6f6f6;border:1px solid #e3e3e3;padding:8px;font-size:11.5px;overflow-x:auto;white-space:pre}
-dl.prov{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:13px}
-dl.prov dt{font-weight:600}dl.prov dd{margin:0}
-@media print{
- @page{size:A4;margin:12mm}
- body{font-size:10pt}main{max-width:none;padding:0}nav{display:none}
- h2{break-after:avoid;border-top:1px solid #999}h3{break-after:avoid}
- figure,table,.note,pre{break-inside:avoid}figure img{max-height:235mm;border:0}
- .scroll{overflow:visible}a{color:inherit;text-decoration:none}table{font-size:8.5pt}
- table.grid td.cell{min-width:0;max-width:none}.v{padding:2px 4px}.v small{font-size:7pt}
- table.grid{table-layout:fixed;width:100%;font-size:7pt;break-inside:auto}table.grid tr{break-inside:avoid}
- table.grid th:nth-child(1){width:24mm}table.grid th:nth-child(2){width:10mm}table.grid th:nth-child(3){width:20mm}
- table.grid td{overflow-wrap:anywhere}
- table.grid .v{white-space:normal;overflow-wrap:normal;padding:1px 2px;font-size:6.5pt}
- table.grid .v small{font-size:6pt;overflow-wrap:anywhere}
- pre{white-space:pre-wrap}details pre{column-count:2;column-gap:8mm;font-size:7.5pt;break-inside:auto}
-}
-"""
-
-PRINT_JS = ("window.addEventListener('beforeprint',function(){document.querySelectorAll('details')"
-            ".forEach(function(d){d.open=true})});")
+# ------------------------------------------------------------------ HTML (render/report_html.py)
 
 
 def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
-
-
-def _html_table(head: list[str], rows: list[list[str]], cls: str = "", numeric: tuple[int, ...] = ()) -> str:
-    out = [f'<div class="scroll"><table class="{cls}"><thead><tr>'
-           + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>"]
-    for row in rows:
-        out.append("<tr>" + "".join(f'<td class="num">{_e(c)}</td>' if i in numeric else f"<td>{_e(c)}</td>"
-                                    for i, c in enumerate(row)) + "</tr>")
-    return "".join(out) + "</tbody></table></div>"
-
-
-def _verdict_div(v: Verdict) -> str:
-    c = v.claim
-    tip = "\n".join([f"{c.claim} · {v.doc.label} · η={fmt(c.lr)} · {c.arm} vs {c.baseline}: {c.verdict}",
-                     f"decided by {v.decided_by}", *(metric_text(m) + f" → {m.points}" for m in c.metrics),
-                     *([f"note: {c.note}"] if c.note else [])])
-    return (f'<span class="v v-{_e(c.verdict)}" title="{_e(tip)}">{SYMBOL.get(c.verdict, "")} {_e(c.verdict)}'
-            f"<small>{_e(short_decided(v))}</small></span>")
-
-
-def _grid_html(r: Report) -> str:
-    if not r.regimes:
-        return "<p>No verdicts: the results hold no complete pair of arms to compare.</p>"
-    head = "".join(f"<th>{_e(h)}</th>" for h in ["comparison" if r.kind == "batch" else "spec", "η", "arm",
-                                                   *r.claim_ids])
-    rows = []
-    for g in r.regimes:
-        cells = []
-        for cid in r.claim_ids:
-            vs = g.cells.get(cid, [])
-            cells.append(f'<td class="cell">{"".join(_verdict_div(v) for v in vs)}</td>' if vs
-                         else '<td class="cell empty" title="not judged here">·</td>')
-        rows.append(f'<tr><td>{_e(g.group)}</td><td class="num">{_e(fmt(g.lr))}</td><td>{_e(g.arm)}</td>'
-                    + "".join(cells) + "</tr>")
-    key = ('<p class="key">' + "".join(f'<span><span class="v v-{k}">{SYMBOL[k]} {k}</span></span>'
-                                        for k in SYMBOL)
-           + "<span>· not judged here.</span> Each verdict compares the arm with its baseline at that learning "
-             "rate; under it, the number that decided it (hover for every number).</p>")
-    return (f'<div class="scroll"><table class="grid"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}'
-            f"</tbody></table></div>{key}")
-
-
-def to_html(r: Report) -> str:
-    body = [f"<h1>{_e(r.title)}</h1>", f'<p class="sub">{_e(headline(r).replace("`", ""))}</p>']
-    toc = [("verdicts", "Verdicts")]
-    if r.batch is not None:
-        toc.append(("expectations", "Expectations"))
-    toc += [(sec.claim.lower(), sec.claim) for sec in r.sections] + [("runs", "Runs"), ("provenance", "Provenance")]
-    body.append("<nav>" + "".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in toc) + "</nav>")
-    from bncli.render.regimes import regimes_html
-
-    body += ['<section id="verdicts"><h2>Verdicts</h2>', _grid_html(r), regimes_html(r), "</section>"]
-    if r.batch is not None:
-        exps = r.batch.get("expectations", [])
-        body.append('<section id="expectations"><h2>Expectations</h2>')
-        if exps:
-            passed = sum(bool(e.get("passed")) for e in exps)
-            rows = "".join(
-                f'<tr><td class="{"ok" if e.get("passed") else "bad"}">{"✓" if e.get("passed") else "✗"}</td>'
-                f"<td>{_e(e.get('comparison'))} · {_e(e.get('command'))}</td><td>{_e(e.get('description', ''))}</td>"
-                f"<td>{_e(e.get('detail', ''))}</td></tr>" for e in exps)
-            body.append(f"<p>{passed}/{len(exps)} met.</p><div class=\"scroll\"><table><thead><tr><th></th>"
-                        f"<th>comparison</th><th>expectation</th><th>numbers</th></tr></thead><tbody>{rows}"
-                        "</tbody></table></div>")
-        else:
-            body.append("<p>The batch file states no expectations.</p>")
-        body.append("</section>")
-    if r.problems:
-        body.append('<h2>Problems</h2><ul class="problems">' + "".join(f"<li>{_e(p)}</li>" for p in r.problems)
-                    + "</ul>")
-    for sec in r.sections:
-        body.append(f'<section id="{_e(sec.claim.lower())}"><h2>{_e(sec.claim)}'
-                    + (f": {_e(sec.statement)}" if sec.statement else "") + "</h2>")
-        for doc, fig, claims in sec.items:
-            evidence = fig is not None and fig.claim == EVIDENCE
-            body.append(f"<h3>{_e(fig.claim if evidence else sec.claim)} · {_e(doc.label)}</h3>")
-            if fig is not None and fig.html_data is not None:
-                data = base64.b64encode(fig.html_data).decode("ascii")
-                size = f' style="width:{fig.width_in:.2f}in"' if fig.width_in else ""  # print size
-                body.append(f'<figure id="{_e(fig.anchor)}"><img src="data:{fig.html_mime};base64,{data}"{size} '
-                            f'alt="{_e(sec.claim)} · {_e(doc.label)}"><figcaption>{_e(fig.caption)}</figcaption>'
-                            "</figure>")
-            if fig is not None:
-                body += [f'<p class="note">note: {_e(n)}</p>' for n in fig.notes]
-            if claims:
-                body.append(_html_table(METRIC_HEAD, [row for c in claims for row in metric_rows(c)],
-                                        numeric=(0, 5, 6, 7, 8)))
-                body += [f'<p class="note">η={_e(fmt(c.lr))}, {_e(c.arm)}: {_e(c.note)}</p>' for c in claims if c.note]
-            elif not evidence:
-                body.append(f"<p>{_e(no_verdict_reason(doc, sec.claim))}</p>")
-        body.append("</section>")
-    head, rows = run_rows(r.docs)
-    body += ['<section id="runs"><h2>Runs</h2><p class="sub">Mean ± std over seeds; final train loss: the mean '
-             "over the last evaluation interval.</p>", _html_table(head, rows, numeric=(1, 3, 4, 5, 6)), "</section>"]
-    body.append('<section id="provenance"><h2>Provenance</h2><dl class="prov">'
-                + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in prov_rows(r)) + "</dl>")
-    for labels, text in r.provenance["specs"]:
-        body.append(f"<details><summary>Resolved spec: {_e(', '.join(labels))}</summary><pre>{_e(text)}</pre>"
-                    "</details>")
-    rules = list(dict.fromkeys(v.claim.rule for v in r.verdicts if v.claim.rule))
-    if rules:
-        body.append(f"<p class=\"sub\">How verdicts are made: {_e(' '.join(rules))}</p>")
-    body.append("</section>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{_e(r.title)}</title><style>{CSS}</style></head>\n<body><main>\n"
-            + "\n".join(body) + f"\n</main><script>{PRINT_JS}</script></body></html>\n")

@@ -20,7 +20,8 @@ def write_report(folder: Path, formats: Sequence[str] = FORMATS, jobs: int | Non
     from bncli.io import atomic_write_bytes, atomic_write_text
     from bncli.render.figstyle import FORMATS as FIGURE_FORMATS
     from bncli.render.figstyle import WIDTHS
-    from bncli.render.report_text import to_html, to_markdown
+    from bncli.render.report_html import to_html
+    from bncli.render.report_text import to_markdown
 
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:

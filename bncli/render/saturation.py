@@ -61,10 +61,7 @@ def layer_table(
     if not here or not cols:
         return None
     n_seeds = spec.seeds
-    t = Table(
-        title=f"{title}, lr = {fmt(lr)} (mean over {n_seeds} seed{'s' if n_seeds > 1 else ''})",
-        title_justify="left",
-    )
+    t = compact.table(f"{title}, lr = {fmt(lr)} (mean over {n_seeds} seed{'s' if n_seeds > 1 else ''})")
     t.add_column("arm")
     t.add_column("layer")
     t.add_column("phase (step)", justify="right")
@@ -100,7 +97,7 @@ def gradient_table(result: CommandResult, lr: float) -> Table:
     """First/last gradient-norm ratio over training and the step-0 growth per layer, per arm."""
     idx = _index(result)
     init = {r["arm"]: r for r in result.tables.get("init_gradients", []) if r["lr"] == lr}
-    t = Table(title=f"gradients by depth, lr = {fmt(lr)}", title_justify="left")
+    t = compact.table(f"gradients by depth, lr = {fmt(lr)}")
     t.add_column("arm")
     t.add_column("‖∇W₁‖/‖∇W_k‖ at start → middle → end (@step)", justify="right")
     t.add_column("step 0: ‖∇W_i‖₂ for layer 1..k", overflow="fold")
@@ -135,7 +132,8 @@ def summary_table(spec: Spec, result: CommandResult) -> Table | None:
     t = compact.table(f"{spec.name}: pre-activations (C7) and γ, β (C8) at the end of training (step "
                       f"{end}), mean over layers{f' and {n} seeds' if n > 1 else ''}",
                       caption="‖∇W₁‖/‖∇W_k‖: gradient norm of the first layer over the last's (C7 "
-                      "judges |log10| of it). --detail: per layer, start / middle / end.")
+                      "judges |log10| of it). The claims compare each run's mean over measurements "
+                      "(--detail: those, and per layer start / middle / end).")
     t.add_column("lr", justify="right", no_wrap=True)
     t.add_column("arm")
     for m in c7:

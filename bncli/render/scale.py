@@ -30,12 +30,8 @@ def _e(v: float | None) -> str:
 def static_table(spec: Spec, rows: Sequence[dict[str, Any]], when: str) -> Table:
     """Rows = lr × arm × α; each number is the worst over the checked layers, mean over seeds."""
     n = spec.seeds
-    t = Table(
-        title=f"C6 static check {WHEN_TITLE[when]}: W_i ← α·W_i one layer at a time "
-        "(bias not scaled); "
-        f"BN in training mode; worst over layers, mean over {n} seed{'s' if n > 1 else ''}",
-        title_justify="left",
-    )
+    t = compact.table(f"C6 static check {WHEN_TITLE[when]}: W_i ← α·W_i one layer at a time (bias not "
+                      f"scaled); BN in training mode; worst over layers, mean over {n} seed{'s' if n > 1 else ''}")
     for col, just in [
         ("lr", "right"),
         ("arm", "left"),
@@ -85,7 +81,7 @@ def _alpha_span(alphas: Sequence[float], grid: Sequence[float]) -> str:
 
 def layer_table(spec: Spec, rows: Sequence[dict[str, Any]], grid: Sequence[float]) -> Table:
     """Rows = lr × arm × layer: ⟨∇L, W⟩, where ε bites, ‖W‖ over training and the norm identity."""
-    t = Table(title="C6 per layer: gradient ⟂ W, ε limit, weight norm over training", title_justify="left")
+    t = compact.table("C6 per layer: gradient ⟂ W, ε limit, weight norm over training")
     for col in [
         "lr",
         "arm",
@@ -142,14 +138,14 @@ def summary_table(spec: Spec, sc: dict[str, Any]) -> Table | None:
     n = spec.seeds
     t = compact.table(f"{spec.name}: scale invariance (C6), W_i ← α·W_i for α ∈ {{{alphas}}}; worst over "
                       f"α and layers{f', mean over {n} seeds' if n > 1 else ''}",
-                      caption="rel. Δoutput: max |Δoutput|/max |output|; |α·ratio − 1|: the 1/α "
-                      "gradient law, ratio = ‖∇_{αW}L‖/‖∇_W L‖; status: the worst α at the end. "
-                      "--detail: every α and layer, and the notes.")
+                      caption="Δout: relative output change, max |Δoutput|/max |output|; |αr−1|: "
+                      "the 1/α gradient law, r = ‖∇_{αW}L‖/‖∇_W L‖; |cos|: |cos(∇_W L, W)|; status: "
+                      "the worst α at the end. --detail: every α and layer, and the notes.")
     t.add_column("lr", justify="right", no_wrap=True)
     t.add_column("arm")
-    for head in ("rel. Δoutput init", "rel. Δoutput end", "|α·ratio − 1| init", "|α·ratio − 1| end",
-                 "|cos(∇_W L, W)| init", "|cos(∇_W L, W)| end", "‖W_end‖/‖W_0‖", "status"):
-        t.add_column(head, justify="left" if head == "status" else "right")
+    for head in ("Δout init", "Δout end", "|αr−1| init", "|αr−1| end", "|cos| init", "|cos| end",
+                 "‖W_end‖/‖W_0‖", "status"):
+        t.add_column(head, justify="left" if head == "status" else "right", no_wrap=head == "status")
 
     def worst(rows: list[dict[str, Any]], key: str) -> float | None:
         vals = [r[key] for r in rows if r.get(key) is not None]

@@ -30,7 +30,9 @@ def train_table(spec: Spec, summary: Sequence[ArmSummary], classification: bool,
                 detail: bool = True) -> Table:
     """Rows = learning rate x arm; mean±std over seeds. The final held-out value with `detail`."""
     n_seeds = spec.seeds
-    title = (f"{spec.name}: training" + (f", mean±std over {n_seeds} seeds" if n_seeds > 1 else ""))
+    any_diverged = any(s.n_diverged for s in summary)
+    title = (f"{spec.name}: training" + (f", mean±std over {n_seeds} seeds" if n_seeds > 1 else "")
+             + ("" if any_diverged or not summary else ", no run diverged"))
     t = compact.table(title)
     t.add_column("lr", justify="right", no_wrap=True)
     t.add_column("arm")
@@ -45,7 +47,8 @@ def train_table(spec: Spec, summary: Sequence[ArmSummary], classification: bool,
     else:
         target = spec.train.target_loss
         t.add_column(f"steps to MSE≤{target:g}" if target else "steps to target", justify="right")
-    t.add_column("diverged")
+    if any_diverged:
+        t.add_column("diverged")
     for s in summary:
         if s.n_reached_target:
             reach = compact.pm(s.steps_to_target, 4)
@@ -62,7 +65,7 @@ def train_table(spec: Spec, summary: Sequence[ArmSummary], classification: bool,
         final, best = ((s.final_test_acc, s.best_test_acc) if classification
                        else (s.final_test_loss, s.best_test_loss))
         row += [compact.pm(final), compact.pm(best)] if detail else [compact.pm(best)]
-        t.add_row(*row, reach, div)
+        t.add_row(*row, reach, *([div] if any_diverged else []))
     return t
 
 
