@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -127,3 +128,22 @@ def test_the_interpolation_line_holds_both_ends_exactly():
         assert all(abs(a - b) > 1e-6 for a, b in zip(ts, ts[1:], strict=False))
     assert line_ts(5) == [-0.5, 0.0, 0.5, 1.0, 1.5]
     assert len(line_ts(11)) == 13
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_view_figures_show_every_learning_rate(tiny_spec_dict_factory, write_spec, dims):
+    """Each learning rate the runs cover gets its own panels (the first lr alone hid the others)."""
+    from bncli.render.figures_views import view_figures
+    from bncli.results import CommandResult
+
+    d = tiny_spec_dict_factory(analysis={"lipschitz": {"surface": {"dims": dims, "points": 3, "interpolate": True}}})
+    d["train"] = {**d["train"], "lr": [0.05, 0.2]}
+    result = CliRunner().invoke(app, ["lipschitz", str(write_spec(d)), "--steps", "4", "--every", "2",
+                                      "--hessian-trace", "--hessian-density", "--json", "-q", "--no-report"])
+    assert result.exit_code == 0, result.output
+    res = CommandResult.from_json(json.loads(result.stdout))
+    figs = {name: fig for name, fig, _ in view_figures(res, {"plain": "#000000", "batchnorm": "#0072B2"})}
+    assert set(figs) == {"landscape_surface", "landscape_interpolation", "hessian_density", "hessian_trace"}
+    for name, fig in figs.items():
+        titles = " ".join(ax.get_title() for ax in fig.axes if ax.get_visible())
+        assert "lr 0.05" in titles and "lr 0.2" in titles, (name, titles)

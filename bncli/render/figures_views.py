@@ -1,6 +1,7 @@
 """Figures of the landscape views beside C4 (issue 33; evidence, not judged): the filter-normalized
 surface (1-D curves BN vs plain in one plot; 2-D contours side by side on the same levels), the
-Hessian's spectral density on a log scale, and its trace and top eigenvalues over training."""
+Hessian's spectral density on a log scale, and its trace and top eigenvalues over training. Each
+learning rate the runs cover has its own row of panels (its title says which)."""
 
 from __future__ import annotations
 
@@ -24,144 +25,190 @@ def _end_surface(run: Any) -> dict[str, Any] | None:
     return surfs[-1] if surfs else None
 
 
+def _lrs(result: CommandResult) -> list[float]:
+    """The learning rates whose runs hold the views."""
+    return [lr for lr in fs.result_lrs(result) if any(fs.runs_of(result, a, lr, PROBE) for a in fs.result_arms(result))]
+
+
+def _levels(surfaces: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """Contour levels shared by every panel, log-spaced where all losses are positive (the arms'
+    ranges can differ by orders of magnitude), and the colour norm that goes with them."""
+    import numpy as np
+    from matplotlib.colors import BoundaryNorm, LogNorm
+
+    vals = np.concatenate([np.asarray(s["loss"], dtype=float).ravel() for s in surfaces])
+    vals = vals[np.isfinite(vals)]
+    if vals.size and vals.max() > vals.min() > 0:
+        levels = np.geomspace(vals.min(), vals.max(), 16)
+        return levels, LogNorm(levels[0], levels[-1])
+    if vals.size and vals.max() > vals.min():
+        levels = np.linspace(vals.min(), vals.max(), 16)
+        return levels, BoundaryNorm(levels, 256)
+    return 16, None
+
+
 def surface_figure(result: CommandResult, colors: dict[str, str]) -> Any:
-    """The end-of-training surface of each arm's first seed (the same directions for every arm)."""
-    lr = fs.result_lrs(result)[0]
-    got = [(a, _end_surface(r)) for a in fs.result_arms(result) if (r := _first_seed(result, a, lr)) is not None]
-    got = [(a, s) for a, s in got if s is not None]
-    if not got:
+    """The end-of-training surface of each arm's first seed (the same directions for every arm),
+    a row per learning rate; 2-D contours on levels shared by every panel."""
+    rows = []
+    for lr in _lrs(result):
+        got = [(a, _end_surface(r)) for a in fs.result_arms(result) if (r := _first_seed(result, a, lr)) is not None]
+        got = [(a, s) for a, s in got if s is not None]
+        if got:
+            rows.append((lr, got))
+    if not rows:
         return None
     import numpy as np
 
+    one_d = rows[0][1][0][1]["dims"] == 1
+    lrs_text = ", ".join(f"{lr:g}" for lr, _ in rows)
     with fs.style() as plt:
-        if got[0][1]["dims"] == 1:
-            fig, axes = fs.new_figure(plt, 1, 1, 4.0, 2.6)
-            ax = axes[0][0]
-            for arm, s in got:
-                ax.plot(s["coords"], s["loss"], color=colors[arm], label=arm, marker=".")
-            ax.set_xlabel("α (filter-normalized direction)")
-            ax.set_ylabel("loss")
-        else:
-            fig, axes = fs.new_figure(plt, 1, len(got), 3.0, 2.8)
-            vals = np.concatenate([np.asarray(s["loss"], dtype=float).ravel() for _, s in got])
-            vals = vals[np.isfinite(vals)]
-            # the same levels for every arm, log-spaced: the arms' ranges can differ by orders of magnitude
-            if vals.size and vals.max() > vals.min() > 0:
-                levels = np.geomspace(vals.min(), vals.max(), 16)
-            elif vals.size and vals.max() > vals.min():
-                levels = np.linspace(vals.min(), vals.max(), 16)
-            else:
-                levels = 16
-            from matplotlib.colors import BoundaryNorm, LogNorm
-
-            norm = (LogNorm(levels[0], levels[-1]) if not isinstance(levels, int) and levels[0] > 0
-                    else BoundaryNorm(levels, 256) if not isinstance(levels, int) else None)
-            for j, (arm, s) in enumerate(got):
+        if one_d:
+            fig, axes = fs.new_figure(plt, 1, len(rows), 4.0, 2.6)
+            for j, (lr, got) in enumerate(rows):
                 ax = axes[0][j]
-                c = np.asarray(s["coords"])
-                z = np.asarray(s["loss"], dtype=float)
-                # filled bands on the shared levels: a surface flat on that scale shows as one colour,
-                # not as an empty panel; the lines and their labels on top
-                ax.contourf(c, c, z.T, levels=levels, cmap="viridis", norm=norm, alpha=0.85)
-                cs = ax.contour(c, c, z.T, levels=levels, colors="white", linewidths=0.4)
-                ax.clabel(cs, fontsize=5, fmt="%.3g")
-                ax.plot([0], [0], marker="+", color="k")
-                rng = s.get("surface_range")  # on the shared levels a flat surface is one band: say how flat
-                ax.set_title(f"{arm} (range {rng:.3g})" if isinstance(rng, (int, float)) else arm)
-                ax.set_xlabel("α")
+                for arm, s in got:
+                    ax.plot(s["coords"], s["loss"], color=colors[arm], label=arm, marker=".")
+                ax.set_title(f"lr {lr:g}")
+                ax.set_xlabel("α (filter-normalized direction)")
                 if j == 0:
-                    ax.set_ylabel("β")
-                ax.grid(False)
-        fs.finish(fig, f"Loss surface around the end point (Li et al. 2018; lr {lr:g}, first seed)")
-
+                    ax.set_ylabel("loss")
+        else:
+            cols = max(len(got) for _, got in rows)
+            fig, axes = fs.new_figure(plt, len(rows), cols, 3.0, 2.8)
+            levels, norm = _levels([s for _, got in rows for _, s in got])
+            for i, (lr, got) in enumerate(rows):
+                for j in range(cols):
+                    ax = axes[i][j]
+                    if j >= len(got):
+                        ax.set_visible(False)
+                        continue
+                    arm, s = got[j]
+                    c = np.asarray(s["coords"])
+                    z = np.asarray(s["loss"], dtype=float)
+                    # filled bands on the shared levels: a surface flat on that scale shows as one
+                    # colour, not as an empty panel; the lines and their labels on top
+                    ax.contourf(c, c, z.T, levels=levels, cmap="viridis", norm=norm, alpha=0.85)
+                    cs = ax.contour(c, c, z.T, levels=levels, colors="white", linewidths=0.4)
+                    ax.clabel(cs, fontsize=5, fmt="%.3g")
+                    ax.plot([0], [0], marker="+", color="k")
+                    rng = s.get("surface_range")  # on the shared levels a flat surface is one band: say how flat
+                    head = f"{arm}, lr {lr:g}"
+                    ax.set_title(f"{head} (range {rng:.3g})" if isinstance(rng, (int, float)) else head)
+                    ax.set_xlabel("α")
+                    if j == 0:
+                        ax.set_ylabel("β")
+                    ax.grid(False)
+        fs.finish(fig, f"Loss surface around the end point (Li et al. 2018; lr {lrs_text}, first seed)")
     return fig
 
 
 def density_figure(result: CommandResult, colors: dict[str, str]) -> Any:
-    """The last measured step's spectral density (SLQ) of each arm's first seed, log scale."""
-    lr = fs.result_lrs(result)[0]
-    with fs.style() as plt:
-        fig, axes = fs.new_figure(plt, 1, 1, 4.0, 2.6)
-        ax = axes[0][0]
-        drawn = False
+    """The last measured step's spectral density (SLQ) of each arm's first seed, log scale, a
+    panel per learning rate."""
+    panels = []
+    for lr in _lrs(result):
+        lines = []
         for arm in fs.result_arms(result):
             r = _first_seed(result, arm, lr)
             series = [s for s in (r.probes[PROBE].get("series", []) if r else []) if s.get("hessian_density")]
-            if not series:
-                continue
-            d = series[-1]["hessian_density"]
-            ys = [max(v, 1e-8) for v in d["density"]]
-            ax.semilogy(d["grid"], ys, color=colors[arm], label=f"{arm} (step {series[-1]['step']})")
-            drawn = True
-        if not drawn:
-            plt.close(fig)
-            return None
-        ax.set_xlabel("eigenvalue")
-        ax.set_ylabel("density")
-        fs.finish(fig, f"Hessian eigenvalue density (SLQ; lr {lr:g}, first seed)")
+            if series:
+                lines.append((arm, series[-1]))
+        if lines:
+            panels.append((lr, lines))
+    if not panels:
+        return None
+    with fs.style() as plt:
+        fig, axes = fs.new_figure(plt, 1, len(panels), 4.0, 2.6)
+        for j, (lr, lines) in enumerate(panels):
+            ax = axes[0][j]
+            for arm, last in lines:
+                d = last["hessian_density"]
+                ys = [max(v, 1e-8) for v in d["density"]]
+                ax.semilogy(d["grid"], ys, color=colors[arm], label=arm)
+            steps = sorted({last["step"] for _, last in lines})
+            ax.set_title(f"lr {lr:g}, step {', '.join(str(s) for s in steps)}")
+            ax.set_xlabel("eigenvalue")
+            if j == 0:
+                ax.set_ylabel("density")
+        fs.finish(fig, "Hessian eigenvalue density (SLQ; last measured step, first seed)")
     return fig
 
 
 def trace_figure(result: CommandResult, colors: dict[str, str]) -> Any:
-    """tr H and λ₁ over training steps: mean over seeds per arm, log scale."""
-    lr = fs.result_lrs(result)[0]
+    """tr H and λ₁ over training steps: mean over seeds per arm, log scale where it can be; a row
+    per learning rate."""
     keys = [("hessian_trace", "tr H (Hutchinson)"), ("lambda1", "λ₁")]
+    lrs = _lrs(result)
+    if not lrs:
+        return None
     with fs.style() as plt:
-        fig, axes = fs.new_figure(plt, 1, 2, 3.0, 2.4)
+        fig, axes = fs.new_figure(plt, len(lrs), 2, 3.0, 2.4)
         drawn = False
-        for j, (key, label) in enumerate(keys):
-            ax = axes[0][j]
-            vals: list[float] = []
-            for arm in fs.result_arms(result):
-                rs = fs.runs_of(result, arm, lr, PROBE)
-                per = []
-                for r in rs:
-                    ser = r.probes[PROBE].get("series", [])
-                    xs = [s["step"] for s in ser]
-                    ys = [(s.get("hessian_top") or [math.nan])[0] if key == "lambda1" else s.get(key, math.nan)
-                          for s in ser]
-                    per.append((xs, ys))
-                if not per or not any(per[0][0]):
-                    continue
-                xs, m, sd = fs.mean_std_over(per)
-                if fs.has_finite(m):  # a Hutchinson trace can be negative: a linear axis then
-                    fs.band(ax, xs, m, sd, colors[arm], arm, marker=".")
-                    drawn = True
-                    vals += m
-            fs.log_if_possible(ax, vals, spread=10)
-            ax.set_xlabel("step")
-            ax.set_ylabel(label)
+        for i, lr in enumerate(lrs):
+            for j, (key, label) in enumerate(keys):
+                ax = axes[i][j]
+                vals: list[float] = []
+                for arm in fs.result_arms(result):
+                    per = []
+                    for r in fs.runs_of(result, arm, lr, PROBE):
+                        ser = r.probes[PROBE].get("series", [])
+                        xs = [s["step"] for s in ser]
+                        ys = [(s.get("hessian_top") or [math.nan])[0] if key == "lambda1" else s.get(key, math.nan)
+                              for s in ser]
+                        per.append((xs, ys))
+                    if not per or not any(per[0][0]):
+                        continue
+                    xs, m, sd = fs.mean_std_over(per)
+                    if fs.has_finite(m):  # a Hutchinson trace can be negative: a linear axis then
+                        fs.band(ax, xs, m, sd, colors[arm], arm, marker=".")
+                        drawn = True
+                        vals += m
+                fs.log_if_possible(ax, vals, spread=10)
+                ax.set_title(f"{label}, lr {lr:g}")
+                ax.set_xlabel("step")
+                ax.set_ylabel(label)
         if not drawn:
             plt.close(fig)
             return None
-        fs.finish(fig, f"Hessian trace and top eigenvalue over training (lr {lr:g}, mean ± std over seeds)")
+        fs.finish(fig, "Hessian trace and top eigenvalue over training (mean ± std over seeds)")
     return fig
 
 
 def interpolation_figure(result: CommandResult, colors: dict[str, str]) -> Any:
-    """L(θ₀ + t(θ_end − θ₀)) per arm, mean ± std over seeds, log scale."""
-    lr = fs.result_lrs(result)[0]
-    with fs.style() as plt:
-        fig, axes = fs.new_figure(plt, 1, 1, 4.0, 2.6)
-        ax = axes[0][0]
-        drawn = False
+    """L(θ₀ + t(θ_end − θ₀)) per arm, mean ± std over seeds, log scale; a panel per learning rate."""
+    panels = []
+    for lr in _lrs(result):
+        lines = []
         for arm in fs.result_arms(result):
             per = [(r.probes[PROBE]["interpolation"]["t"], r.probes[PROBE]["interpolation"]["loss"])
                    for r in fs.runs_of(result, arm, lr, PROBE) if r.probes[PROBE].get("interpolation")]
-            if not per:
-                continue
-            xs, m, sd = fs.mean_std_over(per)
-            if fs.has_finite(m):
-                fs.band(ax, xs, m, sd, colors[arm], arm, log=True)
-                drawn = True
+            if per:
+                lines.append((arm, per))
+        if lines:
+            panels.append((lr, lines))
+    if not panels:
+        return None
+    with fs.style() as plt:
+        fig, axes = fs.new_figure(plt, 1, len(panels), 4.0, 2.6)
+        drawn = False
+        for j, (lr, lines) in enumerate(panels):
+            ax = axes[0][j]
+            for arm, per in lines:
+                xs, m, sd = fs.mean_std_over(per)
+                if fs.has_finite(m):
+                    fs.band(ax, xs, m, sd, colors[arm], arm, log=True)
+                    drawn = True
+            ax.axvline(0, color="0.6", lw=0.6, ls=":")
+            ax.axvline(1, color="0.6", lw=0.6, ls=":")
+            ax.set_title(f"lr {lr:g}")
+            ax.set_xlabel("t (0: initial weights, 1: final)")
+            if j == 0:
+                ax.set_ylabel("loss")
         if not drawn:
             plt.close(fig)
             return None
-        ax.axvline(0, color="0.6", lw=0.6, ls=":")
-        ax.axvline(1, color="0.6", lw=0.6, ls=":")
-        ax.set_xlabel("t (0: initial weights, 1: final)")
-        ax.set_ylabel("loss")
-        fs.finish(fig, f"Loss on the line from the initial to the final weights (lr {lr:g}, mean ± std over seeds)")
+        fs.finish(fig, "Loss on the line from the initial to the final weights (mean ± std over seeds)")
     return fig
 
 
