@@ -13,6 +13,7 @@ from test_fused import _compare, _data, _worst, float64
 
 from bncli.plan import plan
 from bncli.probes import jacobian
+from bncli.probes.ics import DistributionProbe
 from bncli.probes.ics_grad import GradientIcsProbe
 from bncli.probes.jacobian import BnJacobianProbe
 from bncli.probes.landscape import LandscapeProbe
@@ -63,7 +64,7 @@ def _refuse(*args, **kwargs):
     raise AssertionError("a per-member form ran in a group")
 
 
-PER_MEMBER = [BnJacobianProbe, LandscapeProbe, GradientIcsProbe]
+PER_MEMBER = [BnJacobianProbe, LandscapeProbe, GradientIcsProbe, DistributionProbe]
 
 
 @pytest.mark.parametrize("analysis", ["lipschitz", "ics"])
@@ -209,3 +210,18 @@ def test_deep_chains_keep_the_per_member_shared_gprime():
     assert probe.grouped()
     probe.layers.append("one more")
     assert not probe.grouped()
+
+
+def test_group_ics_distribution_sites_after_the_activation(monkeypatch):
+    """BN after the nonlinearity: `preact` is the linear output and `bn_in` the activation's output;
+    the group form's taps (StackedMLP.functional's sites) must name them as the Block does."""
+    arms = ["plain", {"name": "bn_post", "norm": "batch", "position": "post"},
+            {"name": "l1_post", "norm": "lp", "p": 1, "position": "post"}]
+    grouped, member = _group_vs_member(_spec("ics", arms), "ics", monkeypatch)
+    worst, where = _compare(grouped, member)
+    assert worst < 1e-10, where
+    dist = grouped[("bn_post", 0.3, 0)].probes["ics_dist"]
+    assert dist["steps"] == [0, 4, 8]
+    # after the activation (tanh) the BN input lies in (-1, 1); the pre-activation does not have to
+    per = dist["per_layer"]["layer2"]
+    assert per["bn_in"]["mean"] != per["preact"]["mean"]

@@ -104,8 +104,56 @@ class DistributionProbe(ProbeBase):
         return seen
 
     def before_update(self, ctx: StepContext) -> None:
-        acts = self._capture(ctx.run.model, ctx.noise_seed)
-        self.steps.append(ctx.step)
+        self._record_before(self._capture(ctx.run.model, ctx.noise_seed), ctx.step)
+
+    def after_update(self, ctx: StepContext) -> None:
+        if self._before is None:
+            return
+        self._record_after(self._capture(ctx.run.model, next_noise_seed(ctx.noise_seed)))
+
+    # ---- the group form (bncli.probes.group): every due member of a fused MLP group at once
+
+    def grouped(self) -> bool:
+        return True  # fused groups hold no noise arm (plan.fusable); the group forms run on MLPs only
+
+    @staticmethod
+    def _group_capture(probes: Sequence[DistributionProbe], g: Any) -> list[dict[tuple[str, str], torch.Tensor]]:
+        """_capture for every member of g.members on the stacked model as it is now (θ_t before
+        the update, θ_{t+1} after): training mode on copies of the members' buffers, then eval
+        mode on their running statistics; each member on its own probe batch. Reads only."""
+        model = g.model
+        idx = g.index()
+        params = {n: p.detach().index_select(0, idx) for n, p in model.params.items()}
+        xs = torch.stack([p.x_probe for p in probes])
+        layers = probes[0].layers
+        seen: dict[tuple[str, str], torch.Tensor] = {}
+        with torch.no_grad():
+            for mode in ("train", "eval"):
+                sites: dict[tuple[str, str], torch.Tensor] = {}
+                bufs = {n: b.index_select(0, idx) for n, b in model.buffers.items()}  # copies
+                model.functional(params, bufs, xs, mode == "train", sites=sites)
+                for layer in layers:
+                    if mode == "train":
+                        seen[(layer, "preact")] = sites[(layer, "preact")]
+                        seen[(layer, "bn_in")] = sites[(layer, "bn_in")]
+                    else:
+                        seen[(layer, "preact_eval")] = sites[(layer, "preact")]
+        return [{k: v[j] for k, v in seen.items()} for j in range(len(probes))]
+
+    @staticmethod
+    def group_before_update(probes: Sequence[DistributionProbe], g: Any) -> None:
+        for p, acts in zip(probes, DistributionProbe._group_capture(probes, g), strict=True):
+            p._record_before(acts, g.step)
+
+    @staticmethod
+    def group_after_update(probes: Sequence[DistributionProbe], g: Any) -> None:
+        if probes[0]._before is None:
+            return
+        for p, acts in zip(probes, DistributionProbe._group_capture(probes, g), strict=True):
+            p._record_after(acts)
+
+    def _record_before(self, acts: dict[tuple[str, str], torch.Tensor], step: int) -> None:
+        self.steps.append(step)
         for (layer, site), a in acts.items():
             s = self.series[layer][site]
             mu, var = unit_moments(a)
@@ -117,10 +165,7 @@ class DistributionProbe(ProbeBase):
                     s["percentiles"][f"p{round(q * 100)}"][ui].append(float(pct[qi, ui]))
         self._before = acts
 
-    def after_update(self, ctx: StepContext) -> None:
-        if self._before is None:
-            return
-        acts = self._capture(ctx.run.model, next_noise_seed(ctx.noise_seed))
+    def _record_after(self, acts: dict[tuple[str, str], torch.Tensor]) -> None:
         for key, a in acts.items():
             s = self.series[key[0]][key[1]]
             for m, v in shift_stats(self._before[key], a, self.units[key[0]]).items():

@@ -122,19 +122,22 @@ class StackedMLP:
         return self._run(self.layers, self.head, x, training, shared=not training)
 
     def functional(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor] | None,
-                   x: torch.Tensor, training: bool, taps: list | None = None) -> torch.Tensor:
+                   x: torch.Tensor, training: bool, taps: list | None = None,
+                   sites: dict | None = None) -> torch.Tensor:
         """The forward with other stacked tensors: N points (members, or members x step lengths)
         of params [N, ...] on their own inputs x [N, B, ...] -> [N, B, C]. `buffers` [N, ...]
         are written by training-mode normalization (pass copies). `taps` (a list) receives each
-        normalization's (input, output) [N, B, U], as a hook on the Net's norm module sees them."""
+        normalization's (input, output) [N, B, U], as a hook on the Net's norm module sees them;
+        `sites` (a dict) receives {(point name, "bn_in" | "preact"): [N, B, U]}, the tensors the
+        Net's Block passes its identity taps of those names."""
         layers, head = self.bind(params, buffers)
-        return self._run(layers, head, x, training, shared=False, taps=taps)
+        return self._run(layers, head, x, training, shared=False, taps=taps, sites=sites)
 
     def _run(self, layers: list, head: tuple, x: torch.Tensor, training: bool, shared: bool,
-             taps: list | None = None) -> torch.Tensor:
+             taps: list | None = None, sites: dict | None = None) -> torch.Tensor:
         # shared: one input [N, ...] for every member (eval); else per-member inputs [K, B, ...]
         h = x.flatten(1) if shared else x.flatten(2)
-        for w, bias, kind, g, b, rm, rv, mom, eps, extra, position in layers:
+        for li, (w, bias, kind, g, b, rm, rv, mom, eps, extra, position) in enumerate(layers):
             if shared:
                 h = torch.matmul(h, w)
                 if bias is not None:
@@ -142,14 +145,23 @@ class StackedMLP:
                 shared = False
             else:
                 h = _linear(h, w, bias)
-            if position == "pre":
+            point = self.static[li][0][len("layers."):] if sites is not None else ""
+            if position == "pre":  # Block: act(preact(norm(bn_in(z))))
+                if sites is not None:
+                    sites[(point, "bn_in")] = h
                 if kind is not None:
                     h = self._tapped(h, kind, g, b, rm, rv, mom, eps, extra, training, taps)
+                if sites is not None:
+                    sites[(point, "preact")] = h
                 if self.act is not None:
                     h = self.act(h)
-            else:
+            else:  # Block: norm(bn_in(act(preact(z))))
+                if sites is not None:
+                    sites[(point, "preact")] = h
                 if self.act is not None:
                     h = self.act(h)
+                if sites is not None:
+                    sites[(point, "bn_in")] = h
                 if kind is not None:
                     h = self._tapped(h, kind, g, b, rm, rv, mom, eps, extra, training, taps)
         w, bias = head
