@@ -6,7 +6,8 @@ Each member keeps what its single run has: its initial weights (built exactly as
 them), its batch order, its learning rate, its divergence (detected at the same flush points as
 bncli.train; a diverged member's lr becomes 0 and its record ends at its divergence step), its
 evaluation points and its probes. A probe with a group form (bncli.probes.group: the landscape line
-search and Hessian extremes, the BN-Jacobian check, the gradient ICS G′) measures every due member at
+search and Hessian extremes, the BN-Jacobian check, the gradient ICS G′, the layer-input
+distributions of measure-ics) measures every due member at
 once on the stacked model; any other probe sees a per-member `Net` with copied weights, gradients
 and BN buffers on its due steps only (`materialize`), so its code is the single path's.
 
