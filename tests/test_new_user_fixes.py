@@ -23,8 +23,10 @@ def test_lr_with_a_comma_says_repeat(write_spec, tiny_spec_dict_factory):
     assert res.exit_code == 2 and "repeat --lr for a sweep: --lr 0.1 --lr 0.5" in res.output
 
 
-def test_validate_wraps_to_the_terminal(write_spec, tiny_spec_dict_factory):
-    res = runner.invoke(app, ["validate", str(write_spec(tiny_spec_dict_factory()))], env={"COLUMNS": "80"})
+def test_validate_wraps_to_the_terminal(write_spec, tiny_spec_dict_factory, monkeypatch):
+    path = write_spec(tiny_spec_dict_factory())
+    monkeypatch.chdir(path.parent)  # a short path: a long temporary folder's name cannot wrap
+    res = runner.invoke(app, ["validate", path.name], env={"COLUMNS": "80"})
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
     assert lines[0].startswith("ok: ") and len(lines) > 2 and all(len(x) <= 80 for x in lines)
