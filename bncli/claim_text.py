@@ -36,7 +36,8 @@ def rel_text(rel: float | None) -> str:
 
 def ci_text(m: Any) -> str:
     """The effect with its 95 % t-interval as one word: '+35.2%[+20.1,+51.0]' (the interval in
-    percent; a difference-scale metric in its own units), just the effect without an interval."""
+    percent; a difference-scale metric in its own units), just the effect without an interval.
+    Once the effect or its upper bound passes +900 %, as ratios arm/baseline: '×223[×1.1,×7713]'."""
     ci = getattr(m, "ci", None)
     if getattr(m, "scale", "ratio") == "difference":
         eff = "n/a" if not math.isfinite(m.effect) else f"{'+' if m.effect >= 0 else ''}{num(m.effect, 3)}"
@@ -44,8 +45,10 @@ def ci_text(m: Any) -> str:
             return eff
         return f"{eff}[{num(ci[0], 2)},{num(ci[1], 2)}]".replace("-", "−")
     eff = rel_text(m.rel_diff)
-    if not ci or any(v is None or not math.isfinite(v) for v in ci) or abs(m.rel_diff) >= 9:
+    if not ci or any(v is None or not math.isfinite(v) for v in ci):
         return eff
+    if max(m.rel_diff, ci[1]) >= 9:  # past +900 %: ratios arm/baseline, not 20-digit percentages
+        return f"×{num(1 + m.rel_diff, 3)}[×{num(1 + ci[0], 2)},×{num(1 + ci[1], 2)}]"
     lo, hi = (f"{100 * v:+.0f}" if abs(v) >= 0.995 else f"{100 * v:+.1f}" for v in ci)
     return f"{eff}[{lo},{hi}]".replace("-", "−")
 

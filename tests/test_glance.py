@@ -294,3 +294,19 @@ def test_effect_text_says_why_there_is_no_number():
     big = MetricComparison("loss", "higher", 30.0, 2.0, [30.0] * 3, [2.0] * 3, 14.0, "claimed", n_seeds=3,
                            ci=[9.0, 20.0])
     assert effect_text(big) == "×15[×10,×21]"
+
+
+def test_ci_text_writes_bounds_past_900_percent_as_ratios():
+    """The --detail tables, report and expectation lines (claim_text.ci_text) say what the claim row
+    says: an interval bound past +900 % as a ratio, never a 20-digit percentage."""
+    from types import SimpleNamespace
+
+    from bncli.claim_text import ci_text
+
+    def m(effect, lo, hi):
+        return SimpleNamespace(scale="ratio", rel_diff=effect, effect=effect, ci=[lo, hi])
+
+    assert ci_text(m(0.352, 0.201, 0.51)) == "+35.2%[+20.1,+51.0]"
+    assert ci_text(m(0.5, -0.2, 8.7e6)) == "×1.5[×0.8,×8.7e+6]"
+    assert ci_text(m(222.0, 0.1, 7712.0)) == "×223[×1.1,×7713]"
+    assert "%" not in ci_text(m(0.5, -0.2, 8.7e6))
