@@ -93,20 +93,26 @@ def _written(field: str, paths: set[str]) -> bool:
     return any(field == p or field.startswith(p + ".") or p.startswith(field + ".") for p in paths)
 
 
-def _inherited_idle(raw: dict[str, Any], cell: Spec, batch_paths: set[str]) -> list[str]:
-    """Idle keys of a cell that its spec file wrote, uses there, and an override made idle (a
-    matrix over data.source leaves the synthetic source's sizes in the spec file): they pass. A
-    key the batch itself writes, or one idle in the spec file alone, is still refused."""
+def _idle_in_file(raw: dict[str, Any]) -> set[str] | None:
+    """The keys idle in a spec file on its own; None when the file alone is not a spec (the batch
+    completes it)."""
     from bncli.spec_idle import idle_keys
 
-    idle = [f for f, _ in idle_keys(cell) if not _written(f, batch_paths)]
-    if not idle:
-        return []
     try:
-        base_idle = {f for f, _ in idle_keys(parse_spec(copy.deepcopy(raw), "spec"))}
-    except SpecError:  # the spec file alone is not a spec (the batch completes it): nothing inherited
+        return {f for f, _ in idle_keys(parse_spec(copy.deepcopy(raw), "spec"))}
+    except SpecError:
+        return None
+
+
+def _inherited_idle(cell: Spec, batch_paths: set[str], file_idle: set[str] | None) -> list[str]:
+    """Idle keys of a cell that its spec file wrote, uses there, and an override made idle (a
+    matrix over data.source leaves the synthetic source's sizes in the spec file): they pass. A
+    key the batch itself writes, or one idle in the spec file alone (`file_idle`), is still refused."""
+    from bncli.spec_idle import idle_keys
+
+    if file_idle is None:  # nothing is inherited from a file that is no spec alone
         return []
-    return [f for f in idle if f not in base_idle]
+    return [f for f, _ in idle_keys(cell) if not _written(f, batch_paths) and f not in file_idle]
 
 
 def _short(value: Any) -> str:
@@ -198,6 +204,7 @@ def expand(
         raw, base_dir, label = _spec_source(path, i, comp)
         merged = deep_merge(deep_merge(raw, batch.defaults), comp.overrides)
         axes = list(comp.matrix.items())
+        file_idle = _idle_in_file(raw)  # once per comparison: the same file for every cell
         batch_paths = (_leaf_paths(batch.defaults) | _leaf_paths(comp.overrides) | set(comp.matrix)
                        | {k for k, v in (cli_overrides or {}).items() if v is not None})
         for combo in itertools.product(*[vals for _, vals in axes]) if axes else [()]:
@@ -211,7 +218,7 @@ def expand(
             name = cell_name(comp.name, values)
             where = label if not values else f"{label} {name}"
             spec = parse_spec(d, where)
-            check_user_spec(spec, where, comp.commands, _inherited_idle(raw, spec, batch_paths))
+            check_user_spec(spec, where, comp.commands, _inherited_idle(spec, batch_paths, file_idle))
             resolve_data_paths(spec, base_dir)
             if spec.data.path is not None:
                 _check_data_file(spec.data.path, where)

@@ -30,6 +30,17 @@ def _lrs(result: CommandResult) -> list[float]:
     return [lr for lr in fs.result_lrs(result) if any(fs.runs_of(result, a, lr, PROBE) for a in fs.result_arms(result))]
 
 
+def _panels(result: CommandResult, pick: Any) -> list[tuple[float, list[tuple[str, Any]]]]:
+    """[(lr, [(arm, pick(arm, lr)), ...]), ...]: what each learning rate's panel draws per arm
+    (arms whose pick is None left out; learning rates with nothing to draw too)."""
+    panels = []
+    for lr in _lrs(result):
+        lines = [(arm, got) for arm in fs.result_arms(result) if (got := pick(arm, lr)) is not None]
+        if lines:
+            panels.append((lr, lines))
+    return panels
+
+
 def _levels(surfaces: list[dict[str, Any]]) -> tuple[Any, Any]:
     """Contour levels shared by every panel, log-spaced where all losses are positive (the arms'
     ranges can differ by orders of magnitude), and the colour norm that goes with them."""
@@ -50,12 +61,11 @@ def _levels(surfaces: list[dict[str, Any]]) -> tuple[Any, Any]:
 def surface_figure(result: CommandResult, colors: dict[str, str]) -> Any:
     """The end-of-training surface of each arm's first seed (the same directions for every arm),
     a row per learning rate; 2-D contours on levels shared by every panel."""
-    rows = []
-    for lr in _lrs(result):
-        got = [(a, _end_surface(r)) for a in fs.result_arms(result) if (r := _first_seed(result, a, lr)) is not None]
-        got = [(a, s) for a, s in got if s is not None]
-        if got:
-            rows.append((lr, got))
+    def pick(arm: str, lr: float) -> Any:
+        r = _first_seed(result, arm, lr)
+        return _end_surface(r) if r is not None else None
+
+    rows = _panels(result, pick)
     if not rows:
         return None
     import numpy as np
@@ -106,16 +116,12 @@ def surface_figure(result: CommandResult, colors: dict[str, str]) -> Any:
 def density_figure(result: CommandResult, colors: dict[str, str]) -> Any:
     """The last measured step's spectral density (SLQ) of each arm's first seed, log scale, a
     panel per learning rate."""
-    panels = []
-    for lr in _lrs(result):
-        lines = []
-        for arm in fs.result_arms(result):
-            r = _first_seed(result, arm, lr)
-            series = [s for s in (r.probes[PROBE].get("series", []) if r else []) if s.get("hessian_density")]
-            if series:
-                lines.append((arm, series[-1]))
-        if lines:
-            panels.append((lr, lines))
+    def pick(arm: str, lr: float) -> Any:
+        r = _first_seed(result, arm, lr)
+        series = [s for s in (r.probes[PROBE].get("series", []) if r else []) if s.get("hessian_density")]
+        return series[-1] if series else None
+
+    panels = _panels(result, pick)
     if not panels:
         return None
     with fs.style() as plt:
@@ -177,16 +183,12 @@ def trace_figure(result: CommandResult, colors: dict[str, str]) -> Any:
 
 def interpolation_figure(result: CommandResult, colors: dict[str, str]) -> Any:
     """L(θ₀ + t(θ_end − θ₀)) per arm, mean ± std over seeds, log scale; a panel per learning rate."""
-    panels = []
-    for lr in _lrs(result):
-        lines = []
-        for arm in fs.result_arms(result):
-            per = [(r.probes[PROBE]["interpolation"]["t"], r.probes[PROBE]["interpolation"]["loss"])
-                   for r in fs.runs_of(result, arm, lr, PROBE) if r.probes[PROBE].get("interpolation")]
-            if per:
-                lines.append((arm, per))
-        if lines:
-            panels.append((lr, lines))
+    def pick(arm: str, lr: float) -> Any:
+        per = [(r.probes[PROBE]["interpolation"]["t"], r.probes[PROBE]["interpolation"]["loss"])
+               for r in fs.runs_of(result, arm, lr, PROBE) if r.probes[PROBE].get("interpolation")]
+        return per or None
+
+    panels = _panels(result, pick)
     if not panels:
         return None
     with fs.style() as plt:
