@@ -162,15 +162,18 @@ def test_fused_hessian_matches_single_to_the_eigensolvers_tolerance():
     """The landscape probe's Lanczos extremes on fused members: the members' weights differ from
     single runs' by ~1e-14 (batched kernels round differently, on plain nets too with some CPU
     kernels) and the iterative eigensolver amplifies that to ~1e-9 in λ and more in its residuals
-    (convergence noise): λ within 1e-7, the same convergence (residual <= the solver's tolerance),
-    everything else as in the 1e-10 test."""
+    (convergence noise): λ within 1e-7, or within 1 % of the solver's own error bound where that
+    is larger (Bauer–Fike: a unit v with ||Hv - λv|| = r is within r of an eigenvalue; the probe
+    records r / |λ| as the residual: measured 1.1e-7 relative at a residual of 2.8e-4), the same
+    convergence (residual <= the solver's tolerance), everything else as in the 1e-10 test."""
     fused, single = _records(float64(_spec({"lipschitz": {"every": 8, "hessian": True}})), "landscape")
     checked = 0
     for key, s in single.items():
         for a, b in zip(fused[key].probes["landscape"]["series"], s.probes["landscape"]["series"],
                         strict=True):
             for k in ("lambda_max", "lambda_min"):
-                assert a[k] == pytest.approx(b[k], rel=1e-7), (key, a["step"], k)
+                bound = 1e-2 * max(a[f"hessian_residual_{k[7:]}"], b[f"hessian_residual_{k[7:]}"])
+                assert a[k] == pytest.approx(b[k], rel=max(1e-7, bound)), (key, a["step"], k)
                 checked += 1
             for k in ("hessian_converged_max", "hessian_converged_min"):
                 assert a[k] == b[k], (key, a["step"], k)
@@ -285,3 +288,22 @@ def test_fused_runs_on_stored_images_as_single_runs_do(tmp_path, source):
         assert (a["arm"], a["lr"], a["seed"]) == (b["arm"], b["lr"], b["seed"])
         for key in ("train_loss", "test_loss"):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("n,bs", [(50, 8), (48, 8), (5, 8)])
+def test_group_batch_indices_stack_each_seeds_batches(n, bs):
+    """The fused loop's [K, B] index batches are, row by row, the single runs' batch_indices, over
+    several epochs (n a multiple of the batch or not; a batch larger than n)."""
+    from itertools import islice
+
+    import torch
+
+    from bncli.data.base import batch_indices, group_batch_indices
+
+    seeds = [0, 7, 2**40 + 3]
+    steps = 3 * max(1, n // bs) + 2
+    group = list(islice(group_batch_indices(n, bs, seeds), steps))
+    for k, s in enumerate(seeds):
+        single = list(islice(batch_indices(n, bs, s), steps))
+        for a, b in zip(group, single, strict=True):
+            assert torch.equal(a[k], b)

@@ -266,3 +266,18 @@ def batch_indices(
         perm = torch.randperm(n, generator=gen).to(device)
         for i in range(per_epoch):
             yield perm[i * bs : (i + 1) * bs]
+
+
+def group_batch_indices(
+    n: int, batch_size: int, seeds: list[int], device: torch.device | str = "cpu"
+) -> Iterator[torch.Tensor]:
+    """batch_indices of every seed at once: [K, batch] per step, row k the batch that
+    batch_indices(n, batch_size, seeds[k]) gives at that step (epochs of equal n end together, so
+    each epoch's K permutations are drawn once and every step is a view of them)."""
+    gens = [make_generator(s) for s in seeds]
+    bs = min(batch_size, n)
+    per_epoch = n // bs
+    while True:
+        perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
+        for i in range(per_epoch):
+            yield perms[:, i * bs : (i + 1) * bs]

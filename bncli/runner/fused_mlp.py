@@ -1,7 +1,7 @@
 """StackedMLP: K MLPs of one architecture as stacked tensors (the fused runner's hand-written
-batched model: one `baddbmm` per layer — feature-major for narrow layers, see `_linear` — BN as
-one `F.batch_norm` over all members' units, ℓp per member), and its functional form for probes
-measuring a whole fused group at once."""
+batched model: one `baddbmm` per layer — feature-major for narrow and BN layers and in eval, see
+`_linear` — BN as one `F.batch_norm` over all members' units, ℓp per member), and its functional
+form for probes measuring a whole fused group at once."""
 
 from __future__ import annotations
 
@@ -22,14 +22,20 @@ class StackedMLP:
     [K, U] or [K]); `forward(x)` with x [K, B, ...] (training: per-member batches) or
     [N, ...] (eval: one input for every member)."""
 
-    def __init__(self, nets: Sequence[Any]) -> None:
+    def __init__(self, nets: Sequence[Any], batch: int | None = None) -> None:
         first = nets[0]
         self.k = len(nets)
         self.names = [n for n, _ in first.named_parameters()]
         self.buffer_names = [n for n, _ in first.named_buffers()]
-        # linear weights are kept transposed, [K, in, out]: the forward is then h @ W directly and
-        # the backward writes the weight gradient contiguous (no transposed copies per step)
-        self.transposed = {n for n in self.names if n.endswith(".weight") and (".fc." in n or n.startswith("head."))}
+        # each linear weight in the layout its training products read, so that the backward writes
+        # its gradient contiguous (no transposed copies per step): a feature-major layer (_linear)
+        # keeps the Net's [K, out, in]; a batch-major one is kept transposed, [K, in, out]
+        named0 = dict(first.named_parameters())
+        # the widest layer's units: the eval's chunk of examples is sized by it (_eval_chunk)
+        self.width = max(int(named0[n].shape[0]) for n in self.names if n.endswith(".weight") and named0[n].dim() == 2)
+        kinds = {f"layers.{name}.fc.weight": blk.norm_kind for name, blk in first.layers.items()}
+        self.transposed = {n for n in self.names if n.endswith(".weight") and (n in kinds or n.startswith("head."))
+                           and not _feature_major(named0[n].shape[0], kinds.get(n), batch)}
         # each Net's tensors by name, walked once per Net (a deep net's module tree is slow to walk)
         named = [(dict(m.named_parameters()), dict(m.named_buffers())) for m in nets]
         with torch.no_grad():
@@ -70,10 +76,11 @@ class StackedMLP:
                 rm, rv = buffers[f"{pre}.norm.running_mean"], buffers[f"{pre}.norm.{second}"]
                 if kind == "batch":  # F.batch_norm over the [B, N·U] view: flat buffers [N·U]
                     rm, rv = rm.view(-1), rv.view(-1)
-            layers.append((params[f"{pre}.fc.weight"], params.get(f"{pre}.fc.bias"), kind,
+            w = f"{pre}.fc.weight"
+            layers.append((params[w], params.get(f"{pre}.fc.bias"), w not in self.transposed, kind,
                            params.get(f"{pre}.norm.weight"), params.get(f"{pre}.norm.bias"), rm, rv,
                            mom, eps, extra, position))
-        return layers, (params["head.weight"], params.get("head.bias"))
+        return layers, (params["head.weight"], params.get("head.bias"), "head.weight" not in self.transposed)
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.params[n] for n in self.names]
@@ -137,14 +144,14 @@ class StackedMLP:
              taps: list | None = None, sites: dict | None = None) -> torch.Tensor:
         # shared: one input [N, ...] for every member (eval); else per-member inputs [K, B, ...]
         h = x.flatten(1) if shared else x.flatten(2)
-        for li, (w, bias, kind, g, b, rm, rv, mom, eps, extra, position) in enumerate(layers):
+        # eval (shared): every layer feature-major, the first as one matrix product for all members
+        fm_all = shared
+        for li, (w, bias, out_in, kind, g, b, rm, rv, mom, eps, extra, position) in enumerate(layers):
             if shared:
-                h = torch.matmul(h, w)
-                if bias is not None:
-                    h = h + bias.unsqueeze(1)
+                h = _shared_linear(h, w, bias, out_in)
                 shared = False
             else:
-                h = _linear(h, w, bias)
+                h = _linear(h, w, bias, out_in, out_in or fm_all)
             point = self.static[li][0][len("layers."):] if sites is not None else ""
             if position == "pre":  # Block: act(preact(norm(bn_in(z))))
                 if sites is not None:
@@ -164,11 +171,10 @@ class StackedMLP:
                     sites[(point, "bn_in")] = h
                 if kind is not None:
                     h = self._tapped(h, kind, g, b, rm, rv, mom, eps, extra, training, taps)
-        w, bias = head
+        w, bias, out_in = head
         if shared:
-            h = torch.matmul(h, w)
-            return h if bias is None else h + bias.unsqueeze(1)
-        return _linear(h, w, bias)
+            return _shared_linear(h, w, bias, out_in)
+        return _linear(h, w, bias, out_in, out_in or fm_all)
 
     def _tapped(self, h: torch.Tensor, kind: Any, g: Any, b: Any, rm: Any, rv: Any, mom: Any, eps: Any,
                 extra: Any, training: bool, taps: list | None) -> torch.Tensor:
@@ -220,18 +226,38 @@ class StackedMLP:
 NARROW = 16  # a layer with at most this many outputs (and a larger batch) runs feature-major
 
 
-def _linear(h: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """h [K, B, in] @ w [K, in, out] (+ bias [K, out]) -> [K, B, out]. A narrow layer (out <=
-    NARROW < B) is computed feature-major, (w^T h^T)^T: its output is [K, out, B] in memory (seen
-    as [K, B, out]), so the product, its backward and the next narrow layer's product are wide
-    matrix products (2-4x faster than [B, in] @ [in, 10] ones); BN then normalizes that memory as
-    it lies (StackedMLP._bn)."""
-    out = w.shape[2]
-    if out <= NARROW < h.shape[1]:
-        wt, ht = w.transpose(1, 2), h.transpose(1, 2)
-        y = torch.bmm(wt, ht) if bias is None else torch.baddbmm(bias.unsqueeze(2), wt, ht)
+def _feature_major(out: int, kind: Any, batch: int | None) -> bool:
+    """Whether a layer of `out` outputs (normalized by `kind`) trains feature-major at this batch
+    size: narrow layers (out <= NARROW < batch) and BN layers (BN then reduces each unit's batch
+    where it lies contiguous: its backward ~4x faster than over a [B, K·U] copy); None: unknown."""
+    return batch is not None and batch > 1 and (out <= NARROW < batch or kind == "batch")
+
+
+def _linear(h: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, out_in: bool,
+            fm: bool) -> torch.Tensor:
+    """h [K, B, in] @ the layer's weight (+ bias [K, out]) -> [K, B, out]; w is [K, out, in]
+    (out_in) or [K, in, out]. fm (or a narrow layer, out <= NARROW < B): feature-major, (W h^T)^T,
+    the output [K, out, B] in memory (seen as [K, B, out]), so narrow products are wide ones (2-4x
+    faster than [B, in] @ [in, 10]) and BN normalizes each unit's batch where it lies contiguous
+    (StackedMLP._bn); else batch-major, h W^T."""
+    wf = w if out_in else w.transpose(1, 2)  # [K, out, in]
+    n = h.shape[1]
+    if n > 1 and (fm or wf.shape[1] <= NARROW < n):
+        ht = h.transpose(1, 2)
+        y = torch.bmm(wf, ht) if bias is None else torch.baddbmm(bias.unsqueeze(2), wf, ht)
         return y.transpose(1, 2)
-    return torch.bmm(h, w) if bias is None else torch.baddbmm(bias.unsqueeze(1), h, w)
+    wb = wf.transpose(1, 2)  # [K, in, out]
+    return torch.bmm(h, wb) if bias is None else torch.baddbmm(bias.unsqueeze(1), h, wb)
+
+
+def _shared_linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, out_in: bool) -> torch.Tensor:
+    """One input x [N, in] through every member's first layer as a single matrix product,
+    [K·out, in] @ [in, N]: the output [K, out, N] (feature-major) seen as [K, N, out]."""
+    wf = w if out_in else w.transpose(1, 2)
+    k, out = wf.shape[0], wf.shape[1]
+    flat = wf.reshape(k * out, wf.shape[2])
+    y = flat @ x.T if bias is None else torch.addmm(bias.reshape(k * out, 1), flat, x.T)
+    return y.view(k, out, x.shape[0]).transpose(1, 2)
 
 
 def _activation_of(net: Any) -> str:
