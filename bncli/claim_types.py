@@ -5,22 +5,53 @@ claim_row) import them from here, so a result's repr imports no module that impo
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
+
+_ATOMS = (int, str, bool, type(None))
 
 
 def clean(value: Any) -> Any:
-    """Make a value strict-JSON safe: NaN/inf -> None, tuples -> lists, recursively."""
+    """Make a value strict-JSON safe: NaN/inf -> None, tuples -> lists, dataclasses -> dicts
+    (clean(asdict(x)) without asdict's deep copy first), recursively."""
+    t = type(value)
+    if t is float:
+        return value if math.isfinite(value) else None
+    if t in _ATOMS:
+        return value
+    if t is list or t is tuple:
+        return [clean(v) for v in value]
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [clean(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: clean(getattr(value, f.name)) for f in fields(value)}
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
         return clean(value.item())
     return value
+
+
+def plain(value: Any) -> Any:
+    """dataclasses.asdict's result (dataclasses -> dicts, containers copied, their types kept)
+    for the plain data records hold, without asdict's per-element deepcopy (a 25-layer record's
+    series are ~10^5 numbers: 10-20x faster)."""
+    t = type(value)
+    if t is float or t in _ATOMS:
+        return value
+    if t is list:
+        return [plain(v) for v in value]
+    if t is dict:
+        return {plain(k): plain(v) for k, v in value.items()}
+    if t is tuple:
+        return tuple(plain(v) for v in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+    return copy.deepcopy(value)  # what asdict does with any other value
 
 
 def _num(v: Any) -> float:
@@ -81,7 +112,7 @@ class MetricComparison:
         return self.nonfinite_arm + self.nonfinite_baseline
 
     def to_json(self) -> dict[str, Any]:
-        doc = clean(asdict(self))
+        doc = clean(self)
         doc.pop("legacy_p", None)
         return doc
 
@@ -146,7 +177,7 @@ class Claim:
     part_overrides: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        doc = clean(asdict(self))
+        doc = clean(self)
         if doc.get("stability") is None:
             doc.pop("stability", None)
         return doc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from bncli.claim_types import Claim, MetricComparison, _num, clean  # noqa: F401  (re-exported)
@@ -89,7 +89,7 @@ class RunRecord:
         return min(vals) if vals and not self.diverged else math.nan
 
     def to_json(self) -> dict[str, Any]:
-        doc = clean(asdict(self))
+        doc = clean(self)
         if not doc.get("lr_curve"):
             doc.pop("lr_curve", None)
         return doc
@@ -118,7 +118,7 @@ class ArmSummary:
     n_reached_target: int
 
     def to_json(self) -> dict[str, Any]:
-        return clean(asdict(self))
+        return clean(self)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ArmSummary:

@@ -231,17 +231,20 @@ def _output(run, opts: OutputOptions, junit: Path | None, detail: bool = False) 
 
     failed: OSError | None = None
     if opts.out is not None:
-        from bncli.render.files import write_result_files
+        from bncli.render.files import write_many_result_files
 
+        todo = []
+        for e in run.entries:
+            if e.result is None or not e.result.runs:
+                continue
+            rel = Path(e.cell.folder) / e.command
+            if not is_inside(opts.out, opts.out / rel):  # expand() makes safe names; never write beside --out
+                raise UsageError(f"--out: comparison folder {rel} is not inside {opts.out}")
+            todo.append((e, rel))
         try:
-            for e in run.entries:
-                if e.result is None or not e.result.runs:
-                    continue
-                rel = Path(e.cell.folder) / e.command
-                if not is_inside(opts.out, opts.out / rel):  # expand() makes safe names; never write beside --out
-                    raise UsageError(f"--out: comparison folder {rel} is not inside {opts.out}")
-                write_result_files(e.result, opts.out / rel, figure_format=opts.figure_format,
-                                   figure_size=opts.figure_size)
+            write_many_result_files([(e.result, opts.out / rel) for e, rel in todo],
+                                    figure_format=opts.figure_format, figure_size=opts.figure_size)
+            for e, rel in todo:
                 e.path = str(rel)
         except OSError as exc:
             failed = exc

@@ -3,6 +3,7 @@ the same figures as the report (bncli.render.figures), one per claim, with their
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from bncli.results import CommandResult
@@ -65,3 +66,46 @@ def write_plots(result: CommandResult, plots: Path, figure_format: str = "png",
         atomic_write_text(plots / "captions.md", "\n".join(lines).rstrip() + "\n")
         written.append(plots / "captions.md")
     return written
+
+
+_MANY: list[tuple[CommandResult, Path, str, str]] = []  # what forked writers read (never pickled)
+
+
+def _write_one(i: int) -> list[Path]:
+    result, out_dir, fmt, size = _MANY[i]
+    return write_result_files(result, out_dir, fmt, size)
+
+
+def write_many_result_files(items: list[tuple[CommandResult, Path]], figure_format: str = "png",
+                            figure_size: str = "page", jobs: int | None = None) -> list[list[Path]]:
+    """write_result_files for several results (a batch's comparisons), in order. Their figures
+    are nearly all of the time, so with two or more results they are written by forked worker
+    processes, up to one per core (the report's figures are drawn the same way); in turn where
+    fork is not available or processes cannot start. An OSError (a full disk) comes back as
+    itself."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from bncli.render.report_figures import workers
+
+    # each result is a few figures (~0.3-1 s apiece): a fork pays for itself from two results on
+    n = workers(len(items), jobs if jobs is not None else (os.cpu_count() or 1) if len(items) >= 2 else 1)
+    if n <= 1:
+        return [write_result_files(r, d, figure_format, figure_size) for r, d in items]
+    from bncli.render.figstyle import pyplot
+
+    pyplot()  # imported once here; the forked workers inherit it
+    _MANY[:] = [(r, d, figure_format, figure_size) for r, d in items]
+    try:
+        try:
+            pool = ProcessPoolExecutor(min(n, 8), mp_context=multiprocessing.get_context("fork"))
+        except OSError:  # no processes here (limits, sandbox): write them in turn
+            return [write_result_files(r, d, figure_format, figure_size) for r, d in items]
+        try:
+            with pool:
+                return list(pool.map(_write_one, range(len(items))))
+        except BrokenProcessPool:
+            return [write_result_files(r, d, figure_format, figure_size) for r, d in items]
+    finally:
+        _MANY.clear()
