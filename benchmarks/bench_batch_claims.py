@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--before", type=Path, default=None, help="an older bncli checkout to time too")
     ap.add_argument("--seeds", type=int, default=None, help="every comparison at this many seeds")
     ap.add_argument("--steps", type=int, default=None, help="every run this many steps (a shorter benchmark)")
+    ap.add_argument("--cases", default="auto,off,before", help="which of auto, off, before to time (before: "
+                    "with --before)")
     args = ap.parse_args()
     extra = [*(["--seeds", str(args.seeds)] if args.seeds else []),
              *(["--steps", str(args.steps)] if args.steps else [])]
@@ -57,8 +59,9 @@ def main() -> None:
         cfg = Path(tmp) / "cfg"
         shutil.copytree(ROOT / "sample_configs", cfg)
         batch = cfg / "batch_claims.yaml"
-        cases = {"auto": (ROOT, "auto"), "off": (ROOT, "off")}
-        if args.before is not None:
+        wanted = set(args.cases.split(","))
+        cases = {k: v for k, v in {"auto": (ROOT, "auto"), "off": (ROOT, "off")}.items() if k in wanted}
+        if args.before is not None and "before" in wanted:
             cases["before"] = (args.before.resolve(), None)
         times: dict[str, list[float]] = {k: [] for k in cases}
         seen: dict[str, dict] = {}
@@ -74,13 +77,16 @@ def main() -> None:
         med = {k: statistics.median(v) for k, v in times.items()}
         for k, v in med.items():
             print(f"median {k:>6}: {v:7.1f} s over {len(times[k])}")
-        print(f"--fuse off / --fuse auto: {med['off'] / med['auto']:.2f}x")
-        if "before" in med:
-            print(f"before / --fuse auto: {med['before'] / med['auto']:.2f}x (goal >= 1.5)")
-        base = seen["off"]["verdicts"]
+        if "off" in med and "auto" in med:
+            print(f"--fuse off / --fuse auto: {med['off'] / med['auto']:.2f}x")
+        if "before" in med and "auto" in med:
+            print(f"before / --fuse auto: {med['before'] / med['auto']:.2f}x (goal >= 2)")
+        first = next(iter(seen))
+        base_name = "off" if "off" in seen else first
+        base = seen[base_name]["verdicts"]
         for k, info in seen.items():
             diff = {key for key in base if info["verdicts"].get(key) != base[key]}
-            print(f"verdicts {k} vs off: {len(base) - len(diff)}/{len(base)} equal"
+            print(f"verdicts {k} vs {base_name}: {len(base) - len(diff)}/{len(base)} equal"
                   + (f"; differ: {sorted(diff)[:5]}" if diff else ""))
 
 

@@ -225,3 +225,24 @@ def test_group_ics_distribution_sites_after_the_activation(monkeypatch):
     # after the activation (tanh) the BN input lies in (-1, 1); the pre-activation does not have to
     per = dist["per_layer"]["layer2"]
     assert per["bn_in"]["mean"] != per["preact"]["mean"]
+
+
+def test_stacked_shift_statistics_equal_each_members():
+    """ics_stats' stacked forms (a fused group's sites [K, N, C], here feature-major views as the
+    fused MLP leaves them) give each member's shift_stats, moments and percentiles."""
+    from bncli.probes import ics_stats as st
+
+    g = torch.Generator().manual_seed(11)
+    a, b = (torch.randn(4, 7, 50, generator=g).transpose(1, 2) * 2 + 1 for _ in range(2))  # [K, N=50, C=7]
+    units = [0, 3, 6]
+    got = st.stacked_shift_stats(a, b, units)
+    pct = st.stacked_percentiles(b, units)
+    mu, var = st.stacked_moments(b)
+    for k in range(4):
+        want = st.shift_stats(a[k], b[k], units)
+        assert set(got) == set(want)
+        for name, v in want.items():
+            assert got[name][k] == pytest.approx(v, rel=1e-12, abs=1e-15), name
+        assert torch.equal(pct[:, k], st.unit_percentiles(b[k], units))
+        m1, v1 = st.unit_moments(b[k])
+        assert torch.allclose(mu[k], m1, rtol=1e-13, atol=0) and torch.allclose(var[k], v1, rtol=1e-13, atol=0)

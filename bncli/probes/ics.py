@@ -19,7 +19,15 @@ from bncli.probes.base import (
     spread_indices,
 )
 from bncli.probes.ics_grad import GradientIcsProbe, noise_seed
-from bncli.probes.ics_stats import PERCENTILES, shift_stats, unit_moments, unit_percentiles
+from bncli.probes.ics_stats import (
+    PERCENTILES,
+    shift_stats,
+    stacked_moments,
+    stacked_percentiles,
+    stacked_shift_stats,
+    unit_moments,
+    unit_percentiles,
+)
 from bncli.spec import ArmSpec, Spec
 from bncli.train import RunContext, StepContext
 
@@ -117,10 +125,11 @@ class DistributionProbe(ProbeBase):
         return True  # fused groups hold no noise arm (plan.fusable); the group forms run on MLPs only
 
     @staticmethod
-    def _group_capture(probes: Sequence[DistributionProbe], g: Any) -> list[dict[tuple[str, str], torch.Tensor]]:
+    def _group_capture(probes: Sequence[DistributionProbe], g: Any) -> dict[tuple[str, str], torch.Tensor]:
         """_capture for every member of g.members on the stacked model as it is now (θ_t before
         the update, θ_{t+1} after): training mode on copies of the members' buffers, then eval
-        mode on their running statistics; each member on its own probe batch. Reads only."""
+        mode on their running statistics; each member on its own probe batch. Reads only. Every
+        site stacked over the members, [K, N, C]."""
         model = g.model
         idx = g.index()
         params = {n: p.detach().index_select(0, idx) for n, p in model.params.items()}
@@ -138,19 +147,44 @@ class DistributionProbe(ProbeBase):
                         seen[(layer, "bn_in")] = sites[(layer, "bn_in")]
                     else:
                         seen[(layer, "preact_eval")] = sites[(layer, "preact")]
-        return [{k: v[j] for k, v in seen.items()} for j in range(len(probes))]
+        return seen
 
     @staticmethod
     def group_before_update(probes: Sequence[DistributionProbe], g: Any) -> None:
-        for p, acts in zip(probes, DistributionProbe._group_capture(probes, g), strict=True):
-            p._record_before(acts, g.step)
+        """_record_before for every due member, each statistic taken for all of them at once."""
+        seen = DistributionProbe._group_capture(probes, g)
+        first = probes[0]
+        stats = {}
+        for (layer, site), a in seen.items():
+            mu, var = stacked_moments(a)
+            stats[(layer, site)] = (mu.mean(1).tolist(), var.mean(1).tolist(),
+                                    stacked_percentiles(a, first.units[layer]).tolist())
+        for j, p in enumerate(probes):
+            p.steps.append(g.step)
+            for (layer, site), (mus, vs, pct) in stats.items():
+                s = p.series[layer][site]
+                s["mean"].append(mus[j])
+                s["var"].append(vs[j])
+                for qi, q in enumerate(PERCENTILES):
+                    cols = s["percentiles"][f"p{round(q * 100)}"]
+                    for ui in range(len(p.units[layer])):
+                        cols[ui].append(pct[qi][j][ui])
+            p._before = {k: v[j] for k, v in seen.items()}
 
     @staticmethod
     def group_after_update(probes: Sequence[DistributionProbe], g: Any) -> None:
-        if probes[0]._before is None:
+        """_record_after for every due member, each shift taken for all of them at once."""
+        if any(p._before is None for p in probes):
             return
-        for p, acts in zip(probes, DistributionProbe._group_capture(probes, g), strict=True):
-            p._record_after(acts)
+        seen = DistributionProbe._group_capture(probes, g)
+        first = probes[0]
+        for key, a in seen.items():
+            before = torch.stack([p._before[key] for p in probes])
+            for m, vals in stacked_shift_stats(before, a, first.units[key[0]]).items():
+                for p, v in zip(probes, vals, strict=True):
+                    p.series[key[0]][key[1]][m].append(v)
+        for p in probes:
+            p._before = None
 
     def _record_before(self, acts: dict[tuple[str, str], torch.Tensor], step: int) -> None:
         self.steps.append(step)

@@ -56,3 +56,50 @@ def shift_stats(before: torch.Tensor, after: torch.Tensor, units: list[int] | No
     if units:
         out["d_pct"] = float((unit_percentiles(after, units) - unit_percentiles(before, units)).abs().mean())
     return out
+
+
+# ---- the same statistics for K members at once (a fused group's stacked sites [K, N, C]): the
+# same reductions per member, so equal to the per-member forms up to the order of float64 sums
+
+
+def stacked_moments(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """unit_moments of each member of a [K, N, C] stack: ([K, C], [K, C])."""
+    a = a.double()
+    return a.mean(1), a.var(1, unbiased=False)
+
+
+def stacked_percentiles(a: torch.Tensor, units: list[int]) -> torch.Tensor:
+    """unit_percentiles of each member of a [K, N, C] stack: [len(PERCENTILES), K, len(units)]."""
+    q = torch.tensor(PERCENTILES, dtype=torch.float64, device=a.device)
+    return torch.quantile(a[:, :, units].double(), q, dim=1)
+
+
+def stacked_wasserstein1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """wasserstein1 of each member of two [K, N, C] stacks: [K, C]."""
+    if a.shape != b.shape:
+        raise ValueError(
+            f"wasserstein1 needs equal-size samples, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    if a.device.type == "cpu":
+        a_sorted = torch.from_numpy(np.sort(a.detach().numpy(), axis=1)).double()
+        b_sorted = torch.from_numpy(np.sort(b.detach().numpy(), axis=1)).double()
+    else:
+        a_sorted = torch.sort(a.detach(), dim=1).values.double()
+        b_sorted = torch.sort(b.detach(), dim=1).values.double()
+    return (a_sorted - b_sorted).abs().mean(1)
+
+
+def stacked_shift_stats(before: torch.Tensor, after: torch.Tensor,
+                        units: list[int] | None = None) -> dict[str, list[float]]:
+    """shift_stats of each member of two [K, N, C] stacks: {statistic: K values}."""
+    mu0, var0 = stacked_moments(before)
+    mu1, var1 = stacked_moments(after)
+    out = {
+        "d_mean": (mu1 - mu0).abs().mean(1).tolist(),
+        "d_var": (var1 - var0).abs().mean(1).tolist(),
+        "w1": stacked_wasserstein1(before, after).mean(1).tolist(),
+    }
+    if units:
+        d = (stacked_percentiles(after, units) - stacked_percentiles(before, units)).abs()
+        out["d_pct"] = d.permute(1, 0, 2).reshape(d.shape[1], -1).mean(1).tolist()
+    return out
