@@ -238,11 +238,13 @@ def test_stacked_shift_statistics_equal_each_members():
     got = st.stacked_shift_stats(a, b, units)
     pct = st.stacked_percentiles(b, units)
     mu, var = st.stacked_moments(b)
+    two = st.stacked_shift_stats(torch.stack([b, a]), torch.stack([a, b]), units)  # [sites, K]: a second leading dim
     for k in range(4):
         want = st.shift_stats(a[k], b[k], units)
         assert set(got) == set(want)
         for name, v in want.items():
-            assert got[name][k] == pytest.approx(v, rel=1e-12, abs=1e-15), name
+            assert float(got[name][k]) == pytest.approx(v, rel=1e-12, abs=1e-15), name
+            assert float(two[name][1, k]) == pytest.approx(v, rel=1e-12, abs=1e-15), name
         assert torch.equal(pct[:, k], st.unit_percentiles(b[k], units))
         m1, v1 = st.unit_moments(b[k])
         assert torch.allclose(mu[k], m1, rtol=1e-13, atol=0) and torch.allclose(var[k], v1, rtol=1e-13, atol=0)

@@ -58,48 +58,49 @@ def shift_stats(before: torch.Tensor, after: torch.Tensor, units: list[int] | No
     return out
 
 
-# ---- the same statistics for K members at once (a fused group's stacked sites [K, N, C]): the
-# same reductions per member, so equal to the per-member forms up to the order of float64 sums
+# ---- the same statistics for many samples at once (a fused group's stacked sites, [..., N, C]:
+# members, and layers of one width): the same reductions per sample, so equal to the per-member
+# forms up to the order of float64 sums
 
 
 def stacked_moments(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """unit_moments of each member of a [K, N, C] stack: ([K, C], [K, C])."""
+    """unit_moments of each sample of a [..., N, C] stack: ([..., C], [..., C])."""
     a = a.double()
-    return a.mean(1), a.var(1, unbiased=False)
+    return a.mean(-2), a.var(-2, unbiased=False)
 
 
 def stacked_percentiles(a: torch.Tensor, units: list[int]) -> torch.Tensor:
-    """unit_percentiles of each member of a [K, N, C] stack: [len(PERCENTILES), K, len(units)]."""
+    """unit_percentiles of each sample of a [..., N, C] stack: [len(PERCENTILES), ..., len(units)]."""
     q = torch.tensor(PERCENTILES, dtype=torch.float64, device=a.device)
-    return torch.quantile(a[:, :, units].double(), q, dim=1)
+    return torch.quantile(a[..., units].double(), q, dim=-2)
 
 
 def stacked_wasserstein1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """wasserstein1 of each member of two [K, N, C] stacks: [K, C]."""
+    """wasserstein1 of each sample of two [..., N, C] stacks: [..., C]."""
     if a.shape != b.shape:
         raise ValueError(
             f"wasserstein1 needs equal-size samples, got {tuple(a.shape)} and {tuple(b.shape)}"
         )
     if a.device.type == "cpu":
-        a_sorted = torch.from_numpy(np.sort(a.detach().numpy(), axis=1)).double()
-        b_sorted = torch.from_numpy(np.sort(b.detach().numpy(), axis=1)).double()
+        a_sorted = torch.from_numpy(np.sort(a.detach().numpy(), axis=-2)).double()
+        b_sorted = torch.from_numpy(np.sort(b.detach().numpy(), axis=-2)).double()
     else:
-        a_sorted = torch.sort(a.detach(), dim=1).values.double()
-        b_sorted = torch.sort(b.detach(), dim=1).values.double()
-    return (a_sorted - b_sorted).abs().mean(1)
+        a_sorted = torch.sort(a.detach(), dim=-2).values.double()
+        b_sorted = torch.sort(b.detach(), dim=-2).values.double()
+    return (a_sorted - b_sorted).abs().mean(-2)
 
 
 def stacked_shift_stats(before: torch.Tensor, after: torch.Tensor,
-                        units: list[int] | None = None) -> dict[str, list[float]]:
-    """shift_stats of each member of two [K, N, C] stacks: {statistic: K values}."""
+                        units: list[int] | None = None) -> dict[str, torch.Tensor]:
+    """shift_stats of each sample of two [..., N, C] stacks: {statistic: [...] values}."""
     mu0, var0 = stacked_moments(before)
     mu1, var1 = stacked_moments(after)
     out = {
-        "d_mean": (mu1 - mu0).abs().mean(1).tolist(),
-        "d_var": (var1 - var0).abs().mean(1).tolist(),
-        "w1": stacked_wasserstein1(before, after).mean(1).tolist(),
+        "d_mean": (mu1 - mu0).abs().mean(-1),
+        "d_var": (var1 - var0).abs().mean(-1),
+        "w1": stacked_wasserstein1(before, after).mean(-1),
     }
     if units:
-        d = (stacked_percentiles(after, units) - stacked_percentiles(before, units)).abs()
-        out["d_pct"] = d.permute(1, 0, 2).reshape(d.shape[1], -1).mean(1).tolist()
+        d = (stacked_percentiles(after, units) - stacked_percentiles(before, units)).abs()  # [Q, ..., U]
+        out["d_pct"] = d.movedim(0, -2).flatten(-2).mean(-1)
     return out
