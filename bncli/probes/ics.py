@@ -150,28 +150,15 @@ class DistributionProbe(ProbeBase):
         return seen
 
     @staticmethod
-    def _buckets(probes: Sequence[DistributionProbe],
-                 seen: dict[tuple[str, str], torch.Tensor]) -> dict[tuple, list[tuple[str, str]]]:
-        """The sites whose stacks have one shape and tracked units: each bucket's statistics are
-        taken in one call ([sites, K, N, C])."""
-        out: dict[tuple, list[tuple[str, str]]] = {}
-        for key, a in seen.items():
-            out.setdefault((tuple(a.shape), tuple(probes[0].units[key[0]])), []).append(key)
-        return out
-
-    @staticmethod
     def group_before_update(probes: Sequence[DistributionProbe], g: Any) -> None:
-        """_record_before for every due member, each statistic taken for all of them (and all
-        sites of one shape) at once."""
+        """_record_before for every due member, each statistic taken for all of them at once."""
         seen = DistributionProbe._group_capture(probes, g)
+        first = probes[0]
         stats = {}
-        for (_, units), keys in DistributionProbe._buckets(probes, seen).items():
-            a = torch.stack([seen[k] for k in keys])  # [sites, K, N, C]
+        for (layer, site), a in seen.items():
             mu, var = stacked_moments(a)
-            mus, vs = mu.mean(-1).tolist(), var.mean(-1).tolist()
-            pct = stacked_percentiles(a, list(units)).tolist()  # [Q][sites][K][U]
-            for i, key in enumerate(keys):
-                stats[key] = (mus[i], vs[i], [pq[i] for pq in pct])
+            stats[(layer, site)] = (mu.mean(-1).tolist(), var.mean(-1).tolist(),
+                                    stacked_percentiles(a, first.units[layer]).tolist())
         for j, p in enumerate(probes):
             p.steps.append(g.step)
             for (layer, site), (mus, vs, pct) in stats.items():
@@ -186,19 +173,16 @@ class DistributionProbe(ProbeBase):
 
     @staticmethod
     def group_after_update(probes: Sequence[DistributionProbe], g: Any) -> None:
-        """_record_after for every due member, each shift taken for all of them (and all sites
-        of one shape) at once."""
+        """_record_after for every due member, each shift taken for all of them at once."""
         if any(p._before is None for p in probes):
             return
         seen = DistributionProbe._group_capture(probes, g)
-        for (_, units), keys in DistributionProbe._buckets(probes, seen).items():
-            after = torch.stack([seen[k] for k in keys])  # [sites, K, N, C]
-            before = torch.stack([torch.stack([p._before[k] for p in probes]) for k in keys])
-            got = {m: v.tolist() for m, v in stacked_shift_stats(before, after, list(units)).items()}
-            for i, (layer, site) in enumerate(keys):
-                for m, vals in got.items():
-                    for p, v in zip(probes, vals[i], strict=True):
-                        p.series[layer][site][m].append(v)
+        first = probes[0]
+        for key, a in seen.items():
+            before = torch.stack([p._before[key] for p in probes])
+            for m, vals in stacked_shift_stats(before, a, first.units[key[0]]).items():
+                for p, v in zip(probes, vals.tolist(), strict=True):
+                    p.series[key[0]][key[1]][m].append(v)
         for p in probes:
             p._before = None
 
