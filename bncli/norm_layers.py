@@ -6,6 +6,7 @@ Every other normalization is torch's own layer (bncli.norms builds them).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -103,3 +104,90 @@ class LpNorm(nn.Module):
         if x.dim() == 2:
             return y
         return y.reshape(x.shape[0], *x.shape[2:], x.shape[1]).movedim(-1, 1)
+
+
+# --------------------------------------------------------------------------- a fused group's ℓp
+
+
+def _scale_backward(c: torch.Tensor, s: torch.Tensor, gs: torch.Tensor, p: float, unit: bool,
+                    norms: torch.Tensor | None = None) -> torch.Tensor:
+    """gs · ∂s/∂c for blocks c [..., m, d] as autograd differentiates lp_scale (layer: s, gs
+    [...]) and lp_unit_scale (unit: s, gs [..., d]): |c|'s derivative sgn(c), amax's spread evenly
+    over ties, the 2-norm's 0 at a zero row."""
+    m, d = c.shape[-2], c.shape[-1]
+    if unit:
+        if p == 1:
+            return torch.sign(c) * (gs / m).unsqueeze(-2)
+        if math.isinf(p):
+            mask = c.abs() == s.unsqueeze(-2)
+            return torch.sign(c) * mask * (gs.unsqueeze(-2) / mask.sum(-2, keepdim=True))
+        return c * (gs / (m * s)).unsqueeze(-2)  # p = 2: s_k = (mean_j c_jk²)^½
+    gsb = gs[..., None, None]
+    if p == 1:
+        return torch.sign(c) * (gsb / (m * d))
+    if math.isinf(p):
+        a = c.abs()
+        mask = a == a.amax(-1, keepdim=True)
+        return torch.sign(c) * mask * (gsb / (m * mask.sum(-1, keepdim=True)))
+    if norms is None:  # p = 2: each row's 2-norm (the forward's, when it saved them)
+        norms = torch.linalg.vector_norm(c.contiguous(), ord=2, dim=-1)
+    norms = norms.unsqueeze(-1)
+    return c * (gsb / (m * d ** 0.5) / norms).masked_fill_(norms == 0, 0.0)
+
+
+class _LpNormalize(torch.autograd.Function):
+    """LpNorm's training-mode maths for blocks u [..., m, d] (a fused group's members): centre on
+    each unit's batch mean, divide by the ℓp scale s (lp_scale or lp_unit_scale), then γ, β
+    ([..., d]; None: no affine). The forward is LpNorm.forward's ops; the backward is written out
+    (eight passes over the block instead of autograd's ~13 kernels and nodes per layer). Once
+    differentiable only: the fused training step uses it, the probes' functional forms (Hessian-
+    vector products) take the autograd path. Returns (y, batch mean [..., d], s)."""
+
+    @staticmethod
+    def forward(ctx: Any, u: torch.Tensor, g: torch.Tensor | None, b: torch.Tensor | None, p: float,
+                unit: bool, eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu = u.mean(-2)
+        c = u - mu.unsqueeze(-2)
+        norms = None
+        if not unit and p == 2:  # lp_scale's ops, keeping the rows' norms for the backward
+            norms = torch.linalg.vector_norm(c.contiguous(), ord=p, dim=-1)
+            s = norms.mean(-1) / c.shape[-1] ** (1.0 / p)
+        else:
+            s = lp_unit_scale(c, p) if unit else lp_scale(c, p)
+        inv = 1.0 / (s + eps)
+        inv_d = inv if unit else inv.unsqueeze(-1)  # [..., d] or [..., 1]
+        if g is None:
+            y = c * inv_d.unsqueeze(-2)
+        else:
+            y = torch.addcmul(b.unsqueeze(-2), c, (g * inv_d).unsqueeze(-2))
+        ctx.save_for_backward(c, s, inv, g, norms)
+        ctx.p, ctx.unit = p, unit
+        ctx.mark_non_differentiable(mu, s)
+        return y, mu, s
+
+    @staticmethod
+    def backward(ctx: Any, gy: torch.Tensor, _gmu: Any, _gs: Any) -> tuple:
+        c, s, inv, g, norms = ctx.saved_tensors
+        unit = ctx.unit
+        inv_d = inv if unit else inv.unsqueeze(-1)
+        t = (gy * c).sum(-2)  # Σ_m gy·c per unit
+        gg = gb = None
+        if g is not None:
+            gb = gy.sum(-2) if ctx.needs_input_grad[2] else None
+            gg = t * inv_d if ctx.needs_input_grad[1] else None
+            t = t * g
+            w = g * inv_d
+        else:
+            w = inv_d.expand_as(t)
+        gi = t if unit else t.sum(-1)  # ∂L/∂inv
+        gs = -gi * inv * inv
+        gc = gy * w.unsqueeze(-2)
+        gc += _scale_backward(c, s, gs, ctx.p, unit, norms)
+        gu = gc - gc.mean(-2, keepdim=True)
+        return gu, gg, gb, None, None, None
+
+
+def lp_normalize(u: torch.Tensor, g: torch.Tensor | None, b: torch.Tensor | None, p: float, unit: bool,
+                 eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """_LpNormalize.apply: (y, batch mean, scale) of blocks u [..., m, d]."""
+    return _LpNormalize.apply(u, g, b, p, unit, eps)

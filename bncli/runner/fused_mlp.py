@@ -11,7 +11,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bncli.norm_layers import lp_scale, lp_unit_scale
+from bncli.norm_layers import lp_normalize, lp_scale, lp_unit_scale
 
 _ACT = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "linear": None}
 
@@ -98,11 +98,18 @@ class StackedMLP:
 
     @staticmethod
     def _lp(h: torch.Tensor, g: Any, b: Any, rm: torch.Tensor, rs: torch.Tensor, mom: float, eps: float,
-            p: float, unit: bool, training: bool) -> torch.Tensor:
+            p: float, unit: bool, training: bool, fast: bool = False) -> torch.Tensor:
         """bncli.norm_layers.LpNorm.forward for every member of h [K, B, U] (the same ops in the
         same order, reductions per member): per-unit batch mean, centred c, the member's scale
         (lp_scale: one per member; lp_unit_scale: one per member and unit), the running buffers
-        (rm [K, U], rs [K] or [K, U]) updated in place; eval mode with the running estimates."""
+        (rm [K, U], rs [K] or [K, U]) updated in place; eval mode with the running estimates.
+        fast (the training step): the same forward as one autograd node with its backward written
+        out (norm_layers.lp_normalize; once differentiable: not for the probes' Hessians)."""
+        if training and fast:
+            y, mu, s = lp_normalize(h, g, b, p, unit, eps)
+            rm.mul_(1.0 - mom).add_(mu, alpha=mom)
+            rs.mul_(1.0 - mom).add_(s, alpha=mom)
+            return y
         if training:
             mu = h.mean(1)  # [K, U]: each member's per-unit batch mean
             c = h - mu.unsqueeze(1)
@@ -120,13 +127,14 @@ class StackedMLP:
         return torch.addcmul(b.unsqueeze(1), c, (g * inv).unsqueeze(1))
 
     def _norm(self, h: torch.Tensor, kind: Any, g: Any, b: Any, rm: Any, rv: Any, mom: Any, eps: Any, extra: Any,
-              training: bool) -> torch.Tensor:
+              training: bool, fast: bool = False) -> torch.Tensor:
         if kind == "batch":
             return self._bn(h, g, b, rm, rv, mom, eps, training)
-        return self._lp(h, g, b, rm, rv, mom, eps, extra[0], extra[1], training)
+        return self._lp(h, g, b, rm, rv, mom, eps, extra[0], extra[1], training, fast)
 
     def forward(self, x: torch.Tensor, training: bool) -> torch.Tensor:
-        return self._run(self.layers, self.head, x, training, shared=not training)
+        """The training step's forward (per-member batches) or the eval forward (one input)."""
+        return self._run(self.layers, self.head, x, training, shared=not training, fast=training)
 
     def functional(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor] | None,
                    x: torch.Tensor, training: bool, taps: list | None = None,
@@ -141,7 +149,7 @@ class StackedMLP:
         return self._run(layers, head, x, training, shared=False, taps=taps, sites=sites)
 
     def _run(self, layers: list, head: tuple, x: torch.Tensor, training: bool, shared: bool,
-             taps: list | None = None, sites: dict | None = None) -> torch.Tensor:
+             taps: list | None = None, sites: dict | None = None, fast: bool = False) -> torch.Tensor:
         # shared: one input [N, ...] for every member (eval); else per-member inputs [K, B, ...]
         h = x.flatten(1) if shared else x.flatten(2)
         # eval (shared): every layer feature-major, the first as one matrix product for all members
@@ -157,7 +165,7 @@ class StackedMLP:
                 if sites is not None:
                     sites[(point, "bn_in")] = h
                 if kind is not None:
-                    h = self._tapped(h, kind, g, b, rm, rv, mom, eps, extra, training, taps)
+                    h = self._tapped(h, kind, g, b, rm, rv, mom, eps, extra, training, taps, fast)
                 if sites is not None:
                     sites[(point, "preact")] = h
                 if self.act is not None:
@@ -170,15 +178,15 @@ class StackedMLP:
                 if sites is not None:
                     sites[(point, "bn_in")] = h
                 if kind is not None:
-                    h = self._tapped(h, kind, g, b, rm, rv, mom, eps, extra, training, taps)
+                    h = self._tapped(h, kind, g, b, rm, rv, mom, eps, extra, training, taps, fast)
         w, bias, out_in = head
         if shared:
             return _shared_linear(h, w, bias, out_in)
         return _linear(h, w, bias, out_in, out_in or fm_all)
 
     def _tapped(self, h: torch.Tensor, kind: Any, g: Any, b: Any, rm: Any, rv: Any, mom: Any, eps: Any,
-                extra: Any, training: bool, taps: list | None) -> torch.Tensor:
-        out = self._norm(h, kind, g, b, rm, rv, mom, eps, extra, training)
+                extra: Any, training: bool, taps: list | None, fast: bool = False) -> torch.Tensor:
+        out = self._norm(h, kind, g, b, rm, rv, mom, eps, extra, training, fast)
         if taps is not None:
             taps.append((h, out))
         return out
