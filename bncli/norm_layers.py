@@ -135,6 +135,28 @@ def _scale_backward(c: torch.Tensor, s: torch.Tensor, gs: torch.Tensor, p: float
     return c * (gsb / (m * d ** 0.5) / norms).masked_fill_(norms == 0, 0.0)
 
 
+def lp_block_forward(u: torch.Tensor, g: torch.Tensor | None, b: torch.Tensor | None, p: float, unit: bool,
+                     eps: float) -> tuple[torch.Tensor, ...]:
+    """LpNorm.forward's training-mode ops for blocks u [..., m, d] (a fused group's members), γ, β
+    [..., d] or None: (y, batch mean [..., d], centred c, scale s, 1/(s + ε), and for ℓ2 per layer
+    each row's 2-norm (else None), which the written-out backward reuses)."""
+    mu = u.mean(-2)
+    c = u - mu.unsqueeze(-2)
+    norms = None
+    if not unit and p == 2:  # lp_scale's ops, keeping the rows' norms
+        norms = torch.linalg.vector_norm(c.contiguous(), ord=p, dim=-1)
+        s = norms.mean(-1) / c.shape[-1] ** (1.0 / p)
+    else:
+        s = lp_unit_scale(c, p) if unit else lp_scale(c, p)
+    inv = 1.0 / (s + eps)
+    inv_d = inv if unit else inv.unsqueeze(-1)  # [..., d] or [..., 1]
+    if g is None:
+        y = c * inv_d.unsqueeze(-2)
+    else:
+        y = torch.addcmul(b.unsqueeze(-2), c, (g * inv_d).unsqueeze(-2))
+    return y, mu, c, s, inv, norms
+
+
 class _LpNormalize(torch.autograd.Function):
     """LpNorm's training-mode maths for blocks u [..., m, d] (a fused group's members): centre on
     each unit's batch mean, divide by the ℓp scale s (lp_scale or lp_unit_scale), then γ, β
@@ -146,20 +168,7 @@ class _LpNormalize(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, u: torch.Tensor, g: torch.Tensor | None, b: torch.Tensor | None, p: float,
                 unit: bool, eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mu = u.mean(-2)
-        c = u - mu.unsqueeze(-2)
-        norms = None
-        if not unit and p == 2:  # lp_scale's ops, keeping the rows' norms for the backward
-            norms = torch.linalg.vector_norm(c.contiguous(), ord=p, dim=-1)
-            s = norms.mean(-1) / c.shape[-1] ** (1.0 / p)
-        else:
-            s = lp_unit_scale(c, p) if unit else lp_scale(c, p)
-        inv = 1.0 / (s + eps)
-        inv_d = inv if unit else inv.unsqueeze(-1)  # [..., d] or [..., 1]
-        if g is None:
-            y = c * inv_d.unsqueeze(-2)
-        else:
-            y = torch.addcmul(b.unsqueeze(-2), c, (g * inv_d).unsqueeze(-2))
+        y, mu, c, s, inv, norms = lp_block_forward(u, g, b, p, unit, eps)
         ctx.save_for_backward(c, s, inv, g, norms)
         ctx.p, ctx.unit = p, unit
         ctx.mark_non_differentiable(mu, s)

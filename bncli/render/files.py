@@ -89,23 +89,26 @@ def write_many_result_files(items: list[tuple[CommandResult, Path]], figure_form
 
     from bncli.render.report_figures import workers
 
-    # each result is a few figures (~0.3-1 s apiece): a fork pays for itself from two results on
-    n = workers(len(items), jobs if jobs is not None else (os.cpu_count() or 1) if len(items) >= 2 else 1)
-    if n <= 1:
+    def in_turn() -> list[list[Path]]:
         return [write_result_files(r, d, figure_format, figure_size) for r, d in items]
+
+    # each result is a few figures (~0.3-1 s apiece): a fork pays for itself from two results on
+    n = 1 if len(items) < 2 else min(8, workers(len(items), jobs if jobs is not None else os.cpu_count() or 1))
+    if n <= 1:
+        return in_turn()
     from bncli.render.figstyle import pyplot
 
     pyplot()  # imported once here; the forked workers inherit it
     _MANY[:] = [(r, d, figure_format, figure_size) for r, d in items]
     try:
         try:
-            pool = ProcessPoolExecutor(min(n, 8), mp_context=multiprocessing.get_context("fork"))
+            pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"))
         except OSError:  # no processes here (limits, sandbox): write them in turn
-            return [write_result_files(r, d, figure_format, figure_size) for r, d in items]
+            return in_turn()
         try:
             with pool:
                 return list(pool.map(_write_one, range(len(items))))
         except BrokenProcessPool:
-            return [write_result_files(r, d, figure_format, figure_size) for r, d in items]
+            return in_turn()
     finally:
         _MANY.clear()

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bncli.norm_layers import lp_normalize, lp_scale, lp_unit_scale
+from bncli.norm_layers import lp_block_forward, lp_normalize
 
 _ACT = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "linear": None}
 
@@ -102,24 +102,20 @@ class StackedMLP:
         """bncli.norm_layers.LpNorm.forward for every member of h [K, B, U] (the same ops in the
         same order, reductions per member): per-unit batch mean, centred c, the member's scale
         (lp_scale: one per member; lp_unit_scale: one per member and unit), the running buffers
-        (rm [K, U], rs [K] or [K, U]) updated in place; eval mode with the running estimates.
-        fast (the training step): the same forward as one autograd node with its backward written
-        out (norm_layers.lp_normalize; once differentiable: not for the probes' Hessians)."""
-        if training and fast:
-            y, mu, s = lp_normalize(h, g, b, p, unit, eps)
-            rm.mul_(1.0 - mom).add_(mu, alpha=mom)
-            rs.mul_(1.0 - mom).add_(s, alpha=mom)
-            return y
+        (rm [K, U], rs [K] or [K, U]) updated in place (norm_layers.lp_block_forward); eval mode
+        with the running estimates."""
         if training:
-            mu = h.mean(1)  # [K, U]: each member's per-unit batch mean
-            c = h - mu.unsqueeze(1)
-            s = lp_unit_scale(c, p) if unit else lp_scale(c, p)  # per member: [K, U] or [K]
+            # fast (the training step): one autograd node with its backward written out
+            # (norm_layers.lp_normalize; once differentiable, so not for the probes' Hessians)
+            if fast:
+                y, mu, s = lp_normalize(h, g, b, p, unit, eps)
+            else:
+                y, mu, _, s, _, _ = lp_block_forward(h, g, b, p, unit, eps)
             rm.mul_(1.0 - mom).add_(mu.detach(), alpha=mom)
             rs.mul_(1.0 - mom).add_(s.detach(), alpha=mom)
-        else:
-            c = h - rm.unsqueeze(1)
-            s = rs
-        inv = 1.0 / (s + eps)  # [K, U] or [K]
+            return y
+        c = h - rm.unsqueeze(1)
+        inv = 1.0 / (rs + eps)  # [K, U] or [K]
         if not unit:
             inv = inv.unsqueeze(1)  # [K, 1]: one scalar per member
         if g is None:
