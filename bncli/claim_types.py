@@ -21,8 +21,18 @@ def clean(value: Any) -> Any:
         return value if math.isfinite(value) else None
     if t in _ATOMS:
         return value
-    if t is list or t is tuple:
-        return [clean(v) for v in value]
+    if t is list or t is tuple:  # series of numbers: no call per number
+        out = []
+        put = out.append
+        for v in value:
+            tv = type(v)
+            if tv is float:
+                put(v if v - v == 0.0 else None)  # nan - nan and inf - inf are nan, not 0
+            elif tv is int or tv is str:
+                put(v)
+            else:
+                put(clean(v))
+        return out
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):

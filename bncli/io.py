@@ -37,7 +37,49 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, doc: Any) -> None:
-    atomic_write_text(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    """Write `doc` as strict JSON (no NaN), laid out by readable_json, atomically."""
+    atomic_write_text(path, readable_json(doc) + "\n")
+
+
+def readable_json(doc: Any, indent: int = 2) -> str:
+    """Strict JSON (NaN and ±inf refused, as json.dumps(allow_nan=False)) laid out for reading:
+    objects and arrays one entry per line, except the innermost two levels, which go on one line
+    (a series of numbers, an array of such series, an object of them: one metric's series by
+    statistic). The same document as json.dumps(doc, indent=2); the series are written by
+    json's C encoder (a result's summary.json holds ~10^6 numbers, which json's pure-Python
+    indenting encoder writes one per line and several times slower). How deep an array nests is
+    told by its first entry: a layout choice only, anything deeper later on is written inline."""
+    one = json.JSONEncoder(allow_nan=False, separators=(", ", ": ")).encode
+
+    def key(k: Any) -> str:  # json's own key rules (str, int, float, bool, None; else TypeError)
+        return one(k) if isinstance(k, str) else one({k: 0})[1:-4]
+
+    def walk(value: Any, level: int) -> tuple[int, str]:
+        """(how deep value nests, its text at this indentation level)"""
+        if isinstance(value, (list, tuple)):
+            first = value[0] if value else None
+            if not isinstance(first, (dict, list, tuple)):
+                return 1, one(value)
+            if isinstance(first, (list, tuple)) and not (first and isinstance(first[0], (dict, list, tuple))):
+                return 2, one(value)
+            items = [walk(v, level + 1) for v in value]
+            depth = 1 + max(d for d, _ in items)
+            if depth <= 2:
+                return depth, "[" + ", ".join(t for _, t in items) + "]"
+            pad = "\n" + " " * (indent * (level + 1))
+            return depth, "[" + ",".join(pad + t for _, t in items) + "\n" + " " * (indent * level) + "]"
+        if isinstance(value, dict):
+            if not value:
+                return 1, "{}"
+            items = [(key(k), *walk(v, level + 1)) for k, v in value.items()]
+            depth = 1 + max(d for _, d, _ in items)
+            if depth <= 2:
+                return depth, "{" + ", ".join(f"{k}: {t}" for k, _, t in items) + "}"
+            pad = "\n" + " " * (indent * (level + 1))
+            return depth, "{" + ",".join(f"{pad}{k}: {t}" for k, _, t in items) + "\n" + " " * (indent * level) + "}"
+        return 0, one(value)
+
+    return walk(doc, 0)[1]
 
 
 def is_real_dir(path: Path) -> bool:

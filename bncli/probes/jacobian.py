@@ -30,11 +30,13 @@ def closed_form_jacobian(
     yh = (x - mu) / sigma
     idx = torch.arange(m, device=x.device) if rows is None else rows
     r = torch.arange(len(idx), device=x.device)
-    # in place on one (.., rows, m) buffer: -y^_i y^_j / m - 1/m, + 1 on the diagonal, / sigma
-    jac = yh[..., idx].unsqueeze(-1) * yh.unsqueeze(-2)
-    jac.mul_(-1.0 / m).sub_(1.0 / m)
-    jac[..., r, idx] += 1.0
-    return jac.div_(sigma.unsqueeze(-1))
+    # two passes over one (.., rows, m) buffer: (-y^_i / (m sigma)) y^_j, then - 1/(m sigma);
+    # + 1/sigma on the diagonal
+    c = (-1.0 / m) / sigma  # (.., 1)
+    jac = (yh[..., idx] * c).unsqueeze(-1) * yh.unsqueeze(-2)
+    jac.add_(c.unsqueeze(-1))
+    jac[..., r, idx] += 1.0 / sigma
+    return jac
 
 
 def _normalize(x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -71,7 +73,8 @@ def _max_rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     Overwrites `a` (a temporary: no copies of these large matrices; max |t| as max(max t, -min t),
     which reads t without writing an |t|)."""
     def max_abs(t: torch.Tensor) -> torch.Tensor:
-        return torch.maximum(t.amax(dim=(1, 2)), t.amin(dim=(1, 2)).neg())
+        lo, hi = torch.aminmax(t.flatten(1), dim=1)
+        return torch.maximum(hi, lo.neg())
 
     scale = max_abs(b)
     err = max_abs(a.sub_(b))
@@ -246,10 +249,11 @@ def unit_jacobian_errors(xs: torch.Tensor, eps: float, rows: torch.Tensor) -> tu
     x64, x32 = xs.double(), xs.float()
     stats = {torch.float64: (x64, *_unit_stats(x64, eps)[:2]), torch.float32: (x32, *_unit_stats(x32, eps)[:2])}
     _, _, sigma, yh = _unit_stats(x64, eps)
+    coef, inv_sigma = (-1.0 / m) / sigma, 1.0 / sigma  # closed_form_jacobian's, per unit
     step = max(2, CHUNK // max(1, m))
     pieces = -(-r // step)  # a unit's rows in this many chunks of near-equal size
     if pieces > 1 and r // pieces >= 2:
-        return _unit_chunks(stats, sigma, yh, rows, eps, pieces)
+        return _unit_chunks(stats, coef, inv_sigma, yh, rows, eps, pieces)
     unit = torch.arange(n, device=xs.device).repeat_interleave(r)  # channel -> its unit
     row = rows.reshape(-1)  # channel -> its row
     p = n * r
@@ -264,11 +268,12 @@ def unit_jacobian_errors(xs: torch.Tensor, eps: float, rows: torch.Tensor) -> tu
         u, rr = unit[a:b], row[a:b]
         c = b - a
         at = torch.arange(c, device=xs.device)
-        # closed_form_jacobian's row: -ŷ_r ŷ / m - 1/m, + 1 at r, / σ (its ops, entry for entry)
-        ref = yh[u, rr].unsqueeze(-1) * yh[u]
-        ref.mul_(-1.0 / m).sub_(1.0 / m)
-        ref[at, rr] += 1.0
-        ref.div_(sigma[u])
+        # closed_form_jacobian's row: (ŷ_r c) ŷ + c with c = -1/(mσ), + 1/σ at r (its ops, entry
+        # for entry)
+        cu = coef[u]
+        ref = (yh[u, rr] * cu[:, 0]).unsqueeze(-1) * yh[u]
+        ref.add_(cu)
+        ref[at, rr] += inv_sigma[u, 0]
         out[2, a:b] = _max_abs_rows(ref)
         for k, dt in enumerate((torch.float32, torch.float64)):
             x, mean, inv = stats[dt]
@@ -283,8 +288,8 @@ def unit_jacobian_errors(xs: torch.Tensor, eps: float, rows: torch.Tensor) -> tu
     return per_unit[0].amax(1), per_unit[1].amax(1), per_unit[2].amax(1)
 
 
-def _unit_chunks(stats: dict, sigma: torch.Tensor, yh: torch.Tensor, rows: torch.Tensor, eps: float,
-                 pieces: int) -> tuple[torch.Tensor, ...]:
+def _unit_chunks(stats: dict, coef: torch.Tensor, inv_sigma: torch.Tensor, yh: torch.Tensor,
+                 rows: torch.Tensor, eps: float, pieces: int) -> tuple[torch.Tensor, ...]:
     """unit_jacobian_errors where a unit's rows fill several chunks (large m): each chunk holds
     rows of one unit only, so the unit's values, ŷ and statistics are broadcast, not gathered,
     and every buffer (the unit's values repeated, the cotangents, the closed form's rows, the
@@ -300,23 +305,26 @@ def _unit_chunks(stats: dict, sigma: torch.Tensor, yh: torch.Tensor, rows: torch
     basis = {dt: torch.zeros(size * m, dtype=dt, device=dev) for dt in (f32, f64)}
     ref_buf = torch.empty(size, m, dtype=f64, device=dev)
     diff = torch.empty(size, m, dtype=f64, device=dev)
-    out = torch.empty(3, n, pieces, dtype=f64, device=dev)  # per (unit, chunk): e32, e64, scale
     base = torch.arange(size, device=dev) * m  # each channel's first entry in the flat buffers
+    # per (unit, chunk) and (e32, e64, scale): min and max of the difference (of the closed form
+    # for scale), written in place: no small tensors kept alive between the chunks' large buffers
+    lo = torch.empty(n * pieces * 3, dtype=f64, device=dev)
+    hi = torch.empty_like(lo)
+    j = 0
     for u in range(n):
-        yu, su = yh[u], sigma[u]
+        yu, cu, iu = yh[u], coef[u], inv_sigma[u]
         for dt in (f32, f64):
             xs_buf[dt].copy_(stats[dt][0][u].expand(size, m))
-        for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        for a, b in zip(bounds, bounds[1:]):
             c = b - a
             rr = rows[u, a:b]
             flat = base[:c] + rr  # (channel, its row) in the flat [c·m] buffers
-            # closed_form_jacobian's row: -ŷ_r ŷ / m - 1/m, + 1 at r, / σ (its ops, entry for entry)
-            ref = torch.mul(yu[rr].unsqueeze(-1), yu, out=ref_buf[:c])
-            ref.mul_(-1.0 / m).sub_(1.0 / m)
-            ref.view(-1).index_put_((flat,), torch.ones((), dtype=f64, device=dev), accumulate=True)
-            ref.div_(su)
-            out[2, u, i] = _max_abs(ref)
-            for k, dt in enumerate((f32, f64)):
+            # closed_form_jacobian's row: (ŷ_r c) ŷ + c with c = -1/(mσ), + 1/σ at r (its ops,
+            # entry for entry)
+            ref = torch.mul((yu[rr] * cu).unsqueeze(-1), yu, out=ref_buf[:c])
+            ref.add_(cu)
+            ref.view(-1).index_put_((flat,), iu, accumulate=True)
+            for dt in (f32, f64):
                 x, mean, inv = stats[dt]
                 cot = basis[dt][: c * m]
                 cot.index_fill_(0, flat, 1.0)
@@ -324,8 +332,16 @@ def _unit_chunks(stats: dict, sigma: torch.Tensor, yh: torch.Tensor, rows: torch
                     cot.view(1, c, m), xs_buf[dt][:c].unsqueeze(0), None, None, None, mean[u].expand(c),
                     inv[u].expand(c), True, eps, [True, False, False])
                 cot.index_fill_(0, flat, 0.0)
-                out[k, u, i] = _max_abs(torch.sub(gx[0], ref, out=diff[:c]))
-    return out[0].amax(1), out[1].amax(1), out[2].amax(1)
+                # float32 - float64: the float32 rows widened into a buffer first (what sub's type
+                # promotion does, without a new 1 MB temporary per chunk: those cost page faults)
+                torch.aminmax(diff[:c].copy_(gx[0]).sub_(ref) if dt is f32 else gx[0].sub_(ref),
+                              out=(lo[j], hi[j]))
+                j += 1
+            torch.aminmax(ref, out=(lo[j], hi[j]))
+            j += 1
+    # max |t| as _max_rel_err takes it: max(max t, −min t)
+    most = torch.maximum(hi, lo.neg()).view(n, pieces, 3).amax(1)  # [n, 3]
+    return most[:, 0], most[:, 1], most[:, 2]
 
 
 def _max_abs(t: torch.Tensor) -> torch.Tensor:

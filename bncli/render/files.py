@@ -76,6 +76,11 @@ def _write_one(i: int) -> list[Path]:
     return write_result_files(result, out_dir, fmt, size)
 
 
+def _size(result: CommandResult) -> int:
+    """What writing a result's files costs, roughly: its records' entries (due steps x probes)."""
+    return sum(len(r.steps) * (1 + len(r.probes)) for r in result.runs)
+
+
 def write_many_result_files(items: list[tuple[CommandResult, Path]], figure_format: str = "png",
                             figure_size: str = "page", jobs: int | None = None) -> list[list[Path]]:
     """write_result_files for several results (a batch's comparisons), in order. Their figures
@@ -100,6 +105,9 @@ def write_many_result_files(items: list[tuple[CommandResult, Path]], figure_form
 
     pyplot()  # imported once here; the forked workers inherit it
     _MANY[:] = [(r, d, figure_format, figure_size) for r, d in items]
+    # the largest first (a result's records by due step and probe: C9's 120 runs take ~10x a
+    # small comparison), so that it is not the one left running alone at the end
+    order = sorted(range(len(items)), key=lambda i: -_size(items[i][0]))
     try:
         try:
             pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"))
@@ -107,7 +115,8 @@ def write_many_result_files(items: list[tuple[CommandResult, Path]], figure_form
             return in_turn()
         try:
             with pool:
-                return list(pool.map(_write_one, range(len(items))))
+                done = dict(zip(order, pool.map(_write_one, order), strict=True))
+            return [done[i] for i in range(len(items))]
         except BrokenProcessPool:
             return in_turn()
     finally:
