@@ -196,11 +196,12 @@ def _execute(a: Any, spec: Any, out: Path | None, kw: dict[str, Any]) -> Result:
         from bncli.render.files import write_result_files
 
         fmt, size = kw.get("figure_format", "png"), kw.get("figure_size", "page")
-        write_result_files(result, out, figure_format=fmt, figure_size=size)
+        drawn: dict = {}  # the report takes the claim figures the plots/ folder just got
+        write_result_files(result, out, figure_format=fmt, figure_size=size, keep=drawn)
         if kw.get("report", True):
             from bncli.render.report_write import write_report
 
-            write_report(out, figure_format=fmt, figure_size=size)
+            write_report(out, figure_format=fmt, figure_size=size, drawings=drawn)
     return result
 
 

@@ -312,6 +312,15 @@ def test_sample_ci_smoke_batch_runs_end_to_end(tmp_path):
     assert (tmp_path / "o" / "batch.json").exists()
     for c in doc["comparisons"]:
         assert (tmp_path / "o" / c["path"] / "summary.json").exists()
+    # one colour per arm across the batch: the report's claim figures are the comparisons' own
+    # plots (taken, not drawn again), and `bncli report` draws them afresh byte for byte
+    files = tmp_path / "o" / "report_files"
+    report_figs = {p.name: p.read_bytes() for p in files.iterdir() if p.name != "regimes.png" and "_C9_" not in p.name}
+    plots = {p.read_bytes() for p in (tmp_path / "o").glob("*/*/plots/*.png")}
+    assert report_figs and set(report_figs.values()) <= plots
+    res = runner.invoke(app, ["report", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert {p.name: p.read_bytes() for p in files.iterdir() if p.name in report_figs} == report_figs
 
 
 @pytest.mark.parametrize("cmd", ["batch", "train"])

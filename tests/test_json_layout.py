@@ -51,8 +51,9 @@ def test_readable_json_refuses_what_strict_json_refuses():
 
 
 def test_readable_json_puts_series_on_one_line_and_indents_the_rest(tmp_path):
+    layer = {"mean": [0.1, 0.2], "pct": [[1, 2], [3, 4]]}
     doc = {"command": "lipschitz", "runs": [{"arm": "batchnorm", "train_loss": [1.0, 0.5, 0.25],
-                                             "probes": {"ics": {"layer1": {"mean": [0.1, 0.2], "pct": [[1, 2], [3, 4]]}}}}]}
+                                             "probes": {"ics": {"layer1": layer}}}]}
     atomic_write_json(tmp_path / "s.json", doc)
     text = (tmp_path / "s.json").read_text()
     assert json.loads(text) == doc and text.endswith("}\n")
@@ -107,7 +108,7 @@ def test_many_result_files_come_back_in_order_written_largest_first(tmp_path, mo
     whichever worker wrote them."""
     from bncli.render import files
 
-    def fake_write(result, out_dir, fmt="png", size="page"):
+    def fake_write(result, out_dir, fmt="png", size="page", colors=None, keep=None):
         out_dir.mkdir(parents=True)
         (out_dir / "summary.json").write_text(str(result.n))
         return [out_dir / "summary.json"]
@@ -137,3 +138,36 @@ def test_a_written_summary_reads_back_as_the_same_result(tmp_path, tiny_spec_dic
     write_result_files(result, tmp_path / "out")
     back = load_result(tmp_path / "out" / "summary.json")
     assert json.dumps(back.to_json()) == json.dumps(result.to_json())
+
+
+def test_the_report_takes_the_figures_drawn_for_the_result_files_and_they_equal_fresh_ones(
+        tmp_path, tiny_spec_dict_factory, monkeypatch):
+    """A subcommand's --out: the report's claim figures are the plots/ ones (not drawn again),
+    byte for byte what `bncli report` draws afresh; a figure of other colours is drawn anew."""
+    import bncli
+    from bncli.render import report_figures
+    from bncli.render.files import write_result_files
+    from bncli.render.report_write import write_report
+
+    result = bncli.run("train", tiny_spec_dict_factory(train={"steps": 8, "eval_every": 4}, seeds=2))
+    out = tmp_path / "out"
+    kept: dict = {}
+    write_result_files(result, out, keep=kept)
+    assert kept and all(key[0] == "." for key in kept)
+    drawn_tasks = []
+    real = report_figures.draw_all
+    monkeypatch.setattr(report_figures, "draw_all",
+                        lambda tasks, *a, **k: drawn_tasks.extend(tasks) or real(tasks, *a, **k))
+    write_report(out, drawings=kept)
+    assert [t for t in drawn_tasks if t[0] != "C9"] == []  # every one-result figure was taken
+    taken = {p.name: p.read_bytes() for p in (out / "report_files").iterdir()}
+    monkeypatch.setattr(report_figures, "draw_all", real)
+    write_report(out)  # drawn afresh
+    assert {p.name: p.read_bytes() for p in (out / "report_files").iterdir()} == taken
+    # other colours: not the same figure, so drawn again
+    other = {key[:2] + (tuple((a, "#000000") for a, _ in key[2]),) + key[3:]: d for key, d in kept.items()}
+    drawn_tasks.clear()
+    monkeypatch.setattr(report_figures, "draw_all",
+                        lambda tasks, *a, **k: drawn_tasks.extend(tasks) or real(tasks, *a, **k))
+    write_report(out, drawings=other)
+    assert len(drawn_tasks) == len(kept)

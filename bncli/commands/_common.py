@@ -421,12 +421,14 @@ def finish(
     if opts.out is not None:
         from bncli.render.files import write_result_files
 
+        drawn: dict = {}  # the report takes the claim figures the plots/ folder just got
         written = write_result_files(result, opts.out, figure_format=opts.figure_format,
-                                     figure_size=opts.figure_size)
+                                     figure_size=opts.figure_size, keep=drawn)
         if opts.report:
             from bncli.render.report_write import write_report
 
-            written += write_report(opts.out, figure_format=opts.figure_format, figure_size=opts.figure_size)
+            written += write_report(opts.out, figure_format=opts.figure_format, figure_size=opts.figure_size,
+                                    drawings=drawn)
         if not opts.quiet:
             stderr_console().print(f"wrote {len(written)} files to {opts.out}/")
     if result.interrupted:

@@ -230,6 +230,7 @@ def _output(run, opts: OutputOptions, junit: Path | None, detail: bool = False) 
     from bncli.render.batch import render_batch
 
     failed: OSError | None = None
+    drawn: dict = {}  # claim figures drawn for the comparisons' folders, which the report takes
     if opts.out is not None:
         from bncli.render.files import write_many_result_files
 
@@ -241,11 +242,19 @@ def _output(run, opts: OutputOptions, junit: Path | None, detail: bool = False) 
             if not is_inside(opts.out, opts.out / rel):  # expand() makes safe names; never write beside --out
                 raise UsageError(f"--out: comparison folder {rel} is not inside {opts.out}")
             todo.append((e, rel))
+        from bncli.render.figstyle import arm_colors, result_arms
+
+        # one colour per arm across the batch (the report's colours), so that the report takes
+        # the comparisons' claim figures as they are drawn here
+        colors = arm_colors(a for e, _ in todo for a in result_arms(e.result))
+        kept: list[dict] = []
         try:
             write_many_result_files([(e.result, opts.out / rel) for e, rel in todo],
-                                    figure_format=opts.figure_format, figure_size=opts.figure_size)
+                                    figure_format=opts.figure_format, figure_size=opts.figure_size,
+                                    colors=colors, keep=kept)
             for e, rel in todo:
                 e.path = str(rel)
+            drawn = {(str(rel), *key[1:]): d for (_, rel), k in zip(todo, kept, strict=True) for key, d in k.items()}
         except OSError as exc:
             failed = exc
     doc = run.to_json()
@@ -255,7 +264,8 @@ def _output(run, opts: OutputOptions, junit: Path | None, detail: bool = False) 
             if opts.report:
                 from bncli.render.report_write import write_report
 
-                write_report(opts.out, figure_format=opts.figure_format, figure_size=opts.figure_size)
+                write_report(opts.out, figure_format=opts.figure_format, figure_size=opts.figure_size,
+                             drawings=drawn)
         except OSError as exc:
             failed = exc
     if junit is not None:

@@ -240,11 +240,14 @@ def _claims_of(doc: Doc) -> list[str]:
 
 
 def build_sections(docs: Sequence[Doc], colors: dict[str, str], jobs: int | None = None,
-                   figure_format: str = "png", figure_size: str = "page") -> list[Section]:
+                   figure_format: str = "png", figure_size: str = "page",
+                   drawings: dict | None = None) -> list[Section]:
     """Per claim id (C1..C9 order), per document: its figure and its verdicts. C9's figure is one
-    per comparison (it needs measure-ics's shift and lipschitz's smoothness side by side)."""
+    per comparison (it needs measure-ics's shift and lipschitz's smoothness side by side).
+    `drawings`: figures this process already drew for the folder's result files
+    (report_figures.figure_key): those are taken, not drawn again."""
     from bncli.render.figures import caption, caption_text
-    from bncli.render.report_figures import Task, draw_all
+    from bncli.render.report_figures import Task, draw_all, figure_key
 
     by_claim: dict[str, list[Doc]] = {}
     for d in docs:
@@ -271,7 +274,19 @@ def build_sections(docs: Sequence[Doc], colors: dict[str, str], jobs: int | None
             rows.append((d, len(tasks) - 1))
         plan.append((Section(cid, stmt), rows))
     html_fmt = "svg" if figure_format == "svg" else "png"
-    drawn = draw_all(tasks, [d.result for d in docs], colors, jobs, (figure_format, html_fmt), figure_size)
+    formats = (figure_format, html_fmt)
+    taken: dict[int, Any] = {}
+    for t, (cid, idx, heading) in enumerate(tasks):
+        if drawings and cid != "C9" and not heading:
+            d = docs[idx[0]]
+            hit = drawings.get(figure_key(d.rel, cid, d.result, colors, formats, figure_size))
+            if hit is not None:
+                taken[t] = hit
+    rest = [t for t in range(len(tasks)) if t not in taken]
+    fresh = draw_all([tasks[t] for t in rest], [d.result for d in docs], colors, jobs, formats, figure_size)
+    drawn = [taken[t] if t in taken else None for t in range(len(tasks))]
+    for t, d in zip(rest, fresh, strict=True):
+        drawn[t] = d
     sections = []
     for sec, rows in plan:
         for d, t in rows:
@@ -389,8 +404,8 @@ def provenance(docs: Sequence[Doc], batch: dict[str, Any] | None) -> dict[str, A
 
 
 def build_report(folder: Path, jobs: int | None = None, figure_format: str = "png",
-                 figure_size: str = "page") -> Report:
-    """Read a result folder and draw everything the report shows."""
+                 figure_size: str = "page", drawings: dict | None = None) -> Report:
+    """Read a result folder and draw everything the report shows (`drawings`: build_sections's)."""
     from bncli.render.figstyle import arm_colors, result_arms
 
     kind, docs, batch, problems = load_documents(folder)
@@ -406,5 +421,5 @@ def build_report(folder: Path, jobs: int | None = None, figure_format: str = "pn
     judged = set(seen)  # the grid's columns: claims these documents judge (not every registered one)
     return Report(title, kind, folder, docs, batch, problems, regimes,
                   [c for c in _claim_order(seen) if c in judged], verdicts,
-                  build_sections(docs, colors, jobs, figure_format, figure_size), provenance(docs, batch),
+                  build_sections(docs, colors, jobs, figure_format, figure_size, drawings), provenance(docs, batch),
                   regime_png(docs))

@@ -17,6 +17,21 @@ Drawn = tuple[dict[str, bytes], list[str], float]
 
 _STATE: dict[str, Any] = {}  # what workers read: set before forking, so never pickled
 
+# Figures already drawn in this process for a folder's result files (render.files), by
+# figure_key: the report of the same folder takes them instead of drawing them again.
+Drawings = dict[tuple[Any, ...], Drawn]
+
+
+def figure_key(rel: str, claim: str, result: CommandResult, colors: dict[str, str],
+               formats: Sequence[str], size: str) -> tuple[Any, ...]:
+    """What a one-result figure depends on besides its result's records: the result's folder
+    (relative to the report's), the claim, the colours of the result's own arms, the formats
+    and the size. Equal keys in one output step draw equal figures."""
+    from bncli.render.figstyle import result_arms
+
+    return (str(rel), claim, tuple((a, colors.get(a)) for a in result_arms(result)),
+            tuple(dict.fromkeys(formats)), size)
+
 
 def _encoded(fig: Any) -> tuple[dict[str, bytes], float]:
     from bncli.render.figstyle import figure_bytes

@@ -11,12 +11,15 @@ from bncli.render.report import FILES_DIR, FORMATS, build_report
 
 
 def write_report(folder: Path, formats: Sequence[str] = FORMATS, jobs: int | None = None,
-                 figure_format: str = "png", figure_size: str = "page") -> list[Path]:
+                 figure_format: str = "png", figure_size: str = "page",
+                 drawings: dict | None = None) -> list[Path]:
     """Write report.md (+ report_files/*.png|svg|pdf) and/or report.html (one self-contained file)
     into `folder`, from its summary.json or batch.json; return the paths written. `jobs`:
     processes drawing figures (default: one per core once there are several figures; 1: in this
     process). `figure_format`: the files' format (report.html embeds PNG, or SVG for svg);
-    `figure_size`: page (about 7 in wide) or column (about 3.3 in)."""
+    `figure_size`: page (about 7 in wide) or column (about 3.3 in). `drawings`: figures this
+    process drew for the folder's result files just before (render.files keep=, keyed by
+    report_figures.figure_key): taken instead of drawn again."""
     from bncli.io import atomic_write_bytes, atomic_write_text
     from bncli.render.figstyle import FORMATS as FIGURE_FORMATS
     from bncli.render.figstyle import WIDTHS
@@ -31,7 +34,7 @@ def write_report(folder: Path, formats: Sequence[str] = FORMATS, jobs: int | Non
                          f"{', '.join(FIGURE_FORMATS)} / {', '.join(WIDTHS)}")
     folder = Path(folder)
     # html alone embeds its figures: only md needs the files (and the figure format)
-    report = build_report(folder, jobs, figure_format if "md" in formats else "png", figure_size)
+    report = build_report(folder, jobs, figure_format if "md" in formats else "png", figure_size, drawings)
     written: list[Path] = []
     if "md" in formats:
         from bncli.io import remove_file, remove_matching
