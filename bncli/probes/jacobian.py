@@ -72,9 +72,8 @@ def _max_rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     """rel_err of each unit's matrix (a, b: (U, rows, m)), the largest over the units.
     Overwrites `a` (a temporary: no copies of these large matrices; max |t| as max(max t, -min t),
     which reads t without writing an |t|)."""
-    def max_abs(t: torch.Tensor) -> torch.Tensor:
-        lo, hi = torch.aminmax(t.flatten(1), dim=1)
-        return torch.maximum(hi, lo.neg())
+    def max_abs(t: torch.Tensor) -> torch.Tensor:  # (aminmax over a dim measured 2-3x slower here)
+        return torch.maximum(t.amax(dim=(1, 2)), t.amin(dim=(1, 2)).neg())
 
     scale = max_abs(b)
     err = max_abs(a.sub_(b))
