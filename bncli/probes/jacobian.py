@@ -343,11 +343,6 @@ def _unit_chunks(stats: dict, coef: torch.Tensor, inv_sigma: torch.Tensor, yh: t
     return most[:, 0], most[:, 1], most[:, 2]
 
 
-def _max_abs(t: torch.Tensor) -> torch.Tensor:
-    """max |t| over all of t, as _max_rel_err takes it (max(max t, −min t))."""
-    return torch.maximum(t.amax(), t.amin().neg())
-
-
 def _max_abs_rows(t: torch.Tensor) -> torch.Tensor:
     return torch.maximum(t.amax(1), t.amin(1).neg())
 
