@@ -87,10 +87,8 @@ class LpNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u = _units(x)
-        if self.training:
-            mu = u.mean(0)
-            c = u - mu
-            s = lp_unit_scale(c, self.p) if self.scope == "unit" else lp_scale(c, self.p)
+        if self.training:  # the block's maths is the fused groups' too (lp_block_forward)
+            y, mu, _, s, _, _ = lp_block_forward(u, self.weight, self.bias, self.p, self.scope == "unit", self.eps)
             # in place, like BN's running statistics (probes hand in buffer copies); not lerp_,
             # which torch.func.vmap has no batching rule for
             m = self.momentum
@@ -98,9 +96,8 @@ class LpNorm(nn.Module):
             self.running_scale.mul_(1.0 - m).add_(s.detach(), alpha=m)
         else:
             c = u - self.running_mean
-            s = self.running_scale
-        inv = 1.0 / (s + self.eps)
-        y = c * inv if self.weight is None else torch.addcmul(self.bias, c, self.weight * inv)
+            inv = 1.0 / (self.running_scale + self.eps)
+            y = c * inv if self.weight is None else torch.addcmul(self.bias, c, self.weight * inv)
         if x.dim() == 2:
             return y
         return y.reshape(x.shape[0], *x.shape[2:], x.shape[1]).movedim(-1, 1)
